@@ -1,0 +1,59 @@
+"""Denoising autoencoder: a small U-Net (encoder with down-sampling, decoder with up-sampling,
+skip connections) that predicts the noise, with the residual step ``clean = noisy - noise`` visible
+in ``forward``.
+
+The noise level is an input (FFDNet-style noise map), so the runtime can expose a strength
+control. Sized by ``width`` so one file serves both the quality and the fast models.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def conv(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
+
+
+class Block(nn.Sequential):
+    """``depth`` 3x3 conv + ReLU layers at one scale."""
+
+    def __init__(self, cin: int, cout: int, depth: int) -> None:
+        layers: list[nn.Module] = []
+        for i in range(depth):
+            layers += [conv(cin if i == 0 else cout, cout), nn.ReLU(inplace=True)]
+        super().__init__(*layers)
+
+
+class UNetDAE(nn.Module):
+    def __init__(self, channels: int = 3, width: int = 16, depths: tuple[int, int, int] = (1, 2, 4)) -> None:
+        super().__init__()
+        w1, w2, w3 = width, 2 * width, 4 * width
+        d1, d2, d3 = depths
+        self.channels = channels
+        self.enc1 = Block(channels + 1, w1, d1)
+        self.down1 = nn.Sequential(conv(w1, w2, stride=2), nn.ReLU(inplace=True))
+        self.enc2 = Block(w2, w2, d2)
+        self.down2 = nn.Sequential(conv(w2, w3, stride=2), nn.ReLU(inplace=True))
+        self.bottom = Block(w3, w3, d3)
+        self.up2 = nn.ConvTranspose2d(w3, w2, 2, stride=2)
+        self.dec2 = Block(2 * w2, w2, d2)
+        self.up1 = nn.ConvTranspose2d(w2, w1, 2, stride=2)
+        self.dec1 = Block(2 * w1, w1, d1)
+        self.head = nn.Conv2d(w1, channels, 3, padding=1)
+
+    # Two stride-2 stages: height and width must be multiples of 4.
+    size_multiple = 4
+
+    def forward(self, noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """``noisy``: (N, C, H, W) in [0, 1]; ``sigma``: (N, 1) noise std on the same scale."""
+        n, _, h, w = noisy.shape
+        noise_map = sigma.reshape(n, 1, 1, 1).expand(n, 1, h, w)
+        e1 = self.enc1(torch.cat([noisy, noise_map], dim=1))
+        e2 = self.enc2(self.down1(e1))
+        b = self.bottom(self.down2(e2))
+        d2 = self.dec2(torch.cat([self.up2(b), e2], dim=1))
+        d1 = self.dec1(torch.cat([self.up1(d2), e1], dim=1))
+        noise = self.head(d1)
+        return noisy - noise  # the residual step: the network estimates the noise, not the image

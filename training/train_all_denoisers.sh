@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Train every shipped denoiser and the plain baseline, one after another (2 cores: never two at once).
+# Reproduces exported/: python -m training.export_denoiser runs/<name>/best.pt after each.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for name in denoise-color denoise-gray denoise-color-fast denoise-gray-fast plain-cae-gray plain-cae-color; do
+  python -m training.train_denoiser "training/configs/$name.json" --out runs
+done

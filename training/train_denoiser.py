@@ -1,0 +1,193 @@
+"""Train a denoiser from a JSON config with a fixed seed; log, checkpoint, resume.
+
+    python -m training.train_denoiser training/configs/denoise-color.json [--steps N] [--out runs/]
+
+Writes ``runs/<name>/``: ``log.csv`` (step, loss, validation PSNR), ``loss.png``,
+``checkpoint.pt`` (every epoch, resumed automatically) and ``best.pt``. Export with
+``python -m training.export_denoiser runs/<name>/best.pt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training import data, noise
+from training.nets import build
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+@dataclass(frozen=True)
+class DenoiserConfig:
+    name: str
+    network: str
+    channels: int
+    train_dirs: list[str]
+    network_args: dict[str, object] = field(default_factory=dict)
+    holdout: int = 8  # images of the training folders kept aside for validation
+    patch: int = 64
+    batch: int = 32
+    steps: int = 4000
+    steps_per_epoch: int = 250
+    lr: float = 1e-3
+    sigma_max: float = 55.0  # on the 0-255 scale
+    camera_fraction: float = 0.25
+    val_sigma: float = 25.0
+    seed: int = 0
+    description: str = ""
+
+    @staticmethod
+    def load(path: str | Path) -> DenoiserConfig:
+        return DenoiserConfig(**json.loads(Path(path).read_text()))
+
+
+def resolve(folder: str) -> Path:
+    """Config folders are relative to ``../shared/data`` unless absolute."""
+    p = Path(folder)
+    return p if p.is_absolute() else SHARED / p
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((np.clip(a, 0, 1) - b) ** 2))
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
+
+
+def evaluate(model: torch.nn.Module, images: list[np.ndarray], sigma: float, seed: int) -> float:
+    rng = np.random.default_rng(seed)
+    scores = []
+    model.eval()
+    with torch.no_grad():
+        for im in images:
+            h, w = (s - s % 4 for s in im.shape[:2])
+            clean = im[:h, :w].transpose(2, 0, 1)[None]
+            noisy = clean + rng.standard_normal(clean.shape, dtype=np.float32) * (sigma / 255)
+            out = model(torch.from_numpy(noisy), torch.tensor([[sigma / 255]], dtype=torch.float32))
+            scores.append(psnr(out.numpy(), clean))
+    model.train()
+    return float(np.mean(scores))
+
+
+def plot_log(log_path: Path, out: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # the plot is a convenience; the CSV is the record
+        return
+    rows = list(csv.DictReader(log_path.open()))
+    if not rows:
+        return
+    steps = [int(r["step"]) for r in rows]
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
+    ax[0].plot(steps, [float(r["loss"]) for r in rows])
+    ax[0].set(xlabel="step", ylabel="training loss (L1)", yscale="log")
+    ax[1].plot(steps, [float(r["val_psnr"]) for r in rows])
+    ax[1].set(xlabel="step", ylabel="validation PSNR (dB)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+
+
+def train(cfg: DenoiserConfig, out_root: Path, threads: int = 2) -> Path:
+    torch.set_num_threads(threads)
+    run = out_root / cfg.name
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+
+    files = [p for d in cfg.train_dirs for p in data.list_images(resolve(d))]
+    split = np.random.default_rng(cfg.seed).permutation(len(files))
+    val_files = [files[i] for i in split[: cfg.holdout]]
+    train_files = [files[i] for i in split[cfg.holdout :]]
+    train_images = [data.load_image(p, cfg.channels) for p in train_files]
+    val_images = [data.load_image(p, cfg.channels) for p in val_files]
+
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed + 1)
+    model = build(cfg.network, channels=cfg.channels, **cfg.network_args)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    warmup = max(1, cfg.steps // 50)
+    # Linear warm-up, then cosine decay to zero at ``steps``.
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps))
+    )
+    step, best = 0, -1.0
+    ckpt_path = run / "checkpoint.pt"
+    if ckpt_path.exists():  # resume exactly where the last run stopped
+        ckpt = torch.load(ckpt_path, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        sched.load_state_dict(ckpt["sched"])
+        rng.bit_generator.state = ckpt["rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        step, best = ckpt["step"], ckpt["best"]
+        print(f"resumed {cfg.name} at step {step}", flush=True)
+    sampler = data.PatchSampler(train_images, cfg.patch, rng)
+    log_path = run / "log.csv"
+    if step == 0:
+        log_path.write_text("step,loss,val_psnr,seconds\n")
+
+    t0, running = time.time(), []
+    while step < cfg.steps:
+        clean = sampler.batch(cfg.batch)
+        noisy, sigma = noise.mixed(clean, rng, cfg.sigma_max / 255, cfg.camera_fraction)
+        out = model(torch.from_numpy(noisy), torch.from_numpy(sigma))
+        loss = torch.nn.functional.l1_loss(out, torch.from_numpy(clean))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        step += 1
+        running.append(loss.item())
+        if step % cfg.steps_per_epoch == 0 or step == cfg.steps:
+            val = evaluate(model, val_images, cfg.val_sigma, cfg.seed)
+            with log_path.open("a") as f:
+                f.write(f"{step},{np.mean(running):.6f},{val:.3f},{time.time() - t0:.1f}\n")
+            eta = (time.time() - t0) / max(1, len(running)) * (cfg.steps - step)
+            print(f"{cfg.name} step {step}/{cfg.steps} loss {np.mean(running):.5f} "
+                  f"val PSNR@{cfg.val_sigma:g} {val:.2f} dB  ETA {eta / 60:.1f} min", flush=True)
+            running = []
+            state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                     "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                     "step": step, "best": max(best, val), "config": asdict(cfg)}
+            if val > best:
+                best = val
+                torch.save({"model": model.state_dict(), "config": asdict(cfg), "step": step,
+                            "val_psnr": val}, run / "best.pt")
+            torch.save(state, run / "checkpoint.tmp")
+            (run / "checkpoint.tmp").replace(ckpt_path)
+            plot_log(log_path, run / "loss.png")
+    return run / "best.pt"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("config", help="JSON config (see training/configs/)")
+    ap.add_argument("--out", default="runs", help="folder for run outputs (default: runs/)")
+    ap.add_argument("--steps", type=int, help="override the number of steps (quick tries)")
+    ap.add_argument("--train-dir", action="append", help="train on this folder of clean images instead")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    cfg = DenoiserConfig.load(args.config)
+    overrides: dict[str, object] = {}
+    if args.steps:
+        overrides["steps"] = args.steps
+    if args.train_dir:
+        overrides["train_dirs"] = [str(Path(d).resolve()) for d in args.train_dir]
+    if overrides:
+        cfg = DenoiserConfig(**{**asdict(cfg), **overrides})
+    best = train(cfg, Path(args.out), args.threads)
+    print(f"best checkpoint: {best}")
+
+
+if __name__ == "__main__":
+    main()
