@@ -1,0 +1,37 @@
+# The two commands of the README. Each sets up what it needs on a fresh machine.
+#   make demo  - runtime-only venv (no torch), denoise the bundled sample photos
+#   make test  - full dev venv (torch CPU wheel first), run the whole pytest suite
+PYTHON ?= python3
+DEMO_VENV := .venv-demo
+DEV_VENV := .venv
+# torch is pinned and installed before anything that depends on it: the CPU wheel, never CUDA.
+TORCH := torch==2.13.0
+
+.PHONY: demo test lint clean
+
+$(DEMO_VENV)/.stamp: pyproject.toml $(wildcard edge_ae/*.py edge_ae/cli/*.py exported/*)
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(DEMO_VENV)/bin/python -m pip install --quiet .
+	touch $@
+
+demo: $(DEMO_VENV)/.stamp
+	$(DEMO_VENV)/bin/edge-ae denoise samples/noisy -o demo-output/denoised --compare demo-output/before-after --overwrite
+	@echo "cleaned images:           $(CURDIR)/demo-output/denoised"
+	@echo "before | after pictures:  $(CURDIR)/demo-output/before-after"
+
+$(DEV_VENV)/.stamp: pyproject.toml
+	$(PYTHON) -m venv $(DEV_VENV)
+	$(DEV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(DEV_VENV)/bin/python -m pip install --quiet $(TORCH)
+	$(DEV_VENV)/bin/python -m pip install --quiet -e ".[train,dev]"
+	touch $@
+
+test: $(DEV_VENV)/.stamp
+	$(DEV_VENV)/bin/python -m pytest -q
+
+lint: $(DEV_VENV)/.stamp
+	$(DEV_VENV)/bin/python -m ruff check .
+
+clean:
+	rm -rf $(DEMO_VENV) $(DEV_VENV) demo-output build *.egg-info

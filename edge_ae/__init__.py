@@ -1,0 +1,27 @@
+"""edge-ae runtime: denoise camera frames and flag visual anomalies with ONNX autoencoders.
+
+numpy + onnxruntime + OpenCV only; never imports torch.
+"""
+
+from edge_ae.contract import ModelSpec
+from edge_ae.denoiser import Denoiser
+from edge_ae.errors import EdgeAEError, ImageError, ModelError
+from edge_ae.model import LoadedModel, load_model
+from edge_ae.noise_level import estimate_sigma
+from edge_ae.registry import ModelEntry, list_models
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Denoiser",
+    "EdgeAEError",
+    "ImageError",
+    "LoadedModel",
+    "ModelEntry",
+    "ModelError",
+    "ModelSpec",
+    "__version__",
+    "estimate_sigma",
+    "list_models",
+    "load_model",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from edge_ae.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The ``edge-ae`` command line: each command is a few lines over the library."""

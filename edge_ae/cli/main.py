@@ -1,0 +1,39 @@
+"""Entry point: ``edge-ae`` / ``python -m edge_ae``. User mistakes end in a one-line message
+and exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from edge_ae import __version__
+from edge_ae.cli import denoise, models
+from edge_ae.errors import EdgeAEError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge-ae", description="Denoise images and flag visual anomalies with ONNX autoencoders.")
+    parser.add_argument("--version", action="version", version=f"edge-ae {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    denoise.add_parser(sub)
+    models.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (EdgeAEError, argparse.ArgumentTypeError) as exc:
+        print(f"edge-ae: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nedge-ae: interrupted; finished outputs are kept, nothing is half-written", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

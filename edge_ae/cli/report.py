@@ -1,0 +1,28 @@
+"""Shared rendering of a batch run: progress, one line per problem, and a summary."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from edge_ae import batch
+from edge_ae.cli.progress import Progress
+
+
+def run_and_report(plan: batch.Plan, job: batch.JobFactory, *, jobs: int, verb: str, out_dir: Path) -> int:
+    """Run ``plan`` and print a summary; exit code 1 if any file failed, else 0."""
+    counts = {"done": 0, "skipped": 0, "failed": 0}
+    progress = Progress(len(plan.tasks), label=f"{verb} ")
+    for problem in plan.problems:
+        counts[problem.status] += 1
+        if problem.status == "failed":
+            progress.note(f"failed: {problem.message}")
+    for outcome in batch.run(plan.tasks, job, jobs=jobs):
+        counts[outcome.status] += 1
+        if outcome.status == "failed":
+            progress.note(f"failed: {outcome.message}")
+        progress.advance()
+    progress.close()
+    skipped = f", {counts['skipped']} skipped (exist already; --overwrite replaces them)" if counts["skipped"] else ""
+    print(f"{counts['done']} {verb}, {counts['failed']} failed{skipped} -> {out_dir}", file=sys.stdout)
+    return 1 if counts["failed"] else 0

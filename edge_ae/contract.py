@@ -1,0 +1,142 @@
+"""The model contract: the edge-ae metadata every model file carries, read once into a typed,
+frozen object and validated at load. ``docs/MODEL_CONTRACT.md`` is the prose reference.
+
+The metadata is one JSON document stored in the ONNX ``metadata_props`` under the key
+``edge_ae``. Training writes it (``ModelSpec.to_json``); the runtime reads it
+(``ModelSpec.from_json``) and refuses what it cannot use.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from edge_ae.errors import ModelError
+
+METADATA_KEY = "edge_ae"
+SCHEMA_VERSION = 1
+KINDS = ("denoiser", "anomaly", "autoencoder", "encoder", "decoder")
+COLOR_ORDERS = {1: "GRAY", 3: "BGR"}
+
+# Graph input and output names, fixed per kind so the runtime never guesses.
+IO_NAMES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "denoiser": (("image", "sigma"), ("denoised",)),
+    "anomaly": (("image",), ("anomaly_map", "score")),
+    "autoencoder": (("image",), ("reconstruction",)),
+    "encoder": (("image",), ("latent",)),
+    "decoder": (("latent",), ("image",)),
+}
+
+
+@dataclass(frozen=True)
+class AnomalyCalibration:
+    """How an anomaly model's image score is turned into a verdict."""
+
+    threshold: float  # score above which an image is anomalous
+    score_mean: float  # statistics of scores on held-out normal images
+    score_std: float
+    target_fpr: float | None = None  # false-positive rate the threshold was chosen for, if so
+    method: str = "fpr"  # "fpr" (quantile of normal scores) or "f1" (best F1 on labelled validation)
+    n_images: int = 0  # how many images the calibration saw
+
+    def normalized(self, score: float) -> float:
+        """Map a raw score so that the threshold sits at 0.5 (a logistic on the standardised
+        distance to the threshold); monotone in the raw score."""
+        import math
+
+        scale = self.score_std if self.score_std > 0 else 1.0
+        z = (score - self.threshold) / scale
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the runtime needs to use a model correctly."""
+
+    name: str
+    kind: str
+    channels: int
+    color_order: str
+    value_range: tuple[float, float] = (0.0, 1.0)
+    size_multiple: int = 1
+    receptive_field: int = 1  # pixels across; tiles overlap by at least this much
+    input_size: tuple[int, int] | None = None  # fixed (height, width) for models that need one
+    noise_input: bool = False  # denoiser takes a ``sigma`` input (noise std on the value range)
+    noise_levels: tuple[float, float] | None = None  # sigma range trained on, 0-255 scale
+    latent_dim: int | None = None
+    parts: dict[str, str] = field(default_factory=dict)  # companion graphs, e.g. {"encoder": "x-encoder.onnx"}
+    anomaly: AnomalyCalibration | None = None
+    description: str = ""
+    provenance: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.kind not in KINDS:
+            problems.append(f"kind must be one of {', '.join(KINDS)}, found {self.kind!r}")
+        if self.channels not in COLOR_ORDERS:
+            problems.append(f"channels must be 1 or 3, found {self.channels!r}")
+        elif self.color_order != COLOR_ORDERS[self.channels]:
+            problems.append(
+                f"color_order must be {COLOR_ORDERS[self.channels]!r} for {self.channels} channel(s), "
+                f"found {self.color_order!r}"
+            )
+        if tuple(self.value_range) != (0.0, 1.0):
+            problems.append(f"value_range must be [0, 1], found {list(self.value_range)}")
+        if not isinstance(self.size_multiple, int) or self.size_multiple < 1:
+            problems.append(f"size_multiple must be a positive integer, found {self.size_multiple!r}")
+        if not isinstance(self.receptive_field, int) or self.receptive_field < 1:
+            problems.append(f"receptive_field must be a positive integer, found {self.receptive_field!r}")
+        if self.kind == "anomaly" and self.anomaly is None:
+            problems.append("an anomaly model needs its 'anomaly' calibration (threshold, score statistics)")
+        if self.kind in ("encoder", "decoder") and not self.latent_dim:
+            problems.append(f"an {self.kind} model needs 'latent_dim'")
+        if problems:
+            raise ModelError(f"model {self.name!r}: invalid edge-ae metadata: " + "; ".join(problems))
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return IO_NAMES[self.kind][0]
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return IO_NAMES[self.kind][1]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str, *, source: str = "model") -> ModelSpec:
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"{source}: edge-ae metadata is not valid JSON ({exc})") from None
+        if not isinstance(raw, dict):
+            raise ModelError(f"{source}: edge-ae metadata must be a JSON object, found {type(raw).__name__}")
+        version = raw.get("schema_version")
+        if not isinstance(version, int):
+            raise ModelError(f"{source}: edge-ae metadata has no integer schema_version")
+        if version > SCHEMA_VERSION:
+            raise ModelError(
+                f"{source}: edge-ae metadata schema {version} is newer than this runtime understands "
+                f"(up to {SCHEMA_VERSION}); upgrade edge-ae"
+            )
+        known = {f.name for f in fields(ModelSpec)}
+        missing = [k for k in ("name", "kind", "channels", "color_order") if k not in raw]
+        if missing:
+            raise ModelError(f"{source}: edge-ae metadata lacks {', '.join(missing)}")
+        # Unknown keys are ignored so that minor additions stay readable by older runtimes.
+        values = {k: v for k, v in raw.items() if k in known}
+        for key in ("value_range", "input_size", "noise_levels"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
+        if values.get("anomaly") is not None:
+            try:
+                values["anomaly"] = AnomalyCalibration(**values["anomaly"])
+            except TypeError as exc:
+                raise ModelError(f"{source}: invalid anomaly calibration ({exc})") from None
+        try:
+            return ModelSpec(**values)
+        except TypeError as exc:
+            raise ModelError(f"{source}: invalid edge-ae metadata ({exc})") from None

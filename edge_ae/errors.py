@@ -1,0 +1,14 @@
+"""Exceptions the runtime raises for user mistakes. The CLI turns them into one-line messages;
+library code never prints or exits."""
+
+
+class EdgeAEError(Exception):
+    """Base class: a problem the user can fix (bad model, bad image, bad argument)."""
+
+
+class ModelError(EdgeAEError):
+    """A model file that is missing, not ONNX, or does not meet the edge-ae contract."""
+
+
+class ImageError(EdgeAEError):
+    """An image of a shape, dtype or content the runtime cannot use."""

@@ -1,0 +1,85 @@
+"""Loading a model: resolve a name or path, read and validate its contract, build one
+onnxruntime session, and check the graph's inputs and outputs against the contract."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from edge_ae.contract import METADATA_KEY, ModelSpec
+from edge_ae.errors import ModelError
+from edge_ae.registry import resolve_model
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModel:
+    """A validated model and its inference session; build once, reuse for every frame."""
+
+    spec: ModelSpec
+    path: Path
+    session: ort.InferenceSession
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(list(self.spec.output_names), feeds)
+
+
+def make_session(path: Path, threads: int | None) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: warnings are not the user's business
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises several private exception types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path}: not a usable ONNX model ({first})") from None
+
+
+def read_spec(session: ort.InferenceSession, source: str) -> ModelSpec:
+    meta = session.get_modelmeta().custom_metadata_map
+    if METADATA_KEY not in meta:
+        raise ModelError(
+            f"{source}: no edge-ae metadata (key {METADATA_KEY!r} in the ONNX metadata_props); "
+            "export models with training/export_*.py or see docs/MODEL_CONTRACT.md"
+        )
+    return ModelSpec.from_json(meta[METADATA_KEY], source=source)
+
+
+def check_graph(spec: ModelSpec, session: ort.InferenceSession, source: str) -> None:
+    inputs = {i.name: i for i in session.get_inputs()}
+    outputs = {o.name for o in session.get_outputs()}
+    wanted_in = [n for n in spec.input_names if n != "sigma" or spec.noise_input]
+    missing = [n for n in wanted_in if n not in inputs] + [n for n in spec.output_names if n not in outputs]
+    if missing:
+        raise ModelError(
+            f"{source}: a {spec.kind} model needs graph inputs {wanted_in} and outputs "
+            f"{list(spec.output_names)}; found inputs {sorted(inputs)} and outputs {sorted(outputs)}"
+        )
+    image = inputs.get("image")
+    if image is not None and len(image.shape) == 4 and isinstance(image.shape[1], int):
+        if image.shape[1] != spec.channels:
+            raise ModelError(
+                f"{source}: metadata says {spec.channels} channel(s) but the graph's image input "
+                f"has {image.shape[1]}"
+            )
+
+
+def load_model(model: str | Path, *, kind: str | tuple[str, ...] | None = None, threads: int | None = None) -> LoadedModel:
+    """Load a shipped model by name or any edge-ae ONNX file by path.
+
+    ``kind`` restricts what is accepted (e.g. ``"denoiser"``); a model of another kind is
+    refused with a message naming both."""
+    path, source = resolve_model(model)
+    session = make_session(path, threads)
+    spec = read_spec(session, source)
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if kinds is not None and spec.kind not in kinds:
+        raise ModelError(f"{source}: expected a {' or '.join(kinds)} model, found a {spec.kind} model")
+    check_graph(spec, session, source)
+    return LoadedModel(spec=spec, path=path, session=session)

@@ -1,0 +1,125 @@
+"""Export a trained denoiser checkpoint to ONNX under the edge-ae contract.
+
+    python -m training.export_denoiser runs/denoise-color/best.pt [--out exported/]
+
+Clipping to [0, 1] is part of the exported graph, so the runtime cannot forget it. The
+receptive field is measured (gradient of one output pixel), not assumed. Parity with PyTorch
+is checked on real validation images when ``../shared`` is present, else on synthetic ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edge_ae.contract import COLOR_ORDERS, ModelSpec
+from training import data
+from training.nets import build
+from training.onnx_export import EXPORTED, check_parity, export, provenance, update_manifest
+from training.train_denoiser import SHARED, DenoiserConfig
+
+
+class DenoiserGraph(torch.nn.Module):
+    """What ships: the network plus the fixed post-processing (clip to the value range)."""
+
+    def __init__(self, net: torch.nn.Module, noise_input: bool) -> None:
+        super().__init__()
+        self.net = net
+        self.noise_input = noise_input
+
+    def forward(self, image: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
+        if sigma is None:
+            sigma = torch.zeros(image.shape[0], 1)
+        return torch.clamp(self.net(image, sigma), 0.0, 1.0)
+
+
+def measure_receptive_field(net: torch.nn.Module, channels: int, size: int = 192) -> int:
+    """Width in pixels of the input region that influences one output pixel (centre of a
+    ``size`` x ``size`` input), measured from gradients."""
+    net.eval()
+    x = torch.rand(1, channels, size, size, requires_grad=True)
+    out = net(x, torch.full((1, 1), 0.1))
+    out[0, :, size // 2, size // 2].sum().backward()
+    grad = x.grad.abs().sum(dim=(0, 1))
+    rows = torch.nonzero(grad.sum(dim=1)).flatten()
+    cols = torch.nonzero(grad.sum(dim=0)).flatten()
+    rf = int(max(rows.max() - rows.min(), cols.max() - cols.min())) + 1
+    if rf >= size - 2:
+        raise ValueError(f"receptive field fills the {size}px probe; raise the probe size")
+    return rf
+
+
+def parity_images(channels: int, rng: np.random.Generator) -> list[np.ndarray]:
+    folder = SHARED / "denoise" / "val" / ("Set12" if channels == 1 else "McMaster")
+    if folder.is_dir():
+        images = [data.load_image(p, channels)[:200, :200] for p in data.list_images(folder)[:2]]
+    else:
+        images = [rng.random((96, 128, channels), dtype=np.float32)]
+    return [im.transpose(2, 0, 1)[None].copy() for im in images]
+
+
+def export_checkpoint(checkpoint: Path, out_dir: Path = EXPORTED, name: str | None = None,
+                      manifest: bool = True) -> tuple[Path, ModelSpec]:
+    ckpt = torch.load(checkpoint, weights_only=False)
+    cfg = DenoiserConfig(**ckpt["config"])
+    net = build(cfg.network, channels=cfg.channels, **cfg.network_args)
+    net.load_state_dict(ckpt["model"])
+    net.eval()
+    noise_input = cfg.network != "plain_cae"
+    graph = DenoiserGraph(net, noise_input)
+    name = name or cfg.name
+    spec = ModelSpec(
+        name=name,
+        kind="denoiser",
+        channels=cfg.channels,
+        color_order=COLOR_ORDERS[cfg.channels],
+        size_multiple=int(net.size_multiple),
+        receptive_field=measure_receptive_field(net, cfg.channels),
+        noise_input=noise_input,
+        noise_levels=(0.0, float(cfg.sigma_max)),
+        description=cfg.description,
+        provenance=provenance(
+            command=f"python -m training.train_denoiser training/configs/{cfg.name}.json",
+            data=", ".join(cfg.train_dirs) + f" (noise: Gaussian sigma 0-{cfg.sigma_max:g}, "
+            f"{cfg.camera_fraction:.0%} camera Poisson-Gaussian + JPEG)",
+            metrics={"holdout_psnr_db": round(float(ckpt.get("val_psnr", float("nan"))), 3),
+                     "holdout_sigma": cfg.val_sigma},
+            extra={"steps": int(ckpt.get("step", 0)), "seed": cfg.seed, "network": cfg.network,
+                   "network_args": cfg.network_args},
+        ),
+    )
+    example = (torch.rand(1, cfg.channels, 64, 64), torch.full((1, 1), 0.1))
+    dyn = {"image": {0: "batch", 2: "height", 3: "width"}, "denoised": {0: "batch", 2: "height", 3: "width"}}
+    if noise_input:
+        dyn["sigma"] = {0: "batch"}
+    else:
+        example = example[:1]
+    path = export(graph, example, spec, out_dir / f"{name}.onnx", dynamic_axes=dyn)
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for clean in parity_images(cfg.channels, rng):
+        noisy = (clean + rng.standard_normal(clean.shape, dtype=np.float32) * 0.1).astype(np.float32)
+        feeds = {"image": noisy}
+        if noise_input:
+            feeds["sigma"] = np.full((1, 1), 0.1, np.float32)
+        worst = max(worst, check_parity(graph, path, feeds))
+    if manifest:
+        update_manifest(spec, path)
+    print(f"exported {path} (receptive field {spec.receptive_field}px, parity {worst:.1e})")
+    return path, spec
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint", type=Path)
+    ap.add_argument("--out", type=Path, default=EXPORTED)
+    ap.add_argument("--name", help="model name (default: the config's)")
+    args = ap.parse_args(argv)
+    export_checkpoint(args.checkpoint, args.out, args.name)
+
+
+if __name__ == "__main__":
+    main()
