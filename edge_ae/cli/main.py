@@ -12,7 +12,9 @@ from edge_ae.errors import EdgeAEError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edge-ae", description="Denoise images and flag visual anomalies with ONNX autoencoders.")
+    parser = argparse.ArgumentParser(
+        prog="edge-ae", description="Denoise images and flag visual anomalies with ONNX autoencoders."
+    )
     parser.add_argument("--version", action="version", version=f"edge-ae {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     denoise.add_parser(sub)
