@@ -3,6 +3,7 @@
 numpy + onnxruntime + OpenCV only; never imports torch.
 """
 
+from edge_ae.anomaly import AnomalyDetector, AnomalyResult, draw_overlay
 from edge_ae.contract import ModelSpec
 from edge_ae.denoiser import Denoiser
 from edge_ae.errors import EdgeAEError, ImageError, ModelError
@@ -13,6 +14,8 @@ from edge_ae.registry import ModelEntry, list_models
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnomalyDetector",
+    "AnomalyResult",
     "Denoiser",
     "EdgeAEError",
     "ImageError",
@@ -21,6 +24,7 @@ __all__ = [
     "ModelError",
     "ModelSpec",
     "__version__",
+    "draw_overlay",
     "estimate_sigma",
     "list_models",
     "load_model",

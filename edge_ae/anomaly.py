@@ -1,0 +1,146 @@
+"""Anomaly detection on images with an exported anomaly model.
+
+The model's graph does all the maths (reconstruction, multi-scale error, smoothing, image
+score); this module only fits an image to the model's fixed input and the map back to the
+image. Size policy (the same function is used in training, so the two cannot drift): the
+whole image is resized to the model's ``input_size`` (aspect ratio not kept: nothing at the
+borders is cropped away), colour is converted to grey for a grey model and grey repeated for a
+colour model, alpha is ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_ae.contract import AnomalyCalibration, ModelSpec
+from edge_ae.errors import ModelError
+from edge_ae.image import check_image, split
+from edge_ae.model import LoadedModel, load_model
+
+
+def to_model_input(image: np.ndarray, *, channels: int, size: tuple[int, int]) -> np.ndarray:
+    """An image (runtime image contract) as the model's (C, H, W) float32 input on [0, 1]."""
+    color = split(image).color  # HxWxC float32, alpha dropped
+    if channels == 1 and color.shape[2] == 3:
+        color = cv2.cvtColor(color, cv2.COLOR_BGR2GRAY)[:, :, None]
+    elif channels == 3 and color.shape[2] == 1:
+        color = np.repeat(color, 3, axis=2)
+    h, w = size
+    # Area averaging when shrinking avoids aliasing that would look like texture defects.
+    shrinking = color.shape[0] > h or color.shape[1] > w
+    resized = cv2.resize(color, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    if resized.ndim == 2:
+        resized = resized[:, :, None]
+    return np.clip(resized, 0.0, 1.0).transpose(2, 0, 1).astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True, eq=False)
+class AnomalyResult:
+    """The verdict on one image.
+
+    ``anomaly_map`` is HxW float32 at the image's own size, in the same units as ``score`` and
+    ``threshold`` (a pixel above ``threshold`` is anomalous-looking)."""
+
+    score: float
+    normalized_score: float  # 0.5 at the threshold, monotone in ``score``
+    is_anomaly: bool
+    anomaly_map: np.ndarray
+    threshold: float
+
+
+class AnomalyDetector:
+    """Flags images that do not look like the normal images a model was trained on.
+
+    Build once (loads the ONNX session), call per image or frame::
+
+        detector = AnomalyDetector("anomaly-magnetic-tile")
+        result = detector(image)
+    """
+
+    def __init__(self, model: str | Path | LoadedModel, *, threads: int | None = None) -> None:
+        self.model = model if isinstance(model, LoadedModel) else load_model(model, kind="anomaly", threads=threads)
+        spec = self.model.spec
+        if spec.kind != "anomaly":
+            raise ModelError(f"{spec.name}: expected an anomaly model, found a {spec.kind} model")
+        if spec.input_size is None:
+            raise ModelError(f"{spec.name}: an anomaly model needs a fixed input_size in its metadata")
+        assert spec.anomaly is not None  # ModelSpec validation guarantees it for kind "anomaly"
+        self.spec: ModelSpec = spec
+        self.calibration: AnomalyCalibration = spec.anomaly
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        assert self.spec.input_size is not None
+        return (int(self.spec.input_size[0]), int(self.spec.input_size[1]))
+
+    def raw(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Maps (N, H, W) at the model's input size and scores (N,), for one batch of images."""
+        batch = np.stack([to_model_input(check_image(im), channels=self.spec.channels, size=self.input_size)
+                          for im in images])
+        maps, scores = self.model.run({"image": batch})
+        return maps[:, 0], scores.reshape(-1)
+
+    def score(self, image: np.ndarray) -> float:
+        """Only the raw image score (what calibration needs)."""
+        return float(self.raw([image])[1][0])
+
+    def __call__(self, image: np.ndarray) -> AnomalyResult:
+        image = check_image(image)
+        maps, scores = self.raw([image])
+        score = float(scores[0])
+        h, w = image.shape[:2]
+        amap = cv2.resize(maps[0], (w, h), interpolation=cv2.INTER_LINEAR) if (h, w) != maps.shape[1:] else maps[0]
+        cal = self.calibration
+        return AnomalyResult(
+            score=score,
+            normalized_score=cal.normalized(score),
+            is_anomaly=bool(score > cal.threshold),
+            anomaly_map=np.ascontiguousarray(amap, dtype=np.float32),
+            threshold=float(cal.threshold),
+        )
+
+
+def _to_bgr8(image: np.ndarray) -> np.ndarray:
+    image = check_image(image)
+    if image.dtype == np.uint16:
+        image = (image // 257).astype(np.uint8)
+    elif image.dtype == np.float32:
+        image = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image.copy()
+
+
+def draw_overlay(image: np.ndarray, result: AnomalyResult, *, alpha: float = 0.45) -> np.ndarray:
+    """The image with the anomaly map as a heatmap and the anomalous region outlined, as an 8-bit
+    BGR image at the image's size.
+
+    Colours are on a fixed scale (the threshold sits mid-scale, twice the threshold is full red),
+    so heatmaps of different images compare; regions above the threshold get a white outline and
+    the score is written in the corner (red when anomalous)."""
+    base = _to_bgr8(image)
+    amap = result.anomaly_map
+    if amap.shape != base.shape[:2]:
+        amap = cv2.resize(amap, (base.shape[1], base.shape[0]), interpolation=cv2.INTER_LINEAR)
+    level = result.threshold if result.threshold > 0 else float(np.max(amap)) or 1.0
+    heat = np.clip(amap / (2.0 * level) * 255.0, 0, 255).astype(np.uint8)
+    colored = cv2.applyColorMap(heat, cv2.COLORMAP_JET)
+    out = cv2.addWeighted(base, 1.0 - alpha, colored, alpha, 0.0)
+    region = (amap > level).astype(np.uint8)
+    contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    thickness = max(1, round(min(base.shape[:2]) / 200))
+    cv2.drawContours(out, contours, -1, (255, 255, 255), thickness + 1)
+    cv2.drawContours(out, contours, -1, (0, 0, 255), thickness)
+    label = f"{'ANOMALY' if result.is_anomaly else 'normal'} {result.normalized_score:.2f}"
+    scale = max(0.4, min(base.shape[:2]) / 400)
+    color = (0, 0, 255) if result.is_anomaly else (0, 200, 0)
+    origin = (4, int(18 * scale) + 4)
+    cv2.putText(out, label, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
+    cv2.putText(out, label, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness, cv2.LINE_AA)
+    return out
