@@ -10,6 +10,7 @@ is checked on real validation images when ``../shared`` is present, else on synt
 from __future__ import annotations
 
 import argparse
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -37,11 +38,18 @@ class DenoiserGraph(torch.nn.Module):
 
 
 def measure_receptive_field(net: torch.nn.Module, channels: int, size: int = 192) -> int:
-    """Width in pixels of the input region that influences one output pixel (centre of a
-    ``size`` x ``size`` input), measured from gradients."""
-    net.eval()
+    """Width in pixels of the input region that can influence one output pixel (centre of a
+    ``size`` x ``size`` input), measured from gradients on a copy whose convolutions have
+    positive weights, so that no ReLU is dead and the structural extent shows."""
+    probe = copy.deepcopy(net).eval()
+    with torch.no_grad():
+        for m in probe.modules():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+                m.weight.fill_(1.0 / m.weight[0].numel())
+                if m.bias is not None:
+                    m.bias.zero_()
     x = torch.rand(1, channels, size, size, requires_grad=True)
-    out = net(x, torch.full((1, 1), 0.1))
+    out = probe(x + 0.5, torch.full((1, 1), 0.1))
     out[0, :, size // 2, size // 2].sum().backward()
     grad = x.grad.abs().sum(dim=(0, 1))
     rows = torch.nonzero(grad.sum(dim=1)).flatten()

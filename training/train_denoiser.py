@@ -136,7 +136,7 @@ def train(cfg: DenoiserConfig, out_root: Path, threads: int = 2) -> Path:
     if step == 0:
         log_path.write_text("step,loss,val_psnr,seconds\n")
 
-    t0, running = time.time(), []
+    t0, start_step, running = time.time(), step, []
     while step < cfg.steps:
         clean = sampler.batch(cfg.batch)
         noisy, sigma = noise.mixed(clean, rng, cfg.sigma_max / 255, cfg.camera_fraction)
@@ -152,7 +152,7 @@ def train(cfg: DenoiserConfig, out_root: Path, threads: int = 2) -> Path:
             val = evaluate(model, val_images, cfg.val_sigma, cfg.seed)
             with log_path.open("a") as f:
                 f.write(f"{step},{np.mean(running):.6f},{val:.3f},{time.time() - t0:.1f}\n")
-            eta = (time.time() - t0) / max(1, len(running)) * (cfg.steps - step)
+            eta = (time.time() - t0) / max(1, step - start_step) * (cfg.steps - step)
             print(f"{cfg.name} step {step}/{cfg.steps} loss {np.mean(running):.5f} "
                   f"val PSNR@{cfg.val_sigma:g} {val:.2f} dB  ETA {eta / 60:.1f} min", flush=True)
             running = []

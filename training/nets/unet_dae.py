@@ -3,13 +3,16 @@ skip connections) that predicts the noise, with the residual step ``clean = nois
 in ``forward``.
 
 The noise level is an input (FFDNet-style noise map), so the runtime can expose a strength
-control. Sized by ``width`` so one file serves both the quality and the fast models.
+control. Sized by ``width`` so one file serves both the quality and the fast models. With
+``unshuffle=2`` the image is first folded into 4x the channels at half resolution (as FFDNet
+does): the same multiply-adds buy wider layers on a smaller grid, which CPUs run much faster.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 def conv(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
@@ -27,12 +30,18 @@ class Block(nn.Sequential):
 
 
 class UNetDAE(nn.Module):
-    def __init__(self, channels: int = 3, width: int = 16, depths: tuple[int, int, int] = (1, 2, 4)) -> None:
+    def __init__(
+        self, channels: int = 3, width: int = 16, depths: tuple[int, int, int] = (1, 2, 4), unshuffle: int = 1
+    ) -> None:
         super().__init__()
         w1, w2, w3 = width, 2 * width, 4 * width
         d1, d2, d3 = depths
         self.channels = channels
-        self.enc1 = Block(channels + 1, w1, d1)
+        self.unshuffle = unshuffle
+        # Two stride-2 stages after the optional fold: sizes must be multiples of this.
+        self.size_multiple = 4 * unshuffle
+        folded = channels * unshuffle * unshuffle
+        self.enc1 = Block(folded + 1, w1, d1)
         self.down1 = nn.Sequential(conv(w1, w2, stride=2), nn.ReLU(inplace=True))
         self.enc2 = Block(w2, w2, d2)
         self.down2 = nn.Sequential(conv(w2, w3, stride=2), nn.ReLU(inplace=True))
@@ -41,19 +50,19 @@ class UNetDAE(nn.Module):
         self.dec2 = Block(2 * w2, w2, d2)
         self.up1 = nn.ConvTranspose2d(w2, w1, 2, stride=2)
         self.dec1 = Block(2 * w1, w1, d1)
-        self.head = nn.Conv2d(w1, channels, 3, padding=1)
-
-    # Two stride-2 stages: height and width must be multiples of 4.
-    size_multiple = 4
+        self.head = nn.Conv2d(w1, folded, 3, padding=1)
 
     def forward(self, noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """``noisy``: (N, C, H, W) in [0, 1]; ``sigma``: (N, 1) noise std on the same scale."""
-        n, _, h, w = noisy.shape
+        x = F.pixel_unshuffle(noisy, self.unshuffle) if self.unshuffle > 1 else noisy
+        n, _, h, w = x.shape
         noise_map = sigma.reshape(n, 1, 1, 1).expand(n, 1, h, w)
-        e1 = self.enc1(torch.cat([noisy, noise_map], dim=1))
+        e1 = self.enc1(torch.cat([x, noise_map], dim=1))
         e2 = self.enc2(self.down1(e1))
         b = self.bottom(self.down2(e2))
         d2 = self.dec2(torch.cat([self.up2(b), e2], dim=1))
         d1 = self.dec1(torch.cat([self.up1(d2), e1], dim=1))
         noise = self.head(d1)
+        if self.unshuffle > 1:
+            noise = F.pixel_shuffle(noise, self.unshuffle)
         return noisy - noise  # the residual step: the network estimates the noise, not the image

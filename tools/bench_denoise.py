@@ -1,0 +1,277 @@
+"""Denoiser benchmark: shipped models vs OpenCV non-local means, BM3D and the seeds' plain
+convolutional autoencoder, side by side in one run.
+
+    python tools/bench_denoise.py                # full run, writes docs/benchmarks/denoise.md
+    python tools/bench_denoise.py --limit 2 --sigmas 25 --methods models nlm --out /tmp/d.md   # quick look
+
+Quality: Set12 (grey) and McMaster (colour) from ../shared/data/denoise/val at sigma 15/25/50,
+noise protocol of ../shared/README.md (clean in [0, 1] plus Gaussian noise of std sigma/255,
+float, not clipped; PSNR on [0, 1]); the same noisy image for every method (seeded per image).
+Models and BM3D are told the true sigma; ``(est.)`` rows let the runtime estimate it.
+Non-local means needs 8-bit input, so it sees the noisy image clipped and rounded; its filter
+strength h is tuned per sigma on 4 held-out BSD training images, never on the test sets.
+Speed: milliseconds per 640x480 frame, uint8 in and out, end to end, threads fixed at 2.
+Needs the bench extra (bm3d, scikit-image) and the dev venv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from edge_ae import Denoiser, list_models  # noqa: E402
+from tools.macs import count as count_macs  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "denoise"
+SETS = {"Set12": 1, "McMaster": 3}
+NLM_FACTORS = (0.6, 0.8, 1.0, 1.2, 1.4)
+THREADS = 2
+
+
+def load_set(name: str, channels: int, limit: int | None) -> list[np.ndarray]:
+    files = sorted((DATA / "val" / name).glob("*.png"), key=lambda p: (len(p.stem), p.stem))[:limit]
+    flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
+    return [cv2.imread(str(p), flag).astype(np.float32) / 255 for p in files]
+
+
+def add_noise(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (clean + rng.standard_normal(clean.shape) * sigma / 255).astype(np.float32)
+
+
+def psnr(out: np.ndarray, clean: np.ndarray) -> float:
+    return float(10 * np.log10(1.0 / np.mean((np.clip(out, 0, 1) - clean) ** 2)))
+
+
+def ssim(out: np.ndarray, clean: np.ndarray) -> float:
+    from skimage.metrics import structural_similarity
+
+    axis = 2 if clean.ndim == 3 else None
+    return float(structural_similarity(clean, np.clip(out, 0, 1).astype(np.float32), data_range=1.0, channel_axis=axis))
+
+
+def to8(x: np.ndarray) -> np.ndarray:
+    return np.clip(x * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def nlm(noisy: np.ndarray, sigma: float, factor: float) -> np.ndarray:
+    h = factor * sigma
+    if noisy.ndim == 2:
+        out = cv2.fastNlMeansDenoising(to8(noisy), None, h, 7, 21)
+    else:
+        out = cv2.fastNlMeansDenoisingColored(to8(noisy), None, h, h, 7, 21)
+    return out.astype(np.float32) / 255
+
+
+def tune_nlm(channels: int, sigma: float) -> float:
+    """Best h/sigma on 4 held-out BSD training images (not a test set)."""
+    files = sorted((DATA / "train" / "bsd432").glob("*.jpg"))[-4:]
+    flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
+    images = [cv2.imread(str(p), flag).astype(np.float32)[:160, :160] / 255 for p in files]
+    scores = {f: np.mean([psnr(nlm(add_noise(im, sigma, i), sigma, f), im) for i, im in enumerate(images)])
+              for f in NLM_FACTORS}
+    return max(scores, key=scores.get)
+
+
+def bm3d_denoise(noisy: np.ndarray, sigma: float) -> np.ndarray:
+    import bm3d
+
+    if noisy.ndim == 2:
+        return np.asarray(bm3d.bm3d(noisy, sigma_psd=sigma / 255), np.float32)
+    rgb = noisy[:, :, ::-1]
+    return np.asarray(bm3d.bm3d_rgb(rgb, sigma_psd=sigma / 255), np.float32)[:, :, ::-1].copy()
+
+
+def models_by_kind() -> tuple[list[str], list[str]]:
+    names = [e.name for e in list_models("denoiser")]
+    baselines = [n for n in names if n.startswith("plain-cae")]
+    return [n for n in names if n not in baselines], baselines
+
+
+def time_call(fn, frame: np.ndarray, repeat: int) -> float:
+    if repeat > 1:
+        fn(frame)  # warm-up: first call allocates
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn(frame)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sigmas", type=float, nargs="+", default=[15, 25, 50])
+    ap.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    ap.add_argument("--methods", nargs="+", default=["models", "nlm", "bm3d", "baseline"],
+                    choices=["models", "nlm", "bm3d", "baseline"])
+    ap.add_argument("--limit", type=int, help="only the first N images of each set (quick looks)")
+    ap.add_argument("--repeat", type=int, default=20, help="timing repeats per model (median)")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "denoise.md")
+    ap.add_argument("--json", type=Path, default=ROOT / "runs" / "bench_denoise.json")
+    ap.add_argument("--update-manifest", action="store_true", help="record the figures in exported/manifest.json")
+    args = ap.parse_args()
+    if not DATA.is_dir():
+        sys.exit(f"bench_denoise: needs the validation sets in {DATA}")
+    cv2.setNumThreads(THREADS)
+    shipped, baselines = models_by_kind()
+    started = time.time()
+
+    # ---- quality
+    rows: dict[tuple[str, str, float], tuple[float, float]] = {}  # (set, method, sigma) -> (psnr, ssim)
+    for set_name in args.sets:
+        channels = SETS[set_name]
+        images = load_set(set_name, channels, args.limit)
+        methods: dict[str, object] = {}
+        for name in (shipped if "models" in args.methods else []) + (baselines if "baseline" in args.methods else []):
+            d = Denoiser(name, threads=THREADS)
+            if d.model_for(channels).spec.channels != channels:
+                continue  # grey models on the grey set, colour models on the colour set
+            methods[name] = lambda x, s, d=d: d(x, sigma=s)
+            if name in ("denoise-gray", "denoise-color"):
+                methods[f"{name} (est.)"] = lambda x, s, d=d: d(x)
+        for sigma in args.sigmas:
+            todo = dict(methods)
+            if "nlm" in args.methods:
+                factor = tune_nlm(channels, sigma)
+                todo[f"OpenCV NLM (h={factor:g}σ)"] = lambda x, s, f=factor: nlm(x, s, f)
+            if "bm3d" in args.methods:
+                todo["BM3D" if channels == 1 else "CBM3D"] = bm3d_denoise
+            for method, fn in todo.items():
+                scores = []
+                for i, clean in enumerate(images):
+                    noisy = add_noise(clean, sigma, seed=1000 * i + int(sigma))
+                    out = fn(noisy, sigma)
+                    scores.append((psnr(out, clean), ssim(out, clean)))
+                rows[(set_name, method.replace(f"h={factor:g}σ", "tuned h") if "NLM" in method else method, sigma)] = (
+                    float(np.mean([s[0] for s in scores])), float(np.mean([s[1] for s in scores])))
+                print(f"{set_name} sigma {sigma:g} {method}: {rows[list(rows)[-1]][0]:.2f} dB", flush=True)
+
+    # ---- speed, params, MACs
+    rng = np.random.default_rng(0)
+    frames = {1: (rng.random((480, 640)) * 255).astype(np.uint8), 3: (rng.random((480, 640, 3)) * 255).astype(np.uint8)}
+    speed: dict[tuple[str, int], float] = {}
+    cost: dict[str, tuple[int, float]] = {}
+    for name in (shipped if "models" in args.methods else []) + (baselines if "baseline" in args.methods else []):
+        d = Denoiser(name, threads=THREADS)
+        spec = d.model_for(1).spec
+        cost[name] = count_macs(d.model_for(1).path)
+        speed[(name, spec.channels)] = time_call(d, frames[spec.channels], args.repeat)
+    if "nlm" in args.methods:
+        speed[("OpenCV NLM", 1)] = time_call(lambda f: cv2.fastNlMeansDenoising(f, None, 25.0, 7, 21), frames[1], 5)
+        speed[("OpenCV NLM", 3)] = time_call(lambda f: cv2.fastNlMeansDenoisingColored(f, None, 25.0, 25.0, 7, 21), frames[3], 5)
+    if "bm3d" in args.methods:
+        speed[("BM3D", 1)] = time_call(lambda f: bm3d_denoise(f.astype(np.float32) / 255, 25), frames[1], 1)
+        speed[("CBM3D", 3)] = time_call(lambda f: bm3d_denoise(f.astype(np.float32) / 255, 25), frames[3], 1)
+
+    record = {"rows": [[*k, *v] for k, v in rows.items()], "speed": [[*k, v] for k, v in speed.items()],
+              "cost": {k: list(v) for k, v in cost.items()}}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(record, indent=1))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(render(rows, speed, cost, args, time.time() - started))
+    if args.out.resolve().parent == (ROOT / "docs" / "benchmarks").resolve():
+        from tools.benchmarks_md import main as rebuild
+
+        rebuild()
+    if args.update_manifest:
+        update_manifest(rows, speed, cost)
+    print(f"wrote {args.out}")
+
+
+def render(rows, speed, cost, args, seconds: float) -> str:
+    cmd = "python tools/bench_denoise.py" + ("" if len(sys.argv) == 1 else " " + " ".join(sys.argv[1:]))
+    lines = [
+        "## Denoising: quality and speed",
+        "",
+        f"Command: `{cmd}` — {datetime.date.today().isoformat()}, {platform.machine()} CPU, "
+        f"{THREADS} threads, Python {platform.python_version()}, {seconds / 60:.0f} min. "
+        "Protocol in the script's docstring (Gaussian noise, float, unclipped; PSNR on [0, 1]; "
+        "the same noisy images for every method).",
+        "",
+    ]
+    for set_name in args.sets:
+        methods = list(dict.fromkeys(m for (s, m, _) in rows if s == set_name))
+        if not methods:
+            continue
+        lines += [f"### {set_name} ({'grey' if SETS[set_name] == 1 else 'colour'}{', first %d images' % args.limit if args.limit else ''})",
+                  "", "| method | " + " | ".join(f"σ={s:g} PSNR / SSIM" for s in args.sigmas) + " |",
+                  "|---|" + "---|" * len(args.sigmas)]
+        for m in methods:
+            cells = [f"{rows[(set_name, m, s)][0]:.2f} / {rows[(set_name, m, s)][1]:.4f}" if (set_name, m, s) in rows else "–"
+                     for s in args.sigmas]
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["### Cost and speed (640x480 frame, uint8, end to end, 2 threads, median)", "",
+              "| method | parameters | multiply-adds / pixel | grey ms | colour ms |", "|---|---|---|---|---|"]
+    names = list(dict.fromkeys(n for n, _ in speed))
+    for n in names:
+        params, macs = cost.get(n, (None, None))
+        g, c = speed.get((n, 1)), speed.get((n, 3))
+        lines.append(f"| {n} | {f'{params:,}' if params else '–'} | {f'{macs:,.0f}' if macs else '–'} | "
+                     f"{f'{g:.1f}' if g else '–'} | {f'{c:.1f}' if c else '–'} |")
+    lines += ["", *targets(rows, speed, cost, args)]
+    return "\n".join(lines) + "\n"
+
+
+def targets(rows, speed, cost, args) -> list[str]:
+    """The issue's bars, checked against this run's numbers."""
+    out = ["### Targets", "", "| target | result | met |", "|---|---|---|"]
+
+    def get(set_name, method, sigma):
+        return rows.get((set_name, method, sigma), (None,))[0]
+
+    for model, set_name, ref in (("denoise-gray", "Set12", "BM3D"), ("denoise-color", "McMaster", "CBM3D")):
+        for s in args.sigmas:
+            ours, theirs = get(set_name, model, s), get(set_name, ref, s)
+            if ours is not None and theirs is not None:
+                out.append(f"| {model} ≥ {ref} on {set_name}, σ={s:g} | {ours:.2f} vs {theirs:.2f} dB "
+                           f"({ours - theirs:+.2f}) | {'yes' if ours >= theirs else '**no**'} |")
+        if (model, 3 if model.endswith("color") else 1) in speed and model in cost:
+            out.append(f"| {model} ≤ 40k multiply-adds/pixel | {cost[model][1]:,.0f} | {'yes' if cost[model][1] <= 40000 else '**no**'} |")
+    if ("denoise-color", 3) in speed:
+        ms = speed[("denoise-color", 3)]
+        out.append(f"| denoise-color 640x480 colour < 60 ms | {ms:.1f} ms | {'yes' if ms < 60 else '**no**'} |")
+    for model, set_name in (("denoise-gray-fast", "Set12"), ("denoise-color-fast", "McMaster")):
+        ours = get(set_name, model, 25.0)
+        ref = get(set_name, "OpenCV NLM (tuned h)", 25.0)
+        if ours is not None and ref is not None:
+            out.append(f"| {model} ≥ NLM + 1 dB on {set_name}, σ=25 | {ours:.2f} vs {ref:.2f} dB ({ours - ref:+.2f}) | "
+                       f"{'yes' if ours >= ref + 1 else '**no**'} |")
+        if model in cost:
+            out.append(f"| {model} ≤ 5k multiply-adds/pixel | {cost[model][1]:,.0f} | {'yes' if cost[model][1] <= 5000 else '**no**'} |")
+    if ("denoise-gray-fast", 1) in speed:
+        ms = speed[("denoise-gray-fast", 1)]
+        out.append(f"| denoise-gray-fast 640x480 grey < 10 ms | {ms:.1f} ms | {'yes' if ms < 10 else '**no**'} |")
+    return out
+
+
+def update_manifest(rows, speed, cost) -> None:
+    path = ROOT / "exported" / "manifest.json"
+    data = json.loads(path.read_text())
+    for entry in data["models"]:
+        name = entry["name"]
+        quality = {f"{s}/sigma{int(sig)}": {"psnr": round(v[0], 2), "ssim": round(v[1], 4)}
+                   for (s, m, sig), v in rows.items() if m == name}
+        if quality:
+            entry["quality"] = {"protocol": "tools/bench_denoise.py", **quality}
+        ms = {f"{'grey' if ch == 1 else 'colour'}_640x480_ms": round(v, 1) for (n, ch), v in speed.items() if n == name}
+        if ms:
+            entry["speed"] = {**ms, "threads": THREADS, "params": cost[name][0], "macs_per_pixel": round(cost[name][1])}
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Parameters and multiply-adds per pixel of an ONNX model, counted from its graph.
+
+    python tools/macs.py exported/denoise-color.onnx
+
+Counts Conv, ConvTranspose, Gemm and MatMul nodes at a fixed probe size (shape inference with
+the ``onnx`` package), divided by the number of input pixels. Element-wise work is not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import onnx
+from onnx import numpy_helper, shape_inference
+
+
+def count(path: Path, height: int = 256, width: int = 256) -> tuple[int, float]:
+    """(parameters, multiply-adds per input pixel)."""
+    model = onnx.load(str(path))
+    params = sum(int(numpy_helper.to_array(t).size) for t in model.graph.initializer)
+    image = next((i for i in model.graph.input if i.name == "image"), model.graph.input[0])
+    dims = image.type.tensor_type.shape.dim
+    if len(dims) == 4:
+        for d, v in zip(dims, (1, None, height, width), strict=True):
+            if v is not None:
+                d.ClearField("dim_param")
+                d.dim_value = v
+    for i in model.graph.input:
+        if i.name != image.name:
+            for d in i.type.tensor_type.shape.dim:
+                if d.dim_param:
+                    d.ClearField("dim_param")
+                    d.dim_value = 1
+    inferred = shape_inference.infer_shapes(model)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input)}
+    weights = {t.name: list(t.dims) for t in model.graph.initializer}
+    macs = 0
+    for node in inferred.graph.node:
+        if node.op_type in ("Conv", "ConvTranspose"):
+            w = weights[node.input[1]]
+            if node.op_type == "Conv":
+                out = shapes[node.output[0]]
+                macs += math.prod(out) * math.prod(w[1:])  # each output: Cin/groups * kh * kw
+            else:
+                inp = shapes[node.input[0]]
+                macs += math.prod(inp) * math.prod(w[1:])  # each input scatters Cout/groups * kh * kw
+        elif node.op_type in ("Gemm", "MatMul"):
+            w = weights.get(node.input[1])
+            a = shapes.get(node.input[0])
+            if w and a:
+                macs += math.prod(a[:-1]) * w[0] * w[1]
+    pixels = height * width if len(dims) == 4 else 1
+    return params, macs / pixels
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", nargs="+", type=Path)
+    for path in ap.parse_args().models:
+        params, per_pixel = count(path)
+        print(f"{path.name}: {params:,} parameters, {per_pixel:,.0f} multiply-adds per pixel")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""Training options for an anomaly model, with defaults chosen once for any folder of normal
+images (nothing here is tuned to one data set)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class AnomalyConfig:
+    name: str
+    normal: str  # folder of normal images
+    val_normal: str | None = None  # held-out normal images; default: a split of ``normal``
+    val_anomalous: str | None = None  # labelled anomalies: early stop on their AUROC and F1 threshold
+    size: int = 128  # images are resized (stretched) to size x size: 2 CPU cores train this in minutes
+    channels: int | str = "auto"  # 1, 3, or "auto" (grey when every training image is grey)
+    holdout: float = 0.15  # fraction of ``normal`` kept out when there is no ``val_normal``
+    width: int = 32  # channels of the first encoder stage (doubles per stage)
+    latent_channels: int = 64  # channels at the 1/16-resolution bottleneck
+    batch: int = 16
+    steps: int = 3000  # upper bound; early stopping and ``minutes`` usually end sooner
+    minutes: float = 12.0  # wall-clock training budget
+    lr: float = 2e-3
+    eval_every: int = 150
+    patience: int = 6  # evaluations without improvement before stopping
+    synthetic_fraction: float = 0.5  # training inputs that get a synthetic defect to repair
+    input_noise: float = 0.02  # std of Gaussian noise added to every training input
+    flips: bool = True  # horizontal/vertical flips as extra normal views
+    fpr: float = 0.01  # target false-positive rate for the threshold
+    topk: float = 0.01  # image score: mean of the top fraction of the anomaly map
+    smooth: float = 1 / 32  # Gaussian smoothing of the map, sigma as a fraction of ``size``
+    seed: int = 0
+    threads: int = 2
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)

@@ -1,0 +1,157 @@
+"""Normal images in memory at the model's input size, training batches, and synthetic defects.
+
+Images go through ``edge_ae.anomaly.to_model_input``, the runtime's own preprocessing, so
+training sees exactly what the deployed model sees (see that module for the size policy).
+
+Synthetic defects teach the autoencoder to *repair* (input: a normal image with a pasted blob;
+target: the clean image) so that real defects are not reconstructed and stand out in the error.
+Shapes are random smoothed-noise blobs; contents are patches of other normal images with shifted
+intensity, flat dark or bright patches, or noise: generic, nothing specific to one data set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_ae.anomaly import to_model_input
+from edge_ae.errors import ImageError
+from edge_ae.imageio import read_image
+from training.data import list_images
+
+
+def is_grey(image: np.ndarray) -> bool:
+    if image.ndim == 2 or image.shape[2] == 1:
+        return True
+    b, g, r = (image[:, :, i].astype(np.int32) for i in range(3))
+    return bool(np.abs(b - g).max() <= 2 and np.abs(g - r).max() <= 2)
+
+
+def choose_channels(paths: list[Path], requested: int | str) -> int:
+    if requested in (1, 3, "1", "3"):
+        return int(requested)
+    # "auto": colour only if some image really has colour (a grey JPEG saved as RGB stays grey).
+    for p in paths:
+        if not is_grey(read_image(p)):
+            return 3
+    return 1
+
+
+def load(paths: list[Path], *, channels: int, size: int) -> tuple[np.ndarray, list[Path], list[str]]:
+    """(N, C, size, size) float32 of the readable images, their paths, and the problems met."""
+    images, kept, problems = [], [], []
+    for p in paths:
+        try:
+            images.append(to_model_input(read_image(p), channels=channels, size=(size, size)))
+            kept.append(p)
+        except ImageError as exc:
+            problems.append(str(exc))
+    if not images:
+        raise ValueError(f"no readable images among {len(paths)} files")
+    return np.stack(images), kept, problems
+
+
+def split(paths: list[Path], fraction: float, rng: np.random.Generator) -> tuple[list[Path], list[Path]]:
+    """(train, held out): a seeded random ``fraction`` held out, at least 1 image each."""
+    order = rng.permutation(len(paths))
+    n_hold = min(len(paths) - 1, max(1, int(round(fraction * len(paths)))))
+    hold = sorted(paths[i] for i in order[:n_hold])
+    train = sorted(paths[i] for i in order[n_hold:])
+    return train, hold
+
+
+def folder(path: str | Path) -> list[Path]:
+    return list_images(path)
+
+
+def blob_mask(size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random soft blob (size x size float32 on [0, 1]) covering roughly 0.3-8 % of the image."""
+    for _ in range(20):
+        cells = int(rng.integers(3, 9))
+        noise = rng.random((cells, cells)).astype(np.float32)
+        field = cv2.resize(noise, (size, size), interpolation=cv2.INTER_CUBIC)
+        # Keep it local: a random window of 1/8 to 1/2 of the image.
+        win = int(rng.integers(size // 8, size // 2 + 1))
+        y, x = (int(v) for v in rng.integers(0, size - win + 1, 2))
+        window = np.zeros_like(field)
+        window[y : y + win, x : x + win] = 1.0
+        window = cv2.GaussianBlur(window, (0, 0), win / 6)
+        field = field * window
+        t = np.quantile(field, 1.0 - rng.uniform(0.003, 0.08))
+        mask = (field > t).astype(np.float32)
+        if mask.sum() >= 4:
+            return cv2.GaussianBlur(mask, (0, 0), 0.7)
+    mask = np.zeros((size, size), np.float32)
+    c = size // 2
+    mask[c - 2 : c + 2, c - 2 : c + 2] = 1.0
+    return mask
+
+
+def synthetic_defect(image: np.ndarray, other: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(defective copy of ``image`` (C, H, W), its mask (H, W)); ``other`` is another normal image."""
+    c, h, w = image.shape
+    mask = blob_mask(h, rng)
+    kind = rng.integers(4)
+    if kind == 0:  # another normal image, moved and re-lit: wrong texture in the wrong place
+        content = np.roll(other, (int(rng.integers(h)), int(rng.integers(w))), axis=(1, 2))
+        content = content * rng.uniform(0.4, 1.6) + rng.uniform(-0.3, 0.3)
+    elif kind == 1:  # a flat dark or bright patch (hole, spot, glare)
+        level = rng.uniform(0.0, 0.25) if rng.integers(2) else rng.uniform(0.75, 1.0)
+        content = np.full_like(image, level) + rng.normal(0, 0.02, image.shape).astype(np.float32)
+    elif kind == 2:  # the image itself, shifted: a break in its structure
+        content = np.roll(image, (int(rng.integers(-h // 4, h // 4)), int(rng.integers(-w // 4, w // 4))), axis=(1, 2))
+        content = content + rng.uniform(-0.25, 0.25)
+    else:  # noise texture
+        content = rng.normal(rng.uniform(0.1, 0.9), rng.uniform(0.05, 0.3), image.shape).astype(np.float32)
+    if c == 3 and rng.integers(2):  # a colour cast, for colour models
+        content = content * rng.uniform(0.6, 1.4, (3, 1, 1))
+    beta = rng.uniform(0.5, 1.0)
+    m = (mask * beta)[None]
+    out = np.clip(image * (1 - m) + content.astype(np.float32) * m, 0.0, 1.0).astype(np.float32)
+    return out, mask
+
+
+class Batches:
+    """Training pairs (input, clean target) from in-memory normal images."""
+
+    def __init__(self, images: np.ndarray, *, synthetic_fraction: float, input_noise: float, flips: bool,
+                 rng: np.random.Generator) -> None:
+        self.images = images
+        self.synthetic_fraction = synthetic_fraction
+        self.input_noise = input_noise
+        self.flips = flips
+        self.rng = rng
+
+    def view(self, i: int) -> np.ndarray:
+        im = self.images[i]
+        if self.flips:
+            if self.rng.integers(2):
+                im = im[:, :, ::-1]
+            if self.rng.integers(2):
+                im = im[:, ::-1, :]
+        return np.ascontiguousarray(im)
+
+    def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        n = len(self.images)
+        idx = self.rng.integers(n, size=size)
+        clean = np.stack([self.view(int(i)) for i in idx])
+        noisy = clean.copy()
+        for j in range(size):
+            if self.rng.random() < self.synthetic_fraction:
+                noisy[j] = synthetic_defect(clean[j], self.view(int(self.rng.integers(n))), self.rng)[0]
+        if self.input_noise > 0:
+            noisy = noisy + self.rng.normal(0, self.input_noise, noisy.shape).astype(np.float32)
+        return np.clip(noisy, 0, 1).astype(np.float32), clean
+
+
+def synthetic_set(images: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed set of defective copies of held-out images, for the validation score."""
+    out, masks = [], []
+    for i in range(len(images)):
+        other = images[int(rng.integers(len(images)))]
+        d, m = synthetic_defect(images[i], other, rng)
+        out.append(d)
+        masks.append(m)
+    return np.stack(out), np.stack(masks)

@@ -1,0 +1,100 @@
+"""Calibrate the trained graph on held-out images and export it under the edge-ae contract."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from edge_ae.calibration import calibrate_f1, calibrate_fpr
+from edge_ae.contract import COLOR_ORDERS, AnomalyCalibration, ModelSpec
+from training.anomaly.config import AnomalyConfig
+from training.anomaly.metrics import auroc, precision_recall_f1
+from training.anomaly.train import Prepared, Trained, build_graph, graph_scores
+from training.onnx_export import PARITY_TOLERANCE, export, provenance, update_manifest
+
+IO_AXES = {"image": {0: "batch"}, "anomaly_map": {0: "batch"}, "score": {0: "batch"}}
+
+
+def calibrate(cfg: AnomalyConfig, normal: np.ndarray, anomalous: np.ndarray | None) -> AnomalyCalibration:
+    if anomalous is not None and len(anomalous):
+        return calibrate_f1(normal, anomalous)
+    return calibrate_fpr(normal, fpr=cfg.fpr)
+
+
+def onnx_outputs(path: Path, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    maps, scores = [], []
+    for i in range(0, len(images), 16):
+        m, s = session.run(["anomaly_map", "score"], {"image": images[i : i + 16]})
+        maps.append(m)
+        scores.append(s)
+    return np.concatenate(maps), np.concatenate(scores)
+
+
+def check_outputs(graph: torch.nn.Module, path: Path, images: np.ndarray) -> float:
+    """Max |onnxruntime - PyTorch| over both outputs, scaled by the score range; raises above tolerance."""
+    with torch.no_grad():
+        tm, ts = graph(torch.from_numpy(images))
+    om, os_ = onnx_outputs(path, images)
+    scale = max(1.0, float(ts.abs().max()))
+    diff = max(float(np.abs(om - tm.numpy()).max()), float(np.abs(os_ - ts.numpy()).max())) / scale
+    if not diff <= PARITY_TOLERANCE:
+        raise AssertionError(f"{path}: onnxruntime differs from PyTorch by {diff:.2e} (relative; > {PARITY_TOLERANCE:g})")
+    return diff
+
+
+def export_anomaly(cfg: AnomalyConfig, prep: Prepared, trained: Trained, out_dir: Path, *, command: str,
+                   manifest: bool, log: Callable[[str], None], description: str = "") -> tuple[Path, ModelSpec]:
+    graph = build_graph(trained.net, trained.norms, cfg).eval()
+    normal_scores = graph_scores(graph, prep.holdout)
+    anom_scores = graph_scores(graph, prep.anomalous) if prep.anomalous is not None else None
+    cal = calibrate(cfg, normal_scores, anom_scores)
+    metrics: dict[str, float] = {"val_auroc": round(trained.val_auroc, 4), "holdout_normal_images": len(prep.holdout)}
+    if anom_scores is not None:
+        metrics["val_image_auroc"] = round(auroc(normal_scores, anom_scores), 4)
+        prf = precision_recall_f1(normal_scores, anom_scores, cal.threshold)
+        metrics.update({f"val_{k}": round(v, 4) for k, v in prf.items()})
+    spec = ModelSpec(
+        name=cfg.name,
+        kind="anomaly",
+        channels=prep.channels,
+        color_order=COLOR_ORDERS[prep.channels],
+        size_multiple=1,
+        receptive_field=1,
+        input_size=(cfg.size, cfg.size),
+        anomaly=cal,
+        description=description or (f"Anomaly detector ({'grey' if prep.channels == 1 else 'colour'}, "
+                                    f"{cfg.size}x{cfg.size}) learnt from normal images in {Path(cfg.normal).name}: "
+                                    "convolutional autoencoder, multi-scale L1+SSIM error map, top-k score."),
+        provenance=provenance(
+            command=command,
+            data=f"{cfg.normal} ({len(prep.train)} training images; {len(prep.holdout)} held out for validation "
+            f"and calibration{'' if not cfg.val_anomalous else f', anomalous {cfg.val_anomalous}'})",
+            metrics=metrics,
+            extra={"steps": trained.steps, "best_step": trained.best_step, "seed": cfg.seed,
+                   "train_seconds": round(trained.seconds), "validation": trained.val_kind,
+                   "resize": "stretch to input_size (aspect not kept)", "width": cfg.width,
+                   "latent_channels": cfg.latent_channels, "topk": cfg.topk, "smooth": cfg.smooth},
+        ),
+    )
+    path = export(graph, (torch.rand(1, prep.channels, cfg.size, cfg.size),), spec, out_dir / f"{cfg.name}.onnx",
+                  dynamic_axes=IO_AXES)
+    parity = check_outputs(graph, path, prep.holdout[:8])
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    one = prep.holdout[:1]
+    session.run(None, {"image": one})
+    t0 = time.perf_counter()
+    for _ in range(10):
+        session.run(None, {"image": one})
+    ms = (time.perf_counter() - t0) / 10 * 1000
+    if manifest:
+        quality = {"holdout_fpr_target": cal.target_fpr, **metrics}
+        update_manifest(spec, path, quality=quality, speed={"ms_per_image_graph": round(ms, 2)})
+    log(f"exported {path}: threshold {cal.threshold:.4g} ({cal.method}), normal scores {cal.score_mean:.4g} "
+        f"+- {cal.score_std:.4g}, parity {parity:.1e}, {ms:.1f} ms per image (graph only)")
+    return path, spec

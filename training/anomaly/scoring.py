@@ -1,0 +1,86 @@
+"""The fixed pre- and post-processing that ships inside the exported graph: reconstruction error
+as an anomaly map and the image score. Also the training loss (same SSIM)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SCALES = (1, 2, 4)  # multi-scale error: small defects show at 1, large faint ones at 4
+SSIM_SIGMA = 1.5
+_C1, _C2 = 0.01**2, 0.03**2
+
+
+def gaussian_kernel(sigma: float) -> torch.Tensor:
+    radius = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-(x**2) / (2 * sigma**2))
+    return k / k.sum()
+
+
+def blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian blur per channel with reflected borders (no dark frame at the edges)."""
+    c = x.shape[1]
+    r = kernel.numel() // 2
+    # Reflect padding needs pad < size; clamp so tiny scales still work.
+    r_h, r_w = min(r, x.shape[2] - 1), min(r, x.shape[3] - 1)
+    kh = kernel[r - r_h : r + r_h + 1] if r_h < r else kernel
+    kw = kernel[r - r_w : r + r_w + 1] if r_w < r else kernel
+    kh, kw = kh / kh.sum(), kw / kw.sum()
+    x = F.pad(x, (r_w, r_w, r_h, r_h), mode="reflect")
+    x = F.conv2d(x, kh.view(1, 1, -1, 1).expand(c, 1, -1, 1).contiguous(), groups=c)
+    return F.conv2d(x, kw.view(1, 1, 1, -1).expand(c, 1, 1, -1).contiguous(), groups=c)
+
+
+def ssim_map(x: torch.Tensor, y: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Per-pixel SSIM (N, C, H, W) of images on [0, 1]."""
+    mx, my = blur(x, kernel), blur(y, kernel)
+    vx = blur(x * x, kernel) - mx * mx
+    vy = blur(y * y, kernel) - my * my
+    cxy = blur(x * y, kernel) - mx * my
+    return ((2 * mx * my + _C1) * (2 * cxy + _C2)) / ((mx * mx + my * my + _C1) * (vx + vy + _C2))
+
+
+def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """L1 plus structural dissimilarity: L1 alone learns blurry reconstructions that flag every edge."""
+    return (recon - target).abs().mean() + (1 - ssim_map(recon, target, kernel)).mean()
+
+
+def error_components(x: torch.Tensor, recon: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """(N, 2 * len(SCALES), H, W): L1 and (1 - SSIM) / 2 at each scale, upsampled to full size."""
+    h, w = x.shape[2], x.shape[3]
+    maps = []
+    for s in SCALES:
+        xs = F.avg_pool2d(x, s) if s > 1 else x
+        rs = F.avg_pool2d(recon, s) if s > 1 else recon
+        l1 = (xs - rs).abs().mean(dim=1, keepdim=True)
+        dssim = ((1 - ssim_map(xs, rs, kernel)) / 2).mean(dim=1, keepdim=True)
+        for m in (l1, dssim):
+            maps.append(F.interpolate(m, size=(h, w), mode="bilinear", align_corners=False) if s > 1 else m)
+    return torch.cat(maps, dim=1)
+
+
+class AnomalyGraph(nn.Module):
+    """What ships: image (N, C, H, W) on [0, 1] -> anomaly_map (N, 1, H, W), score (N,).
+
+    Each error component is divided by its mean on normal training images, so every component
+    weighs the same and 1.0 is a typical normal error; the sum is smoothed, and the image score
+    is the mean of the top ``topk`` fraction of the map."""
+
+    def __init__(self, net: nn.Module, *, size: tuple[int, int], norms: torch.Tensor, topk: float, smooth_sigma: float) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("ssim_kernel", gaussian_kernel(SSIM_SIGMA))
+        self.register_buffer("smooth_kernel", gaussian_kernel(smooth_sigma))
+        self.register_buffer("norms", norms.view(1, -1, 1, 1).float())
+        self.k = max(1, int(round(topk * size[0] * size[1])))
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        recon = self.net(image)
+        parts = error_components(image, recon, self.ssim_kernel) / self.norms
+        amap = blur(parts.mean(dim=1, keepdim=True), self.smooth_kernel)
+        score = torch.topk(amap.flatten(1), self.k, dim=1).values.mean(dim=1)
+        return amap, score

@@ -1,0 +1,157 @@
+"""The training loop: seeded, time-boxed, with progress and ETA, checkpoints, and early stopping
+on a validation score (AUROC of held-out normal images against labelled anomalies when given,
+else against synthetic defects pasted into the held-out normal images)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training.anomaly import data
+from training.anomaly.config import AnomalyConfig
+from training.anomaly.metrics import auroc
+from training.anomaly.net import ConvAutoencoder
+from training.anomaly.scoring import SSIM_SIGMA, AnomalyGraph, error_components, gaussian_kernel, reconstruction_loss
+
+
+@dataclass
+class Prepared:
+    channels: int
+    train: np.ndarray
+    train_paths: list[Path]
+    holdout: np.ndarray  # normal images never trained on: validation and calibration
+    holdout_paths: list[Path]
+    anomalous: np.ndarray | None  # labelled anomalous validation images, if given
+    anomalous_paths: list[Path]
+    problems: list[str]
+
+
+@dataclass
+class Trained:
+    net: ConvAutoencoder
+    norms: torch.Tensor
+    steps: int
+    best_step: int
+    val_auroc: float
+    val_kind: str
+    seconds: float
+
+
+def prepare(cfg: AnomalyConfig, log: Callable[[str], None]) -> Prepared:
+    rng = np.random.default_rng(cfg.seed)
+    paths = data.folder(cfg.normal)
+    channels = data.choose_channels(paths, cfg.channels)
+    if cfg.val_normal:
+        train_paths, hold_paths = paths, data.folder(cfg.val_normal)
+    else:
+        train_paths, hold_paths = data.split(paths, cfg.holdout, rng)
+    train, train_paths, p1 = data.load(train_paths, channels=channels, size=cfg.size)
+    hold, hold_paths, p2 = data.load(hold_paths, channels=channels, size=cfg.size)
+    anomalous, anom_paths, p3 = (None, [], [])
+    if cfg.val_anomalous:
+        anomalous, anom_paths, p3 = data.load(data.folder(cfg.val_anomalous), channels=channels, size=cfg.size)
+    log(f"{len(train)} training and {len(hold)} held-out normal images"
+        f"{f', {len(anomalous)} anomalous' if anomalous is not None else ''}; "
+        f"{'grey' if channels == 1 else 'colour'}, resized to {cfg.size}x{cfg.size}")
+    return Prepared(channels, train, train_paths, hold, hold_paths, anomalous, anom_paths, p1 + p2 + p3)
+
+
+@torch.no_grad()
+def components(net: torch.nn.Module, images: np.ndarray, kernel: torch.Tensor, batch: int = 32) -> torch.Tensor:
+    out = []
+    for i in range(0, len(images), batch):
+        x = torch.from_numpy(images[i : i + batch])
+        out.append(error_components(x, net(x), kernel))
+    return torch.cat(out)
+
+
+def component_norms(net: torch.nn.Module, images: np.ndarray, kernel: torch.Tensor) -> torch.Tensor:
+    """Mean of each error component on normal images (the graph divides by these)."""
+    return components(net, images, kernel).mean(dim=(0, 2, 3)).clamp_min(1e-6)
+
+
+@torch.no_grad()
+def graph_scores(graph: AnomalyGraph, images: np.ndarray, batch: int = 32) -> np.ndarray:
+    return torch.cat([graph(torch.from_numpy(images[i : i + batch]))[1] for i in range(0, len(images), batch)]).numpy()
+
+
+def build_graph(net: torch.nn.Module, norms: torch.Tensor, cfg: AnomalyConfig) -> AnomalyGraph:
+    return AnomalyGraph(net, size=(cfg.size, cfg.size), norms=norms, topk=cfg.topk, smooth_sigma=cfg.smooth * cfg.size)
+
+
+def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str], None]) -> Trained:
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    rng = np.random.default_rng(cfg.seed + 1)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    net = ConvAutoencoder(prep.channels, width=cfg.width, latent_channels=cfg.latent_channels)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    kernel = gaussian_kernel(SSIM_SIGMA)
+    batches = data.Batches(prep.train, synthetic_fraction=cfg.synthetic_fraction, input_noise=cfg.input_noise,
+                           flips=cfg.flips, rng=rng)
+    if prep.anomalous is not None:
+        val_pos, val_kind = prep.anomalous, "labelled anomalies"
+    else:
+        val_pos, val_kind = data.synthetic_set(prep.holdout, np.random.default_rng(cfg.seed + 2))[0], "synthetic defects"
+    total = cfg.steps  # re-planned after a few steps to fit the time budget
+    start = time.monotonic()
+    best = (-1.0, 0)
+    stale = 0
+    step = 0
+    running = 0.0
+    log_rows = ["step,loss,val_auroc,seconds"]
+    while step < total:
+        lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(total, 1))))
+        for group in opt.param_groups:
+            group["lr"] = max(lr, cfg.lr * 0.02)
+        net.train()
+        x, y = batches.batch(cfg.batch)
+        loss = reconstruction_loss(net(torch.from_numpy(x)), torch.from_numpy(y), kernel)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        running = loss.item() if step == 1 else 0.95 * running + 0.05 * loss.item()
+        elapsed = time.monotonic() - start
+        if step == 20:  # plan the schedule to end inside the time budget
+            total = max(step + 1, min(cfg.steps, int(cfg.minutes * 60 / (elapsed / step) * 0.92)))
+            log(f"{elapsed / step:.2f} s/step: planning {total} steps (budget {cfg.minutes:g} min)")
+        if step % cfg.eval_every == 0 or step == total:
+            net.eval()
+            norms = component_norms(net, prep.holdout, kernel)
+            graph = build_graph(net, norms, cfg)
+            score = auroc(graph_scores(graph, prep.holdout), graph_scores(graph, val_pos))
+            elapsed = time.monotonic() - start
+            eta = elapsed / step * (total - step)
+            improved = score > best[0] + 1e-4
+            if improved:
+                best, stale = (score, step), 0
+                torch.save({"model": net.state_dict(), "step": step, "val_auroc": score, "config": cfg.to_dict(),
+                            "channels": prep.channels}, run_dir / "best.pt")
+            else:
+                stale += 1
+            torch.save({"model": net.state_dict(), "opt": opt.state_dict(), "step": step, "config": cfg.to_dict(),
+                        "channels": prep.channels}, run_dir / "checkpoint.pt")
+            log_rows.append(f"{step},{running:.5f},{score:.4f},{elapsed:.1f}")
+            (run_dir / "log.csv").write_text("\n".join(log_rows) + "\n")
+            log(f"step {step}/{total} loss {running:.4f} val AUROC ({val_kind}) {score:.4f}"
+                f"{' *' if improved else ''}  {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min")
+            if stale >= cfg.patience:
+                log(f"early stop: no better validation score for {stale} evaluations")
+                break
+    seconds = time.monotonic() - start
+    ckpt = torch.load(run_dir / "best.pt", weights_only=False)
+    net.load_state_dict(ckpt["model"])
+    net.eval()
+    # The graph's component scales come from the training images, so the held-out images stay
+    # untouched for calibration.
+    norms = component_norms(net, prep.train[: min(len(prep.train), 256)], kernel)
+    return Trained(net, norms, step, best[1], best[0], val_kind, seconds)

@@ -1,0 +1,5 @@
+import sys
+
+from training.mnist.cli import main
+
+sys.exit(main())

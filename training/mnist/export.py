@@ -1,0 +1,88 @@
+"""Export an autoencoder as three graphs under the edge-ae contract: the full model (kind
+``autoencoder``, listing the other two in ``parts``), its encoder and its decoder. Each is
+checked against PyTorch; shipped ones also get manifest entries."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from edge_ae.contract import ModelSpec
+from training.onnx_export import check_parity, export, update_manifest
+
+INPUT_SIZE = (28, 28)
+
+
+def specs(name: str, latent_dim: int, description: str, prov: dict[str, Any]) -> dict[str, ModelSpec]:
+    """The contract of each part; the file of part ``p`` is ``{spec.name}.onnx``."""
+    common = dict(channels=1, color_order="GRAY", input_size=INPUT_SIZE, receptive_field=28,
+                  latent_dim=latent_dim, provenance=prov)
+    return {
+        "autoencoder": ModelSpec(name=name, kind="autoencoder", description=description,
+                                 parts={"encoder": f"{name}-encoder.onnx", "decoder": f"{name}-decoder.onnx"}, **common),
+        "encoder": ModelSpec(name=f"{name}-encoder", kind="encoder", description=f"Encoder of {name}: {description}",
+                             **common),
+        "decoder": ModelSpec(name=f"{name}-decoder", kind="decoder", description=f"Decoder of {name}: {description}",
+                             **common),
+    }
+
+
+def latency_ms(path: Path, feeds: dict[str, np.ndarray], *, repeats: int = 50) -> float:
+    """Median single-image latency on one CPU thread, in milliseconds."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    session.run(None, feeds)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        session.run(None, feeds)
+        times.append(time.perf_counter() - start)
+    return round(float(np.median(times)) * 1000, 3)
+
+
+def export_autoencoder(
+    model: torch.nn.Module,
+    *,
+    name: str,
+    folder: Path,
+    description: str,
+    provenance: dict[str, Any],
+    parity_images: np.ndarray,
+    ship: bool = False,
+    quality: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write ``name.onnx``, ``name-encoder.onnx`` and ``name-decoder.onnx`` into ``folder``;
+    with ``ship``, record all three in ``folder/manifest.json``. Returns files and parity."""
+    model.eval()
+    images = np.ascontiguousarray(parity_images[:64], dtype=np.float32)
+    with torch.no_grad():
+        latents = model.encoder(torch.from_numpy(images)).numpy()
+    parts = specs(name, int(model.latent_dim), description, provenance)
+    example_image = (torch.from_numpy(images[:2]),)
+    example_latent = (torch.from_numpy(latents[:2]),)
+    plan = {
+        "autoencoder": (model, example_image, {"image": images}, {"image": {0: "batch"}, "reconstruction": {0: "batch"}}),
+        "encoder": (model.encoder, example_image, {"image": images}, {"image": {0: "batch"}, "latent": {0: "batch"}}),
+        "decoder": (model.decoder, example_latent, {"latent": latents}, {"latent": {0: "batch"}, "image": {0: "batch"}}),
+    }
+    result: dict[str, Any] = {"files": {}, "parity_max_abs_diff": {}, "size_bytes": {}, "latency_ms_1thread": {}}
+    for kind, (module, example, feeds, dyn) in plan.items():
+        spec = parts[kind]
+        path = export(module, example, spec, folder / f"{spec.name}.onnx", dynamic_axes=dyn)
+        result["parity_max_abs_diff"][kind] = check_parity(module, path, feeds)
+        result["files"][kind] = path.name
+        result["size_bytes"][kind] = path.stat().st_size
+        one = {k: v[:1] for k, v in feeds.items()}
+        result["latency_ms_1thread"][kind] = latency_ms(path, one)
+        if ship:
+            speed = {"latency_ms_per_image_1thread": result["latency_ms_1thread"][kind]}
+            # Parts carry the whole model's quality, marked as such.
+            q = dict(quality or {}) if kind == "autoencoder" else dict(quality or {}, part_of=name)
+            update_manifest(spec, path, quality=q, speed=speed)
+    return result
