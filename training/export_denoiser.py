@@ -40,8 +40,13 @@ class DenoiserGraph(torch.nn.Module):
 def measure_receptive_field(net: torch.nn.Module, channels: int, size: int = 192) -> int:
     """Width in pixels of the input region that can influence one output pixel (centre of a
     ``size`` x ``size`` input), measured from gradients on a copy whose convolutions have
-    positive weights, so that no ReLU is dead and the structural extent shows."""
+    positive weights and whose max-pools average, so that no ReLU is dead, no pooling window
+    hides its losers, and the structural extent shows."""
     probe = copy.deepcopy(net).eval()
+    for parent in list(probe.modules()):
+        for child_name, child in parent.named_children():
+            if isinstance(child, torch.nn.MaxPool2d):
+                setattr(parent, child_name, torch.nn.AvgPool2d(child.kernel_size, child.stride, child.padding))
     with torch.no_grad():
         for m in probe.modules():
             if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):

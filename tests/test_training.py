@@ -1,0 +1,94 @@
+"""Training, export and parity on a tiny model for a few steps (runs in CI without ../shared)."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from edge_ae import Denoiser, load_model
+from training import noise
+from training.export_denoiser import export_checkpoint, measure_receptive_field
+from training.nets import build
+from training.train_denoiser import DenoiserConfig, main, train
+
+
+@pytest.fixture
+def clean_folder(tmp_path, rng):
+    folder = tmp_path / "clean"
+    folder.mkdir()
+    y, x = np.mgrid[0:72, 0:80]
+    for i in range(6):
+        image = 127 + 100 * np.sin(x / (5 + i)) * np.cos(y / (7 + i))
+        cv2.imwrite(str(folder / f"{i}.png"), np.dstack([image, image[::-1], image[:, ::-1]]).astype(np.uint8))
+    return folder
+
+
+def _config(folder, **over):
+    base = dict(name="tiny", network="unet_dae", network_args={"width": 4, "depths": [1, 1, 1]}, channels=3,
+                train_dirs=[str(folder)], holdout=2, patch=32, batch=4, steps=6, steps_per_epoch=3, seed=0)
+    return DenoiserConfig(**{**base, **over})
+
+
+def test_train_logs_checkpoints_and_resumes(clean_folder, tmp_path):
+    best = train(_config(clean_folder), tmp_path / "runs", threads=1)
+    run = best.parent
+    assert best.exists() and (run / "checkpoint.pt").exists()
+    rows = (run / "log.csv").read_text().splitlines()
+    assert rows[0] == "step,loss,val_psnr,seconds" and len(rows) == 3
+    # Resume: a longer run continues from step 6 instead of starting again.
+    train(_config(clean_folder, steps=9), tmp_path / "runs", threads=1)
+    steps = [int(r.split(",")[0]) for r in (run / "log.csv").read_text().splitlines()[1:]]
+    assert steps == [3, 6, 9]
+
+
+def test_same_seed_same_weights(clean_folder, tmp_path):
+    a = train(_config(clean_folder), tmp_path / "a", threads=1)
+    b = train(_config(clean_folder), tmp_path / "b", threads=1)
+    wa, wb = torch.load(a, weights_only=False)["model"], torch.load(b, weights_only=False)["model"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_cli_with_own_folder(clean_folder, tmp_path):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({**_config("unused").__dict__, "train_dirs": ["nowhere"]}))
+    main([str(cfg), "--out", str(tmp_path / "runs"), "--train-dir", str(clean_folder), "--steps", "3", "--threads", "1"])
+    assert (tmp_path / "runs" / "tiny" / "best.pt").exists()
+
+
+def test_export_parity_and_runtime_use(clean_folder, tmp_path):
+    best = train(_config(clean_folder), tmp_path / "runs", threads=1)
+    path, spec = export_checkpoint(best, tmp_path / "exported")  # raises if parity > 1e-4
+    model = load_model(path, kind="denoiser")
+    assert model.spec == spec and spec.noise_input and spec.size_multiple == 4
+    manifest = json.loads((tmp_path / "exported" / "manifest.json").read_text())
+    assert manifest["models"][0]["name"] == "tiny"
+    assert "train_denoiser" in spec.provenance["training_command"]
+    out = Denoiser(path, threads=1)(np.zeros((33, 35, 3), np.uint8))
+    assert out.shape == (33, 35, 3)
+
+
+def test_receptive_field_of_known_nets():
+    one_conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+
+    class Wrap(torch.nn.Module):
+        def forward(self, x, sigma):
+            return one_conv(x)
+
+    assert measure_receptive_field(Wrap(), 1, size=32) == 3
+    assert measure_receptive_field(build("plain_cae", channels=1), 1) == 22
+
+
+def test_noise_models(rng):
+    clean = rng.random((8, 3, 32, 32), dtype=np.float32)
+    noisy, sigma = noise.gaussian(clean, rng, 0.2)
+    assert noisy.shape == clean.shape and sigma.shape == (8, 1)
+    measured = (noisy - clean).reshape(8, -1).std(axis=1)
+    np.testing.assert_allclose(measured, sigma[:, 0], rtol=0.1, atol=0.005)
+    cam, cam_sigma = noise.camera(clean, rng, 0.2)
+    assert cam.min() >= 0 and cam.max() <= 1 and np.all(cam_sigma >= 0)
+    mixed, mixed_sigma = noise.mixed(clean, rng, 0.2, camera_fraction=0.25)
+    assert mixed.shape == clean.shape and mixed_sigma.shape == (8, 1)
