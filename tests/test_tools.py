@@ -1,0 +1,41 @@
+"""The benchmark tools themselves: counts are right, and the denoise benchmark runs end to end
+on a slice of the validation data (the full run is the command in docs/BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from conftest import ROOT, needs_shared
+from tools.macs import count
+
+
+def test_macs_of_a_single_conv(tmp_path, rng):
+    weight = numpy_helper.from_array(rng.random((8, 1, 3, 3)).astype("float32"), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["image", "w"], ["denoised"], pads=[1, 1, 1, 1])], "g",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, "h", "w"])],
+        [helper.make_tensor_value_info("denoised", TensorProto.FLOAT, [1, 8, "h", "w"])], [weight],
+    )
+    path = tmp_path / "conv.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    assert count(path) == (72, 72.0)  # 8 outputs x 9 taps per pixel
+
+
+def test_macs_of_tiny_unet(tiny_models):
+    params, per_pixel = count(tiny_models["gray"])
+    assert params > 0 and 500 < per_pixel < 5000
+
+
+@needs_shared("denoise", "val", "Set12")
+def test_bench_denoise_quick_run(tmp_path):
+    out = tmp_path / "denoise.md"
+    cmd = [sys.executable, "tools/bench_denoise.py", "--limit", "1", "--sigmas", "25", "--sets", "Set12",
+           "--methods", "nlm", "--repeat", "1", "--out", str(out), "--json", str(tmp_path / "d.json")]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = out.read_text()
+    assert "| OpenCV NLM (tuned h) |" in text and "python tools/bench_denoise.py --limit 1" in text
