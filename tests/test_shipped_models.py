@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import ROOT
 
+from conftest import ROOT
 from edge_ae import Denoiser, list_models, load_model
 from edge_ae.imageio import read_image
 
