@@ -15,13 +15,13 @@ class AnomalyConfig:
     size: int = 128  # images are resized (stretched) to size x size: 2 CPU cores train this in minutes
     channels: int | str = "auto"  # 1, 3, or "auto" (grey when every training image is grey)
     holdout: float = 0.15  # fraction of ``normal`` kept out when there is no ``val_normal``
-    width: int = 32  # channels of the first encoder stage (doubles per stage)
+    width: int = 16  # channels of the first encoder stage (doubles per stage)
     latent_channels: int = 64  # channels at the 1/16-resolution bottleneck
     batch: int = 16
     steps: int = 3000  # upper bound; early stopping and ``minutes`` usually end sooner
     minutes: float = 12.0  # wall-clock training budget
     lr: float = 2e-3
-    eval_every: int = 150
+    eval_every: int = 200
     patience: int = 6  # evaluations without improvement before stopping
     synthetic_fraction: float = 0.5  # training inputs that get a synthetic defect to repair
     input_noise: float = 0.02  # std of Gaussian noise added to every training input

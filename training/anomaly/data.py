@@ -66,6 +66,20 @@ def folder(path: str | Path) -> list[Path]:
     return list_images(path)
 
 
+def scratch_mask(size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random thin polyline (scratch, crack) as a soft mask."""
+    mask = np.zeros((size, size), np.float32)
+    points = [rng.uniform(0, size, 2)]
+    step = size * rng.uniform(0.05, 0.2)
+    angle = rng.uniform(0, 2 * np.pi)
+    for _ in range(int(rng.integers(2, 6))):
+        angle += rng.normal(0, 0.6)
+        points.append(points[-1] + step * np.array([np.cos(angle), np.sin(angle)]))
+    pts = np.round(np.array(points)).astype(np.int32).reshape(-1, 1, 2)
+    cv2.polylines(mask, [pts], False, 1.0, thickness=int(rng.integers(1, max(2, size // 40) + 1)))
+    return cv2.GaussianBlur(mask, (0, 0), 0.7)
+
+
 def blob_mask(size: int, rng: np.random.Generator) -> np.ndarray:
     """A random soft blob (size x size float32 on [0, 1]) covering roughly 0.3-8 % of the image."""
     for _ in range(20):
@@ -92,7 +106,7 @@ def blob_mask(size: int, rng: np.random.Generator) -> np.ndarray:
 def synthetic_defect(image: np.ndarray, other: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(defective copy of ``image`` (C, H, W), its mask (H, W)); ``other`` is another normal image."""
     c, h, w = image.shape
-    mask = blob_mask(h, rng)
+    mask = scratch_mask(h, rng) if rng.random() < 0.3 else blob_mask(h, rng)
     kind = rng.integers(4)
     if kind == 0:  # another normal image, moved and re-lit: wrong texture in the wrong place
         content = np.roll(other, (int(rng.integers(h)), int(rng.integers(w))), axis=(1, 2))

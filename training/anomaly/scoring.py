@@ -23,16 +23,12 @@ def gaussian_kernel(sigma: float) -> torch.Tensor:
 
 def blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Separable Gaussian blur per channel with reflected borders (no dark frame at the edges)."""
-    c = x.shape[1]
-    r = kernel.numel() // 2
-    # Reflect padding needs pad < size; clamp so tiny scales still work.
-    r_h, r_w = min(r, x.shape[2] - 1), min(r, x.shape[3] - 1)
-    kh = kernel[r - r_h : r + r_h + 1] if r_h < r else kernel
-    kw = kernel[r - r_w : r + r_w + 1] if r_w < r else kernel
-    kh, kw = kh / kh.sum(), kw / kw.sum()
-    x = F.pad(x, (r_w, r_w, r_h, r_h), mode="reflect")
-    x = F.conv2d(x, kh.view(1, 1, -1, 1).expand(c, 1, -1, 1).contiguous(), groups=c)
-    return F.conv2d(x, kw.view(1, 1, 1, -1).expand(c, 1, 1, -1).contiguous(), groups=c)
+    n, c, h, w = x.shape
+    r = kernel.numel() // 2  # a Python int: the exported graph gets constant pads
+    # Channels folded into the batch: one (1, 1, k) kernel, whose shape the ONNX export can see.
+    x = F.pad(x.reshape(n * c, 1, h, w), (r, r, r, r), mode="reflect")
+    x = F.conv2d(x, kernel.view(1, 1, -1, 1))
+    return F.conv2d(x, kernel.view(1, 1, 1, -1)).reshape(n, c, h, w)
 
 
 def ssim_map(x: torch.Tensor, y: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -72,6 +68,9 @@ class AnomalyGraph(nn.Module):
 
     def __init__(self, net: nn.Module, *, size: tuple[int, int], norms: torch.Tensor, topk: float, smooth_sigma: float) -> None:
         super().__init__()
+        smallest = min(size) // max(SCALES)
+        if smallest <= 3 * SSIM_SIGMA + 1 or min(size) <= 3 * smooth_sigma + 1:
+            raise ValueError(f"input size {size} is too small for the error maps (at least 32 pixels)")
         self.net = net
         self.register_buffer("ssim_kernel", gaussian_kernel(SSIM_SIGMA))
         self.register_buffer("smooth_kernel", gaussian_kernel(smooth_sigma))

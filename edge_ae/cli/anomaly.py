@@ -1,0 +1,209 @@
+"""``edge-ae anomaly``: score images against a model of "normal", and re-calibrate a model.
+
+    edge-ae anomaly INPUT... [-m MODEL] [--report report.csv|.json] [--heatmaps DIR]
+    edge-ae anomaly calibrate MODEL --normal DIR -o NEW.onnx [--fpr 0.01] [--anomalous DIR]
+
+Calibration needs no torch: it scores the new normal images with the model as it is and
+writes a copy whose metadata holds the new threshold and score statistics (the graph and its
+weights are copied byte for byte).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import datetime
+import io
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from edge_ae import batch
+from edge_ae.anomaly import AnomalyDetector, AnomalyResult, draw_overlay
+from edge_ae.calibration import DEFAULT_FPR, calibrate_f1, calibrate_fpr
+from edge_ae.cli.progress import Progress
+from edge_ae.contract import METADATA_KEY
+from edge_ae.errors import EdgeAEError
+from edge_ae.imageio import read_image, write_image
+from edge_ae.onnx_meta import rewrite_metadata_file
+from edge_ae.registry import list_models
+
+REPORT_FIELDS = ("file", "status", "score", "normalized_score", "is_anomaly", "heatmap", "message")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "anomaly", help="flag anomalous images; 'anomaly calibrate' re-calibrates a model",
+        description="Score image files, folders or quoted globs with an anomaly model: one line per image, a "
+        "summary, optional report and heatmap overlays of the flagged images.\n\n"
+        "'edge-ae anomaly calibrate MODEL --normal DIR -o NEW.onnx' writes a copy of MODEL whose threshold "
+        "is re-calibrated on the normal images in DIR (e.g. after the camera moved).",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or quoted globs (or: calibrate MODEL)")
+    p.add_argument("-m", "--model", help="anomaly model name or .onnx path (default: the shipped anomaly model, if only one)")
+    p.add_argument("--report", type=Path, help="write per-image results to this .csv or .json file")
+    p.add_argument("--heatmaps", type=Path, metavar="DIR", help="write heatmap overlays of flagged images here (PNG)")
+    p.add_argument("--all-heatmaps", action="store_true", help="with --heatmaps: overlays for every image, not only flagged")
+    p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
+    p.add_argument("--threads", type=int, help="inference threads (default: all cores)")
+    cal = p.add_argument_group("calibrate")
+    cal.add_argument("--normal", metavar="DIR", help="calibrate: folder of normal images (searched recursively)")
+    cal.add_argument("--anomalous", metavar="DIR", help="calibrate: anomalous images too: F1-optimal threshold")
+    cal.add_argument("-o", "--output", type=Path, metavar="NEW.onnx", help="calibrate: where to write the re-calibrated copy")
+    cal.add_argument("--fpr", type=float, default=DEFAULT_FPR,
+                     help=f"calibrate: target false-positive rate (default {DEFAULT_FPR})")
+    cal.add_argument("--name", help="calibrate: model name recorded in the copy (default: unchanged)")
+    p.set_defaults(func=run)
+
+
+def default_model() -> str:
+    shipped = list_models("anomaly")
+    if len(shipped) != 1:
+        names = ", ".join(e.name for e in shipped) or "none"
+        raise EdgeAEError(f"choose an anomaly model with -m (shipped anomaly models: {names})")
+    return shipped[0].name
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.inputs[0] == "calibrate":
+        return run_calibrate(args)
+    for flag in ("normal", "anomalous", "output", "name"):
+        if getattr(args, flag) is not None:
+            raise argparse.ArgumentTypeError(f"--{flag} belongs to 'edge-ae anomaly calibrate'")
+    return run_detect(args)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(path: Path, rows: list[dict[str, object]], summary: dict[str, object]) -> None:
+    if path.suffix.lower() == ".json":
+        _atomic_write_text(path, json.dumps({"summary": summary, "images": rows}, indent=2) + "\n")
+        return
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=REPORT_FIELDS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in REPORT_FIELDS})
+    _atomic_write_text(path, buf.getvalue())
+
+
+def run_detect(args: argparse.Namespace) -> int:
+    if args.report is not None and args.report.suffix.lower() not in (".csv", ".json"):
+        raise argparse.ArgumentTypeError(f"--report must end in .csv or .json, got {args.report}")
+    model = args.model or default_model()
+    detector = AnomalyDetector(model, threads=args.threads)  # loads before any file is read
+    if args.heatmaps is not None:
+        plan = batch.plan(args.inputs, args.heatmaps, recursive=args.recursive, overwrite=True, suffix=".png")
+        tasks, problems = plan.tasks, [o.message for o in plan.problems]
+    else:
+        found, problems = batch.find_inputs(args.inputs, recursive=args.recursive)
+        tasks = [batch.Task(src, Path()) for src, _ in found]
+    rows: list[dict[str, object]] = [{"file": m.split(":")[0], "status": "failed", "message": m} for m in problems]
+    # Per-image lines are results, so they go to stdout (with the bar when it is a terminal).
+    progress = Progress(len(tasks), label="scored ", stream=sys.stdout)
+    for message in problems:
+        progress.note(f"failed: {message}")
+    width = max([len(str(t.source)) for t in tasks] + [10])
+    for task in tasks:
+        row: dict[str, object] = {"file": str(task.source)}
+        try:
+            image = read_image(task.source)
+            result: AnomalyResult = detector(image)
+            row.update(status="done", score=round(result.score, 6), normalized_score=round(result.normalized_score, 4),
+                       is_anomaly=result.is_anomaly)
+            if args.heatmaps is not None and (result.is_anomaly or args.all_heatmaps):
+                write_image(task.target, draw_overlay(image, result))
+                row["heatmap"] = str(task.target)
+            progress.note(f"{str(task.source):<{width}}  score {result.score:9.4f}  "
+                          f"normalized {result.normalized_score:.3f}  {'ANOMALY' if result.is_anomaly else 'normal'}")
+        except (EdgeAEError, OSError, ValueError) as exc:
+            message = str(exc) if isinstance(exc, EdgeAEError) else f"{task.source}: {exc}"
+            row.update(status="failed", message=message)
+            progress.note(f"failed: {message}")
+        rows.append(row)
+        progress.advance()
+    progress.close()
+    done = [r for r in rows if r["status"] == "done"]
+    flagged = sum(1 for r in done if r["is_anomaly"])
+    failed = len(rows) - len(done)
+    cal = detector.calibration
+    summary = {
+        "model": detector.spec.name, "threshold": cal.threshold, "calibration": cal.method,
+        "images": len(done), "anomalous": flagged, "normal": len(done) - flagged, "failed": failed,
+    }
+    if args.report is not None:
+        write_report(args.report, rows, summary)
+    where = f"; overlays in {args.heatmaps}" if args.heatmaps is not None and any("heatmap" in r for r in rows) else ""
+    print(f"{len(done)} scored: {flagged} anomalous, {len(done) - flagged} normal, {failed} failed "
+          f"(model {detector.spec.name}, threshold {cal.threshold:.4g}){where}")
+    return 1 if failed else 0
+
+
+def _scores(detector: AnomalyDetector, folder: str, what: str) -> list[float]:
+    if not Path(folder).is_dir():
+        raise EdgeAEError(f"--{what}: no such folder: {folder}")
+    found, _ = batch.find_inputs([folder], recursive=True)
+    scores = []
+    progress = Progress(len(found), label=f"{what} ")
+    for src, _ in found:
+        try:
+            scores.append(detector.score(read_image(src)))
+        except EdgeAEError as exc:
+            progress.note(f"skipped: {exc}")
+        progress.advance()
+    progress.close()
+    if not scores:
+        raise EdgeAEError(f"--{what}: no readable images in {folder}")
+    return scores
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    rest = args.inputs[1:]
+    if len(rest) > 1 or (rest and args.model):
+        raise argparse.ArgumentTypeError("usage: edge-ae anomaly calibrate MODEL --normal DIR -o NEW.onnx [--fpr 0.01]")
+    model = rest[0] if rest else (args.model or default_model())
+    if args.normal is None or args.output is None:
+        raise argparse.ArgumentTypeError("anomaly calibrate needs --normal DIR and -o NEW.onnx")
+    if args.output.suffix.lower() != ".onnx":
+        raise argparse.ArgumentTypeError(f"-o must name an .onnx file, got {args.output}")
+    if not 0.0 < args.fpr < 1.0:
+        raise argparse.ArgumentTypeError(f"--fpr must be between 0 and 1, got {args.fpr}")
+    detector = AnomalyDetector(model, threads=args.threads)
+    source = detector.model.path
+    if args.output.resolve() == source.resolve():
+        raise EdgeAEError(f"-o {args.output} is the model itself: write a copy")
+    normal = _scores(detector, args.normal, "normal")
+    if args.anomalous:
+        cal = calibrate_f1(normal, _scores(detector, args.anomalous, "anomalous"))
+    else:
+        cal = calibrate_fpr(normal, fpr=args.fpr)
+        if len(normal) < 1 / args.fpr:
+            print(f"note: {len(normal)} normal images are few for a {args.fpr:g} false-positive rate "
+                  f"(the threshold is close to their highest score); {int(round(1 / args.fpr))}+ are better",
+                  file=sys.stderr)
+    spec = detector.spec
+    previous = spec.anomaly.threshold if spec.anomaly else None
+    history = {"date": datetime.date.today().isoformat(), "normal": str(args.normal), "anomalous": args.anomalous,
+               "method": cal.method, "n_images": cal.n_images, "previous_threshold": previous}
+    new_spec = dataclasses.replace(spec, name=args.name or spec.name, anomaly=cal,
+                                   provenance={**spec.provenance, "recalibrated": history})
+    rewrite_metadata_file(source, args.output, METADATA_KEY, new_spec.to_json())
+    AnomalyDetector(args.output, threads=1)  # the copy must load before we say it is done
+    old = spec.anomaly.threshold if spec.anomaly else float("nan")
+    target = f"target FPR {cal.target_fpr:g}" if cal.method == "fpr" else "best F1"
+    print(f"re-calibrated {spec.name} on {cal.n_images} images ({target}): threshold {old:.4g} -> {cal.threshold:.4g}, "
+          f"normal scores {cal.score_mean:.4g} +- {cal.score_std:.4g} -> {args.output}")
+    return 0
