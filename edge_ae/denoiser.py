@@ -63,7 +63,7 @@ class Denoiser:
         sigma_feed = np.full((batch.shape[0], 1), sigma / 255.0, np.float32)
 
         def infer(tile: np.ndarray) -> np.ndarray:
-            feeds = {"image": tile}
+            feeds = {"image": im.to_float(tile)}
             if spec.noise_input:
                 feeds["sigma"] = sigma_feed
             return model.run(feeds)[0]

@@ -35,7 +35,7 @@ def check_image(image: object, *, name: str = "image") -> np.ndarray:
 class Planes:
     """An image split into what a model sees and what it must give back untouched."""
 
-    color: np.ndarray  # HxWxC float32 on [0, 1], C in (1, 3)
+    color: np.ndarray  # HxWxC view of the input in its own dtype, C in (1, 3); no copy is made
     alpha: np.ndarray | None  # HxW in the original dtype, or None
     shape: tuple[int, ...]
     dtype: np.dtype
@@ -50,11 +50,12 @@ def split(image: np.ndarray) -> Planes:
         color, alpha = image[:, :, :3], image[:, :, 3]
     else:
         color = image
-    return Planes(color=to_float(color), alpha=alpha, shape=image.shape, dtype=image.dtype)
+    return Planes(color=color, alpha=alpha, shape=image.shape, dtype=image.dtype)
 
 
 def merge(planes: Planes, color: np.ndarray) -> np.ndarray:
-    """Inverse of ``split``: the processed colour planes back in the original shape and dtype."""
+    """Inverse of ``split``: processed float colour planes back in the original shape and dtype
+    (``color`` may be overwritten to save memory on large images)."""
     out = from_float(color, planes.dtype)
     if planes.alpha is not None:
         out = np.concatenate([out, planes.alpha[:, :, None]], axis=2)
@@ -72,14 +73,20 @@ def to_float(image: np.ndarray) -> np.ndarray:
 
 
 def from_float(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Float [0, 1] to ``dtype``, rounding and clipping; works in place on ``image`` when it is
+    a writable float32 array (large images: no extra full-size temporaries)."""
     scale = SCALES[np.dtype(dtype)]
     if scale == 1.0:
         return image.astype(np.float32, copy=False)
-    return np.clip(image * scale + 0.5, 0, scale).astype(dtype)
+    work = image if image.dtype == np.float32 and image.flags.writeable else image.astype(np.float32)
+    work *= np.float32(scale)
+    work += np.float32(0.5)
+    np.clip(work, 0, scale, out=work)
+    return work.astype(dtype)
 
 
 def adapt_channels(color: np.ndarray, model_channels: int) -> tuple[np.ndarray, str]:
-    """Fit HxWxC float planes to a model's channel count.
+    """Fit HxWxC planes (any dtype) to a model's channel count.
 
     * grey model, colour image: each of B, G, R goes through the model as its own grey image;
     * colour model, grey image: the grey plane is repeated to BGR and the output averaged back.

@@ -119,3 +119,13 @@ def test_noise_estimate_ignores_dtype_scale(rng):
     as8 = (noisy * 255 + 0.5).astype(np.uint8)
     as16 = (noisy * 65535 + 0.5).astype(np.uint16)
     assert estimate_sigma(as8) == pytest.approx(estimate_sigma(as16), rel=0.05)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 17])
+def test_mirror_indices_match_numpy_reflect(size):
+    from edge_ae.tiling import mirror_indices
+
+    a = np.arange(size)
+    for m in (1, 4, 40):
+        expected = np.pad(a, (m, m), mode="reflect" if size > 1 else "edge")
+        np.testing.assert_array_equal(a[mirror_indices(-m, size + m, size)], expected)
