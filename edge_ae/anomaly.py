@@ -18,13 +18,13 @@ import numpy as np
 
 from edge_ae.contract import AnomalyCalibration, ModelSpec
 from edge_ae.errors import ModelError
-from edge_ae.image import check_image, split
+from edge_ae.image import check_image, split, to_float
 from edge_ae.model import LoadedModel, load_model
 
 
 def to_model_input(image: np.ndarray, *, channels: int, size: tuple[int, int]) -> np.ndarray:
     """An image (runtime image contract) as the model's (C, H, W) float32 input on [0, 1]."""
-    color = split(image).color  # HxWxC float32, alpha dropped
+    color = to_float(split(image).color)  # HxWxC float32 on [0, 1], alpha dropped
     if channels == 1 and color.shape[2] == 3:
         color = cv2.cvtColor(color, cv2.COLOR_BGR2GRAY)[:, :, None]
     elif channels == 3 and color.shape[2] == 1:
