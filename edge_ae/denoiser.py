@@ -33,7 +33,7 @@ class Denoiser:
     grey image sees the grey plane repeated as BGR and its output is averaged back to grey.
     """
 
-    def __init__(self, model: str | Path | None = None, *, threads: int | None = None, tile: int = 512) -> None:
+    def __init__(self, model: str | Path | None = None, *, threads: int | None = None, tile: int = 1024) -> None:
         self.threads = threads
         self.tile = tile
         self._fixed: LoadedModel | None = None
