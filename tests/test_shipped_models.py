@@ -55,3 +55,15 @@ def test_default_denoiser_picks_model_by_channels():
     d = Denoiser(threads=1)
     assert d.model_for(1).spec.name == "denoise-gray"
     assert d.model_for(3).spec.name == "denoise-color"
+
+
+def test_demo_job_on_bundled_samples(tmp_path, capsys):
+    """What `make demo` runs: the default models on the six bundled photos, with before|after."""
+    from edge_ae.cli.main import main
+
+    rc = main(["denoise", str(ROOT / "samples" / "noisy"), "-o", str(tmp_path / "out"),
+               "--compare", str(tmp_path / "cmp"), "--threads", "2"])
+    assert rc == 0
+    assert "6 denoised, 0 failed" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in SAMPLES)
+    assert len(list((tmp_path / "cmp").iterdir())) == 6
