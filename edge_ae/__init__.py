@@ -4,6 +4,7 @@ numpy + onnxruntime + OpenCV only; never imports torch.
 """
 
 from edge_ae.anomaly import AnomalyDetector, AnomalyResult, draw_overlay
+from edge_ae.autoencoder import Autoencoder
 from edge_ae.contract import ModelSpec
 from edge_ae.denoiser import Denoiser
 from edge_ae.errors import EdgeAEError, ImageError, ModelError
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AnomalyDetector",
     "AnomalyResult",
+    "Autoencoder",
     "Denoiser",
     "EdgeAEError",
     "ImageError",

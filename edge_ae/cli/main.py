@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from edge_ae import __version__
-from edge_ae.cli import anomaly, denoise, models
+from edge_ae.cli import anomaly, denoise, embed, models
 from edge_ae.errors import EdgeAEError
 
 
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     denoise.add_parser(sub)
     models.add_parser(sub)
+    embed.add_parser(sub)
     anomaly.add_parser(sub)
     return parser
 

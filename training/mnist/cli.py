@@ -15,7 +15,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("recipes", nargs="+", metavar="RECIPE", help=f"one or more of: {', '.join(RECIPES)}, or all")
     ap.add_argument("--out", type=Path, default=RUNS, help="runs folder (default runs/mnist)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    # One thread by default: on the shared 2-core training box a second thread mostly spins
+    # waiting for a core another job holds, and that costs more than it gains.
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     ap.add_argument("--epochs", type=int, help="override epochs (quick checks; the report uses the defaults)")
     ap.add_argument("--limit", type=int, help="first N train/test images only (quick checks)")
     ap.add_argument("--no-ship", action="store_true", help="do not write to exported/ or its manifest")

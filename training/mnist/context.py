@@ -21,7 +21,7 @@ class Context:
     limit: int | None = None  # use only the first N train and test images (tests)
     allow_synthetic: bool = False  # fall back to synthetic digits when ../shared is absent (tests)
     ship_dir: Path | None = EXPORTED  # shipped models go here with manifest entries; None = ship nothing
-    threads: int = 2
+    threads: int = 1
     classes: tuple[int, ...] = tuple(range(10))  # one-class recipe: which classes (tests use fewer)
     _cache: dict[str, data.Dataset] = field(default_factory=dict, repr=False)
 

@@ -90,7 +90,7 @@ def fit(
             opt.step()
             if sched is not None:
                 sched.step()
-            total += float(loss) * len(xb)
+            total += loss.item() * len(xb)
             seen += len(xb)
         record = {"epoch": epoch, "train_loss": total / seen, "seconds": time.perf_counter() - start}
         if vx is not None:

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from training.mnist.context import Context
-from training.mnist.recipes import cluster, conv, deep, dense36, denoise, latent3d, oneclass
+from training.mnist.recipes import cluster, conv, deep, denoise, dense36, latent3d, oneclass
+from training.mnist.train import seed_everything
 
 RECIPES: dict[str, Callable[[Context], dict[str, Any]]] = {
     "dense36": dense36.run,
@@ -26,6 +27,7 @@ def run_recipe(name: str, ctx: Context) -> dict[str, Any]:
     if name not in RECIPES:
         raise KeyError(f"unknown recipe {name!r}; expected one of {', '.join(RECIPES)}")
     start = time.perf_counter()
+    seed_everything(ctx.seed)  # model initialisation draws from the global generator
     body = RECIPES[name](ctx)
     ds = ctx.data()
     record = {

@@ -1,9 +1,11 @@
-"""Recipe 7: one-class anomaly detection. For each class, a small conv AE is trained on that
-class's training images only; every test image is scored by its reconstruction MSE and the
+"""Recipe 7: one-class anomaly detection. For each class, a dense AE 784 -> 256 -> 64 is
+trained on that class's training images only; every test image is scored by its reconstruction MSE and the
 AUROC (the class is normal, all others anomalous) is reported per class and as the mean, for
 MNIST and Fashion-MNIST. Reference: Deep SVDD (Ruff et al., 2018), mean AUROC 0.948 on MNIST.
 
-A narrow code (16 numbers) is what makes this work: the model can only rebuild what it saw."""
+The architecture was picked on digits 2, 3, 5, 8 and 9 of MNIST among a few dense and conv
+variants (a wider dense code beat a 16-number conv code there); the scores below use the same
+settings for every class of both data sets."""
 
 from __future__ import annotations
 
@@ -15,24 +17,25 @@ import torch
 from training.mnist import metrics, plots
 from training.mnist.context import Context
 from training.mnist.export import export_autoencoder
-from training.mnist.nets import ConvAE
+from training.mnist.nets import DenseAE
 from training.mnist.recipes import common
-from training.mnist.train import fit, predict, reconstruction
+from training.mnist.train import fit, predict, reconstruction, seed_everything
 from training.onnx_export import provenance
 
-CONFIG = {"network": "conv 16-8, linear code 16", "loss": "mse", "optimizer": "adam", "lr": 2e-3,
-          "lr_schedule": "cosine to 0", "epochs": 8, "batch": 64, "score": "per-image reconstruction MSE"}
+CONFIG = {"network": "dense 784-256-64", "loss": "mse", "optimizer": "adam", "lr": 2e-3,
+          "lr_schedule": "cosine to 0", "epochs": 10, "batch": 64, "score": "per-image reconstruction MSE"}
 DEEP_SVDD_MNIST_MEAN = 0.948
 DATASETS = ("mnist", "fashion_mnist")
 
 
 def build() -> torch.nn.Module:
-    return ConvAE((16, 8), latent=16)
+    return DenseAE([784, 256, 64])
 
 
 def one_class(ctx: Context, dataset: str, normal: int) -> tuple[float, torch.nn.Module, list[dict[str, float]]]:
     ds = ctx.data(dataset)
     train = ds.train.where(ds.train.y == normal)
+    seed_everything(ctx.seed + normal)
     model = build()
     history = fit(model, train.x, loss_fn=reconstruction("mse"), epochs=ctx.n_epochs(CONFIG["epochs"]),
                   batch=CONFIG["batch"], seed=ctx.seed + normal, lr=CONFIG["lr"], lr_decay=True)

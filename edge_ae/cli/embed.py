@@ -1,0 +1,85 @@
+"""``edge-ae embed``: image files -> one latent vector each, saved as .npy or .csv."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edge_ae import batch
+from edge_ae.autoencoder import Autoencoder
+from edge_ae.errors import EdgeAEError
+from edge_ae.imageio import read_image
+
+FORMATS = (".npy", ".csv")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("embed", help="encode image files to latent vectors (.npy or .csv)",
+                       description="Encode image files, folders or globs with an autoencoder's encoder. "
+                       ".npy: an N x D float32 array, with the source paths in <name>.files.txt beside it; "
+                       ".csv: one row per image, the path then D numbers. Images are converted to grey "
+                       "and resized to the model's input size.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or quoted globs")
+    p.add_argument("-m", "--model", default="mnist-dense36", help="autoencoder name or .onnx path (default mnist-dense36)")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE", help="latents.npy or latents.csv")
+    p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
+    p.add_argument("--threads", type=int, help="inference threads (default: onnxruntime's choice)")
+    p.set_defaults(func=run)
+
+
+def write_atomically(path: Path, write) -> None:  # noqa: ANN001 - write(file object)
+    """Write through a temporary file in the same folder, then rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save(path: Path, sources: list[Path], latents: np.ndarray) -> None:
+    if path.suffix.lower() == ".npy":
+        write_atomically(path, lambda f: np.save(f, latents))
+        names = "".join(f"{s}\n" for s in sources).encode()
+        write_atomically(path.with_suffix(".files.txt"), lambda f: f.write(names))
+        return
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["path", *(f"z{i}" for i in range(latents.shape[1]))])
+    for source, row in zip(sources, latents, strict=True):
+        writer.writerow([str(source), *(f"{v:.7g}" for v in row)])
+    write_atomically(path, lambda f: f.write(text.getvalue().encode()))
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.output.suffix.lower() not in FORMATS:
+        raise argparse.ArgumentTypeError(f"--output must end in .npy or .csv, got {args.output.name!r}")
+    model = Autoencoder(args.model, threads=args.threads)  # a bad --model fails before any file is read
+    found, missing = batch.find_inputs(args.inputs, recursive=args.recursive)
+    failed = list(missing)
+    sources, latents = [], []
+    for source, _ in found:
+        try:
+            latents.append(model.encode(read_image(source)))
+            sources.append(source)
+        except EdgeAEError as exc:
+            failed.append(str(exc))
+    for message in failed:
+        print(f"failed: {message}", file=sys.stderr)
+    if sources:
+        save(args.output, sources, np.stack(latents).astype(np.float32))
+    where = f" -> {args.output}" if sources else " (nothing written)"
+    print(f"{len(sources)} embedded ({model.latent_dim}-D, {model.spec.name}), {len(failed)} failed{where}")
+    return 1 if failed or not sources else 0
