@@ -11,6 +11,7 @@ from edge_ae.errors import EdgeAEError, ImageError, ModelError
 from edge_ae.model import LoadedModel, load_model
 from edge_ae.noise_level import estimate_sigma
 from edge_ae.registry import ModelEntry, list_models
+from edge_ae.stream import Stream, StreamReport, stream
 
 __version__ = "0.1.0"
 
@@ -25,9 +26,12 @@ __all__ = [
     "ModelEntry",
     "ModelError",
     "ModelSpec",
+    "Stream",
+    "StreamReport",
     "__version__",
     "draw_overlay",
     "estimate_sigma",
     "list_models",
     "load_model",
+    "stream",
 ]

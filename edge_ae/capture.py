@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -56,6 +56,9 @@ class Backoff:
             delay = min(delay * self.factor, self.maximum)
 
 
+DEFAULT_BACKOFF = Backoff()
+
+
 class Mailbox:
     """A one-slot hand-over; see the module docstring for ``drop``."""
 
@@ -74,6 +77,8 @@ class Mailbox:
             else:
                 while self._item is not None and not stop.is_set():
                     self._cond.wait(0.05)
+                # Latency counts from the hand-over: reading a file ahead is not lateness.
+                item = replace(item, captured=time.monotonic())
             self._item = item
             self._cond.notify_all()
 
@@ -101,7 +106,7 @@ class Capture:
     """Runs ``source`` in a daemon thread. ``start()`` opens the source in the caller's thread
     first, so a camera that cannot be opened at all is an immediate ``SourceError``."""
 
-    def __init__(self, source: Source, *, drop: bool | None = None, backoff: Backoff = Backoff(),
+    def __init__(self, source: Source, *, drop: bool | None = None, backoff: Backoff = DEFAULT_BACKOFF,
                  reconnect_for: float | None = 60.0) -> None:
         self.source = source
         self.mailbox = Mailbox(drop=source.live if drop is None else drop)

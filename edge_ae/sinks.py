@@ -60,44 +60,76 @@ class VideoSink:
     """``--record out.mp4``: .mp4/.m4v/.mov (MPEG-4 part 2), .avi (Motion JPEG) or .mkv (Xvid).
 
     The writer opens on the first frame (its size fixes the video's); later frames of another
-    size (a camera reconnected at another resolution) are resized to it."""
+    size (a camera reconnected at another resolution) are resized to it. ``fps`` may be set
+    until then. With ``realtime`` (live sources) each frame is held until the next one arrives,
+    so the video plays at the speed things happened however slow the processing; gaps longer
+    than ``max_gap`` seconds (a camera away) are shortened to that."""
 
-    def __init__(self, path: str | Path, *, fps: float) -> None:
+    def __init__(self, path: str | Path, *, fps: float | None = None, realtime: bool = False, max_gap: float = 2.0) -> None:
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         if suffix not in FOURCC:
             raise SinkError(f"{self.path}: video must end in {', '.join(FOURCC)}")
-        if not fps > 0:
+        if fps is not None and not fps > 0:
             raise SinkError(f"{self.path}: frame rate must be positive, got {fps}")
-        if not self.path.parent.exists():
+        if not self.path.parent.is_dir():
             raise SinkError(f"{self.path}: folder {self.path.parent} does not exist")
-        self.fps = float(fps)
+        self.fps = fps
+        self.realtime = realtime
+        self.max_gap = max_gap
         self.partial = self.path.with_name(f".{self.path.stem}.partial{suffix}")
-        self.frames = 0
+        self.frames = 0  # frames written to the file, repeats included
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None
+        self._held: np.ndarray | None = None
+        self._t0 = 0.0
 
     def write(self, frame: Output) -> None:
         view = frame.view
         if self._writer is None:
-            self._size = (view.shape[1], view.shape[0])
-            writer = cv2.VideoWriter(str(self.partial), cv2.VideoWriter_fourcc(*FOURCC[self.path.suffix.lower()]),
-                                     self.fps, self._size)
-            if not writer.isOpened():
-                writer.release()
-                self.partial.unlink(missing_ok=True)
-                raise SinkError(f"{self.path}: this OpenCV build cannot write {self.path.suffix} video")
-            self._writer = writer
+            self._open(view)
+            self._t0 = frame.wall_time
         if (view.shape[1], view.shape[0]) != self._size:
             view = cv2.resize(view, self._size, interpolation=cv2.INTER_AREA)
+        if not self.realtime:
+            self._put(view)
+            return
+        slot = int((frame.wall_time - self._t0) * self.fps)  # where this frame starts on the timeline
+        if self._held is not None:
+            repeats = slot - self.frames
+            longest = max(1, int(self.max_gap * self.fps))
+            if repeats > longest:
+                self._t0 += (repeats - longest) / self.fps  # shorten the gap, keep later frames aligned
+                repeats = longest
+            for _ in range(repeats):  # 0 when frames come faster than fps: the held one is skipped
+                self._put(self._held)
+        self._held = view
+
+    def _open(self, view: np.ndarray) -> None:
+        if self.fps is None:
+            raise SinkError(f"{self.path}: no frame rate set")
+        self._size = (view.shape[1], view.shape[0])
+        writer = cv2.VideoWriter(str(self.partial), cv2.VideoWriter_fourcc(*FOURCC[self.path.suffix.lower()]),
+                                 float(self.fps), self._size)
+        if not writer.isOpened():
+            writer.release()
+            self.partial.unlink(missing_ok=True)
+            raise SinkError(f"{self.path}: this OpenCV build cannot write {self.path.suffix} video")
+        self._writer = writer
+
+    def _put(self, view: np.ndarray) -> None:
+        assert self._writer is not None
         self._writer.write(view)
         self.frames += 1
 
     def close(self) -> None:
         """Finalise the container and move it into place; nothing is left if no frame came."""
-        writer, self._writer = self._writer, None
-        if writer is None:
+        if self._writer is None:
             return
+        if self._held is not None:
+            self._put(self._held)
+            self._held = None
+        writer, self._writer = self._writer, None
         writer.release()
         try:
             os.replace(self.partial, self.path)

@@ -67,9 +67,10 @@ class VideoSource(Source):
     ``capture_factory`` builds the capture object (tests pass a fake); it is called again on
     every ``open()``, which is how a lost camera is reconnected."""
 
-    def __init__(self, target: int | str, *, live: bool | None = None,
+    def __init__(self, target: int | str, *, live: bool | None = None, size: tuple[int, int] | None = None,
                  capture_factory: Callable[[int | str], Any] = cv2.VideoCapture) -> None:
         self.target = target
+        self.size = size  # (width, height) to ask a camera for; files keep their own
         self.live = isinstance(target, int) if live is None else live
         self.description = f"camera {target}" if isinstance(target, int) else str(target)
         self._factory = capture_factory
@@ -82,6 +83,9 @@ class VideoSource(Source):
             cap.release()
             raise SourceError(f"{self.description}: cannot open" + (" (no such camera, or it is busy)"
                                                                    if isinstance(self.target, int) else ""))
+        if self.size is not None and self.live:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])  # a request: the driver picks the nearest mode
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else None
         self._cap = cap
@@ -190,18 +194,19 @@ class FolderSource(Source):
             raise SourceError(str(exc)) from None
 
 
-def open_source(spec: str | int | Path | Source) -> Source:
+def open_source(spec: str | int | Path | Source, *, size: tuple[int, int] | None = None) -> Source:
     """A source from what a user types: ``0`` (camera index), ``picamera2``, a URL, a folder or
-    a video file. Nothing is opened yet; the caller calls ``open()``."""
+    a video file. ``size`` (width, height) is asked of cameras. Nothing is opened yet; the
+    caller calls ``open()``."""
     if isinstance(spec, Source):
         return spec
     if isinstance(spec, int):
-        return VideoSource(spec)
+        return VideoSource(spec, size=size)
     text = str(spec).strip()
     if text.isdigit():
-        return VideoSource(int(text))
+        return VideoSource(int(text), size=size)
     if text.lower() == PICAMERA:
-        return PicameraSource()
+        return PicameraSource(size=size or (640, 480))
     if text.lower().startswith(URL_SCHEMES):
         return VideoSource(text, live=True)
     path = Path(text)
@@ -210,5 +215,5 @@ def open_source(spec: str | int | Path | Source) -> Source:
     if path.is_file():
         return VideoSource(str(path), live=False)
     if text.startswith("/dev/video"):
-        return VideoSource(text, live=True)
+        return VideoSource(text, live=True, size=size)
     raise SourceError(f"{text}: not a camera index, 'picamera2', URL, folder or existing video file")

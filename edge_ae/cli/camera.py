@@ -1,0 +1,113 @@
+"""``edge-ae camera``: denoise and flag anomalies on a live camera, a stream URL, a video file
+or a folder of frames, in real time."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from edge_ae.capture import Notice
+
+
+def positive(kind: type) -> object:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 640x480, got {text!r}") from None
+    if w < 16 or h < 16:
+        raise argparse.ArgumentTypeError(f"frame size too small: {text}")
+    return w, h
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "camera", help="denoise / flag anomalies on a camera or video in real time",
+        description="Process a live camera (index, or 'picamera2' for a Raspberry Pi ribbon camera), an RTSP/HTTP "
+        "URL, a video file or a folder of images. Live sources drop stale frames so latency stays low; "
+        "Ctrl-C or SIGTERM stops cleanly with the recording finalised. Live fps and latency go to stderr, the "
+        "summary to stdout.",
+    )
+    p.add_argument("--source", required=True, help="camera index (0), 'picamera2', URL, video file or image folder")
+    p.add_argument("--size", type=frame_size, metavar="WxH", help="camera resolution to ask for (default: the camera's; "
+                   "picamera2: 640x480)")
+    p.add_argument("--denoise", metavar="MODEL", help="denoiser name or .onnx path")
+    p.add_argument("--sigma", type=float, help="noise level on the 0-255 scale (default: estimated, smoothed over frames)")
+    p.add_argument("--temporal", action="store_true", help="temporal denoising for a fixed camera (no ghosting of moving things)")
+    p.add_argument("--anomaly", metavar="MODEL", help="anomaly model name or .onnx path")
+    p.add_argument("--record", metavar="VIDEO", help="write the processed video (.mp4, .avi, .mkv)")
+    p.add_argument("--frames", metavar="DIR", help="write each processed frame as a PNG")
+    p.add_argument("--events", metavar="JSONL", help="JSON-lines event log; flagged frames + heatmaps go next to it")
+    p.add_argument("--show", action="store_true", help="show a window (needs a display; q or Esc quits)")
+    p.add_argument("--max-fps", type=positive(float), metavar="N", help="process at most N frames per second")
+    p.add_argument("--max-frames", type=positive(int), metavar="N", help="stop after N frames")
+    p.add_argument("--duration", type=positive(float), metavar="SECONDS", help="stop after this long")
+    p.add_argument("--threads", type=positive(int), help="inference threads (default: onnxruntime's, all cores)")
+    p.add_argument("--reconnect-for", type=float, default=60.0, metavar="SECONDS",
+                   help="retry a lost camera for this long, with back-off (default 60; 'inf' for ever; 0 gives up at once)")
+    p.set_defaults(func=run)
+
+
+class LiveStatus:
+    """One status line on stderr, redrawn in place on a terminal; notices as their own lines."""
+
+    def __init__(self) -> None:
+        self.live = sys.stderr.isatty()
+        self.drawn = False
+
+    def progress(self, report) -> None:  # noqa: ANN001 - a StreamReport
+        if not self.live:
+            return
+        lat = report.latency_ms
+        sys.stderr.write(f"\r{report.frames_processed} frames  {report.fps:.1f} fps  latency p50 {lat['p50']:.0f} ms "
+                         f"p95 {lat['p95']:.0f} ms  dropped {report.frames_dropped}"
+                         + (f"  anomalies {report.anomalies}" if report.anomalies else "") + "\x1b[K")
+        sys.stderr.flush()
+        self.drawn = True
+
+    def notice(self, notice: Notice) -> None:
+        self.clear()
+        print(f"edge-ae: {notice.message}", file=sys.stderr, flush=True)
+
+    def clear(self) -> None:
+        if self.drawn:
+            sys.stderr.write("\r\x1b[K")
+            self.drawn = False
+
+
+def run(args: argparse.Namespace) -> int:
+    import cv2
+
+    from edge_ae.stream import Stream
+
+    if args.sigma is not None and not (math.isfinite(args.sigma) and args.sigma >= 0):
+        raise argparse.ArgumentTypeError(f"--sigma must be >= 0, got {args.sigma}")
+    if math.isnan(args.reconnect_for) or args.reconnect_for < 0:
+        raise argparse.ArgumentTypeError(f"--reconnect-for must be >= 0 or 'inf', got {args.reconnect_for}")
+    # OpenCV's own warnings (a camera index that does not exist...) would duplicate our one-line errors.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    status = LiveStatus()
+    stream = Stream(
+        args.source, size=args.size, denoise=args.denoise, sigma=args.sigma, temporal=args.temporal,
+        anomaly=args.anomaly, record=args.record, frames=args.frames, events=args.events, show=args.show,
+        max_fps=args.max_fps, max_frames=args.max_frames, duration=args.duration, threads=args.threads,
+        reconnect_for=None if math.isinf(args.reconnect_for) else args.reconnect_for,
+        on_notice=status.notice, on_progress=status.progress,
+    )
+    report = stream.run()
+    status.clear()
+    print(report.summary())
+    return 1 if report.failed else 0
