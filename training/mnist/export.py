@@ -56,6 +56,7 @@ def export_autoencoder(
     parity_images: np.ndarray,
     ship: bool = False,
     quality: dict[str, Any] | None = None,
+    measure_speed: bool = True,
 ) -> dict[str, Any]:
     """Write ``name.onnx``, ``name-encoder.onnx`` and ``name-decoder.onnx`` into ``folder``;
     with ``ship``, record all three in ``folder/manifest.json``. Returns files and parity."""
@@ -78,10 +79,10 @@ def export_autoencoder(
         result["parity_max_abs_diff"][kind] = check_parity(module, path, feeds)
         result["files"][kind] = path.name
         result["size_bytes"][kind] = path.stat().st_size
-        one = {k: v[:1] for k, v in feeds.items()}
-        result["latency_ms_1thread"][kind] = latency_ms(path, one)
+        if measure_speed:
+            result["latency_ms_1thread"][kind] = latency_ms(path, {k: v[:1] for k, v in feeds.items()})
         if ship:
-            speed = {"latency_ms_per_image_1thread": result["latency_ms_1thread"][kind]}
+            speed = {"latency_ms_per_image_1thread": result["latency_ms_1thread"][kind]} if measure_speed else {}
             # Parts carry the whole model's quality, marked as such.
             q = dict(quality or {}) if kind == "autoencoder" else dict(quality or {}, part_of=name)
             update_manifest(spec, path, quality=q, speed=speed)

@@ -17,7 +17,7 @@ from training.mnist.recipes import common
 from training.mnist.train import fit, predict
 
 CONFIG = {"network": "dense 784-256-100 (linear code), mirrored decoder", "images": 3000, "loss": "mse (standardised)",
-          "optimizer": "adam", "lr": 1e-3, "epochs": 100, "batch": 256, "kmeans": "k-means++, 10 clusters, n_init 10"}
+          "optimizer": "adam", "lr": 1e-3, "epochs": 50, "batch": 256, "kmeans": "k-means++, 10 clusters, n_init 10"}
 
 
 def kmeans(features: np.ndarray, seed: int) -> np.ndarray:

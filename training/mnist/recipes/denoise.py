@@ -1,7 +1,8 @@
-"""Recipe 5: denoising conv AE (32 x 7 x 7 code), trained on inputs with Gaussian noise of
-std 0.5 on the [0, 1] scale (clipped) to give back the clean digit; binary cross-entropy,
-Adam, 10 epochs, batch 128. Tested at sigma 0.2 and 0.5 with a fixed noise seed: PSNR of the
-noisy and of the denoised test images against the clean ones. Ships as ``mnist-denoise``."""
+"""Recipe 5: denoising conv AE (16 x 7 x 7 code; the Keras tutorial uses 32 maps, halved here
+for CPU time), trained on inputs with Gaussian noise of std 0.5 on the [0, 1] scale (clipped)
+to give back the clean digit; binary cross-entropy, Adam, 3 epochs, batch 128. Tested at
+sigma 0.2 and 0.5 with a fixed noise seed: PSNR of the noisy and of the denoised test images
+against the clean ones. Ships as ``mnist-denoise``."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from training.mnist.nets import ConvAE
 from training.mnist.recipes import common
 from training.mnist.train import add_noise, denoising, predict
 
-CONFIG = {"network": "conv 32-32, code 32x7x7", "loss": "bce", "optimizer": "adam", "lr": 2e-3,
-          "lr_schedule": "cosine to 0", "epochs": 10, "batch": 128, "train_sigma": 0.5}
+CONFIG = {"network": "conv 16-16, code 16x7x7", "loss": "bce", "optimizer": "adam", "lr": 2e-3,
+          "lr_schedule": "cosine to 0", "epochs": 3, "batch": 128, "train_sigma": 0.5}
 TEST_SIGMAS = (0.2, 0.5)
 
 
@@ -29,7 +30,7 @@ def noisy_copy(x: np.ndarray, sigma: float, seed: int) -> np.ndarray:
 def run(ctx: Context) -> dict[str, Any]:
     name = "denoise"
     folder = ctx.folder(name)
-    model = ConvAE((32, 32))
+    model = ConvAE((16, 16))
     trained = common.train(ctx, model, loss=denoising("bce", CONFIG["train_sigma"]), epochs=CONFIG["epochs"],
                            batch=CONFIG["batch"], lr=CONFIG["lr"], lr_decay=True)
     clean = ctx.data().test.x
