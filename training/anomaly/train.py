@@ -124,7 +124,8 @@ def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str]
         if step == 20:  # plan the schedule to end inside the time budget
             total = max(step + 1, min(cfg.steps, int(cfg.minutes * 60 / (elapsed / step) * 0.92)))
             log(f"{elapsed / step:.2f} s/step: planning {total} steps (budget {cfg.minutes:g} min)")
-        if step % cfg.eval_every == 0 or step == total:
+        over_time = elapsed > cfg.minutes * 60
+        if step % cfg.eval_every == 0 or step == total or over_time:
             net.eval()
             norms = component_norms(net, prep.holdout, kernel)
             graph = build_graph(net, norms, cfg)
@@ -146,6 +147,13 @@ def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str]
                 f"{' *' if improved else ''}  {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min")
             if stale >= cfg.patience:
                 log(f"early stop: no better validation score for {stale} evaluations")
+                break
+            # Re-plan on the measured speed (other jobs on the machine change it): the cosine
+            # schedule then still ends inside the budget.
+            left = cfg.minutes * 60 - (time.monotonic() - start)
+            total = max(step + 1, min(cfg.steps, step + int(left / (elapsed / step))))
+            if over_time or left <= 0:
+                log(f"time budget of {cfg.minutes:g} min spent at step {step}")
                 break
     seconds = time.monotonic() - start
     ckpt = torch.load(run_dir / "best.pt", weights_only=False)
