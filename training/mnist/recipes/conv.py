@@ -1,5 +1,5 @@
 """Recipe 4: convolutional AE, conv + max-pool twice to an 8 x 7 x 7 code, conv + nearest
-up-sampling back, sigmoid out; binary cross-entropy, Adam, 3 epochs, batch 128 (conv layers
+up-sampling back, sigmoid out; binary cross-entropy, Adam, 2 epochs, batch 128 (conv layers
 are slow on the shared 2-core CPU; the issue fixes no schedule). Ships as
 ``mnist-conv``."""
 
@@ -13,7 +13,7 @@ from training.mnist.nets import ConvAE
 from training.mnist.recipes import common
 
 CONFIG = {"network": "conv 16-8, code 8x7x7", "loss": "bce", "optimizer": "adam", "lr": 2e-3,
-          "lr_schedule": "cosine to 0", "epochs": 3, "batch": 128}
+          "lr_schedule": "cosine to 0", "epochs": 2, "batch": 128}
 
 
 def run(ctx: Context) -> dict[str, Any]:
