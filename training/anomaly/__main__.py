@@ -14,7 +14,13 @@ import time
 from pathlib import Path
 
 from training.anomaly.config import AnomalyConfig
-from training.onnx_export import EXPORTED, ROOT
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPORTED = ROOT / "exported"
+
+# Config fields that are plain command-line options (--size, --width, ...).
+OPTIONS = ("size", "holdout", "width", "latent_channels", "batch", "patch", "val_images", "steps", "minutes", "lr",
+           "eval_every", "patience", "synthetic_fraction", "input_noise", "fpr", "topk", "smooth", "seed", "threads")
 
 
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, AnomalyConfig]:
@@ -29,16 +35,13 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, AnomalyConfig]:
     ap.add_argument("--runs", type=Path, default=ROOT / "runs", help="checkpoints go to RUNS/NAME (default runs/)")
     ap.add_argument("--no-manifest", action="store_true", help="do not add the model to OUT/manifest.json")
     ap.add_argument("--description", default="", help="one line for the manifest")
-    for key in ("size", "holdout", "width", "latent_channels", "batch", "steps", "minutes", "lr", "eval_every",
-                "patience", "synthetic_fraction", "input_noise", "fpr", "topk", "smooth", "seed", "threads"):
+    for key in OPTIONS:
         default = getattr(defaults, key)
         ap.add_argument("--" + key.replace("_", "-"), type=type(default), default=default, help=f"default {default}")
     ap.add_argument("--channels", default="auto", choices=["auto", "1", "3"], help="default auto (grey if all images are)")
     ap.add_argument("--no-flips", action="store_true", help="no flipped copies of normal images (orientation matters)")
     args = ap.parse_args(argv)
-    values = {k: getattr(args, k) for k in ("size", "holdout", "width", "latent_channels", "batch", "steps", "minutes",
-                                             "lr", "eval_every", "patience", "synthetic_fraction", "input_noise",
-                                             "fpr", "topk", "smooth", "seed", "threads")}
+    values = {k: getattr(args, k) for k in OPTIONS}
     cfg = AnomalyConfig(name=args.name, normal=args.normal, val_normal=args.val_normal, val_anomalous=args.val_anomalous,
                         channels=args.channels if args.channels == "auto" else int(args.channels),
                         flips=not args.no_flips, **values)

@@ -18,6 +18,8 @@ class AnomalyConfig:
     width: int = 16  # channels of the first encoder stage (doubles per stage)
     latent_channels: int = 64  # channels at the 1/16-resolution bottleneck
     batch: int = 16
+    patch: int = 64  # train on random crops of this size (the net is fully convolutional); 0: whole images
+    val_images: int = 64  # held-out images (and as many defective copies) scored per evaluation
     steps: int = 3000  # upper bound; early stopping and ``minutes`` usually end sooner
     minutes: float = 12.0  # wall-clock training budget
     lr: float = 2e-3

@@ -96,11 +96,13 @@ def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str]
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     kernel = gaussian_kernel(SSIM_SIGMA)
     batches = data.Batches(prep.train, synthetic_fraction=cfg.synthetic_fraction, input_noise=cfg.input_noise,
-                           flips=cfg.flips, rng=rng)
+                           flips=cfg.flips, rng=rng, patch=cfg.patch)
+    # A fixed subset keeps evaluations cheap; calibration later uses every held-out image.
+    val_neg = prep.holdout[: cfg.val_images]
     if prep.anomalous is not None:
-        val_pos, val_kind = prep.anomalous, "labelled anomalies"
+        val_pos, val_kind = prep.anomalous[: cfg.val_images], "labelled anomalies"
     else:
-        val_pos, val_kind = data.synthetic_set(prep.holdout, np.random.default_rng(cfg.seed + 2))[0], "synthetic defects"
+        val_pos, val_kind = data.synthetic_set(val_neg, np.random.default_rng(cfg.seed + 2))[0], "synthetic defects"
     total = cfg.steps  # re-planned after a few steps to fit the time budget
     start = time.monotonic()
     best = (-1.0, 0)
@@ -127,9 +129,9 @@ def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str]
         over_time = elapsed > cfg.minutes * 60
         if step % cfg.eval_every == 0 or step == total or over_time:
             net.eval()
-            norms = component_norms(net, prep.holdout, kernel)
+            norms = component_norms(net, val_neg, kernel)
             graph = build_graph(net, norms, cfg)
-            score = auroc(graph_scores(graph, prep.holdout), graph_scores(graph, val_pos))
+            score = auroc(graph_scores(graph, val_neg), graph_scores(graph, val_pos))
             elapsed = time.monotonic() - start
             eta = elapsed / step * (total - step)
             improved = score > best[0] + 1e-4
