@@ -468,3 +468,54 @@ def test_cli_user_mistakes_are_one_line(tmp_path, capsys, args, message):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def bright_spot_anomaly_model(path: Path) -> Path:
+    """A real edge-ae anomaly ONNX file, made by hand (no torch): the map is how far each pixel's
+    mean is from mid-grey, the score its maximum; calibrated so a bright spot is anomalous."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edge_ae.contract import METADATA_KEY, AnomalyCalibration, ModelSpec
+
+    half = helper.make_tensor("half", TensorProto.FLOAT, [], [0.5])
+    nodes = [
+        helper.make_node("Sub", ["image", "half"], ["centred"]),
+        helper.make_node("Abs", ["centred"], ["dist"]),
+        helper.make_node("ReduceMean", ["dist"], ["anomaly_map"], axes=[1], keepdims=1),
+        helper.make_node("ReduceMax", ["anomaly_map"], ["score"], axes=[1, 2, 3], keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes, "bright-spot",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, 32, 32])],
+        [helper.make_tensor_value_info("anomaly_map", TensorProto.FLOAT, ["n", 1, 32, 32]),
+         helper.make_tensor_value_info("score", TensorProto.FLOAT, ["n"])],
+        [half],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    spec = ModelSpec(name="bright-spot", kind="anomaly", channels=3, color_order="BGR", input_size=(32, 32),
+                     anomaly=AnomalyCalibration(threshold=0.3, score_mean=0.15, score_std=0.05))
+    helper.set_model_props(model, {METADATA_KEY: spec.to_json()})
+    onnx.save(model, str(path))
+    return path
+
+
+def test_real_anomaly_detector_on_a_folder_stream(tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    spots = {3, 4, 9}
+    for i in range(12):
+        image = np.full((48, 64, 3), 128, np.uint8)
+        if i in spots:
+            image[10:30, 20:44] = 250
+        cv2.imwrite(str(frames / f"f{i}.png"), image)
+    model = bright_spot_anomaly_model(tmp_path / "spot.onnx")
+    events = tmp_path / "events.jsonl"
+    report = stream(str(frames), anomaly=str(model), events=events, record=tmp_path / "overlay.avi", handle_signals=False)
+    assert report.anomalies == len(spots) and report.frames_processed == 12
+    flagged = [rec for rec in map(json.loads, events.read_text().splitlines()) if rec["event"] == "anomaly"]
+    assert [rec["frame"] for rec in flagged] == sorted(spots)
+    heatmap = cv2.imread(flagged[0]["heatmap"])
+    assert heatmap.shape == (48, 64, 3) and not np.all(heatmap == heatmap[0, 0])  # edge_ae.anomaly.draw_overlay drew on it
+    assert count_frames(tmp_path / "overlay.avi") == 12
