@@ -23,7 +23,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,6 +181,7 @@ class Stream:
         self.event_log = EventLog(events) if events is not None else None
         self._stop_reason: str | None = None
         self._started = False
+        self._frames: Generator[Output, None, None] | None = None
         self._old_handlers: dict[int, Any] = {}
         self._sigma_ema: float | None = None
         self._hist = LatencyHistogram()
@@ -212,13 +213,27 @@ class Stream:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Stop and finish at once (sinks closed, video finalised), even if the loop over the
+        stream was left with ``break``."""
         self.stop()
+        if self._frames is not None:
+            self._frames.close()
 
     def __iter__(self) -> Iterator[Output]:
         if self._started:
             raise RuntimeError("a Stream runs once; make a new one")
         self._started = True
-        self.capture.start()  # raises SourceError if the source cannot be opened at all
+        self._frames = self._run()
+        return self._frames
+
+    def _run(self) -> Generator[Output, None, None]:
+        try:
+            self.capture.start()  # raises SourceError if the source cannot be opened at all
+        except BaseException:
+            for sink in (self.event_log, self.window):
+                if sink is not None:
+                    sink.close()
+            raise
         try:
             self._open_sinks()
             self._install_signals()

@@ -519,3 +519,12 @@ def test_real_anomaly_detector_on_a_folder_stream(tmp_path):
     heatmap = cv2.imread(flagged[0]["heatmap"])
     assert heatmap.shape == (48, 64, 3) and not np.all(heatmap == heatmap[0, 0])  # edge_ae.anomaly.draw_overlay drew on it
     assert count_frames(tmp_path / "overlay.avi") == 12
+
+
+def test_leaving_a_with_block_finalises_at_once(tmp_path):
+    with Stream(FakeLive(fps=100), record=tmp_path / "w.mp4", handle_signals=False) as s:
+        for output in s:
+            if output.index >= 3:
+                break
+    assert s.report is not None and count_frames(tmp_path / "w.mp4") >= 1
+    assert not list(tmp_path.glob(".*partial*"))
