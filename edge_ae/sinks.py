@@ -138,8 +138,8 @@ class VideoSink:
 
 
 class ImageSequenceSink:
-    """``--frames DIR``: ``frame_000000.png`` ... (PNG keeps 16-bit frames; pass ``suffix=".jpg"``
-    for small 8-bit files)."""
+    """``--frames DIR``: ``frame_000000.png`` ... (PNG keeps 16-bit frames, float frames go to
+    TIFF; pass ``suffix=".jpg"`` for small 8-bit files)."""
 
     def __init__(self, folder: str | Path, *, suffix: str = ".png", use_view: bool = False) -> None:
         self.folder = Path(folder)
@@ -152,8 +152,10 @@ class ImageSequenceSink:
 
     def write(self, frame: Output) -> None:
         image = frame.view if self.use_view else frame.image
+        # PNG has no float pixels: float frames (from float TIFF inputs) stay lossless as TIFF.
+        suffix = ".tif" if image.dtype == np.float32 and self.suffix == ".png" else self.suffix
         try:
-            write_image(self.folder / f"frame_{frame.index:06d}{self.suffix}", image)
+            write_image(self.folder / f"frame_{frame.index:06d}{suffix}", image)
         except (ImageError, OSError) as exc:
             raise SinkError(str(exc)) from None
 
