@@ -39,12 +39,14 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, AnomalyConfig]:
         default = getattr(defaults, key)
         ap.add_argument("--" + key.replace("_", "-"), type=type(default), default=default, help=f"default {default}")
     ap.add_argument("--channels", default="auto", choices=["auto", "1", "3"], help="default auto (grey if all images are)")
+    ap.add_argument("--no-positional", action="store_true",
+                    help="no per-pixel normal statistics (views that are not from a fixed camera)")
     ap.add_argument("--no-flips", action="store_true", help="no flipped copies of normal images (orientation matters)")
     args = ap.parse_args(argv)
     values = {k: getattr(args, k) for k in OPTIONS}
     cfg = AnomalyConfig(name=args.name, normal=args.normal, val_normal=args.val_normal, val_anomalous=args.val_anomalous,
                         channels=args.channels if args.channels == "auto" else int(args.channels),
-                        flips=not args.no_flips, **values)
+                        flips=not args.no_flips, positional=not args.no_positional, **values)
     return args, cfg
 
 

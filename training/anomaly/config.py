@@ -31,6 +31,7 @@ class AnomalyConfig:
     fpr: float = 0.01  # target false-positive rate for the threshold
     topk: float = 0.01  # image score: mean of the top fraction of the anomaly map
     smooth: float = 1 / 32  # Gaussian smoothing of the map, sigma as a fraction of ``size``
+    positional: bool = True  # per-pixel normal statistics in the map (fixed camera); off for free-moving views
     seed: int = 0
     threads: int = 2
     extra: dict[str, object] = field(default_factory=dict)

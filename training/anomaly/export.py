@@ -50,7 +50,7 @@ def check_outputs(graph: torch.nn.Module, path: Path, images: np.ndarray) -> flo
 
 def export_anomaly(cfg: AnomalyConfig, prep: Prepared, trained: Trained, out_dir: Path, *, command: str,
                    manifest: bool, log: Callable[[str], None], description: str = "") -> tuple[Path, ModelSpec]:
-    graph = build_graph(trained.net, trained.norms, cfg).eval()
+    graph = build_graph(trained.net, trained.norms, cfg, trained.position).eval()
     normal_scores = graph_scores(graph, prep.holdout)
     anom_scores = graph_scores(graph, prep.anomalous) if prep.anomalous is not None else None
     cal = calibrate(cfg, normal_scores, anom_scores)
@@ -79,7 +79,8 @@ def export_anomaly(cfg: AnomalyConfig, prep: Prepared, trained: Trained, out_dir
             extra={"steps": trained.steps, "best_step": trained.best_step, "seed": cfg.seed,
                    "train_seconds": round(trained.seconds), "validation": trained.val_kind,
                    "resize": "stretch to input_size (aspect not kept)", "width": cfg.width,
-                   "latent_channels": cfg.latent_channels, "topk": cfg.topk, "smooth": cfg.smooth},
+                   "latent_channels": cfg.latent_channels, "topk": cfg.topk, "smooth": cfg.smooth,
+                   "positional": cfg.positional, "patch": cfg.patch},
         ),
     )
     path = export(graph, (torch.rand(1, prep.channels, cfg.size, cfg.size),), spec, out_dir / f"{cfg.name}.onnx",

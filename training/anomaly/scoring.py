@@ -59,14 +59,27 @@ def error_components(x: torch.Tensor, recon: torch.Tensor, kernel: torch.Tensor)
     return torch.cat(maps, dim=1)
 
 
+def positional_stats(maps: torch.Tensor, kernel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel mean and spread (1, 1, H, W) of normal images' maps (N, 1, H, W), smoothed so a
+    few hundred images give stable values, with the spread floored at a tenth of its average so
+    that no pixel is trusted to be exactly predictable."""
+    mean = blur(maps.mean(dim=0, keepdim=True), kernel)
+    std = blur(maps.std(dim=0, keepdim=True), kernel)
+    return mean, std + 0.1 * std.mean()
+
+
 class AnomalyGraph(nn.Module):
     """What ships: image (N, C, H, W) on [0, 1] -> anomaly_map (N, 1, H, W), score (N,).
 
     Each error component is divided by its mean on normal training images, so every component
-    weighs the same and 1.0 is a typical normal error; the sum is smoothed, and the image score
-    is the mean of the top ``topk`` fraction of the map."""
+    weighs the same; the average is smoothed. With positional statistics (a fixed camera: the same
+    place in the frame always looks alike), each pixel is then expressed as its distance from
+    what normal images show at that place, in units of their spread (a z-score), so edges that
+    are always hard to reconstruct stop dominating. The image score is the mean of the top
+    ``topk`` fraction of the map."""
 
-    def __init__(self, net: nn.Module, *, size: tuple[int, int], norms: torch.Tensor, topk: float, smooth_sigma: float) -> None:
+    def __init__(self, net: nn.Module, *, size: tuple[int, int], norms: torch.Tensor, topk: float, smooth_sigma: float,
+                 position: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         super().__init__()
         smallest = min(size) // max(SCALES)
         if smallest <= 3 * SSIM_SIGMA + 1 or min(size) <= 3 * smooth_sigma + 1:
@@ -75,11 +88,21 @@ class AnomalyGraph(nn.Module):
         self.register_buffer("ssim_kernel", gaussian_kernel(SSIM_SIGMA))
         self.register_buffer("smooth_kernel", gaussian_kernel(smooth_sigma))
         self.register_buffer("norms", norms.view(1, -1, 1, 1).float())
+        self.positional = position is not None
+        if position is not None:
+            self.register_buffer("position_mean", position[0].reshape(1, 1, *size).float())
+            self.register_buffer("position_std", position[1].reshape(1, 1, *size).float())
         self.k = max(1, int(round(topk * size[0] * size[1])))
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def error_map(self, image: torch.Tensor) -> torch.Tensor:
+        """The smoothed error map before positional normalisation."""
         recon = self.net(image)
         parts = error_components(image, recon, self.ssim_kernel) / self.norms
-        amap = blur(parts.mean(dim=1, keepdim=True), self.smooth_kernel)
+        return blur(parts.mean(dim=1, keepdim=True), self.smooth_kernel)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        amap = self.error_map(image)
+        if self.positional:
+            amap = (amap - self.position_mean) / self.position_std
         score = torch.topk(amap.flatten(1), self.k, dim=1).values.mean(dim=1)
         return amap, score

@@ -18,7 +18,14 @@ from training.anomaly import data
 from training.anomaly.config import AnomalyConfig
 from training.anomaly.metrics import auroc
 from training.anomaly.net import ConvAutoencoder
-from training.anomaly.scoring import SSIM_SIGMA, AnomalyGraph, error_components, gaussian_kernel, reconstruction_loss
+from training.anomaly.scoring import (
+    SSIM_SIGMA,
+    AnomalyGraph,
+    error_components,
+    gaussian_kernel,
+    positional_stats,
+    reconstruction_loss,
+)
 
 
 @dataclass
@@ -42,6 +49,7 @@ class Trained:
     val_auroc: float
     val_kind: str
     seconds: float
+    position: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 def prepare(cfg: AnomalyConfig, log: Callable[[str], None]) -> Prepared:
@@ -82,8 +90,42 @@ def graph_scores(graph: AnomalyGraph, images: np.ndarray, batch: int = 32) -> np
     return torch.cat([graph(torch.from_numpy(images[i : i + batch]))[1] for i in range(0, len(images), batch)]).numpy()
 
 
-def build_graph(net: torch.nn.Module, norms: torch.Tensor, cfg: AnomalyConfig) -> AnomalyGraph:
-    return AnomalyGraph(net, size=(cfg.size, cfg.size), norms=norms, topk=cfg.topk, smooth_sigma=cfg.smooth * cfg.size)
+def build_graph(net: torch.nn.Module, norms: torch.Tensor, cfg: AnomalyConfig,
+                position: tuple[torch.Tensor, torch.Tensor] | None = None) -> AnomalyGraph:
+    return AnomalyGraph(net, size=(cfg.size, cfg.size), norms=norms, topk=cfg.topk, smooth_sigma=cfg.smooth * cfg.size,
+                        position=position)
+
+
+@torch.no_grad()
+def error_maps(graph: AnomalyGraph, images: np.ndarray, batch: int = 32) -> torch.Tensor:
+    return torch.cat([graph.error_map(torch.from_numpy(images[i : i + batch])) for i in range(0, len(images), batch)])
+
+
+def finish_graph(net: torch.nn.Module, normal: np.ndarray, cfg: AnomalyConfig, kernel: torch.Tensor) -> AnomalyGraph:
+    """The shipped graph's constants from normal images: component scales and, if enabled, the
+    per-pixel statistics."""
+    norms = component_norms(net, normal, kernel)
+    graph = build_graph(net, norms, cfg)
+    if not cfg.positional:
+        return graph
+    return build_graph(net, norms, cfg, positional_stats(error_maps(graph, normal), graph.smooth_kernel))
+
+
+@torch.no_grad()
+def validation_auroc(net: torch.nn.Module, negatives: np.ndarray, positives: np.ndarray, cfg: AnomalyConfig,
+                     kernel: torch.Tensor) -> float:
+    """Image AUROC with the graph's constants taken from ``negatives`` themselves (slightly
+    optimistic, equally so for every checkpoint: good enough to pick one and to stop)."""
+    graph = build_graph(net, component_norms(net, negatives, kernel), cfg)
+    neg, pos = error_maps(graph, negatives), error_maps(graph, positives)
+    if cfg.positional:
+        mean, std = positional_stats(neg, graph.smooth_kernel)
+        neg, pos = (neg - mean) / std, (pos - mean) / std
+
+    def score(maps: torch.Tensor) -> np.ndarray:
+        return torch.topk(maps.flatten(1), graph.k, dim=1).values.mean(dim=1).numpy()
+
+    return auroc(score(neg), score(pos))
 
 
 def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str], None]) -> Trained:
@@ -129,9 +171,7 @@ def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str]
         over_time = elapsed > cfg.minutes * 60
         if step % cfg.eval_every == 0 or step == total or over_time:
             net.eval()
-            norms = component_norms(net, val_neg, kernel)
-            graph = build_graph(net, norms, cfg)
-            score = auroc(graph_scores(graph, val_neg), graph_scores(graph, val_pos))
+            score = validation_auroc(net, val_neg, val_pos, cfg, kernel)
             elapsed = time.monotonic() - start
             eta = elapsed / step * (total - step)
             improved = score > best[0] + 1e-4
@@ -153,15 +193,18 @@ def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str]
             # Re-plan on the measured speed (other jobs on the machine change it): the cosine
             # schedule then still ends inside the budget.
             left = cfg.minutes * 60 - (time.monotonic() - start)
-            total = max(step + 1, min(cfg.steps, step + int(left / (elapsed / step))))
-            if over_time or left <= 0:
+            total = min(cfg.steps, step + int(left / (elapsed / step)))
+            if step >= cfg.steps:
+                break
+            if over_time or total <= step:
                 log(f"time budget of {cfg.minutes:g} min spent at step {step}")
                 break
     seconds = time.monotonic() - start
     ckpt = torch.load(run_dir / "best.pt", weights_only=False)
     net.load_state_dict(ckpt["model"])
     net.eval()
-    # The graph's component scales come from the training images, so the held-out images stay
-    # untouched for calibration.
-    norms = component_norms(net, prep.train[: min(len(prep.train), 256)], kernel)
-    return Trained(net, norms, step, best[1], best[0], val_kind, seconds)
+    # The graph's constants come from training images, so the held-out images stay untouched
+    # for calibration.
+    graph = finish_graph(net, prep.train[: min(len(prep.train), 256)], cfg, kernel)
+    position = (graph.position_mean, graph.position_std) if graph.positional else None
+    return Trained(net, graph.norms.flatten(), step, best[1], best[0], val_kind, seconds, position)
