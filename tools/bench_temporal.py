@@ -130,10 +130,14 @@ def table(sums: dict, counts: dict) -> tuple[dict[str, float], list[str]]:
 
 
 def rel(path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(ROOT.parent))
-    except ValueError:
-        return str(path)
+    """A path as the repository sees it: ``exported/x.onnx``, ``../shared/...``."""
+    resolved = Path(path).resolve()
+    for base, prefix in ((ROOT, ""), (ROOT.parent, "../")):
+        try:
+            return prefix + str(resolved.relative_to(base))
+        except ValueError:
+            continue
+    return str(path)
 
 
 def report(args: argparse.Namespace, clips: list[dict[str, object]], model: Path, command: str) -> str:
@@ -168,7 +172,9 @@ def report(args: argparse.Namespace, clips: list[dict[str, object]], model: Path
         "",
         f"Bar: static gain >= +{BAR_STATIC_DB} dB: **{verdict(gain['static'] >= BAR_STATIC_DB)}**; "
         f"moving object no worse than per-frame - body + uncovered: **{verdict(gain['moving'] >= 0)}**, "
-        f"body alone: **{verdict(gain['body'] >= 0)}**.",
+        f"body alone: **{verdict(gain['body'] >= 0)}**. Per clip, gain on the body: "
+        + ", ".join(f"{table(c['sums'], c['counts'])[0]['body']:+.2f} dB" for c in clips)
+        + "; on the static area: " + ", ".join(f"{table(c['sums'], c['counts'])[0]['static']:+.2f} dB" for c in clips) + ".",
         "",
     ]
     for i, clip in enumerate(clips, start=1):
