@@ -64,10 +64,11 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def evaluate(model: torch.nn.Module, images: list[np.ndarray], sigma: float, seed: int) -> float:
     rng = np.random.default_rng(seed)
     scores = []
+    multiple = int(getattr(model, "size_multiple", 1))
     model.eval()
     with torch.no_grad():
         for im in images:
-            h, w = (s - s % 4 for s in im.shape[:2])
+            h, w = (s - s % multiple for s in im.shape[:2])
             clean = im[:h, :w].transpose(2, 0, 1)[None]
             noisy = clean + rng.standard_normal(clean.shape, dtype=np.float32) * (sigma / 255)
             out = model(torch.from_numpy(noisy), torch.tensor([[sigma / 255]], dtype=torch.float32))
