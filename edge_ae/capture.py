@@ -77,8 +77,6 @@ class Mailbox:
             else:
                 while self._item is not None and not stop.is_set():
                     self._cond.wait(0.05)
-                # Latency counts from the hand-over: reading a file ahead is not lateness.
-                item = replace(item, captured=time.monotonic())
             self._item = item
             self._cond.notify_all()
 
@@ -89,7 +87,10 @@ class Mailbox:
                 self._cond.wait(timeout)
             item, self._item = self._item, None
             self._cond.notify_all()
-            return item
+        if item is not None and not self.drop:
+            # A file is read ahead of need: its latency counts from when work on the frame starts.
+            item = replace(item, captured=time.monotonic())
+        return item
 
     def close(self) -> None:
         with self._cond:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import time
 
 from edge_ae.capture import Notice
 
@@ -64,19 +65,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 class LiveStatus:
     """One status line on stderr, redrawn in place on a terminal; notices as their own lines."""
 
+    LOG_EVERY = 30.0  # seconds between status lines when stderr is a log, not a terminal
+
     def __init__(self) -> None:
         self.live = sys.stderr.isatty()
         self.drawn = False
+        self.last_logged = time.monotonic()
 
     def progress(self, report) -> None:  # noqa: ANN001 - a StreamReport
-        if not self.live:
-            return
         lat = report.latency_ms
-        sys.stderr.write(f"\r{report.frames_processed} frames  {report.fps:.1f} fps  latency p50 {lat['p50']:.0f} ms "
-                         f"p95 {lat['p95']:.0f} ms  dropped {report.frames_dropped}"
-                         + (f"  anomalies {report.anomalies}" if report.anomalies else "") + "\x1b[K")
+        line = (f"{report.frames_processed} frames  {report.fps:.1f} fps  latency p50 {lat['p50']:.0f} ms "
+                f"p95 {lat['p95']:.0f} ms  dropped {report.frames_dropped}"
+                + (f"  anomalies {report.anomalies}" if report.anomalies else ""))
+        if self.live:
+            sys.stderr.write(f"\r{line}\x1b[K")
+            self.drawn = True
+        elif time.monotonic() - self.last_logged >= self.LOG_EVERY:  # e.g. under systemd: a line now and then
+            self.last_logged = time.monotonic()
+            sys.stderr.write(f"edge-ae: {line}\n")
         sys.stderr.flush()
-        self.drawn = True
 
     def notice(self, notice: Notice) -> None:
         self.clear()
