@@ -11,7 +11,7 @@ from edge_ae.errors import EdgeAEError, ImageError, ModelError
 from edge_ae.model import LoadedModel, load_model
 from edge_ae.noise_level import estimate_sigma
 from edge_ae.registry import ModelEntry, list_models
-from edge_ae.stream import Stream, StreamReport, stream
+from edge_ae.streaming import Stream, StreamReport, stream
 
 __version__ = "0.1.0"
 

@@ -21,7 +21,7 @@ from edge_ae.capture import Backoff, Capture, Frame, Mailbox
 from edge_ae.cli.main import main
 from edge_ae.sinks import EventLog, Output, SinkError, VideoSink, WindowSink
 from edge_ae.sources import FolderSource, Source, SourceError, VideoSource, open_source
-from edge_ae.stream import Stream, stream
+from edge_ae.streaming import Stream, stream
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = Backoff(initial=0.01, maximum=0.04)
@@ -528,3 +528,12 @@ def test_leaving_a_with_block_finalises_at_once(tmp_path):
                 break
     assert s.report is not None and count_frames(tmp_path / "w.mp4") >= 1
     assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_cli_reports_a_lost_camera_and_exits_1(monkeypatch, capsys):
+    source, _ = flaky(good=3, refuse=10**6)
+    monkeypatch.setattr("edge_ae.streaming.open_source", lambda spec, size=None: source)
+    assert main(["camera", "--source", "0", "--reconnect-for", "0.2"]) == 1
+    captured = capsys.readouterr()
+    assert "camera 0: no frame (disconnected?)" in captured.err
+    assert "gave up" in captured.err and "error: camera 0: lost, gave up" in captured.out
