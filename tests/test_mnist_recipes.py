@@ -92,8 +92,6 @@ def test_cli_rejects_unknown_recipe(capsys):
 
 def test_cli_short_run_never_ships(tmp_path, monkeypatch):
     """--epochs/--limit runs are quick checks: they must not replace exported/ models."""
-    if not data.available("mnist"):
-        pytest.skip(f"MNIST not present at {data.FILES['mnist']} (the CLI uses real data only)")
     from training.mnist import cli
 
     seen = {}

@@ -20,13 +20,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     ap.add_argument("--epochs", type=int, help="override epochs (quick checks; the report uses the defaults)")
     ap.add_argument("--limit", type=int, help="first N train/test images only (quick checks)")
+    ap.add_argument("--classes", type=int, nargs="+", choices=range(10), default=list(range(10)), metavar="C",
+                    help="one-class recipe: only these normal classes (runs side by side share a resumable cache)")
     ap.add_argument("--no-ship", action="store_true", help="do not write to exported/ or its manifest")
     args = ap.parse_args(argv)
     names = list(RECIPES) if args.recipes == ["all"] else args.recipes
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
         ap.error(f"unknown recipe(s) {', '.join(unknown)}; expected {', '.join(RECIPES)} or all")
-    ctx = Context(out=args.out, seed=args.seed, epochs=args.epochs, limit=args.limit, threads=args.threads)
+    ctx = Context(out=args.out, seed=args.seed, epochs=args.epochs, limit=args.limit, threads=args.threads,
+                  classes=tuple(args.classes))
     if args.no_ship or args.epochs is not None or args.limit is not None:
         ctx.ship_dir = None  # a shortened run never replaces the shipped models
     for name in names:

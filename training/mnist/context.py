@@ -48,6 +48,8 @@ class Context:
             extra += f" --limit {self.limit}"
         if self.seed:
             extra += f" --seed {self.seed}"
+        if recipe == "oneclass" and tuple(self.classes) != tuple(range(10)):
+            extra += " --classes " + " ".join(str(c) for c in self.classes)
         return f"python -m training.mnist {recipe}{extra}"
 
     def write_metrics(self, recipe: str, metrics: dict[str, Any]) -> Path:

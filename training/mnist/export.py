@@ -18,13 +18,14 @@ from training.onnx_export import check_parity, export, update_manifest
 INPUT_SIZE = (28, 28)
 
 
-def specs(name: str, latent_dim: int, description: str, prov: dict[str, Any]) -> dict[str, ModelSpec]:
+def specs(name: str, latent_dim: int, description: str, prov: dict[str, Any], *, with_parts: bool = True) -> dict[str, ModelSpec]:
     """The contract of each part; the file of part ``p`` is ``{spec.name}.onnx``."""
     common = dict(channels=1, color_order="GRAY", input_size=INPUT_SIZE, receptive_field=28,
                   latent_dim=latent_dim, provenance=prov)
     return {
         "autoencoder": ModelSpec(name=name, kind="autoencoder", description=description,
-                                 parts={"encoder": f"{name}-encoder.onnx", "decoder": f"{name}-decoder.onnx"}, **common),
+                                 parts={"encoder": f"{name}-encoder.onnx", "decoder": f"{name}-decoder.onnx"} if with_parts
+                                 else {}, **common),
         "encoder": ModelSpec(name=f"{name}-encoder", kind="encoder", description=f"Encoder of {name}: {description}",
                              **common),
         "decoder": ModelSpec(name=f"{name}-decoder", kind="decoder", description=f"Decoder of {name}: {description}",
@@ -57,6 +58,7 @@ def export_autoencoder(
     ship: bool = False,
     quality: dict[str, Any] | None = None,
     measure_speed: bool = True,
+    with_parts: bool = True,
 ) -> dict[str, Any]:
     """Write ``name.onnx``, ``name-encoder.onnx`` and ``name-decoder.onnx`` into ``folder``;
     with ``ship``, record all three in ``folder/manifest.json``. Returns files and parity."""
@@ -64,7 +66,7 @@ def export_autoencoder(
     images = np.ascontiguousarray(parity_images[:64], dtype=np.float32)
     with torch.no_grad():
         latents = model.encoder(torch.from_numpy(images)).numpy()
-    parts = specs(name, int(model.latent_dim), description, provenance)
+    parts = specs(name, int(model.latent_dim), description, provenance, with_parts=with_parts)
     example_image = (torch.from_numpy(images[:2]),)
     example_latent = (torch.from_numpy(latents[:2]),)
     plan = {
@@ -73,6 +75,8 @@ def export_autoencoder(
         "decoder": (model.decoder, example_latent, {"latent": latents}, {"latent": {0: "batch"}, "image": {0: "batch"}}),
     }
     result: dict[str, Any] = {"files": {}, "parity_max_abs_diff": {}, "size_bytes": {}, "latency_ms_1thread": {}}
+    if not with_parts:  # the whole model only (the one-class recipe's twenty per-class models)
+        plan = {"autoencoder": plan["autoencoder"]}
     for kind, (module, example, feeds, dyn) in plan.items():
         spec = parts[kind]
         path = export(module, example, spec, folder / f"{spec.name}.onnx", dynamic_axes=dyn)
