@@ -32,6 +32,14 @@ def standardize(x: np.ndarray) -> np.ndarray:
 
 
 def run(ctx: Context) -> dict[str, Any]:
+    # sklearn's OpenMP/BLAS pools would take every core and spin on a shared machine.
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=ctx.threads):
+        return _run(ctx)
+
+
+def _run(ctx: Context) -> dict[str, Any]:
     from sklearn.decomposition import PCA
 
     name = "cluster"
