@@ -62,6 +62,9 @@ def load_runs(runs: Path) -> dict[str, dict]:
         record = json.loads(path.read_text())
         if record.get("synthetic") or record.get("limit") or record.get("epochs_override"):
             raise SystemExit(f"{path}: a quick-check run (synthetic, --limit or --epochs); rerun the full recipe")
+        if record["headline"].get("classes", list(range(10))) != list(range(10)):
+            print(f"{path}: one-class run on classes {record['headline']['classes']} only; left out", file=sys.stderr)
+            continue
         records[name] = record
     return records
 
