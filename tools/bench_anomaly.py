@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import statistics
 import sys
@@ -137,7 +138,8 @@ def markdown(r: dict[str, object], detector: AnomalyDetector, command: str, thre
         f"Trained with `{prov.get('training_command', '?')}` ({prov.get('steps', '?')} steps, best at step "
         f"{prov.get('best_step', '?')}, {prov.get('train_seconds', '?')} s on the training machine; commit "
         f"{prov.get('git_commit', '?')}).",
-        f"Measured with `{command}` on {platform.machine()} ({platform.processor() or 'cpu'}), "
+        f"Measured with `{command}` on {platform.machine()} ({platform.processor() or 'cpu'}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f} at the end: timings on a busy machine are slower), "
         f"{datetime.date.today().isoformat()}.",
         "Pixel AUROC is computed on each image at its own size (the map is resized back by the runtime), "
         "good images included as all-normal pixels.",

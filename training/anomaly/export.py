@@ -59,6 +59,7 @@ def export_anomaly(cfg: AnomalyConfig, prep: Prepared, trained: Trained, out_dir
         metrics["val_image_auroc"] = round(auroc(normal_scores, anom_scores), 4)
         prf = precision_recall_f1(normal_scores, anom_scores, cal.threshold)
         metrics.update({f"val_{k}": round(v, 4) for k, v in prf.items()})
+    source = "/".join(Path(cfg.normal).parts[-3:])
     spec = ModelSpec(
         name=cfg.name,
         kind="anomaly",
@@ -69,7 +70,7 @@ def export_anomaly(cfg: AnomalyConfig, prep: Prepared, trained: Trained, out_dir
         input_size=(cfg.size, cfg.size),
         anomaly=cal,
         description=description or (f"Anomaly detector ({'grey' if prep.channels == 1 else 'colour'}, "
-                                    f"{cfg.size}x{cfg.size}) learnt from normal images in {Path(cfg.normal).name}: "
+                                    f"{cfg.size}x{cfg.size}) learnt from the normal images in {source}: "
                                     "convolutional autoencoder, multi-scale L1+SSIM error map, top-k score."),
         provenance=provenance(
             command=command,
