@@ -35,7 +35,7 @@ import json, resource, time
 import numpy as np
 import edge_ae
 rng = np.random.default_rng(0)
-image = (rng.random((3000, 4000, 3), dtype=np.float32) * 255).astype(np.uint8)
+image = rng.integers(0, 256, (3000, 4000, 3), dtype=np.uint8)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 d = edge_ae.Denoiser("{model}", threads=2)
 t = time.perf_counter()

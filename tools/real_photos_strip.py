@@ -26,8 +26,9 @@ def row(before: np.ndarray, after: np.ndarray, height: int, label: str) -> np.nd
     a = cv2.resize(before, size, interpolation=cv2.INTER_AREA)
     b = cv2.resize(after, size, interpolation=cv2.INTER_AREA)
     pair = np.concatenate([a, np.full((height, 6), 255, np.uint8), b], axis=1)
-    cv2.putText(pair, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 255, 2, cv2.LINE_AA)
-    cv2.putText(pair, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 0, 1, cv2.LINE_AA)
+    (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
+    cv2.rectangle(pair, (0, 0), (tw + 10, th + 10), 0, -1)
+    cv2.putText(pair, label, (5, th + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 255, 1, cv2.LINE_AA)
     return pair
 
 

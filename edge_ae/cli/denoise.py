@@ -35,7 +35,7 @@ class DenoiseJob:
     model: str | None
     sigma: float | None
     threads: int
-    tile: int
+    tile: int | None
     quality: int
     compare_dir: Path | None
     out_dir: Path
@@ -68,7 +68,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-j", "--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--threads", type=int, help="inference threads per worker (default: cores / jobs)")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality for lossy outputs (default 95)")
-    p.add_argument("--tile", type=int, default=1024, help="tile size in pixels for large images (default 1024)")
+    p.add_argument("--tile", type=int, help="tile size in pixels (default: 1024 up to 1024x1024 images, else 512)")
     p.add_argument("--compare", type=Path, metavar="DIR", help="also write before|after PNGs here")
     p.set_defaults(func=run)
 
