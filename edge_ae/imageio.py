@@ -8,13 +8,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from edge_ae.atomic import write_bytes_atomic
 from edge_ae.errors import ImageError
 
 READ_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".pgm", ".ppm", ".pnm")
@@ -61,14 +60,4 @@ def write_image(path: str | Path, image: np.ndarray, *, jpeg_quality: int = 95) 
         raise ImageError(f"{path}: cannot encode as {suffix} ({str(exc).strip().splitlines()[-1]})") from None
     if not ok:
         raise ImageError(f"{path}: cannot encode as {suffix}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.tobytes())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, buf.tobytes())

@@ -9,10 +9,9 @@ rewritten key are dropped and one new entry is appended (protobuf allows fields 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
+from edge_ae.atomic import write_bytes_atomic
 from edge_ae.errors import ModelError
 
 METADATA_FIELD = 14
@@ -124,15 +123,5 @@ def rewrite_metadata_file(source: str | Path, target: str | Path, key: str, valu
         new = replace_metadata(data, key, value)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ModelError(f"{source}: not an ONNX protobuf this tool can edit ({exc})") from None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(new)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(target, new)
     return target

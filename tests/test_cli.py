@@ -98,12 +98,12 @@ def test_missing_input_and_bad_model(tiny_models, tmp_path, capsys):
 
 
 def test_disk_full_leaves_no_partial_file(tiny_models, photo_tree, tmp_path, monkeypatch, capsys):
-    import edge_ae.imageio as imageio
+    import edge_ae.atomic as atomic
 
     def full_disk(*_args, **_kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(imageio.os, "fsync", full_disk)
+    monkeypatch.setattr(atomic.os, "fsync", full_disk)
     out = tmp_path / "out"
     rc = main(["denoise", str(photo_tree / "a.png"), "-o", str(out), "-m", str(tiny_models["color"])])
     assert rc == 1
