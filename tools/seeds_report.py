@@ -85,8 +85,9 @@ def ours(record: dict) -> str:
         (n2, d2), (n5, d5) = h["value"]
         return f"PSNR σ=0.2: {n2:.2f} → **{d2:.2f} dB**; σ=0.5: {n5:.2f} → **{d5:.2f} dB**"
     if name == "cluster":
-        p, n, a = h["value"]
-        return f"purity **{p:.3f}**, NMI **{n:.3f}**, ARI **{a:.3f}** (AE codes)"
+        rows = [f"{label.removeprefix('k-means on ')}: purity {s['purity']:.3f}, NMI {s['nmi']:.3f}, ARI {s['ari']:.3f}"
+                for label, s in record["results"].items()]
+        return "<br>".join(rows)
     if name == "oneclass":
         m, f = h["value"]
         return f"mean AUROC MNIST **{m:.3f}**, Fashion-MNIST **{f:.3f}**"
@@ -105,7 +106,7 @@ def tutorial(record: dict) -> str:
 def section(record: dict) -> list[str]:
     name = record["recipe"]
     lines = [f"## {record['number']}. {record['title']}", "", f"`{record['command']}` — seed {record['seed']}, "
-             f"{record['train_seconds']} s of training ({record['wall_seconds']} s in all) on one CPU thread.", ""]
+             f"{record['train_seconds']} s of training on one CPU thread.", ""]
     lines.append("Settings: " + "; ".join(f"{k} {fmt(v)}" for k, v in record["config"].items()) + ".")
     lines.append("")
     if name == "cluster":
