@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from edge_ae import batch
+from edge_ae.atomic import write_bytes_atomic
 from edge_ae.autoencoder import Autoencoder
 from edge_ae.errors import EdgeAEError
 from edge_ae.imageio import read_image
@@ -34,33 +33,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def write_atomically(path: Path, write) -> None:  # noqa: ANN001 - write(file object)
-    """Write through a temporary file in the same folder, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save(path: Path, sources: list[Path], latents: np.ndarray) -> None:
+    """Write atomically (temporary file, then rename): never a half-written output."""
     if path.suffix.lower() == ".npy":
-        write_atomically(path, lambda f: np.save(f, latents))
-        names = "".join(f"{s}\n" for s in sources).encode()
-        write_atomically(path.with_suffix(".files.txt"), lambda f: f.write(names))
+        buf = io.BytesIO()
+        np.save(buf, latents)
+        write_bytes_atomic(path, buf.getvalue())
+        write_bytes_atomic(path.with_suffix(".files.txt"), "".join(f"{s}\n" for s in sources).encode())
         return
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["path", *(f"z{i}" for i in range(latents.shape[1]))])
     for source, row in zip(sources, latents, strict=True):
         writer.writerow([str(source), *(f"{v:.7g}" for v in row)])
-    write_atomically(path, lambda f: f.write(text.getvalue().encode()))
+    write_bytes_atomic(path, text.getvalue().encode())
 
 
 def run(args: argparse.Namespace) -> int:
