@@ -26,7 +26,7 @@ def _sh_commands() -> list[str]:
         if kind != "sh":
             continue
         for line in body.splitlines():
-            line = line.split("  #")[0].strip()
+            line = re.split(r"\s+#\s", line)[0].strip()
             if line.startswith("edge-ae ") and not any(h in line for h in NEEDS_HARDWARE):
                 commands.append(line)
     return commands
