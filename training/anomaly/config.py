@@ -21,7 +21,7 @@ class AnomalyConfig:
     patch: int = 64  # train on random crops of this size (the net is fully convolutional); 0: whole images
     val_images: int = 64  # held-out images (and as many defective copies) scored per evaluation
     steps: int = 3000  # upper bound; early stopping and ``minutes`` usually end sooner
-    minutes: float = 12.0  # wall-clock training budget
+    minutes: float = 0.0  # optional wall-clock budget; 0 = none, so a run is reproducible step for step
     lr: float = 2e-3
     eval_every: int = 200
     patience: int = 6  # evaluations without improvement before stopping

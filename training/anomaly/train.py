@@ -165,10 +165,11 @@ def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str]
         step += 1
         running = loss.item() if step == 1 else 0.95 * running + 0.05 * loss.item()
         elapsed = time.monotonic() - start
-        if step == 20:  # plan the schedule to end inside the time budget
+        budget = cfg.minutes > 0
+        if step == 20 and budget:  # plan the schedule to end inside the time budget
             total = max(step + 1, min(cfg.steps, int(cfg.minutes * 60 / (elapsed / step) * 0.92)))
             log(f"{elapsed / step:.2f} s/step: planning {total} steps (budget {cfg.minutes:g} min)")
-        over_time = elapsed > cfg.minutes * 60
+        over_time = budget and elapsed > cfg.minutes * 60
         if step % cfg.eval_every == 0 or step == total or over_time:
             net.eval()
             score = validation_auroc(net, val_neg, val_pos, cfg, kernel)
@@ -192,8 +193,9 @@ def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str]
                 break
             # Re-plan on the measured speed (other jobs on the machine change it): the cosine
             # schedule then still ends inside the budget.
-            left = cfg.minutes * 60 - (time.monotonic() - start)
-            total = min(cfg.steps, step + int(left / (elapsed / step)))
+            if budget:
+                left = cfg.minutes * 60 - (time.monotonic() - start)
+                total = min(cfg.steps, step + int(left / (elapsed / step)))
             if step >= cfg.steps:
                 break
             if over_time or total <= step:
