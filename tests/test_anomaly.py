@@ -62,7 +62,7 @@ def tiny_anomaly(folders, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("anomaly-model")
     rc = train_main(["--normal", str(folders["normal"]), "--name", "tiny-anomaly", "--out", str(out),
                      "--runs", str(out / "runs"), "--size", "32", "--width", "4", "--latent-channels", "8",
-                     "--steps", "40", "--eval-every", "20", "--batch", "8", "--threads", "1", "--minutes", "1"])
+                     "--seg-width", "4", "--steps", "150", "--eval-every", "50", "--batch", "8", "--threads", "1"])
     assert rc == 0
     return out / "tiny-anomaly.onnx"
 
@@ -87,19 +87,34 @@ def test_export_contract_and_parity(tiny_anomaly, folders):
     assert manifest["models"][0]["name"] == "tiny-anomaly" and manifest["models"][0]["kind"] == "anomaly"
     # Parity of both outputs against the PyTorch graph rebuilt from the best checkpoint.
     from training.anomaly.config import AnomalyConfig
+    from training.anomaly.segmenter import DefectSegmenter
 
     ckpt = torch.load(tiny_anomaly.parent / "runs" / "tiny-anomaly" / "best.pt", weights_only=False)
     cfg = AnomalyConfig(**ckpt["config"])
+    assert cfg.map == "learned"
     net = ConvAutoencoder(1, width=cfg.width, latent_channels=cfg.latent_channels)
     net.load_state_dict(ckpt["model"])
-    graph = build_graph(net.eval(), torch.ones(6), cfg)
-    # Norms differ from the exported ones, so compare the net through a fresh export of this graph.
-    from training.onnx_export import export
-
-    path = export(graph, (torch.rand(1, 1, 32, 32),), spec, tiny_anomaly.parent / "parity.onnx",
-                  dynamic_axes={"image": {0: "batch"}, "anomaly_map": {0: "batch"}, "score": {0: "batch"}})
+    segmenter = DefectSegmenter(1, width=cfg.seg_width)
+    segmenter.load_state_dict(ckpt["segmenter"])
+    graph = build_graph(net.eval(), torch.ones(1), cfg, segmenter=segmenter.eval())
+    # The learned map has no constants fitted after training: the shipped file is this graph.
     images = np.random.default_rng(0).random((3, 1, 32, 32), dtype=np.float32)
-    assert check_outputs(graph, path, images) < 1e-4
+    assert check_outputs(graph, tiny_anomaly, images) < 1e-4
+
+
+def test_error_map_mode_trains_and_exports(folders, tmp_path):
+    """The reconstruction-error map (``--map error``), with per-pixel normal statistics."""
+    from training.anomaly.__main__ import main as train_main
+
+    rc = train_main(["--normal", str(folders["normal"]), "--name", "tiny-error", "--out", str(tmp_path),
+                     "--runs", str(tmp_path / "runs"), "--no-manifest", "--map", "error", "--topk", "0.01",
+                     "--smooth", "0.03125", "--size", "32", "--width", "4", "--latent-channels", "8",
+                     "--steps", "20", "--eval-every", "10", "--batch", "8", "--threads", "1"])
+    assert rc == 0
+    det = AnomalyDetector(tmp_path / "tiny-error.onnx", threads=1)
+    assert "error map" in det.spec.description and det.spec.provenance["map"] == "error"
+    result = det(texture(np.random.default_rng(5)))
+    assert result.anomaly_map.shape == (48, 64) and np.isfinite(result.score)
 
 
 def test_detector_api(tiny_anomaly):

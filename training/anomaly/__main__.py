@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXPORTED = ROOT / "exported"
 
 # Config fields that are plain command-line options (--size, --width, ...).
-OPTIONS = ("size", "holdout", "width", "latent_channels", "batch", "patch", "val_images", "steps", "minutes", "lr",
+OPTIONS = ("size", "holdout", "width", "latent_channels", "seg_width", "batch", "patch", "val_images", "steps", "minutes", "lr",
            "eval_every", "patience", "synthetic_fraction", "input_noise", "fpr", "topk", "smooth", "seed", "threads")
 
 
@@ -38,6 +38,9 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, AnomalyConfig]:
     for key in OPTIONS:
         default = getattr(defaults, key)
         ap.add_argument("--" + key.replace("_", "-"), type=type(default), default=default, help=f"default {default}")
+    ap.add_argument("--map", default=defaults.map, choices=["learned", "error"],
+                    help="learned: a segmenter trained on synthetic defects compares image and repair (default); "
+                    "error: the reconstruction error alone")
     ap.add_argument("--channels", default="auto", choices=["auto", "1", "3"], help="default auto (grey if all images are)")
     ap.add_argument("--no-positional", action="store_true",
                     help="no per-pixel normal statistics (views that are not from a fixed camera)")
@@ -45,7 +48,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, AnomalyConfig]:
     args = ap.parse_args(argv)
     values = {k: getattr(args, k) for k in OPTIONS}
     cfg = AnomalyConfig(name=args.name, normal=args.normal, val_normal=args.val_normal, val_anomalous=args.val_anomalous,
-                        channels=args.channels if args.channels == "auto" else int(args.channels),
+                        map=args.map, channels=args.channels if args.channels == "auto" else int(args.channels),
                         flips=not args.no_flips, positional=not args.no_positional, **values)
     return args, cfg
 

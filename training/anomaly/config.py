@@ -15,22 +15,24 @@ class AnomalyConfig:
     size: int = 128  # images are resized (stretched) to size x size: 2 CPU cores train this in minutes
     channels: int | str = "auto"  # 1, 3, or "auto" (grey when every training image is grey)
     holdout: float = 0.15  # fraction of ``normal`` kept out when there is no ``val_normal``
+    map: str = "learned"  # "learned": a segmenter compares image and repair; "error": reconstruction error only
     width: int = 16  # channels of the first encoder stage (doubles per stage)
     latent_channels: int = 64  # channels at the 1/16-resolution bottleneck
+    seg_width: int = 16  # channels of the segmenter's first stage ("learned" map)
     batch: int = 16
     patch: int = 64  # train on random crops of this size (the net is fully convolutional); 0: whole images
     val_images: int = 64  # held-out images (and as many defective copies) scored per evaluation
     steps: int = 3000  # upper bound; early stopping and ``minutes`` usually end sooner
     minutes: float = 0.0  # optional wall-clock budget; 0 = none, so a run is reproducible step for step
-    lr: float = 2e-3
+    lr: float = 1e-3
     eval_every: int = 200
     patience: int = 6  # evaluations without improvement before stopping
     synthetic_fraction: float = 0.5  # training inputs that get a synthetic defect to repair
     input_noise: float = 0.02  # std of Gaussian noise added to every training input
     flips: bool = True  # horizontal/vertical flips as extra normal views
     fpr: float = 0.01  # target false-positive rate for the threshold
-    topk: float = 0.01  # image score: mean of the top fraction of the anomaly map
-    smooth: float = 1 / 32  # Gaussian smoothing of the map, sigma as a fraction of ``size``
+    topk: float = 0.0  # image score: mean of the top fraction of the map; 0: its maximum (for "error": 0.01)
+    smooth: float = 0.0  # Gaussian smoothing of the map, sigma as a fraction of ``size`` (for "error": 1/32)
     positional: bool = True  # per-pixel normal statistics in the map (fixed camera); off for free-moving views
     seed: int = 0
     threads: int = 2

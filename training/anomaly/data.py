@@ -154,17 +154,21 @@ class Batches:
             im = im[:, y : y + self.patch, x : x + self.patch]
         return np.ascontiguousarray(im)
 
-    def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+    def batch(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(input, clean target, defect mask (N, 1, H, W) of 0/1): the segmenter's target is where
+        the synthetic defect is clearly visible (its soft mask above 0.3)."""
         n = len(self.images)
         idx = self.rng.integers(n, size=size)
         clean = np.stack([self.view(int(i)) for i in idx])
         noisy = clean.copy()
+        masks = np.zeros((size, 1) + clean.shape[2:], np.float32)
         for j in range(size):
             if self.rng.random() < self.synthetic_fraction:
-                noisy[j] = synthetic_defect(clean[j], self.view(int(self.rng.integers(n))), self.rng)[0]
+                noisy[j], mask = synthetic_defect(clean[j], self.view(int(self.rng.integers(n))), self.rng)
+                masks[j, 0] = mask > 0.3
         if self.input_noise > 0:
             noisy = noisy + self.rng.normal(0, self.input_noise, noisy.shape).astype(np.float32)
-        return np.clip(noisy, 0, 1).astype(np.float32), clean
+        return np.clip(noisy, 0, 1).astype(np.float32), clean, masks
 
 
 def synthetic_set(images: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -17,6 +17,11 @@ from training.anomaly.metrics import auroc, precision_recall_f1
 from training.anomaly.train import Prepared, Trained, build_graph, graph_scores
 from training.onnx_export import PARITY_TOLERANCE, export, provenance, update_manifest
 
+METHOD_DESCRIPTIONS = {
+    "learned": "a convolutional autoencoder repairs the image and a U-Net segmenter trained on synthetic defects "
+    "maps where image and repair differ; score: the map's top pixels.",
+    "error": "convolutional autoencoder, multi-scale L1+SSIM error map, top-k score.",
+}
 IO_AXES = {"image": {0: "batch"}, "anomaly_map": {0: "batch"}, "score": {0: "batch"}}
 
 
@@ -50,7 +55,7 @@ def check_outputs(graph: torch.nn.Module, path: Path, images: np.ndarray) -> flo
 
 def export_anomaly(cfg: AnomalyConfig, prep: Prepared, trained: Trained, out_dir: Path, *, command: str,
                    manifest: bool, log: Callable[[str], None], description: str = "") -> tuple[Path, ModelSpec]:
-    graph = build_graph(trained.net, trained.norms, cfg, trained.position).eval()
+    graph = build_graph(trained.net, trained.norms, cfg, trained.position, trained.segmenter).eval()
     normal_scores = graph_scores(graph, prep.holdout)
     anom_scores = graph_scores(graph, prep.anomalous) if prep.anomalous is not None else None
     cal = calibrate(cfg, normal_scores, anom_scores)
@@ -71,7 +76,7 @@ def export_anomaly(cfg: AnomalyConfig, prep: Prepared, trained: Trained, out_dir
         anomaly=cal,
         description=description or (f"Anomaly detector ({'grey' if prep.channels == 1 else 'colour'}, "
                                     f"{cfg.size}x{cfg.size}) learnt from the normal images in {source}: "
-                                    "convolutional autoencoder, multi-scale L1+SSIM error map, top-k score."),
+                                    + METHOD_DESCRIPTIONS[cfg.map]),
         provenance=provenance(
             command=command,
             data=f"{cfg.normal} ({len(prep.train)} training images; {len(prep.holdout)} held out for validation "
@@ -80,7 +85,8 @@ def export_anomaly(cfg: AnomalyConfig, prep: Prepared, trained: Trained, out_dir
             extra={"steps": trained.steps, "best_step": trained.best_step, "seed": cfg.seed,
                    "train_seconds": round(trained.seconds), "validation": trained.val_kind,
                    "resize": "stretch to input_size (aspect not kept)", "width": cfg.width,
-                   "latent_channels": cfg.latent_channels, "topk": cfg.topk, "smooth": cfg.smooth,
+                   "latent_channels": cfg.latent_channels, "map": cfg.map, "seg_width": cfg.seg_width,
+                   "topk": cfg.topk, "smooth": cfg.smooth,
                    "positional": cfg.positional, "patch": cfg.patch},
         ),
     )

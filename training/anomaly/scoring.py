@@ -1,5 +1,6 @@
-"""The fixed pre- and post-processing that ships inside the exported graph: reconstruction error
-as an anomaly map and the image score. Also the training loss (same SSIM)."""
+"""The fixed pre- and post-processing that ships inside the exported graph: the anomaly map (the
+segmenter's defect probability, or the reconstruction error) and the image score. Also the
+training loss (same SSIM)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,16 @@ def gaussian_kernel(sigma: float) -> torch.Tensor:
     x = torch.arange(-radius, radius + 1, dtype=torch.float32)
     k = torch.exp(-(x**2) / (2 * sigma**2))
     return k / k.sum()
+
+
+def top_mean(maps: torch.Tensor, k: int) -> torch.Tensor:
+    """Image score (N,): the mean of the ``k`` highest pixels of each map (N, 1, H, W)."""
+    return torch.topk(maps.flatten(1), k, dim=1).values.mean(dim=1)
+
+
+def score_pixels(topk: float, size: tuple[int, int]) -> int:
+    """How many pixels the image score averages: a fraction of the map, at least one (0: the maximum)."""
+    return max(1, int(round(topk * size[0] * size[1])))
 
 
 def blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -86,13 +97,13 @@ class AnomalyGraph(nn.Module):
             raise ValueError(f"input size {size} is too small for the error maps (at least 32 pixels)")
         self.net = net
         self.register_buffer("ssim_kernel", gaussian_kernel(SSIM_SIGMA))
-        self.register_buffer("smooth_kernel", gaussian_kernel(smooth_sigma))
+        self.register_buffer("smooth_kernel", gaussian_kernel(max(smooth_sigma, 0.5)))
         self.register_buffer("norms", norms.view(1, -1, 1, 1).float())
         self.positional = position is not None
         if position is not None:
             self.register_buffer("position_mean", position[0].reshape(1, 1, *size).float())
             self.register_buffer("position_std", position[1].reshape(1, 1, *size).float())
-        self.k = max(1, int(round(topk * size[0] * size[1])))
+        self.k = score_pixels(topk, size)
 
     def error_map(self, image: torch.Tensor) -> torch.Tensor:
         """The smoothed error map before positional normalisation."""
@@ -104,5 +115,30 @@ class AnomalyGraph(nn.Module):
         amap = self.error_map(image)
         if self.positional:
             amap = (amap - self.position_mean) / self.position_std
-        score = torch.topk(amap.flatten(1), self.k, dim=1).values.mean(dim=1)
-        return amap, score
+        return amap, top_mean(amap, self.k)
+
+
+class SegmentationGraph(nn.Module):
+    """What ships for the default ``map="learned"``: image (N, C, H, W) on [0, 1] -> anomaly_map
+    (N, 1, H, W), score (N,).
+
+    The autoencoder repairs the image, the segmenter compares image and repair and gives each
+    pixel a defect probability (optionally smoothed); the image score is the mean of the top
+    ``topk`` fraction of the map (by default its single highest pixel: one small defect is
+    enough to reject a part)."""
+
+    def __init__(self, net: nn.Module, segmenter: nn.Module, *, size: tuple[int, int], topk: float,
+                 smooth_sigma: float) -> None:
+        super().__init__()
+        self.net = net
+        self.segmenter = segmenter
+        self.smooth = smooth_sigma > 0
+        self.register_buffer("smooth_kernel", gaussian_kernel(max(smooth_sigma, 0.5)))
+        self.k = score_pixels(topk, size)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        recon = self.net(image)
+        amap = torch.sigmoid(self.segmenter(torch.cat([image, recon], dim=1)))
+        if self.smooth:
+            amap = blur(amap, self.smooth_kernel)
+        return amap, top_mean(amap, self.k)

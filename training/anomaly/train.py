@@ -21,11 +21,14 @@ from training.anomaly.net import ConvAutoencoder
 from training.anomaly.scoring import (
     SSIM_SIGMA,
     AnomalyGraph,
+    SegmentationGraph,
     error_components,
     gaussian_kernel,
     positional_stats,
     reconstruction_loss,
+    top_mean,
 )
+from training.anomaly.segmenter import DefectSegmenter, focal_loss
 
 
 @dataclass
@@ -50,6 +53,7 @@ class Trained:
     val_kind: str
     seconds: float
     position: tuple[torch.Tensor, torch.Tensor] | None = None
+    segmenter: DefectSegmenter | None = None
 
 
 def prepare(cfg: AnomalyConfig, log: Callable[[str], None]) -> Prepared:
@@ -91,7 +95,11 @@ def graph_scores(graph: AnomalyGraph, images: np.ndarray, batch: int = 32) -> np
 
 
 def build_graph(net: torch.nn.Module, norms: torch.Tensor, cfg: AnomalyConfig,
-                position: tuple[torch.Tensor, torch.Tensor] | None = None) -> AnomalyGraph:
+                position: tuple[torch.Tensor, torch.Tensor] | None = None,
+                segmenter: torch.nn.Module | None = None) -> AnomalyGraph | SegmentationGraph:
+    if segmenter is not None:
+        return SegmentationGraph(net, segmenter, size=(cfg.size, cfg.size), topk=cfg.topk,
+                                 smooth_sigma=cfg.smooth * cfg.size)
     return AnomalyGraph(net, size=(cfg.size, cfg.size), norms=norms, topk=cfg.topk, smooth_sigma=cfg.smooth * cfg.size,
                         position=position)
 
@@ -113,9 +121,12 @@ def finish_graph(net: torch.nn.Module, normal: np.ndarray, cfg: AnomalyConfig, k
 
 @torch.no_grad()
 def validation_auroc(net: torch.nn.Module, negatives: np.ndarray, positives: np.ndarray, cfg: AnomalyConfig,
-                     kernel: torch.Tensor) -> float:
+                     kernel: torch.Tensor, segmenter: torch.nn.Module | None = None) -> float:
     """Image AUROC with the graph's constants taken from ``negatives`` themselves (slightly
     optimistic, equally so for every checkpoint: good enough to pick one and to stop)."""
+    if segmenter is not None:
+        graph = build_graph(net, torch.ones(1), cfg, segmenter=segmenter)
+        return auroc(graph_scores(graph, negatives), graph_scores(graph, positives))
     graph = build_graph(net, component_norms(net, negatives, kernel), cfg)
     neg, pos = error_maps(graph, negatives), error_maps(graph, positives)
     if cfg.positional:
@@ -123,9 +134,13 @@ def validation_auroc(net: torch.nn.Module, negatives: np.ndarray, positives: np.
         neg, pos = (neg - mean) / std, (pos - mean) / std
 
     def score(maps: torch.Tensor) -> np.ndarray:
-        return torch.topk(maps.flatten(1), graph.k, dim=1).values.mean(dim=1).numpy()
+        return top_mean(maps, graph.k).numpy()
 
     return auroc(score(neg), score(pos))
+
+
+def seg_state(segmenter: torch.nn.Module | None) -> dict[str, object]:
+    return {} if segmenter is None else {"segmenter": segmenter.state_dict()}
 
 
 def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str], None]) -> Trained:
@@ -135,7 +150,10 @@ def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str]
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     net = ConvAutoencoder(prep.channels, width=cfg.width, latent_channels=cfg.latent_channels)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    segmenter = DefectSegmenter(prep.channels, width=cfg.seg_width) if cfg.map == "learned" else None
+    params = list(net.parameters()) + (list(segmenter.parameters()) if segmenter is not None else [])
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    modules = [m for m in (net, segmenter) if m is not None]
     kernel = gaussian_kernel(SSIM_SIGMA)
     batches = data.Batches(prep.train, synthetic_fraction=cfg.synthetic_fraction, input_noise=cfg.input_noise,
                            flips=cfg.flips, rng=rng, patch=cfg.patch)
@@ -156,9 +174,15 @@ def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str]
         lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(total, 1))))
         for group in opt.param_groups:
             group["lr"] = max(lr, cfg.lr * 0.02)
-        net.train()
-        x, y = batches.batch(cfg.batch)
-        loss = reconstruction_loss(net(torch.from_numpy(x)), torch.from_numpy(y), kernel)
+        for m in modules:
+            m.train()
+        x, y, masks = (torch.from_numpy(a) for a in batches.batch(cfg.batch))
+        recon = net(x)
+        loss = reconstruction_loss(recon, y, kernel)
+        if segmenter is not None:
+            # The repair is an input here, not something to bend: the segmenter's loss does not
+            # flow back into the autoencoder.
+            loss = loss + focal_loss(segmenter(torch.cat([x, recon.detach()], dim=1)), masks)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -171,19 +195,20 @@ def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str]
             log(f"{elapsed / step:.2f} s/step: planning {total} steps (budget {cfg.minutes:g} min)")
         over_time = budget and elapsed > cfg.minutes * 60
         if step % cfg.eval_every == 0 or step == total or over_time:
-            net.eval()
-            score = validation_auroc(net, val_neg, val_pos, cfg, kernel)
+            for m in modules:
+                m.eval()
+            score = validation_auroc(net, val_neg, val_pos, cfg, kernel, segmenter)
             elapsed = time.monotonic() - start
             eta = elapsed / step * (total - step)
             improved = score > best[0] + 1e-4
             if improved:
                 best, stale = (score, step), 0
                 torch.save({"model": net.state_dict(), "step": step, "val_auroc": score, "config": cfg.to_dict(),
-                            "channels": prep.channels}, run_dir / "best.pt")
+                            "channels": prep.channels, **seg_state(segmenter)}, run_dir / "best.pt")
             else:
                 stale += 1
             torch.save({"model": net.state_dict(), "opt": opt.state_dict(), "step": step, "config": cfg.to_dict(),
-                        "channels": prep.channels}, run_dir / "checkpoint.pt")
+                        "channels": prep.channels, **seg_state(segmenter)}, run_dir / "checkpoint.pt")
             log_rows.append(f"{step},{running:.5f},{score:.4f},{elapsed:.1f}")
             (run_dir / "log.csv").write_text("\n".join(log_rows) + "\n")
             log(f"step {step}/{total} loss {running:.4f} val AUROC ({val_kind}) {score:.4f}"
@@ -205,6 +230,10 @@ def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str]
     ckpt = torch.load(run_dir / "best.pt", weights_only=False)
     net.load_state_dict(ckpt["model"])
     net.eval()
+    if segmenter is not None:
+        segmenter.load_state_dict(ckpt["segmenter"])
+        segmenter.eval()
+        return Trained(net, torch.ones(1), step, best[1], best[0], val_kind, seconds, segmenter=segmenter)
     # The graph's constants come from training images, so the held-out images stay untouched
     # for calibration.
     graph = finish_graph(net, prep.train[: min(len(prep.train), 256)], cfg, kernel)
