@@ -20,7 +20,7 @@ class AnomalyConfig:
     latent_channels: int = 64  # channels at the 1/16-resolution bottleneck
     seg_width: int = 16  # channels of the segmenter's first stage ("learned" map)
     batch: int = 16
-    patch: int = 64  # train on random crops of this size (the net is fully convolutional); 0: whole images
+    patch: int = 0  # train on random crops of this size (both nets are fully convolutional); 0: whole images
     val_images: int = 64  # held-out images (and as many defective copies) scored per evaluation
     steps: int = 3000  # upper bound; early stopping and ``minutes`` usually end sooner
     minutes: float = 0.0  # optional wall-clock budget; 0 = none, so a run is reproducible step for step
