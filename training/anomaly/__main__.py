@@ -43,7 +43,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, AnomalyConfig]:
                     "error: the reconstruction error alone")
     ap.add_argument("--channels", default="auto", choices=["auto", "1", "3"], help="default auto (grey if all images are)")
     ap.add_argument("--no-positional", action="store_true",
-                    help="no per-pixel normal statistics (views that are not from a fixed camera)")
+                    help="--map error only: no per-pixel normal statistics (views that are not from a fixed camera)")
     ap.add_argument("--no-flips", action="store_true", help="no flipped copies of normal images (orientation matters)")
     args = ap.parse_args(argv)
     values = {k: getattr(args, k) for k in OPTIONS}
