@@ -100,6 +100,16 @@ def models_by_kind() -> tuple[list[str], list[str]]:
     return [n for n in names if n not in baselines], baselines
 
 
+def graph_feeds(spec, frame: np.ndarray) -> dict[str, np.ndarray]:
+    """The network's own inputs for a 640x480 frame (already a multiple of every model's size
+    multiple): no noise estimate, no tiling margin, no conversions, so its timing is the graph's alone."""
+    planes = frame[None, None] if frame.ndim == 2 else frame.transpose(2, 0, 1)[None]
+    feeds = {"image": np.ascontiguousarray(planes, np.float32) / 255}
+    if spec.noise_input:
+        feeds["sigma"] = np.full((1, 1), 25 / 255, np.float32)
+    return feeds
+
+
 def time_call(fn, frame: np.ndarray, repeat: int) -> float:
     if repeat > 1:
         fn(frame)  # warm-up: first call allocates
@@ -163,12 +173,14 @@ def main() -> None:
     rng = np.random.default_rng(0)
     frames = {1: (rng.random((480, 640)) * 255).astype(np.uint8), 3: (rng.random((480, 640, 3)) * 255).astype(np.uint8)}
     speed: dict[tuple[str, int], float] = {}
+    graph_ms: dict[str, float] = {}
     cost: dict[str, tuple[int, float]] = {}
     for name in (shipped if "models" in args.methods else []) + (baselines if "baseline" in args.methods else []):
         d = Denoiser(name, threads=THREADS)
-        spec = d.model_for(1).spec
-        cost[name] = count_macs(d.model_for(1).path)
-        speed[(name, spec.channels)] = time_call(d, frames[spec.channels], args.repeat)
+        model = d.model_for(1)
+        cost[name] = count_macs(model.path)
+        speed[(name, model.spec.channels)] = time_call(d, frames[model.spec.channels], args.repeat)
+        graph_ms[name] = time_call(lambda f, m=model: m.run(graph_feeds(m.spec, f)), frames[model.spec.channels], args.repeat)
     if "nlm" in args.methods:
         reps = min(args.repeat, 5)  # NLM is slow: a few runs give a stable median
         speed[("OpenCV NLM", 1)] = time_call(lambda f: cv2.fastNlMeansDenoising(f, None, 25.0, 7, 21), frames[1], reps)
@@ -179,11 +191,11 @@ def main() -> None:
         speed[("CBM3D", 3)] = time_call(lambda f: bm3d_denoise(f.astype(np.float32) / 255, 25), frames[3], 1)
 
     record = {"rows": [[*k, *v] for k, v in rows.items()], "speed": [[*k, v] for k, v in speed.items()],
-              "cost": {k: list(v) for k, v in cost.items()}}
+              "graph_ms": graph_ms, "cost": {k: list(v) for k, v in cost.items()}}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(record, indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(rows, speed, cost, args, time.time() - started))
+    args.out.write_text(render(rows, speed, graph_ms, cost, args, time.time() - started))
     if args.out.resolve().parent == (ROOT / "docs" / "benchmarks").resolve():
         from tools.benchmarks_md import main as rebuild
 
@@ -193,7 +205,7 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
-def render(rows, speed, cost, args, seconds: float) -> str:
+def render(rows, speed, graph_ms, cost, args, seconds: float) -> str:
     cmd = "python tools/bench_denoise.py" + ("" if len(sys.argv) == 1 else " " + " ".join(sys.argv[1:]))
     lines = [
         "## Denoising: quality and speed",
@@ -225,8 +237,26 @@ def render(rows, speed, cost, args, seconds: float) -> str:
         g, c = speed.get((n, 1)), speed.get((n, 3))
         lines.append(f"| {n} | {f'{params:,}' if params else '–'} | {f'{macs:,.0f}' if macs else '–'} | "
                      f"{f'{g:.1f}' if g else '–'} | {f'{c:.1f}' if c else '–'} |")
-    lines += ["", *targets(rows, speed, cost, args)]
+    lines += ["", *throughput(graph_ms, cost), "", *targets(rows, speed, cost, args)]
     return "\n".join(lines) + "\n"
+
+
+def throughput(graph_ms, cost) -> list[str]:
+    """What the speed targets ask of this CPU: the graph's own multiply-add rate, and the model
+    size that the best rate measured here fits into each time budget."""
+    pixels = 640 * 480
+    rates = {n: cost[n][1] * pixels / (graph_ms[n] / 1000) / 1e9 for n in graph_ms if n in cost}
+    if not rates:
+        return []
+    out = ["### What the speed targets ask of this CPU", "",
+           "Graph only (no noise estimate, tiling margin or conversions), 640x480, 2 threads, median:", "",
+           "| model | graph ms | multiply-adds / s |", "|---|---|---|"]
+    out += [f"| {n} | {graph_ms[n]:.1f} | {rates[n]:.0f} G |" for n in rates]
+    best = max(rates.values())
+    out += ["", f"At the best rate measured here ({best:.0f} G multiply-adds/s), the graph alone fits "
+            f"{best * 1e9 * 0.060 / pixels:,.0f} multiply-adds/pixel into 60 ms and "
+            f"{best * 1e9 * 0.010 / pixels:,.0f} into 10 ms, before any pre- or post-processing."]
+    return out
 
 
 def targets(rows, speed, cost, args) -> list[str]:
