@@ -112,13 +112,14 @@ def graph_feeds(spec, frame: np.ndarray) -> dict[str, np.ndarray]:
     return feeds
 
 
-def time_call(fn, frame: np.ndarray, repeat: int) -> float:
+def time_call(fn, arg: object, repeat: int) -> float:
+    """Median milliseconds of ``fn(arg)``."""
     if repeat > 1:
-        fn(frame)  # warm-up: first call allocates
+        fn(arg)  # warm-up: first call allocates
     times = []
     for _ in range(repeat):
         t = time.perf_counter()
-        fn(frame)
+        fn(arg)
         times.append(time.perf_counter() - t)
     return statistics.median(times) * 1000
 
@@ -182,8 +183,7 @@ def main() -> None:
         model = d.model_for(1)
         cost[name] = count_macs(model.path)
         speed[(name, model.spec.channels)] = time_call(d, frames[model.spec.channels], args.repeat)
-        feeds = graph_feeds(model.spec, frames[model.spec.channels])
-        graph_ms[name] = time_call(lambda _, m=model, x=feeds: m.run(x), None, args.repeat)
+        graph_ms[name] = time_call(model.run, graph_feeds(model.spec, frames[model.spec.channels]), args.repeat)
     if "nlm" in args.methods:
         reps = min(args.repeat, 5)  # NLM is slow: a few runs give a stable median
         speed[("OpenCV NLM", 1)] = time_call(lambda f: cv2.fastNlMeansDenoising(f, None, 25.0, 7, 21), frames[1], reps)
