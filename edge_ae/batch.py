@@ -64,6 +64,9 @@ def find_inputs(inputs: list[str], *, recursive: bool) -> tuple[list[tuple[Path,
 
 def plan(inputs: list[str], out_dir: Path, *, recursive: bool, overwrite: bool, suffix: str | None = None) -> Plan:
     """Decide the target of every input. Refuses to write into an input folder or over an input."""
+    if out_dir.exists() and not out_dir.is_dir():
+        # Caught here, before any work, rather than as a bare "File exists" per image.
+        raise EdgeAEError(f"output folder {out_dir} is an existing file: expected a folder (new or existing)")
     found, missing = find_inputs(inputs, recursive=recursive)
     out_resolved = out_dir.resolve()
     for item in inputs:

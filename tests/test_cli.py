@@ -81,6 +81,15 @@ def test_refuses_output_inside_input(tiny_models, photo_tree, capsys):
     assert not (photo_tree / "clean").exists()
 
 
+def test_refuses_an_output_path_that_is_a_file(tiny_models, photo_tree, tmp_path, capsys):
+    taken = tmp_path / "out.png"
+    taken.write_bytes(b"keep me")
+    rc = main(["denoise", str(photo_tree / "a.png"), "-o", str(taken), "-m", str(tiny_models["gray"])])
+    assert rc == 2
+    assert "is an existing file: expected a folder" in capsys.readouterr().err
+    assert taken.read_bytes() == b"keep me"
+
+
 def test_refuses_to_overwrite_an_original(tiny_models, photo_tree, capsys):
     rc = main(["denoise", str(photo_tree / "sub" / "c.tif"), "-o", str(photo_tree / "sub"), "--overwrite",
                "-m", str(tiny_models["gray"])])
