@@ -51,9 +51,11 @@ def averaged(fn: Callable[[np.ndarray], np.ndarray], batch: np.ndarray, copies: 
     """Mean of ``inverse(fn(transform(batch, i)), i)`` over the first ``copies`` transforms;
     ``fn`` maps (N, C, H, W) to (N, C', H, W) float32 for any H and W."""
     copies = check_copies(copies)
-    total = fn(batch).astype(np.float32, copy=True)
+    first = fn(batch)
+    if copies == 1:  # the live-video path: no copy, no extra pass over the frame
+        return first
+    total = first.astype(np.float32, copy=True)  # never accumulate into the model's own buffer
     for i in range(1, copies):
         total += inverse(fn(transform(batch, i)), i)
-    if copies > 1:
-        total /= copies
+    total /= copies
     return total
