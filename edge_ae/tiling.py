@@ -1,13 +1,16 @@
 """Any-size inference: pad to the model's size multiple, and cut large images into overlapping
 tiles whose margins cover the receptive field, so that tiled output equals whole-image output.
 
-Overlap-tile scheme: the image is treated as mirror-padded by a margin ``m`` (at least half the
-receptive field, rounded up to the size multiple). Each tile is a core block plus ``m`` pixels of
-real context on every side; only the core of each tile's output is kept. The padding is never
-materialised: each tile gathers its rows and columns through mirrored indices, so memory stays
-at the input, the output and one tile. Because every kept pixel
-saw its whole receptive field, tile borders leave no seam, and since tile origins sit on the
-size-multiple grid, strided layers see the same sampling grid as on the whole image.
+Overlap-tile scheme: each tile is a core block plus ``m`` pixels of real context on every side
+that has a neighbour (``m`` at least half the receptive field, rounded up to the size multiple);
+only the core of each tile's output is kept. At the image's own borders nothing is added beyond
+the few mirrored rows and columns that reach the size multiple: the network zero-pads there, as
+it did on its training patches, and a 640x480 frame stays 640x480 instead of growing to 704x544
+(a quarter more pixels to compute). So a tile at the image border sees that border exactly as
+the whole image does, every kept pixel saw its whole receptive field, tile borders leave no seam,
+and since tile origins sit on the size-multiple grid, strided layers see the same sampling grid
+as on the whole image. Padding is never materialised: each tile gathers its rows and columns
+through mirrored indices, so memory stays at the input, the output and one tile.
 """
 
 from __future__ import annotations
@@ -57,12 +60,13 @@ def run_tiled(
     out = np.empty((n, out_channels or c, h, w), np.float32)
     for y0 in range(0, h4, core):
         ch = min(core, h4 - y0)
-        rows = mirror_indices(y0 - m, y0 + ch + m, h)
-        band = batch[:, :, rows]
+        top, bottom = max(0, y0 - m), min(h4, y0 + ch + m)  # context only where there is image
+        band = batch[:, :, mirror_indices(top, bottom, h)]
         for x0 in range(0, w4, core):
             cw = min(core, w4 - x0)
-            cols = mirror_indices(x0 - m, x0 + cw + m, w)
-            result = fn(np.ascontiguousarray(band[:, :, :, cols]))
+            left, right = max(0, x0 - m), min(w4, x0 + cw + m)
+            result = fn(np.ascontiguousarray(band[:, :, :, mirror_indices(left, right, w)]))
             keep_h, keep_w = min(ch, h - y0), min(cw, w - x0)  # the last row/column of tiles is cropped
-            out[:, :, y0 : y0 + keep_h, x0 : x0 + keep_w] = result[:, :, m : m + keep_h, m : m + keep_w]
+            dy, dx = y0 - top, x0 - left
+            out[:, :, y0 : y0 + keep_h, x0 : x0 + keep_w] = result[:, :, dy : dy + keep_h, dx : dx + keep_w]
     return out

@@ -80,6 +80,7 @@ def test_tiling_actually_splits_and_short_margin_shows_seams(tiny_models, rng):
     good = run_tiled(infer, batch, multiple=4, margin=margin_for(model.spec.receptive_field, 4), tile=64)
     assert len(calls) == 16
     whole = run_tiled(infer, batch, multiple=4, margin=margin_for(model.spec.receptive_field, 4), tile=1024)
+    assert calls[-1] == (1, 1, 200, 200)  # one tile, and no margin added at the image's own borders
     short = run_tiled(infer, batch, multiple=4, margin=0, tile=64)
     assert np.max(np.abs(good - whole)) <= 1e-4
     assert np.max(np.abs(short - whole)) > 1e-3

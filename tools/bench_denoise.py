@@ -107,7 +107,7 @@ def models_by_kind() -> tuple[list[str], list[str]]:
 def graph_feeds(spec, frame: np.ndarray) -> dict[str, np.ndarray]:
     """The network's own inputs for a 640x480 frame (already a multiple of every model's size
     multiple), prepared by the runtime's helpers once, outside the timing: so the timing is the
-    graph's alone (no noise estimate, no tiling margin, no conversions)."""
+    graph's alone (no noise estimate, no conversions)."""
     batch, _ = im.adapt_channels(im.split(frame).color, spec.channels)
     feeds = {"image": im.to_float(batch)}
     if spec.noise_input:
@@ -266,7 +266,7 @@ def throughput(graph_ms, cost) -> list[str]:
     if not rates:
         return []
     out = ["### What the speed targets ask of this CPU", "",
-           "Graph only (no noise estimate, tiling margin or conversions), 640x480, 2 threads, median:", "",
+           "Graph only (no noise estimate or conversions), 640x480, 2 threads, median:", "",
            "| model | graph ms | multiply-adds / s |", "|---|---|---|"]
     out += [f"| {n} | {graph_ms[n]:.1f} | {rates[n]:.0f} G |" for n in rates]
     best = max(rates.values())
