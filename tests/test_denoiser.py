@@ -130,3 +130,12 @@ def test_mirror_indices_match_numpy_reflect(size):
     for m in (1, 4, 40):
         expected = np.pad(a, (m, m), mode="reflect" if size > 1 else "edge")
         np.testing.assert_array_equal(a[mirror_indices(-m, size + m, size)], expected)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 1000, 1001])
+def test_histogram_median_is_exact(rng, n):
+    from edge_ae.noise_level import median_abs
+
+    values = rng.integers(-300, 300, n).astype(np.int32)
+    assert median_abs(values) == np.median(np.abs(values))
+    assert median_abs(values.astype(np.float32)) == np.median(np.abs(values))
