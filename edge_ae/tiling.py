@@ -39,6 +39,15 @@ def mirror_indices(start: int, stop: int, size: int) -> np.ndarray:
     return np.where(idx >= size, period - idx, idx)
 
 
+def window(batch: np.ndarray, axis: int, start: int, stop: int) -> np.ndarray:
+    """``batch`` restricted to ``start..stop-1`` along ``axis``, mirrored past the edges: a view
+    when the range lies inside the image (the common case), a gathered copy otherwise."""
+    size = batch.shape[axis]
+    if 0 <= start and stop <= size:
+        return batch[(slice(None),) * axis + (slice(start, stop),)]
+    return np.take(batch, mirror_indices(start, stop, size), axis=axis)
+
+
 def run_tiled(
     fn: Callable[[np.ndarray], np.ndarray],
     batch: np.ndarray,
@@ -57,16 +66,16 @@ def run_tiled(
     m = round_up(margin, multiple)
     core = max(multiple, tile // multiple * multiple)
     h4, w4 = round_up(h, multiple), round_up(w, multiple)
+    if h4 <= core and w4 <= core and (h4, w4) == (h, w):
+        return fn(np.ascontiguousarray(batch))  # one tile, nothing to pad or crop: no gather, no output copy
     out = np.empty((n, out_channels or c, h, w), np.float32)
     for y0 in range(0, h4, core):
         ch = min(core, h4 - y0)
-        top, bottom = max(0, y0 - m), min(h4, y0 + ch + m)  # context only where there is image
-        band = batch[:, :, mirror_indices(top, bottom, h)]
+        band = window(batch, 2, max(0, y0 - m), min(h4, y0 + ch + m))  # context only where there is image
         for x0 in range(0, w4, core):
             cw = min(core, w4 - x0)
-            left, right = max(0, x0 - m), min(w4, x0 + cw + m)
-            result = fn(np.ascontiguousarray(band[:, :, :, mirror_indices(left, right, w)]))
+            result = fn(np.ascontiguousarray(window(band, 3, max(0, x0 - m), min(w4, x0 + cw + m))))
             keep_h, keep_w = min(ch, h - y0), min(cw, w - x0)  # the last row/column of tiles is cropped
-            dy, dx = y0 - top, x0 - left
+            dy, dx = y0 - max(0, y0 - m), x0 - max(0, x0 - m)
             out[:, :, y0 : y0 + keep_h, x0 : x0 + keep_w] = result[:, :, dy : dy + keep_h, dx : dx + keep_w]
     return out
