@@ -9,8 +9,9 @@ it did on its training patches, and a 640x480 frame stays 640x480 instead of gro
 (a quarter more pixels to compute). So a tile at the image border sees that border exactly as
 the whole image does, every kept pixel saw its whole receptive field, tile borders leave no seam,
 and since tile origins sit on the size-multiple grid, strided layers see the same sampling grid
-as on the whole image. Padding is never materialised: each tile gathers its rows and columns
-through mirrored indices, so memory stays at the input, the output and one tile.
+as on the whole image. Padding is never materialised: a tile inside the image is a slice of it,
+and only a tile that reaches past the edge gathers its rows and columns through mirrored
+indices, so memory stays at the input, the output and one tile.
 """
 
 from __future__ import annotations
