@@ -2,7 +2,7 @@
 transform on the output and average.
 
 A denoiser's errors on the eight flips/rotations of an image are partly independent, so their
-average is closer to the clean image (about +0.13 to +0.21 dB PSNR on Set12 and McMaster, measured
+average is closer to the clean image (about +0.11 to +0.22 dB PSNR on Set12 and McMaster, measured
 by ``tools/bench_denoise.py``) at the price of one model run per copy: a quality mode for still
 photos, not for live video. Transforms act on the last two axes of an (N, C, H, W) batch.
 
