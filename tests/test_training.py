@@ -80,6 +80,16 @@ def test_receptive_field_of_known_nets():
 
     assert measure_receptive_field(Wrap(), 1, size=32) == 3
     assert measure_receptive_field(build("plain_cae", channels=1), 1) == 22
+    # wider than the first 32 px probe: the probe grows instead of reporting a cut-off field
+    seven_convs = torch.nn.Sequential(*[torch.nn.Conv2d(1, 1, 9, padding=4) for _ in range(7)])
+
+    class Wide(torch.nn.Module):
+        def forward(self, x, sigma):
+            return seven_convs(x)
+
+    assert measure_receptive_field(Wide(), 1, size=32) == 57
+    with pytest.raises(ValueError, match="fills the"):
+        measure_receptive_field(Wide(), 1, size=32, largest=32)
 
 
 def test_noise_models(rng):

@@ -37,11 +37,22 @@ class DenoiserGraph(torch.nn.Module):
         return torch.clamp(self.net(image, sigma), 0.0, 1.0)
 
 
-def measure_receptive_field(net: torch.nn.Module, channels: int, size: int = 192) -> int:
+def measure_receptive_field(net: torch.nn.Module, channels: int, size: int = 192, largest: int = 1536) -> int:
     """Width in pixels of the input region that can influence one output pixel (centre of a
     ``size`` x ``size`` input), measured from gradients on a copy whose convolutions have
     positive weights and whose max-pools average, so that no ReLU is dead, no pooling window
-    hides its losers, and the structural extent shows."""
+    hides its losers, and the structural extent shows. When the field fills the probe, the probe
+    doubles (up to ``largest``): a field cut off by the probe would make tiles too narrow."""
+    while True:
+        rf = _receptive_field_in_probe(net, channels, size)
+        if rf < size - 2:
+            return rf
+        if 2 * size > largest:
+            raise ValueError(f"receptive field fills the {size}px probe (largest allowed: {largest}px)")
+        size *= 2
+
+
+def _receptive_field_in_probe(net: torch.nn.Module, channels: int, size: int) -> int:
     probe = copy.deepcopy(net).eval()
     for parent in list(probe.modules()):
         for child_name, child in parent.named_children():
@@ -59,10 +70,7 @@ def measure_receptive_field(net: torch.nn.Module, channels: int, size: int = 192
     grad = x.grad.abs().sum(dim=(0, 1))
     rows = torch.nonzero(grad.sum(dim=1)).flatten()
     cols = torch.nonzero(grad.sum(dim=0)).flatten()
-    rf = int(max(rows.max() - rows.min(), cols.max() - cols.min())) + 1
-    if rf >= size - 2:
-        raise ValueError(f"receptive field fills the {size}px probe; raise the probe size")
-    return rf
+    return int(max(rows.max() - rows.min(), cols.max() - cols.min())) + 1
 
 
 def parity_images(channels: int, rng: np.random.Generator) -> list[np.ndarray]:
