@@ -3,6 +3,7 @@ on a slice of the validation data (the full run is the command in docs/BENCHMARK
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from conftest import ROOT, needs_shared
 from tools.macs import count
+from training.nets import build
 
 
 def test_macs_of_a_single_conv(tmp_path, rng):
@@ -39,3 +41,17 @@ def test_bench_denoise_quick_run(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     text = out.read_text()
     assert "| OpenCV NLM (tuned h) |" in text and "python tools/bench_denoise.py --limit 1" in text
+
+
+def test_time_config_reports_the_cost_of_an_untrained_config(tmp_path):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"name": "tiny", "network": "unet_dae", "channels": 1, "train_dirs": ["x"],
+                                  "network_args": {"width": 4, "depths": [1, 1, 1], "unshuffle": 2}}))
+    cmd = [sys.executable, "tools/time_config.py", str(config), "--repeat", "1"]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    row = next(line for line in result.stdout.splitlines() if line.startswith("| tiny |"))
+    _, name, params, macs, ms, _ = (cell.strip() for cell in row.split("|"))
+    built = build("unet_dae", channels=1, width=4, depths=[1, 1, 1], unshuffle=2)
+    assert int(params.replace(",", "")) == sum(p.numel() for p in built.parameters())
+    assert 0 < float(macs.replace(",", "")) < 1000 and float(ms) > 0

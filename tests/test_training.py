@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -102,3 +103,24 @@ def test_noise_models(rng):
     assert cam.min() >= 0 and cam.max() <= 1 and np.all(cam_sigma >= 0)
     mixed, mixed_sigma = noise.mixed(clean, rng, 0.2, camera_fraction=0.25)
     assert mixed.shape == clean.shape and mixed_sigma.shape == (8, 1)
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parent.parent.glob("training/configs/**/*.json")),
+                         ids=lambda p: p.stem)
+def test_every_config_builds_a_net_that_fits_its_patches(path):
+    cfg = DenoiserConfig.load(path)
+    net = build(cfg.network, channels=cfg.channels, **cfg.network_args)
+    assert cfg.patch % net.size_multiple == 0
+    x = torch.rand(1, cfg.channels, cfg.patch, cfg.patch)
+    with torch.no_grad():
+        out = net(x, torch.full((1, 1), 0.1))
+    assert out.shape == x.shape
+
+
+def test_unet_skips_added_instead_of_concatenated_halve_the_decoder():
+    concat = build("unet_dae", channels=1, widths=[8, 8, 8], depths=[1, 1, 1], unshuffle=4)
+    added = build("unet_dae", channels=1, widths=[8, 8, 8], depths=[1, 1, 1], unshuffle=4, merge="add")
+    assert added.dec1[0].in_channels == 8 and concat.dec1[0].in_channels == 16
+    assert added.size_multiple == 16
+    with pytest.raises(ValueError, match="merge must be"):
+        build("unet_dae", channels=1, merge="sum")

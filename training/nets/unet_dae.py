@@ -31,10 +31,23 @@ class Block(nn.Sequential):
 
 class UNetDAE(nn.Module):
     def __init__(
-        self, channels: int = 3, width: int = 16, depths: tuple[int, int, int] = (1, 2, 4), unshuffle: int = 1
+        self,
+        channels: int = 3,
+        width: int = 16,
+        depths: tuple[int, int, int] = (1, 2, 4),
+        unshuffle: int = 1,
+        widths: tuple[int, int, int] | None = None,
+        merge: str = "concat",
     ) -> None:
         super().__init__()
-        w1, w2, w3 = width, 2 * width, 4 * width
+        if merge not in ("concat", "add"):
+            raise ValueError(f"merge must be 'concat' or 'add', got {merge!r}")
+        # "add" sums each skip into the up-sampled features instead of concatenating them: the
+        # decoder convolutions then see half the channels, which halves their cost.
+        self.merge = merge
+        joined = 2 if merge == "concat" else 1
+        # ``widths`` sets each scale's channels; by default they double at each scale from ``width``.
+        w1, w2, w3 = widths if widths is not None else (width, 2 * width, 4 * width)
         d1, d2, d3 = depths
         self.channels = channels
         self.unshuffle = unshuffle
@@ -47,10 +60,13 @@ class UNetDAE(nn.Module):
         self.down2 = nn.Sequential(conv(w2, w3, stride=2), nn.ReLU(inplace=True))
         self.bottom = Block(w3, w3, d3)
         self.up2 = nn.ConvTranspose2d(w3, w2, 2, stride=2)
-        self.dec2 = Block(2 * w2, w2, d2)
+        self.dec2 = Block(joined * w2, w2, d2)
         self.up1 = nn.ConvTranspose2d(w2, w1, 2, stride=2)
-        self.dec1 = Block(2 * w1, w1, d1)
+        self.dec1 = Block(joined * w1, w1, d1)
         self.head = nn.Conv2d(w1, folded, 3, padding=1)
+
+    def join(self, up: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return torch.cat([up, skip], dim=1) if self.merge == "concat" else up + skip
 
     def forward(self, noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """``noisy``: (N, C, H, W) in [0, 1]; ``sigma``: (N, 1) noise std on the same scale."""
@@ -60,8 +76,8 @@ class UNetDAE(nn.Module):
         e1 = self.enc1(torch.cat([x, noise_map], dim=1))
         e2 = self.enc2(self.down1(e1))
         b = self.bottom(self.down2(e2))
-        d2 = self.dec2(torch.cat([self.up2(b), e2], dim=1))
-        d1 = self.dec1(torch.cat([self.up1(d2), e1], dim=1))
+        d2 = self.dec2(self.join(self.up2(b), e2))
+        d1 = self.dec1(self.join(self.up1(d2), e1))
         noise = self.head(d1)
         if self.unshuffle > 1:
             noise = F.pixel_shuffle(noise, self.unshuffle)
