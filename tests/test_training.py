@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
+from conftest import ROOT
 from edge_ae import Denoiser, load_model
 from training import noise
 from training.export_denoiser import export_checkpoint, measure_receptive_field
@@ -105,7 +105,7 @@ def test_noise_models(rng):
     assert mixed.shape == clean.shape and mixed_sigma.shape == (8, 1)
 
 
-@pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parent.parent.glob("training/configs/**/*.json")),
+@pytest.mark.parametrize("path", sorted(ROOT.glob("training/configs/**/*.json")),
                          ids=lambda p: p.stem)
 def test_every_config_builds_a_net_that_fits_its_patches(path):
     cfg = DenoiserConfig.load(path)
