@@ -11,7 +11,8 @@ Models and BM3D are told the true sigma; ``(est.)`` rows let the runtime estimat
 rows run the quality models with ``Denoiser(ensemble=8)`` (8 flips/transposes averaged).
 Non-local means needs 8-bit input, so it sees the noisy image clipped and rounded; its filter
 strength h is tuned per sigma on 4 held-out BSD training images, never on the test sets.
-Speed: milliseconds per 640x480 frame, uint8 in and out, end to end, threads fixed at 2.
+Speed: milliseconds per 640x480 frame, uint8 in and out, end to end, threads fixed at 2; every
+model is timed in 4 rounds (``time_in_passes``), so that all see the same machine load.
 Needs the bench extra (bm3d, scikit-image) and the dev venv.
 """
 
@@ -40,6 +41,7 @@ DATA = ROOT.parent / "shared" / "data" / "denoise"
 SETS = {"Set12": 1, "McMaster": 3}
 NLM_FACTORS = (0.3, 0.45, 0.6, 0.8, 1.0, 1.2)
 THREADS = 2
+PASSES = 4  # timing rounds over all models (see time_in_passes)
 ENSEMBLE = 8  # copies averaged by the quality models' ensemble rows
 QUALITY_MODELS = ("denoise-gray", "denoise-color")
 
@@ -131,6 +133,20 @@ def time_call(fn, arg: object, repeat: int) -> float:
     return statistics.median(times) * 1000
 
 
+def time_in_passes(calls: dict[object, tuple[object, object, int]], passes: int) -> dict[object, float]:
+    """Median milliseconds of each ``fn(arg)`` (key -> (fn, arg, repeats)). The calls are timed in
+    ``passes`` rounds, each a short block of consecutive calls per model after a warm-up: a shared
+    machine can run tens of percent slower for minutes at a time, and rounds let every model see
+    the same mix of fast and slow spells, so their ratios hold even when absolute figures drift.
+    Blocks rather than single alternating calls, because a session that has just run keeps its
+    threads spinning for a moment and slows the next session down."""
+    samples: dict[object, list[float]] = {key: [] for key in calls}
+    for _ in range(passes):
+        for key, (fn, arg, repeat) in calls.items():
+            samples[key].append(time_call(fn, arg, max(1, -(-repeat // passes))))
+    return {key: statistics.median(v) for key, v in samples.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sigmas", type=float, nargs="+", default=[15, 25, 50])
@@ -184,20 +200,22 @@ def main() -> None:
     # ---- speed, params, MACs
     rng = np.random.default_rng(0)
     frames = {1: (rng.random((480, 640)) * 255).astype(np.uint8), 3: (rng.random((480, 640, 3)) * 255).astype(np.uint8)}
-    speed: dict[tuple[str, int], float] = {}
-    graph_ms: dict[str, float] = {}
+    end_to_end: dict[tuple[str, int], tuple[object, object, int]] = {}
+    graph_only: dict[str, tuple[object, object, int]] = {}
     cost: dict[str, tuple[int, float]] = {}
     for name in (shipped if "models" in args.methods else []) + (baselines if "baseline" in args.methods else []):
         d = Denoiser(name, threads=THREADS)
         model = d.model_for(1)
+        frame = frames[model.spec.channels]
         cost[name] = count_macs(model.path)
-        speed[(name, model.spec.channels)] = time_call(d, frames[model.spec.channels], args.repeat)
-        graph_ms[name] = time_call(model.run, graph_feeds(model.spec, frames[model.spec.channels]), args.repeat)
+        end_to_end[(name, model.spec.channels)] = (d, frame, args.repeat)
+        graph_only[name] = (model.run, graph_feeds(model.spec, frame), args.repeat)
         if name in QUALITY_MODELS:
             e = Denoiser(name, threads=THREADS, ensemble=ENSEMBLE)
             cost[ensemble_name(name)] = (cost[name][0], cost[name][1] * ENSEMBLE)
-            speed[(ensemble_name(name), model.spec.channels)] = time_call(e, frames[model.spec.channels],
-                                                                         min(args.repeat, 3))
+            end_to_end[(ensemble_name(name), model.spec.channels)] = (e, frame, min(args.repeat, 3))
+    speed = time_in_passes(end_to_end, PASSES)
+    graph_ms = time_in_passes(graph_only, PASSES)
     if "nlm" in args.methods:
         reps = min(args.repeat, 5)  # NLM is slow: a few runs give a stable median
         speed[("OpenCV NLM", 1)] = time_call(lambda f: cv2.fastNlMeansDenoising(f, None, 25.0, 7, 21), frames[1], reps)
@@ -284,7 +302,7 @@ def targets(rows, speed, cost, args) -> list[str]:
         return rows.get((set_name, method, sigma), (None,))[0]
 
     for model, set_name, ref in (("denoise-gray", "Set12", "BM3D"), ("denoise-color", "McMaster", "CBM3D")):
-        for variant in (model, ensemble_name(model)):
+        for variant in (model, ensemble_name(model), f"{model}-int8"):
             for s in args.sigmas:
                 ours, theirs = get(set_name, variant, s), get(set_name, ref, s)
                 if ours is not None and theirs is not None:
@@ -294,10 +312,12 @@ def targets(rows, speed, cost, args) -> list[str]:
                 macs = cost[variant][1]
                 out.append(f"| {variant} ≤ 40k multiply-adds/pixel | {macs:,.0f} | "
                            f"{'yes' if macs <= 40000 else '**no**'} |")
-    if ("denoise-color", 3) in speed:
-        ms = speed[("denoise-color", 3)]
-        out.append(f"| denoise-color 640x480 colour < 60 ms | {ms:.1f} ms | {'yes' if ms < 60 else '**no**'} |")
-    for model, set_name in (("denoise-gray-fast", "Set12"), ("denoise-color-fast", "McMaster")):
+    for variant in ("denoise-color", "denoise-color-int8"):
+        if (variant, 3) in speed:
+            ms = speed[(variant, 3)]
+            out.append(f"| {variant} 640x480 colour < 60 ms | {ms:.1f} ms | {'yes' if ms < 60 else '**no**'} |")
+    for model, set_name in (("denoise-gray-fast", "Set12"), ("denoise-color-fast", "McMaster"),
+                            ("denoise-gray-fast-int8", "Set12"), ("denoise-color-fast-int8", "McMaster")):
         ours = get(set_name, model, 25.0)
         ref = get(set_name, "OpenCV NLM (tuned h)", 25.0)
         if ours is not None and ref is not None:
@@ -306,9 +326,10 @@ def targets(rows, speed, cost, args) -> list[str]:
         if model in cost:
             macs = cost[model][1]
             out.append(f"| {model} ≤ 5k multiply-adds/pixel | {macs:,.0f} | {'yes' if macs <= 5000 else '**no**'} |")
-    if ("denoise-gray-fast", 1) in speed:
-        ms = speed[("denoise-gray-fast", 1)]
-        out.append(f"| denoise-gray-fast 640x480 grey < 10 ms | {ms:.1f} ms | {'yes' if ms < 10 else '**no**'} |")
+    for variant in ("denoise-gray-fast", "denoise-gray-fast-int8"):
+        if (variant, 1) in speed:
+            ms = speed[(variant, 1)]
+            out.append(f"| {variant} 640x480 grey < 10 ms | {ms:.1f} ms | {'yes' if ms < 10 else '**no**'} |")
     return out
 
 

@@ -4,6 +4,8 @@
 
 Counts Conv, ConvTranspose, Gemm and MatMul nodes at a fixed probe size (shape inference with
 the ``onnx`` package), divided by the number of input pixels. Element-wise work is not counted.
+In an 8-bit (QDQ) model a weight reaches its node through DequantizeLinear; it is followed back
+to its initializer, and quantization scales and zero points are not counted as parameters.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from onnx import numpy_helper, shape_inference
 def count(path: Path, height: int = 256, width: int = 256) -> tuple[int, float]:
     """(parameters, multiply-adds per input pixel)."""
     model = onnx.load(str(path))
-    params = sum(int(numpy_helper.to_array(t).size) for t in model.graph.initializer)
+    qdq = {"QuantizeLinear", "DequantizeLinear"}
+    scales = {i for n in model.graph.node if n.op_type in qdq for i in n.input[1:]}
+    params = sum(int(numpy_helper.to_array(t).size) for t in model.graph.initializer if t.name not in scales)
     image = next((i for i in model.graph.input if i.name == "image"), model.graph.input[0])
     dims = image.type.tensor_type.shape.dim
     if len(dims) == 4:
@@ -37,6 +41,9 @@ def count(path: Path, height: int = 256, width: int = 256) -> tuple[int, float]:
     shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
               for v in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input)}
     weights = {t.name: list(t.dims) for t in model.graph.initializer}
+    for n in model.graph.node:  # a dequantized weight has its initializer's shape
+        if n.op_type == "DequantizeLinear" and n.input[0] in weights:
+            weights[n.output[0]] = weights[n.input[0]]
     macs = 0
     for node in inferred.graph.node:
         if node.op_type in ("Conv", "ConvTranspose"):

@@ -1,0 +1,74 @@
+"""8-bit quantization of an exported denoiser (training/quantize.py), on a tiny model trained for a
+few steps on images the test makes itself: runs in CI without ../shared."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+
+from edge_ae import Denoiser, load_model
+from tools.macs import count
+from training.export_denoiser import export_checkpoint
+from training.quantize import main as quantize_main
+from training.quantize import quantize
+from training.train_denoiser import DenoiserConfig, train
+
+
+@pytest.fixture(scope="module")
+def float_model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("quantize")
+    folder = root / "clean"
+    folder.mkdir()
+    y, x = np.mgrid[0:96, 0:112]
+    for i in range(6):
+        image = 127 + 100 * np.sin(x / (5 + i)) * np.cos(y / (7 + i))
+        cv2.imwrite(str(folder / f"{i}.png"), np.dstack([image, image[::-1], image[:, ::-1]]).astype(np.uint8))
+    cfg = DenoiserConfig(name="tiny", network="unet_dae", network_args={"width": 4, "depths": [1, 1, 1]},
+                         channels=3, train_dirs=[str(folder)], holdout=2, patch=32, batch=4, steps=6,
+                         steps_per_epoch=3, seed=0)
+    best = train(cfg, root / "runs", threads=1)
+    path, _ = export_checkpoint(best, root / "exported")
+    return path, folder
+
+
+def test_quantized_model_keeps_the_contract_and_runs(float_model, tmp_path):
+    source, folder = float_model
+    path, spec, drops = quantize(source, out_dir=tmp_path, calibration=folder, count=8, patch=32,
+                                 max_drop=10.0, command="test")
+    loaded = load_model(path, kind="denoiser")
+    original = load_model(source).spec
+    assert loaded.spec == spec and spec.name == "tiny-int8"
+    # Everything the runtime needs is carried over unchanged; only name, description, provenance differ.
+    for field in ("kind", "channels", "color_order", "size_multiple", "receptive_field", "noise_input", "noise_levels"):
+        assert getattr(spec, field) == getattr(original, field)
+    q = spec.provenance["quantization"]
+    assert spec.provenance["quantized_from"]["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert len(q["float_convs"]) >= 2 and q["check"]["sigma25_drop_db"] == drops["sigma25_drop_db"]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert [m["name"] for m in manifest["models"]] == ["tiny-int8"]
+    graph = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= graph
+    out = Denoiser(path, threads=1)(np.full((33, 35, 3), 120, np.uint8))
+    assert out.shape == (33, 35, 3) and out.dtype == np.uint8
+    assert count(path)[1] == pytest.approx(count(source)[1])  # same multiply-adds, counted through QDQ
+
+
+def test_quantize_refuses_a_model_that_loses_too_much(float_model, tmp_path, capsys):
+    source, folder = float_model
+    with pytest.raises(SystemExit) as exc:  # no drop can be below -1 dB: must give up, write nothing
+        quantize_main([str(source), "--out", str(tmp_path), "--calibration", str(folder), "--count", "4",
+                       "--max-drop", "-1", "--no-manifest"])
+    assert "loses" in str(exc.value) and "convolutions in float" in str(exc.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_quantize_refuses_a_non_denoiser(tmp_path):
+    from conftest import ROOT
+
+    with pytest.raises(ValueError, match="only denoisers"):
+        quantize(ROOT / "exported" / "mnist-conv.onnx", out_dir=tmp_path)
