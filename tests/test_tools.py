@@ -55,3 +55,13 @@ def test_time_config_reports_the_cost_of_an_untrained_config(tmp_path):
     built = build("unet_dae", channels=1, width=4, depths=[1, 1, 1], unshuffle=2)
     assert int(params.replace(",", "")) == sum(p.numel() for p in built.parameters())
     assert 0 < float(macs.replace(",", "")) < 1000 and float(ms) > 0
+
+
+def test_time_config_times_exported_models_as_they_are():
+    cmd = [sys.executable, "tools/time_config.py", "exported/denoise-gray-fast.onnx", "exported/denoise-gray-fast-int8.onnx",
+           "--repeat", "1"]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {line.split("|")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("| denoise")}
+    assert set(rows) == {"denoise-gray-fast", "denoise-gray-fast-int8"}
+    assert all("| 4,612 |" in row for row in rows.values())  # same multiply-adds, float or 8-bit

@@ -2,6 +2,10 @@
 milliseconds per 640x480 frame of the exported graph, with untrained weights.
 
     python tools/time_config.py training/configs/denoise-gray-fast.json training/configs/trials/denoise-gray-fast-fold4.json
+    python tools/time_config.py exported/denoise-gray-fast.onnx exported/denoise-gray-fast-int8.onnx
+
+An ``.onnx`` argument (an exported denoiser, e.g. a float model and its 8-bit version) is timed
+as it is, the same way.
 
 Each config's network is built with random weights, exported to ONNX in a temporary folder
 (the same graph as ``training/export_denoiser.py``: network plus clipping) and timed with
@@ -70,9 +74,18 @@ def measure(config_path: Path, repeat: int, folder: Path) -> tuple[str, int, flo
     return cfg.name, params, macs, graph_ms(path, cfg.channels, noise_input, repeat)
 
 
+def measure_onnx(path: Path, repeat: int) -> tuple[str, int, float, float]:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    image = next(i for i in session.get_inputs() if i.name == "image")
+    noise_input = any(i.name == "sigma" for i in session.get_inputs())
+    params, macs = count_macs(path)
+    return path.stem, params, macs, graph_ms(path, int(image.shape[1]), noise_input, repeat)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("configs", nargs="+", type=Path, help="denoiser JSON configs (training/configs/)")
+    ap.add_argument("configs", nargs="+", type=Path,
+                    help="denoiser JSON configs (training/configs/) or exported denoisers (.onnx)")
     ap.add_argument("--repeat", type=int, default=30, help="timed runs per config (default 30)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -80,7 +93,10 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for config in args.configs:
-            name, params, macs, ms = measure(config, args.repeat, Path(tmp))
+            if config.suffix == ".onnx":
+                name, params, macs, ms = measure_onnx(config, args.repeat)
+            else:
+                name, params, macs, ms = measure(config, args.repeat, Path(tmp))
             print(f"| {name} | {params:,} | {macs:,.0f} | {ms:.1f} |", flush=True)
 
 
