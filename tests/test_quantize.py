@@ -72,3 +72,12 @@ def test_quantize_refuses_a_non_denoiser(tmp_path):
 
     with pytest.raises(ValueError, match="only denoisers"):
         quantize(ROOT / "exported" / "mnist-conv.onnx", out_dir=tmp_path)
+
+
+def test_quantize_cli_says_what_is_wrong_with_a_broken_file(tmp_path):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(SystemExit) as exc:
+        quantize_main([str(junk), "--out", str(tmp_path / "out"), "--no-manifest"])
+    assert "not an ONNX model" in str(exc.value)
+    assert not (tmp_path / "out").exists()
