@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import hashlib
 import shlex
 import sys
@@ -199,9 +200,11 @@ def quantize(source: Path, *, out_dir: Path = EXPORTED, name: str | None = None,
                 "training_command": command or f"python -m training.quantize exported/{spec.name}.onnx",
                 "float_training_command": spec.provenance.get("training_command", ""),
                 "git_commit": git_commit(),
+                "date": datetime.date.today().isoformat(),
+                "float_date": spec.provenance.get("date", ""),
                 "quantized_from": {"name": spec.name, "sha256": hashlib.sha256(source.read_bytes()).hexdigest()},
                 "quantization": {
-                    "format": "QDQ, int8 weights per channel, uint8 activations", "onnxruntime": ort.__version__,
+                    "format": "QDQ, int8 weights per channel (7-bit range), uint8 activations", "onnxruntime": ort.__version__,
                     "calibration": f"{count} patches of {patch}px from {calibration.name}, sigma 0-{sigma_max:g}, seed {seed}",
                     "float_convs": keep_float,
                     "check": {"images": f"8 crops of {validation.name}, seed {seed + 1}", **drops},
