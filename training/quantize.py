@@ -179,6 +179,7 @@ def quantize(source: Path, *, out_dir: Path = EXPORTED, name: str | None = None,
 
         keep_float = [convs[0], convs[-1]] if len(convs) > 2 else []
         quantized, drops, worst = attempt(keep_float, "try0")
+        search = [{"float_convs": list(keep_float), "worst_drop_db": worst}]
         # Some layers cannot take 8 bits (a decoder conv that mixes a skip with the up-sampled path,
         # whose ranges differ a lot): keep the single most sensitive one float, and repeat, until the
         # drop is within bounds; give up when half the convolutions would stay float.
@@ -191,6 +192,7 @@ def quantize(source: Path, *, out_dir: Path = EXPORTED, name: str | None = None,
             best = min(tried, key=lambda c: tried[c][2])
             keep_float.append(best)
             quantized, drops, worst = tried[best]
+            search.append({"float_convs": list(keep_float), "worst_drop_db": worst})
         q = onnx.load(str(quantized))
         new_spec = dataclasses.replace(
             spec, name=name,
@@ -207,6 +209,7 @@ def quantize(source: Path, *, out_dir: Path = EXPORTED, name: str | None = None,
                     "format": "QDQ, int8 weights per channel (7-bit range), uint8 activations", "onnxruntime": ort.__version__,
                     "calibration": f"{count} patches of {patch}px from {calibration.name}, sigma 0-{sigma_max:g}, seed {seed}",
                     "float_convs": keep_float,
+                    "search": search,  # the worst drop after each layer search round
                     "check": {"images": f"8 crops of {validation.name}, seed {seed + 1}", **drops},
                 },
             },
@@ -250,6 +253,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"error: {exc}")
     checks = ", ".join(f"σ{s:g} {drops[f'sigma{s:g}_float_db']:.2f} -> {drops[f'sigma{s:g}_int8_db']:.2f} dB"
                        for s in CHECK_SIGMAS)
+    for step in spec.provenance["quantization"]["search"]:
+        print(f"  {len(step['float_convs'])} convolutions in float: worst drop {step['worst_drop_db']:.2f} dB")
     print(f"wrote {path} ({spec.name}): {checks}")
 
 
