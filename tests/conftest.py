@@ -18,6 +18,19 @@ def needs_shared(*parts: str):
     return pytest.mark.skipif(not path.exists(), reason=f"shared data set not present: {path}")
 
 
+def write_wave_images(folder: Path, *, height: int, width: int, count: int = 6) -> Path:
+    """``count`` smooth, textured colour PNGs (products of sine waves): clean images for training
+    and calibration tests."""
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    y, x = np.mgrid[0:height, 0:width]
+    for i in range(count):
+        image = 127 + 100 * np.sin(x / (5 + i)) * np.cos(y / (7 + i))
+        cv2.imwrite(str(folder / f"{i}.png"), np.dstack([image, image[::-1], image[:, ::-1]]).astype(np.uint8))
+    return folder
+
+
 def export_tiny_denoiser(out_dir: Path, *, channels: int, name: str = "tiny", noise_input: bool = True,
                          seed: int = 0) -> Path:
     import torch

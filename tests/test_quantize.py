@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 
-import cv2
 import numpy as np
 import onnx
 import pytest
 
+from conftest import write_wave_images
 from edge_ae import Denoiser, load_model
 from tools.macs import count
 from training.export_denoiser import export_checkpoint
@@ -22,12 +22,7 @@ from training.train_denoiser import DenoiserConfig, train
 @pytest.fixture(scope="module")
 def float_model(tmp_path_factory):
     root = tmp_path_factory.mktemp("quantize")
-    folder = root / "clean"
-    folder.mkdir()
-    y, x = np.mgrid[0:96, 0:112]
-    for i in range(6):
-        image = 127 + 100 * np.sin(x / (5 + i)) * np.cos(y / (7 + i))
-        cv2.imwrite(str(folder / f"{i}.png"), np.dstack([image, image[::-1], image[:, ::-1]]).astype(np.uint8))
+    folder = write_wave_images(root / "clean", height=96, width=112)
     cfg = DenoiserConfig(name="tiny", network="unet_dae", network_args={"width": 4, "depths": [1, 1, 1]},
                          channels=3, train_dirs=[str(folder)], holdout=2, patch=32, batch=4, steps=6,
                          steps_per_epoch=3, seed=0)

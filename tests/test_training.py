@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, write_wave_images
 from edge_ae import Denoiser, load_model
 from training import noise
 from training.export_denoiser import export_checkpoint, measure_receptive_field
@@ -18,14 +17,8 @@ from training.train_denoiser import DenoiserConfig, main, train
 
 
 @pytest.fixture
-def clean_folder(tmp_path, rng):
-    folder = tmp_path / "clean"
-    folder.mkdir()
-    y, x = np.mgrid[0:72, 0:80]
-    for i in range(6):
-        image = 127 + 100 * np.sin(x / (5 + i)) * np.cos(y / (7 + i))
-        cv2.imwrite(str(folder / f"{i}.png"), np.dstack([image, image[::-1], image[:, ::-1]]).astype(np.uint8))
-    return folder
+def clean_folder(tmp_path):
+    return write_wave_images(tmp_path / "clean", height=72, width=80)
 
 
 def _config(folder, **over):
