@@ -6,7 +6,9 @@ float ones (the measured gain is in docs/DENOISING.md).
 
 Static quantization with onnxruntime (QDQ format, per-channel weight scales): activation ranges
 are calibrated on noisy patches of clean training images at noise levels spread over the model's
-trained range, seeded, so the same command gives the same file. Only ``Conv`` is quantized
+trained range, seeded, so the same command gives the same file. Which number of patches suits a
+model varied (64 or 256 each won for some model here), so both are tried (``--count``) and the
+one with the smaller drop on the check images is kept. Only ``Conv`` is quantized
 (onnxruntime's CPU provider runs ``ConvTranspose`` in float either way; rewriting it as a 1x1
 convolution plus DepthToSpace was slower here). The first and last convolutions stay float:
 they see the image and produce the noise estimate, where 8-bit steps cost the most PSNR for the
@@ -137,7 +139,7 @@ def quality_drop(float_path: Path, int8_path: Path, clean_images: list[np.ndarra
 
 
 def quantize(source: Path, *, out_dir: Path = EXPORTED, name: str | None = None,
-             calibration: Path | None = None, count: int = 64, patch: int = 128, seed: int = 0,
+             calibration: Path | None = None, count: int | tuple[int, ...] = (64, 256), patch: int = 128, seed: int = 0,
              validation: Path | None = None, max_drop: float = 0.3, manifest: bool = True,
              command: str = "") -> tuple[Path, ModelSpec, dict[str, float]]:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
@@ -158,7 +160,7 @@ def quantize(source: Path, *, out_dir: Path = EXPORTED, name: str | None = None,
         raise ValueError(f"calibration images not found in {calibration}; pass --calibration DIR (clean images)")
     validation = validation or calibration
     sigma_max = spec.noise_levels[1] if spec.noise_levels else 50.0
-    feeds = noisy_patches(calibration, spec.channels, count=count, size=patch, sigma_max=sigma_max, seed=seed)
+    counts = (count,) if isinstance(count, int) else tuple(count)
     convs = [n.name for n in model.graph.node if n.op_type == "Conv"]
     input_names = {i.name for i in model.graph.input}
     with tempfile.TemporaryDirectory() as tmp:
@@ -166,7 +168,7 @@ def quantize(source: Path, *, out_dir: Path = EXPORTED, name: str | None = None,
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         images = crops(validation, spec.channels, count=8, size=256, multiple=spec.size_multiple, seed=seed + 1)
 
-        def attempt(float_convs: list[str], tag: str) -> tuple[Path, dict[str, float], float]:
+        def attempt(feeds: list[dict[str, np.ndarray]], float_convs: list[str], tag: str) -> tuple[Path, dict[str, float], float]:
             out = Path(tmp) / f"{tag}.onnx"
             quantize_static(
                 str(prepared), str(out), _Feeds(feeds, input_names),
@@ -177,22 +179,41 @@ def quantize(source: Path, *, out_dir: Path = EXPORTED, name: str | None = None,
             drops = quality_drop(source, out, images)
             return out, drops, max(v for k, v in drops.items() if k.endswith("_drop_db"))
 
-        keep_float = [convs[0], convs[-1]] if len(convs) > 2 else []
-        quantized, drops, worst = attempt(keep_float, "try0")
-        search = [{"float_convs": list(keep_float), "worst_drop_db": worst}]
-        # Some layers cannot take 8 bits (a decoder conv that mixes a skip with the up-sampled path,
-        # whose ranges differ a lot): keep the single most sensitive one float, and repeat, until the
-        # drop is within bounds; give up when half the convolutions would stay float.
-        while worst > max_drop:
-            candidates = [c for c in convs if c not in keep_float]
-            if len(keep_float) + 1 > len(convs) // 2 or not candidates:
-                raise AssertionError(f"8-bit {name} loses {worst:.2f} dB against {spec.name} (> {max_drop} dB "
-                                     f"allowed) even with {len(keep_float)} convolutions in float: {drops}")
-            tried = {c: attempt([*keep_float, c], f"try{len(keep_float)}-{i}") for i, c in enumerate(candidates)}
-            best = min(tried, key=lambda c: tried[c][2])
-            keep_float.append(best)
-            quantized, drops, worst = tried[best]
-            search.append({"float_convs": list(keep_float), "worst_drop_db": worst})
+        def search_layers(feeds: list[dict[str, np.ndarray]], tag: str) -> dict[str, object]:
+            keep_float = [convs[0], convs[-1]] if len(convs) > 2 else []
+            quantized, drops, worst = attempt(feeds, keep_float, f"{tag}-0")
+            search = [{"float_convs": list(keep_float), "worst_drop_db": worst}]
+            # Some layers cannot take 8 bits (a decoder conv that mixes a skip with the up-sampled
+            # path, whose ranges differ a lot): keep the single most sensitive one float, and repeat,
+            # until the drop is within bounds; give up when half the convolutions would stay float.
+            while worst > max_drop:
+                candidates = [c for c in convs if c not in keep_float]
+                if len(keep_float) + 1 > len(convs) // 2 or not candidates:
+                    raise AssertionError(f"8-bit {name} loses {worst:.2f} dB against {spec.name} (> {max_drop} dB "
+                                         f"allowed) even with {len(keep_float)} convolutions in float: {drops}")
+                tried = {c: attempt(feeds, [*keep_float, c], f"{tag}-{len(keep_float)}-{i}")
+                         for i, c in enumerate(candidates)}
+                best = min(tried, key=lambda c: tried[c][2])
+                keep_float.append(best)
+                quantized, drops, worst = tried[best]
+                search.append({"float_convs": list(keep_float), "worst_drop_db": worst})
+            return {"path": quantized, "drops": drops, "worst": worst, "float_convs": keep_float, "search": search}
+
+        # Activation ranges come from the calibration patches, and which number of patches gives
+        # ranges that suit a model best varied between models here, so each count in ``counts`` is
+        # tried and the one with the smallest drop on the check images is kept (ties: the first).
+        results: dict[int, dict[str, object]] = {}
+        failures = []
+        for n in counts:
+            feeds = noisy_patches(calibration, spec.channels, count=n, size=patch, sigma_max=sigma_max, seed=seed)
+            try:
+                results[n] = search_layers(feeds, f"c{n}")
+            except AssertionError as exc:
+                failures.append(f"{n} patches: {exc}")
+        if not results:
+            raise AssertionError("; ".join(failures))
+        chosen = min(results, key=lambda n: results[n]["worst"])
+        quantized, drops = results[chosen]["path"], results[chosen]["drops"]
         q = onnx.load(str(quantized))
         new_spec = dataclasses.replace(
             spec, name=name,
@@ -207,9 +228,10 @@ def quantize(source: Path, *, out_dir: Path = EXPORTED, name: str | None = None,
                 "quantized_from": {"name": spec.name, "sha256": hashlib.sha256(source.read_bytes()).hexdigest()},
                 "quantization": {
                     "format": "QDQ, int8 weights per channel (7-bit range), uint8 activations", "onnxruntime": ort.__version__,
-                    "calibration": f"{count} patches of {patch}px from {calibration.name}, sigma 0-{sigma_max:g}, seed {seed}",
-                    "float_convs": keep_float,
-                    "search": search,  # the worst drop after each layer search round
+                    "calibration": f"{chosen} patches of {patch}px from {calibration.name}, sigma 0-{sigma_max:g}, seed {seed}",
+                    "calibration_tried": {str(n): r["worst"] for n, r in results.items()},  # worst drop per count
+                    "float_convs": results[chosen]["float_convs"],
+                    "search": results[chosen]["search"],  # the worst drop after each layer search round
                     "check": {"images": f"8 crops of {validation.name}, seed {seed + 1}", **drops},
                 },
             },
@@ -238,7 +260,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--calibration", type=Path, help="folder of clean images (default: the model's training set)")
     ap.add_argument("--validation", type=Path,
                     help="folder of clean images for the quality check (default: the calibration folder)")
-    ap.add_argument("--count", type=int, default=64, help="calibration patches (default 64)")
+    ap.add_argument("--count", type=int, nargs="+", default=[64, 256],
+                    help="calibration patch counts to try; the one with the smallest drop is kept (default 64 256)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-drop", type=float, default=0.3, help="largest PSNR loss allowed, dB (default 0.3)")
     ap.add_argument("--no-manifest", action="store_true")
@@ -246,14 +269,18 @@ def main(argv: list[str] | None = None) -> None:
     command = "python -m training.quantize " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     try:
         path, spec, drops = quantize(
-            args.model, out_dir=args.out, name=args.name, calibration=args.calibration, count=args.count,
+            args.model, out_dir=args.out, name=args.name, calibration=args.calibration, count=tuple(args.count),
             seed=args.seed, validation=args.validation, max_drop=args.max_drop,
             manifest=not args.no_manifest, command=command)
     except (ValueError, AssertionError, OSError, ModelError) as exc:
         sys.exit(f"error: {exc}")
     checks = ", ".join(f"σ{s:g} {drops[f'sigma{s:g}_float_db']:.2f} -> {drops[f'sigma{s:g}_int8_db']:.2f} dB"
                        for s in CHECK_SIGMAS)
-    for step in spec.provenance["quantization"]["search"]:
+    q = spec.provenance["quantization"]
+    for n, worst in q["calibration_tried"].items():
+        print(f"  {n} calibration patches: worst drop {worst:.2f} dB")
+    print(f"  kept: {q['calibration']}")
+    for step in q["search"]:
         print(f"  {len(step['float_convs'])} convolutions in float: worst drop {step['worst_drop_db']:.2f} dB")
     print(f"wrote {path} ({spec.name}): {checks}")
 
