@@ -74,5 +74,5 @@ def test_quantize_cli_says_what_is_wrong_with_a_broken_file(tmp_path):
     junk.write_bytes(b"not a model")
     with pytest.raises(SystemExit) as exc:
         quantize_main([str(junk), "--out", str(tmp_path / "out"), "--no-manifest"])
-    assert "not an ONNX model" in str(exc.value)
+    assert "not a usable ONNX model" in str(exc.value)
     assert not (tmp_path / "out").exists()

@@ -29,6 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from edge_ae import load_model  # noqa: E402
 from tools.macs import count as count_macs  # noqa: E402
 from training.export_denoiser import DenoiserGraph  # noqa: E402
 from training.nets import build  # noqa: E402
@@ -75,11 +76,9 @@ def measure(config_path: Path, repeat: int, folder: Path) -> tuple[str, int, flo
 
 
 def measure_onnx(path: Path, repeat: int) -> tuple[str, int, float, float]:
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    image = next(i for i in session.get_inputs() if i.name == "image")
-    noise_input = any(i.name == "sigma" for i in session.get_inputs())
+    spec = load_model(path, kind="denoiser").spec  # channels and noise input from the metadata
     params, macs = count_macs(path)
-    return path.stem, params, macs, graph_ms(path, int(image.shape[1]), noise_input, repeat)
+    return spec.name, params, macs, graph_ms(path, spec.channels, spec.noise_input, repeat)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import hashlib
 import shlex
 import sys
 import tempfile
@@ -38,22 +37,19 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from edge_ae.atomic import write_bytes_atomic
 from edge_ae.contract import METADATA_KEY, ModelSpec
 from edge_ae.errors import ModelError
+from edge_ae.model import LoadedModel, load_model
+from edge_ae.registry import sha256_of
 from training import data
 from training.onnx_export import EXPORTED, git_commit, update_manifest
+from training.train_denoiser import psnr
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 # Same images the float models were trained on: calibration data is training data, never test.
 CALIBRATION_DIRS = {1: SHARED / "denoise" / "train" / "train400", 3: SHARED / "denoise" / "train" / "bsd432"}
 CHECK_SIGMAS = (15.0, 25.0, 50.0)
-
-
-def read_spec(model: onnx.ModelProto, source: str) -> ModelSpec:
-    meta = {p.key: p.value for p in model.metadata_props}
-    if METADATA_KEY not in meta:
-        raise ValueError(f"{source}: no edge-ae metadata; quantize a model exported by training/")
-    return ModelSpec.from_json(meta[METADATA_KEY], source=source)
 
 
 def crops(folder: Path, channels: int, *, count: int, size: int, multiple: int, seed: int) -> list[np.ndarray]:
@@ -103,57 +99,57 @@ class _Feeds:
         pass
 
 
-def session(path: Path) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+def _run(model: LoadedModel, feed: dict[str, np.ndarray]) -> np.ndarray:
+    feeds = {"image": feed["image"]}
+    if model.spec.noise_input:  # the seeds' plain autoencoder has no sigma input
+        feeds["sigma"] = feed["sigma"]
+    return model.run(feeds)[0]
 
 
-def run(sess: ort.InferenceSession, feed: dict[str, np.ndarray]) -> np.ndarray:
-    names = {i.name for i in sess.get_inputs()}
-    return sess.run(None, {k: v for k, v in feed.items() if k in names})[0]
+class QualityCheck:
+    """PSNR of candidate 8-bit models against the float model, on fixed noisy versions of
+    ``clean_images`` at each sigma. The float model's outputs are computed once, here, not for
+    every candidate of the layer search."""
+
+    def __init__(self, float_model: LoadedModel, clean_images: list[np.ndarray],
+                 sigmas: tuple[float, ...] = CHECK_SIGMAS) -> None:
+        self.cases: dict[float, list[tuple[dict[str, np.ndarray], np.ndarray]]] = {}
+        self.float_db: dict[float, float] = {}
+        for sigma in sigmas:
+            rng = np.random.default_rng(int(sigma))
+            cases = []
+            for clean in clean_images:
+                chw = clean.transpose(2, 0, 1)[None]
+                noisy = (chw + rng.standard_normal(chw.shape).astype(np.float32) * sigma / 255).astype(np.float32)
+                cases.append(({"image": noisy, "sigma": np.full((1, 1), sigma / 255, np.float32)}, chw))
+            self.cases[sigma] = cases
+            self.float_db[sigma] = float(np.mean([psnr(_run(float_model, feed), chw) for feed, chw in cases]))
+
+    def drops(self, int8_path: Path) -> dict[str, float]:
+        """Mean PSNR of each model at each sigma, and the drop (float minus int8), in dB."""
+        candidate = load_model(int8_path, kind="denoiser", threads=2)
+        result: dict[str, float] = {}
+        for sigma, cases in self.cases.items():
+            int8_db = float(np.mean([psnr(_run(candidate, feed), chw) for feed, chw in cases]))
+            result[f"sigma{sigma:g}_float_db"] = round(self.float_db[sigma], 3)
+            result[f"sigma{sigma:g}_int8_db"] = round(int8_db, 3)
+            result[f"sigma{sigma:g}_drop_db"] = round(self.float_db[sigma] - int8_db, 3)
+        return result
 
 
-def psnr(out: np.ndarray, clean: np.ndarray) -> float:
-    return float(10 * np.log10(1.0 / max(1e-12, float(np.mean((np.clip(out, 0, 1) - clean) ** 2)))))
-
-
-def quality_drop(float_path: Path, int8_path: Path, clean_images: list[np.ndarray],
-                 sigmas: tuple[float, ...] = CHECK_SIGMAS) -> dict[str, float]:
-    """Mean PSNR of each model at each sigma, and the drop (float minus int8), in dB."""
-    a, b = session(float_path), session(int8_path)
-    result: dict[str, float] = {}
-    for sigma in sigmas:
-        rng = np.random.default_rng(int(sigma))
-        pa, pb = [], []
-        for clean in clean_images:
-            chw = clean.transpose(2, 0, 1)[None]
-            noisy = (chw + rng.standard_normal(chw.shape).astype(np.float32) * sigma / 255).astype(np.float32)
-            feed = {"image": noisy, "sigma": np.full((1, 1), sigma / 255, np.float32)}
-            pa.append(psnr(run(a, feed), chw))
-            pb.append(psnr(run(b, feed), chw))
-        result[f"sigma{sigma:g}_float_db"] = round(float(np.mean(pa)), 3)
-        result[f"sigma{sigma:g}_int8_db"] = round(float(np.mean(pb)), 3)
-        result[f"sigma{sigma:g}_drop_db"] = round(float(np.mean(pa) - np.mean(pb)), 3)
-    return result
-
-
-def quantize(source: Path, *, out_dir: Path = EXPORTED, name: str | None = None,
+def quantize(source: str | Path, *, out_dir: Path = EXPORTED, name: str | None = None,
              calibration: Path | None = None, count: int | tuple[int, ...] = (64, 256), patch: int = 128, seed: int = 0,
              validation: Path | None = None, max_drop: float = 0.3, manifest: bool = True,
              command: str = "") -> tuple[Path, ModelSpec, dict[str, float]]:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    try:
-        model = onnx.load(str(source))
-    except OSError:
-        raise
-    except Exception as exc:  # protobuf raises its own DecodeError for a file that is not ONNX
-        raise ValueError(f"{source}: not an ONNX model ({type(exc).__name__})") from None
-    spec = read_spec(model, str(source))
+    # The runtime's own loader validates the file and its metadata, with its one-line errors.
+    float_model = load_model(source, threads=2)
+    spec = float_model.spec
     if spec.kind != "denoiser":
         raise ValueError(f"{source}: only denoisers can be quantized here, found a model of kind {spec.kind!r}")
+    model = onnx.load(str(float_model.path))
     name = name or f"{spec.name}-int8"
     calibration = calibration or CALIBRATION_DIRS[spec.channels]
     if not calibration.is_dir():
@@ -165,8 +161,9 @@ def quantize(source: Path, *, out_dir: Path = EXPORTED, name: str | None = None,
     input_names = {i.name for i in model.graph.input}
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        images = crops(validation, spec.channels, count=8, size=256, multiple=spec.size_multiple, seed=seed + 1)
+        quant_pre_process(str(float_model.path), str(prepared), skip_symbolic_shape=True)
+        check = QualityCheck(float_model, crops(validation, spec.channels, count=8, size=256,
+                                                multiple=spec.size_multiple, seed=seed + 1))
 
         def attempt(feeds: list[dict[str, np.ndarray]], float_convs: list[str], tag: str) -> tuple[Path, dict[str, float], float]:
             out = Path(tmp) / f"{tag}.onnx"
@@ -176,7 +173,7 @@ def quantize(source: Path, *, out_dir: Path = EXPORTED, name: str | None = None,
                 nodes_to_exclude=float_convs, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                 reduce_range=True,
             )
-            drops = quality_drop(source, out, images)
+            drops = check.drops(out)
             return out, drops, max(v for k, v in drops.items() if k.endswith("_drop_db"))
 
         def search_layers(feeds: list[dict[str, np.ndarray]], tag: str) -> dict[str, object]:
@@ -225,7 +222,7 @@ def quantize(source: Path, *, out_dir: Path = EXPORTED, name: str | None = None,
                 "git_commit": git_commit(),
                 "date": datetime.date.today().isoformat(),
                 "float_date": spec.provenance.get("date", ""),
-                "quantized_from": {"name": spec.name, "sha256": hashlib.sha256(source.read_bytes()).hexdigest()},
+                "quantized_from": {"name": spec.name, "sha256": sha256_of(float_model.path)},
                 "quantization": {
                     "format": "QDQ, int8 weights per channel (7-bit range), uint8 activations", "onnxruntime": ort.__version__,
                     "calibration": f"{chosen} patches of {patch}px from {calibration.name}, sigma 0-{sigma_max:g}, seed {seed}",
@@ -242,11 +239,8 @@ def quantize(source: Path, *, out_dir: Path = EXPORTED, name: str | None = None,
         q.producer_name = "edge-ae"
         q.doc_string = new_spec.description
         onnx.checker.check_model(q)
-        out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"{name}.onnx"
-        staged = out_dir / f".{name}.onnx.tmp"
-        onnx.save(q, str(staged))
-        staged.replace(path)
+        write_bytes_atomic(path, q.SerializeToString())
     if manifest:
         update_manifest(new_spec, path)
     return path, new_spec, drops
@@ -254,7 +248,7 @@ def quantize(source: Path, *, out_dir: Path = EXPORTED, name: str | None = None,
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model", type=Path, help="an exported float denoiser (.onnx)")
+    ap.add_argument("model", help="an exported float denoiser: a shipped name or an .onnx path")
     ap.add_argument("--name", help="name of the 8-bit model (default: NAME-int8)")
     ap.add_argument("--out", type=Path, default=EXPORTED, help="output folder (default: exported/)")
     ap.add_argument("--calibration", type=Path, help="folder of clean images (default: the model's training set)")
