@@ -43,7 +43,8 @@ def test_quantized_model_keeps_the_contract_and_runs(float_model, tmp_path):
         assert getattr(spec, field) == getattr(original, field)
     q = spec.provenance["quantization"]
     assert spec.provenance["quantized_from"]["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
-    assert len(q["float_convs"]) >= 2 and q["check"]["sigma25_drop_db"] == drops["sigma25_drop_db"]
+    convs = [n.name for n in onnx.load(str(source)).graph.node if n.op_type == "Conv"]
+    assert q["float_convs"][0] == convs[0] and q["check"]["sigma25_drop_db"] == drops["sigma25_drop_db"]
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert [m["name"] for m in manifest["models"]] == ["tiny-int8"]
     graph = {n.op_type for n in onnx.load(str(path)).graph.node}
@@ -51,6 +52,32 @@ def test_quantized_model_keeps_the_contract_and_runs(float_model, tmp_path):
     out = Denoiser(path, threads=1)(np.full((33, 35, 3), 120, np.uint8))
     assert out.shape == (33, 35, 3) and out.dtype == np.uint8
     assert count(path)[1] == pytest.approx(count(source)[1])  # same multiply-adds, counted through QDQ
+
+
+def concat_inputs_from_dequantize(path) -> dict[str, bool]:
+    """For each Concat on feature maps: whether all its inputs come out of DequantizeLinear (8-bit)."""
+    graph = onnx.load(str(path)).graph
+    producer = {out: n.op_type for n in graph.node for out in n.output}
+    return {n.name: all(producer.get(i) == "DequantizeLinear" for i in n.input)
+            for n in graph.node if n.op_type == "Concat" and any(a.name == "axis" and a.i == 1 for a in n.attribute)}
+
+
+def test_skip_joins_are_8_bit_and_a_float_layer_keeps_its_join_float(float_model, tmp_path):
+    from training.quantize import float_joins, joins_feeding
+
+    source, folder = float_model
+    model = onnx.load(str(source))
+    noise_map_join = float_joins(model)
+    decoder_convs = [n.name for n in model.graph.node if n.op_type == "Conv" and "/dec" in n.name]
+    skip_joins = joins_feeding(model, decoder_convs)
+    assert len(skip_joins) == 2 and not set(skip_joins) & set(noise_map_join)
+    path, _, _ = quantize(source, out_dir=tmp_path, calibration=folder, count=8, patch=32, max_drop=10.0,
+                          manifest=False)
+    quantized = concat_inputs_from_dequantize(path)
+    # The joins run on 8-bit inputs (QLinearConcat); the image and its noise map are joined in float.
+    assert all(quantized[j] for j in skip_joins) and not any(quantized.get(j, False) for j in noise_map_join)
+    # One decoder conv kept float: the join in front of it stays float with it.
+    assert joins_feeding(model, decoder_convs[-1:]) == skip_joins[-1:]
 
 
 def test_quantize_refuses_a_model_that_loses_too_much(float_model, tmp_path, capsys):

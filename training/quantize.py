@@ -7,20 +7,26 @@ float ones (the measured gain is in docs/DENOISING.md).
 Static quantization with onnxruntime (QDQ format, per-channel weight scales): activation ranges
 are calibrated on noisy patches of clean training images at noise levels spread over the model's
 trained range, seeded, so the same command gives the same file. Which number of patches suits a
-model varied (64 or 256 each won for some model here), so both are tried (``--count``) and the
-one with the smaller drop on the check images is kept. Only ``Conv`` is quantized
-(onnxruntime's CPU provider runs ``ConvTranspose`` in float either way; rewriting it as a 1x1
-convolution plus DepthToSpace was slower here). The first and last convolutions stay float:
-they see the image and produce the noise estimate, where 8-bit steps cost the most PSNR for the
-least time (and the 4-channel output of a folded model runs no faster in 8 bits). Weights use a
-7-bit range (``reduce_range``): x86 CPUs without VNNI sum pairs of 8-bit products in 16 bits,
-which full-range weights can overflow; here it cost at most 0.03 dB.
+model varied (64 or 256 each won for some model here), so both are tried (``--count``); kept is
+the one that leaves the fewest layers in float, then the one with the smaller drop.
+
+What is quantized: ``Conv``, the ``Relu`` after it and the ``Concat`` that joins a skip
+connection, so the path from one convolution to the next stays 8-bit. onnxruntime folds a
+quantized ReLU into the convolution's output range and runs the join as ``QLinearConcat``; with
+``Conv`` alone, every convolution's output was turned back to float for its ReLU and the join,
+and quantized again for the next layer, which cost both time and PSNR (docs/DENOISING.md).
+``ConvTranspose`` stays float (onnxruntime's CPU provider has no 8-bit kernel for it;
+rewriting it as a 1x1 convolution plus DepthToSpace was slower here). The first convolution
+stays float: it sees the image and the noise level, whose 8-bit steps cost PSNR for little time.
+Weights use a 7-bit range (``reduce_range``): x86 CPUs without VNNI sum pairs of 8-bit products
+in 16 bits, which full-range weights can overflow; here it cost at most 0.03 dB.
 
 Instead of the float export's 1e-4 parity, the check here is the quality the user sees: PSNR of
 the 8-bit model against the float model at sigma 15, 25 and 50 on whole images (by default 8
 seeded crops of the calibration folder: the drop is relative, and the benchmark's test sets stay
-untouched). If a drop exceeds ``--max-drop`` dB, the most sensitive remaining layer is kept float
-too, and so on; the file is not written if half the layers would have to stay float.
+untouched). If a drop exceeds ``--max-drop`` dB, the most sensitive remaining convolution (often
+the last one, which writes the noise estimate) is kept float too, and so on; the file is not
+written if half the convolutions would have to stay float.
 """
 
 from __future__ import annotations
@@ -50,6 +56,25 @@ SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 # Same images the float models were trained on: calibration data is training data, never test.
 CALIBRATION_DIRS = {1: SHARED / "denoise" / "train" / "train400", 3: SHARED / "denoise" / "train" / "bsd432"}
 CHECK_SIGMAS = (15.0, 25.0, 50.0)
+# The ops quantized; everything else (ConvTranspose, the noise-map input, shape arithmetic) stays float.
+QUANTIZED_OPS = ["Conv", "Relu", "Concat"]
+FEATURE_OPS = {"Conv", "Relu", "ConvTranspose"}
+
+
+def float_joins(model: onnx.ModelProto) -> list[str]:
+    """Concat nodes that do not join feature maps (the image with its noise map, shape arithmetic):
+    quantizing them would only add rounding in front of the float first convolution."""
+    producers = {out: n.op_type for n in model.graph.node for out in n.output}
+    return [n.name for n in model.graph.node
+            if n.op_type == "Concat" and not all(producers.get(i) in FEATURE_OPS for i in n.input)]
+
+
+def joins_feeding(model: onnx.ModelProto, convs: list[str]) -> list[str]:
+    """The Concat nodes whose output goes into one of ``convs``. A convolution kept float keeps its
+    join float too: an 8-bit join puts the skip and the up-sampled path, whose ranges can differ a
+    lot, on one scale, which is what makes such a layer sensitive in the first place."""
+    concat_of = {n.output[0]: n.name for n in model.graph.node if n.op_type == "Concat"}
+    return [concat_of[n.input[0]] for n in model.graph.node if n.name in convs and n.input[0] in concat_of]
 
 
 def crops(folder: Path, channels: int, *, count: int, size: int, multiple: int, seed: int) -> list[np.ndarray]:
@@ -159,6 +184,7 @@ def quantize(source: str | Path, *, out_dir: Path = EXPORTED, name: str | None =
     counts = (count,) if isinstance(count, int) else tuple(count)
     convs = [n.name for n in model.graph.node if n.op_type == "Conv"]
     input_names = {i.name for i in model.graph.input}
+    joins = float_joins(model)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(float_model.path), str(prepared), skip_symbolic_shape=True)
@@ -169,15 +195,15 @@ def quantize(source: str | Path, *, out_dir: Path = EXPORTED, name: str | None =
             out = Path(tmp) / f"{tag}.onnx"
             quantize_static(
                 str(prepared), str(out), _Feeds(feeds, input_names),
-                quant_format=QuantFormat.QDQ, per_channel=True, op_types_to_quantize=["Conv"],
-                nodes_to_exclude=float_convs, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                quant_format=QuantFormat.QDQ, per_channel=True, op_types_to_quantize=QUANTIZED_OPS,
+                nodes_to_exclude=[*float_convs, *joins, *joins_feeding(model, float_convs)], activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                 reduce_range=True,
             )
             drops = check.drops(out)
             return out, drops, max(v for k, v in drops.items() if k.endswith("_drop_db"))
 
         def search_layers(feeds: list[dict[str, np.ndarray]], tag: str) -> dict[str, object]:
-            keep_float = [convs[0], convs[-1]] if len(convs) > 2 else []
+            keep_float = [convs[0]] if len(convs) > 2 else []
             quantized, drops, worst = attempt(feeds, keep_float, f"{tag}-0")
             search = [{"float_convs": list(keep_float), "worst_drop_db": worst}]
             # Some layers cannot take 8 bits (a decoder conv that mixes a skip with the up-sampled
@@ -198,7 +224,8 @@ def quantize(source: str | Path, *, out_dir: Path = EXPORTED, name: str | None =
 
         # Activation ranges come from the calibration patches, and which number of patches gives
         # ranges that suit a model best varied between models here, so each count in ``counts`` is
-        # tried and the one with the smallest drop on the check images is kept (ties: the first).
+        # tried. Kept: the one that needs the fewest float convolutions (the fastest file), and
+        # of those the one with the smallest drop on the check images (ties: the first).
         results: dict[int, dict[str, object]] = {}
         failures = []
         for n in counts:
@@ -209,7 +236,7 @@ def quantize(source: str | Path, *, out_dir: Path = EXPORTED, name: str | None =
                 failures.append(f"{n} patches: {exc}")
         if not results:
             raise AssertionError("; ".join(failures))
-        chosen = min(results, key=lambda n: results[n]["worst"])
+        chosen = min(results, key=lambda n: (len(results[n]["float_convs"]), results[n]["worst"]))
         quantized, drops = results[chosen]["path"], results[chosen]["drops"]
         q = onnx.load(str(quantized))
         new_spec = dataclasses.replace(
@@ -225,6 +252,7 @@ def quantize(source: str | Path, *, out_dir: Path = EXPORTED, name: str | None =
                 "quantized_from": {"name": spec.name, "sha256": sha256_of(float_model.path)},
                 "quantization": {
                     "format": "QDQ, int8 weights per channel (7-bit range), uint8 activations", "onnxruntime": ort.__version__,
+                "ops": QUANTIZED_OPS,
                     "calibration": f"{chosen} patches of {patch}px from {calibration.name}, sigma 0-{sigma_max:g}, seed {seed}",
                     "calibration_tried": {str(n): r["worst"] for n, r in results.items()},  # worst drop per count
                     "float_convs": results[chosen]["float_convs"],
@@ -255,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--validation", type=Path,
                     help="folder of clean images for the quality check (default: the calibration folder)")
     ap.add_argument("--count", type=int, nargs="+", default=[64, 256],
-                    help="calibration patch counts to try; the one with the smallest drop is kept (default 64 256)")
+                    help="calibration patch counts to try; kept: fewest float layers, then smallest drop (default 64 256)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-drop", type=float, default=0.3, help="largest PSNR loss allowed, dB (default 0.3)")
     ap.add_argument("--no-manifest", action="store_true")
