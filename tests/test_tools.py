@@ -53,7 +53,9 @@ def test_time_config_reports_the_cost_of_an_untrained_config(tmp_path):
     row = next(line for line in result.stdout.splitlines() if line.startswith("| tiny |"))
     _, name, params, macs, ms, _ = (cell.strip() for cell in row.split("|"))
     built = build("unet_dae", channels=1, width=4, depths=[1, 1, 1], unshuffle=2)
-    assert int(params.replace(",", "")) == sum(p.numel() for p in built.parameters())
+    built.fuse_stem()  # as exported: the stem's strided conv stands for enc1's first conv
+    shipped = sum(p.numel() for n, p in built.named_parameters() if not n.startswith("enc1.0."))
+    assert int(params.replace(",", "")) == shipped
     assert 0 < float(macs.replace(",", "")) < 1000 and float(ms) > 0
 
 
@@ -64,4 +66,7 @@ def test_time_config_times_exported_models_as_they_are():
     assert result.returncode == 0, result.stderr[-2000:]
     rows = {line.split("|")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("| denoise")}
     assert set(rows) == {"denoise-gray-fast", "denoise-gray-fast-int8"}
-    assert all("| 4,612 |" in row for row in rows.values())  # same multiply-adds, float or 8-bit
+    macs = {name: row.split("|")[3].strip() for name, row in rows.items()}
+    # Same multiply-adds, float or 8-bit, and within the fast models' 5k budget.
+    assert macs["denoise-gray-fast"] == macs["denoise-gray-fast-int8"]
+    assert 4000 < float(macs["denoise-gray-fast"].replace(",", "")) <= 5000

@@ -117,3 +117,28 @@ def test_unet_skips_added_instead_of_concatenated_halve_the_decoder():
     assert added.size_multiple == 16
     with pytest.raises(ValueError, match="merge must be"):
         build("unet_dae", channels=1, merge="sum")
+
+
+@pytest.mark.parametrize(("channels", "factor"), [(1, 2), (3, 2), (3, 4)])
+def test_fused_stem_computes_what_the_fold_and_first_conv_compute(channels, factor):
+    torch.manual_seed(0)
+    net = build("unet_dae", channels=channels, width=4, depths=[2, 1, 1], unshuffle=factor).eval()
+    x = torch.rand(2, channels, 8 * factor, 12 * factor)
+    sigma = torch.tensor([[0.05], [0.2]])
+    with torch.no_grad():
+        before = net(x, sigma)
+        net.fuse_stem()
+        after = net(x, sigma)
+    assert net.stem is not None and net.stem.conv.stride == (factor, factor)
+    assert torch.allclose(before, after, atol=1e-5)
+
+
+def test_a_folded_model_ships_without_the_fold_shuffle(clean_folder, tmp_path):
+    import onnx
+
+    cfg = _config(clean_folder, network_args={"width": 4, "depths": [1, 1, 1], "unshuffle": 2})
+    best = train(cfg, tmp_path / "runs", threads=1)
+    path, spec = export_checkpoint(best, tmp_path / "exported", manifest=False)  # parity vs the trained net
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    # The fold (Reshape-Transpose-Reshape) became the stem's strided conv; the unfold at the end stays.
+    assert "Transpose" not in ops and "DepthToSpace" in ops and spec.size_multiple == 8

@@ -8,19 +8,20 @@ An ``.onnx`` argument (an exported denoiser, e.g. a float model and its 8-bit ve
 as it is, the same way.
 
 Each config's network is built with random weights, exported to ONNX in a temporary folder
-(the same graph as ``training/export_denoiser.py``: network plus clipping) and timed with
-onnxruntime at 2 threads on one 640x480 frame, the median of ``--repeat`` runs after a warm-up.
-The time is the graph's alone, as in the "graph ms" column of ``tools/bench_denoise.py``;
-weights do not change it. Needs the ``train`` extra (torch). Run nothing else meanwhile.
+(the same graph as ``training/export_denoiser.py``: network plus clipping, first layer fused) and timed with
+onnxruntime at 2 threads on one 640x480 frame: the median of ``--repeat`` runs, taken in rounds
+over all the arguments as in ``tools/bench_denoise.py`` (``time_in_passes``), so that the models
+compared see the same fast and slow spells of a shared machine. The time is the graph's alone, as
+in the "graph ms" column of ``tools/bench_denoise.py``; weights do not change it. Needs the
+``train`` extra (torch). Run nothing else meanwhile.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,16 +31,19 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edge_ae import load_model  # noqa: E402
+from tools.bench_denoise import PASSES, time_in_passes  # noqa: E402
 from tools.macs import count as count_macs  # noqa: E402
 from training.export_denoiser import DenoiserGraph  # noqa: E402
 from training.nets import build  # noqa: E402
+from training.nets.unet_dae import UNetDAE  # noqa: E402
 from training.train_denoiser import DenoiserConfig  # noqa: E402
 
 THREADS = 2
 HEIGHT, WIDTH = 480, 640
 
 
-def graph_ms(path: Path, channels: int, noise_input: bool, repeat: int) -> float:
+def graph_call(path: Path, channels: int, noise_input: bool) -> Callable[[object], object]:
+    """One 640x480 run of the graph at ``path``, ready to time (session built, warmed up)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = THREADS
     options.inter_op_num_threads = 1
@@ -48,18 +52,16 @@ def graph_ms(path: Path, channels: int, noise_input: bool, repeat: int) -> float
     if noise_input:
         feeds["sigma"] = np.full((1, 1), 25 / 255, np.float32)
     session.run(None, feeds)  # warm-up: the first run allocates
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        session.run(None, feeds)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+    return lambda _: session.run(None, feeds)
 
 
-def measure(config_path: Path, repeat: int, folder: Path) -> tuple[str, int, float, float]:
+def export_config(config_path: Path, folder: Path) -> tuple[str, Path, int, bool]:
+    """Build the config's network with random weights and export it; (name, path, channels, noise input)."""
     cfg = DenoiserConfig.load(config_path)
     torch.manual_seed(0)
     net = build(cfg.network, channels=cfg.channels, **cfg.network_args).eval()
+    if isinstance(net, UNetDAE):
+        net.fuse_stem()  # as training/export_denoiser.py ships it
     noise_input = cfg.network != "plain_cae"
     example: tuple[torch.Tensor, ...] = (torch.rand(1, cfg.channels, 64, 64),)
     axes = {"image": {0: "batch", 2: "height", 3: "width"}, "denoised": {0: "batch", 2: "height", 3: "width"}}
@@ -71,14 +73,12 @@ def measure(config_path: Path, repeat: int, folder: Path) -> tuple[str, int, flo
     path = folder / f"{cfg.name}.onnx"
     torch.onnx.export(DenoiserGraph(net, noise_input), example, str(path), input_names=names,
                       output_names=["denoised"], dynamic_axes=axes, opset_version=17, dynamo=False)
-    params, macs = count_macs(path)
-    return cfg.name, params, macs, graph_ms(path, cfg.channels, noise_input, repeat)
+    return cfg.name, path, cfg.channels, noise_input
 
 
-def measure_onnx(path: Path, repeat: int) -> tuple[str, int, float, float]:
+def describe_onnx(path: Path) -> tuple[str, Path, int, bool]:
     spec = load_model(path, kind="denoiser").spec  # channels and noise input from the metadata
-    params, macs = count_macs(path)
-    return spec.name, params, macs, graph_ms(path, spec.channels, spec.noise_input, repeat)
+    return spec.name, path, spec.channels, spec.noise_input
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -88,15 +88,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeat", type=int, default=30, help="timed runs per config (default 30)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    print(f"| config | parameters | multiply-adds / pixel | graph ms, 640x480, {THREADS} threads |")
-    print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        for config in args.configs:
-            if config.suffix == ".onnx":
-                name, params, macs, ms = measure_onnx(config, args.repeat)
-            else:
-                name, params, macs, ms = measure(config, args.repeat, Path(tmp))
-            print(f"| {name} | {params:,} | {macs:,.0f} | {ms:.1f} |", flush=True)
+        graphs = [describe_onnx(c) if c.suffix == ".onnx" else export_config(c, Path(tmp)) for c in args.configs]
+        calls = {i: (graph_call(path, channels, noise), None, args.repeat)
+                 for i, (_, path, channels, noise) in enumerate(graphs)}
+        ms = time_in_passes(calls, PASSES)
+        print(f"| config | parameters | multiply-adds / pixel | graph ms, 640x480, {THREADS} threads |")
+        print("|---|---|---|---|")
+        for i, (name, path, _, _) in enumerate(graphs):
+            params, macs = count_macs(path)
+            print(f"| {name} | {params:,} | {macs:,.0f} | {ms[i]:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

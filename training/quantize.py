@@ -196,8 +196,8 @@ def quantize(source: str | Path, *, out_dir: Path = EXPORTED, name: str | None =
             quantize_static(
                 str(prepared), str(out), _Feeds(feeds, input_names),
                 quant_format=QuantFormat.QDQ, per_channel=True, op_types_to_quantize=QUANTIZED_OPS,
-                nodes_to_exclude=[*float_convs, *joins, *joins_feeding(model, float_convs)], activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                reduce_range=True,
+                nodes_to_exclude=[*float_convs, *joins, *joins_feeding(model, float_convs)],
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=True,
             )
             drops = check.drops(out)
             return out, drops, max(v for k, v in drops.items() if k.endswith("_drop_db"))

@@ -29,6 +29,32 @@ class Block(nn.Sequential):
         super().__init__(*layers)
 
 
+class StridedStem(nn.Module):
+    """The first layer of a folded model (fold, noise map, 3x3 conv on the folded grid) as one
+    strided convolution of the full-resolution image and noise map: the same sums without the
+    fold's data shuffle, which onnxruntime runs slowly. Built from the trained conv at export
+    (``UNetDAE.fuse_stem``); equal up to float rounding."""
+
+    def __init__(self, conv: nn.Conv2d, channels: int, factor: int) -> None:
+        super().__init__()
+        f = factor
+        self.conv = nn.Conv2d(channels + 1, conv.out_channels, 3 * f, stride=f, padding=f)
+        w = conv.weight.detach()  # (out, channels * f * f + 1, 3, 3); folded channel c*f*f + dy*f + dx
+        fused = torch.zeros(conv.out_channels, channels + 1, 3 * f, 3 * f)
+        for dy in range(f):
+            for dx in range(f):
+                fused[:, :channels, dy::f, dx::f] = w[:, dy * f + dx : channels * f * f : f * f]
+                # The noise map is constant over each f x f block: its tap is shared by the block.
+                fused[:, channels, dy::f, dx::f] = w[:, channels * f * f] / (f * f)
+        with torch.no_grad():
+            self.conv.weight.copy_(fused)
+            self.conv.bias.copy_(conv.bias.detach())
+
+    def forward(self, noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = noisy.shape
+        return self.conv(torch.cat([noisy, sigma.reshape(n, 1, 1, 1).expand(n, 1, h, w)], dim=1))
+
+
 class UNetDAE(nn.Module):
     def __init__(
         self,
@@ -64,16 +90,27 @@ class UNetDAE(nn.Module):
         self.up1 = nn.ConvTranspose2d(w2, w1, 2, stride=2)
         self.dec1 = Block(joined * w1, w1, d1)
         self.head = nn.Conv2d(w1, folded, 3, padding=1)
+        self.stem: StridedStem | None = None  # set by fuse_stem, for export only
+
+    def fuse_stem(self) -> None:
+        """Replace the fold and first conv by the equivalent ``StridedStem`` (export-time speed-up)."""
+        if self.unshuffle > 1 and self.stem is None:
+            self.stem = StridedStem(self.enc1[0], self.channels, self.unshuffle)
 
     def join(self, up: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return torch.cat([up, skip], dim=1) if self.merge == "concat" else up + skip
 
     def forward(self, noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """``noisy``: (N, C, H, W) in [0, 1]; ``sigma``: (N, 1) noise std on the same scale."""
-        x = F.pixel_unshuffle(noisy, self.unshuffle) if self.unshuffle > 1 else noisy
-        n, _, h, w = x.shape
-        noise_map = sigma.reshape(n, 1, 1, 1).expand(n, 1, h, w)
-        e1 = self.enc1(torch.cat([x, noise_map], dim=1))
+        if self.stem is None:
+            x = F.pixel_unshuffle(noisy, self.unshuffle) if self.unshuffle > 1 else noisy
+            n, _, h, w = x.shape
+            noise_map = sigma.reshape(n, 1, 1, 1).expand(n, 1, h, w)
+            e1 = self.enc1(torch.cat([x, noise_map], dim=1))
+        else:
+            e1 = self.stem(noisy, sigma)
+            for layer in list(self.enc1)[1:]:  # the stem stands for enc1's first conv
+                e1 = layer(e1)
         e2 = self.enc2(self.down1(e1))
         b = self.bottom(self.down2(e2))
         d2 = self.dec2(self.join(self.up2(b), e2))
