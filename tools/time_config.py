@@ -8,12 +8,12 @@ An ``.onnx`` argument (an exported denoiser, e.g. a float model and its 8-bit ve
 as it is, the same way.
 
 Each config's network is built with random weights, exported to ONNX in a temporary folder
-(the same graph as ``training/export_denoiser.py``: network plus clipping, first layer fused) and timed with
-onnxruntime at 2 threads on one 640x480 frame: the median of ``--repeat`` runs, taken in rounds
-over all the arguments as in ``tools/bench_denoise.py`` (``time_in_passes``), so that the models
-compared see the same fast and slow spells of a shared machine. The time is the graph's alone, as
-in the "graph ms" column of ``tools/bench_denoise.py``; weights do not change it. Needs the
-``train`` extra (torch). Run nothing else meanwhile.
+(the same graph as ``training/export_denoiser.py``: network plus clipping, first layer fused)
+and timed with onnxruntime at 2 threads on one 640x480 frame: the median of ``--repeat`` runs,
+taken in rounds over all the arguments as in ``tools/bench_denoise.py`` (``time_in_passes``), so
+that the models compared see the same fast and slow spells of a shared machine. The time is the
+graph's alone, as in the "graph ms" column of ``tools/bench_denoise.py``; weights do not change
+it. Needs the ``train`` extra (torch). Run nothing else meanwhile.
 """
 
 from __future__ import annotations

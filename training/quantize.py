@@ -14,7 +14,7 @@ What is quantized: ``Conv``, the ``Relu`` after it and the ``Concat`` that joins
 connection, so the path from one convolution to the next stays 8-bit. onnxruntime folds a
 quantized ReLU into the convolution's output range and runs the join as ``QLinearConcat``; with
 ``Conv`` alone, every convolution's output was turned back to float for its ReLU and the join,
-and quantized again for the next layer, which cost both time and PSNR (docs/DENOISING.md).
+and quantized again for the next layer, which cost about a fifth of the time (docs/DENOISING.md).
 ``ConvTranspose`` stays float (onnxruntime's CPU provider has no 8-bit kernel for it;
 rewriting it as a 1x1 convolution plus DepthToSpace was slower here). The first convolution
 stays float: it sees the image and the noise level, whose 8-bit steps cost PSNR for little time.
