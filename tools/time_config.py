@@ -33,9 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from edge_ae import load_model  # noqa: E402
 from tools.bench_denoise import PASSES, time_in_passes  # noqa: E402
 from tools.macs import count as count_macs  # noqa: E402
-from training.export_denoiser import DenoiserGraph  # noqa: E402
+from training.export_denoiser import DenoiserGraph, as_shipped  # noqa: E402
 from training.nets import build  # noqa: E402
-from training.nets.unet_dae import UNetDAE  # noqa: E402
 from training.train_denoiser import DenoiserConfig  # noqa: E402
 
 THREADS = 2
@@ -59,9 +58,7 @@ def export_config(config_path: Path, folder: Path) -> tuple[str, Path, int, bool
     """Build the config's network with random weights and export it; (name, path, channels, noise input)."""
     cfg = DenoiserConfig.load(config_path)
     torch.manual_seed(0)
-    net = build(cfg.network, channels=cfg.channels, **cfg.network_args).eval()
-    if isinstance(net, UNetDAE):
-        net.fuse_stem()  # as training/export_denoiser.py ships it
+    net = as_shipped(build(cfg.network, channels=cfg.channels, **cfg.network_args).eval())
     noise_input = cfg.network != "plain_cae"
     example: tuple[torch.Tensor, ...] = (torch.rand(1, cfg.channels, 64, 64),)
     axes = {"image": {0: "batch", 2: "height", 3: "width"}, "denoised": {0: "batch", 2: "height", 3: "width"}}

@@ -252,7 +252,7 @@ def quantize(source: str | Path, *, out_dir: Path = EXPORTED, name: str | None =
                 "quantized_from": {"name": spec.name, "sha256": sha256_of(float_model.path)},
                 "quantization": {
                     "format": "QDQ, int8 weights per channel (7-bit range), uint8 activations", "onnxruntime": ort.__version__,
-                "ops": QUANTIZED_OPS,
+                    "ops": QUANTIZED_OPS,
                     "calibration": f"{chosen} patches of {patch}px from {calibration.name}, sigma 0-{sigma_max:g}, seed {seed}",
                     "calibration_tried": {str(n): r["worst"] for n, r in results.items()},  # worst drop per count
                     "float_convs": results[chosen]["float_convs"],
