@@ -45,6 +45,8 @@ def test_quantized_model_keeps_the_contract_and_runs(float_model, tmp_path):
     assert spec.provenance["quantized_from"]["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
     convs = [n.name for n in onnx.load(str(source)).graph.node if n.op_type == "Conv"]
     assert q["float_convs"][0] == convs[0] and q["check"]["sigma25_drop_db"] == drops["sigma25_drop_db"]
+    assert set(q["calibration_tried"]) == {"8 minmax", "8 percentile"}  # both range rules were tried
+    assert ("min/max" in q["calibration"]) != ("percentile" in q["calibration"])  # and the kept one is named
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert [m["name"] for m in manifest["models"]] == ["tiny-int8"]
     graph = {n.op_type for n in onnx.load(str(path)).graph.node}
@@ -78,6 +80,35 @@ def test_skip_joins_are_8_bit_and_a_float_layer_keeps_its_join_float(float_model
     assert all(quantized[j] for j in skip_joins) and not any(quantized.get(j, False) for j in noise_map_join)
     # One decoder conv kept float: the join in front of it stays float with it.
     assert joins_feeding(model, decoder_convs[-1:]) == skip_joins[-1:]
+
+
+def activation_scales(path) -> dict[str, float]:
+    """Scale of every activation QuantizeLinear (tensor name -> scale)."""
+    model = onnx.load(str(path))
+    consts = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    return {n.input[0]: float(consts[n.input[1]]) for n in model.graph.node
+            if n.op_type == "QuantizeLinear" and n.input[0] not in consts}
+
+
+def test_percentile_ranges_are_never_wider_than_min_max(float_model, tmp_path):
+    source, folder = float_model
+    scales = {}
+    for rule in ("minmax", "percentile"):
+        path, spec, _ = quantize(source, out_dir=tmp_path / rule, calibration=folder, count=8, patch=32,
+                                 ranges=(rule,), max_drop=10.0, manifest=False)
+        assert list(spec.provenance["quantization"]["calibration_tried"]) == [f"8 {rule}"]
+        scales[rule] = activation_scales(path)
+    assert scales["minmax"].keys() == scales["percentile"].keys() and scales["minmax"]
+    # The percentile drops the most extreme values seen, so no range can grow, and some shrink.
+    assert all(scales["percentile"][k] <= scales["minmax"][k] * (1 + 1e-6) for k in scales["minmax"])
+    assert any(scales["percentile"][k] < scales["minmax"][k] * 0.999 for k in scales["minmax"])
+
+
+def test_quantize_rejects_an_unknown_range_rule(float_model, tmp_path):
+    source, folder = float_model
+    with pytest.raises(ValueError, match="range rule"):
+        quantize(source, out_dir=tmp_path, calibration=folder, count=8, ranges=("mean",), manifest=False)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_quantize_refuses_a_model_that_loses_too_much(float_model, tmp_path, capsys):

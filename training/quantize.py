@@ -7,8 +7,12 @@ float ones (the measured gain is in docs/DENOISING.md).
 Static quantization with onnxruntime (QDQ format, per-channel weight scales): activation ranges
 are calibrated on noisy patches of clean training images at noise levels spread over the model's
 trained range, seeded, so the same command gives the same file. Which number of patches suits a
-model varied (64 or 256 each won for some model here), so both are tried (``--count``); kept is
-the one that leaves the fewest layers in float, then the one with the smaller drop.
+model varied (64 or 256 each won for some model here), so both are tried (``--count``), each with
+two ways of turning the observed values into a range (``--range``): their minimum and maximum, and
+the 99.99th percentile, which ignores a few outliers and so keeps finer 8-bit steps for the rest
+(it let every layer of ``denoise-gray-fast`` after the first run in 8 bits within the allowed drop;
+with min/max one of them had to stay float). Kept is the combination that leaves the fewest layers
+in float, then the one with the smaller drop.
 
 What is quantized: ``Conv``, the ``Relu`` after it and the ``Concat`` that joins a skip
 connection, so the path from one convolution to the next stays 8-bit. onnxruntime folds a
@@ -32,8 +36,10 @@ written if half the convolutions would have to stay float.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
+import io
 import shlex
 import sys
 import tempfile
@@ -58,6 +64,8 @@ CALIBRATION_DIRS = {1: SHARED / "denoise" / "train" / "train400", 3: SHARED / "d
 CHECK_SIGMAS = (15.0, 25.0, 50.0)
 # The ops quantized; everything else (ConvTranspose, the noise-map input, shape arithmetic) stays float.
 QUANTIZED_OPS = ["Conv", "Relu", "Concat"]
+PERCENTILE = 99.99
+RANGE_RULES = ("minmax", "percentile")  # how calibration turns observed activations into 8-bit ranges
 FEATURE_OPS = {"Conv", "Relu", "ConvTranspose"}
 
 
@@ -162,12 +170,32 @@ class QualityCheck:
         return result
 
 
+def calibration_method(rule: str) -> tuple[object, dict[str, float]]:
+    """onnxruntime's calibration method and options for a ``RANGE_RULES`` entry."""
+    from onnxruntime.quantization import CalibrationMethod
+
+    if rule == "minmax":
+        return CalibrationMethod.MinMax, {}
+    if rule == "percentile":
+        return CalibrationMethod.Percentile, {"CalibPercentile": PERCENTILE}
+    raise ValueError(f"range rule must be one of {', '.join(RANGE_RULES)}, got {rule!r}")
+
+
+def describe_rule(rule: str) -> str:
+    return "min/max" if rule == "minmax" else f"the {PERCENTILE:g}th percentile"
+
+
 def quantize(source: str | Path, *, out_dir: Path = EXPORTED, name: str | None = None,
-             calibration: Path | None = None, count: int | tuple[int, ...] = (64, 256), patch: int = 128, seed: int = 0,
+             calibration: Path | None = None, count: int | tuple[int, ...] = (64, 256),
+             ranges: tuple[str, ...] = RANGE_RULES, patch: int = 128, seed: int = 0,
              validation: Path | None = None, max_drop: float = 0.3, manifest: bool = True,
              command: str = "") -> tuple[Path, ModelSpec, dict[str, float]]:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    methods = {rule: calibration_method(rule) for rule in ranges}  # unknown rules fail before any work
+    if not methods:
+        raise ValueError("at least one range rule is needed")
 
     # The runtime's own loader validates the file and its metadata, with its one-line errors.
     float_model = load_model(source, threads=2)
@@ -191,20 +219,24 @@ def quantize(source: str | Path, *, out_dir: Path = EXPORTED, name: str | None =
         check = QualityCheck(float_model, crops(validation, spec.channels, count=8, size=256,
                                                 multiple=spec.size_multiple, seed=seed + 1))
 
-        def attempt(feeds: list[dict[str, np.ndarray]], float_convs: list[str], tag: str) -> tuple[Path, dict[str, float], float]:
+        def attempt(feeds: list[dict[str, np.ndarray]], rule: str, float_convs: list[str],
+                    tag: str) -> tuple[Path, dict[str, float], float]:
             out = Path(tmp) / f"{tag}.onnx"
-            quantize_static(
-                str(prepared), str(out), _Feeds(feeds, input_names),
-                quant_format=QuantFormat.QDQ, per_channel=True, op_types_to_quantize=QUANTIZED_OPS,
-                nodes_to_exclude=[*float_convs, *joins, *joins_feeding(model, float_convs)],
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=True,
-            )
+            method, options = methods[rule]
+            with contextlib.redirect_stdout(io.StringIO()):  # the percentile calibrator prints its thresholds
+                quantize_static(
+                    str(prepared), str(out), _Feeds(feeds, input_names),
+                    quant_format=QuantFormat.QDQ, per_channel=True, op_types_to_quantize=QUANTIZED_OPS,
+                    nodes_to_exclude=[*float_convs, *joins, *joins_feeding(model, float_convs)],
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=True,
+                    calibrate_method=method, extra_options=options,
+                )
             drops = check.drops(out)
             return out, drops, max(v for k, v in drops.items() if k.endswith("_drop_db"))
 
-        def search_layers(feeds: list[dict[str, np.ndarray]], tag: str) -> dict[str, object]:
+        def search_layers(feeds: list[dict[str, np.ndarray]], rule: str, tag: str) -> dict[str, object]:
             keep_float = [convs[0]] if len(convs) > 2 else []
-            quantized, drops, worst = attempt(feeds, keep_float, f"{tag}-0")
+            quantized, drops, worst = attempt(feeds, rule, keep_float, f"{tag}-0")
             search = [{"float_convs": list(keep_float), "worst_drop_db": worst}]
             # Some layers cannot take 8 bits (a decoder conv that mixes a skip with the up-sampled
             # path, whose ranges differ a lot): keep the single most sensitive one float, and repeat,
@@ -214,7 +246,7 @@ def quantize(source: str | Path, *, out_dir: Path = EXPORTED, name: str | None =
                 if len(keep_float) + 1 > len(convs) // 2 or not candidates:
                     raise AssertionError(f"8-bit {name} loses {worst:.2f} dB against {spec.name} (> {max_drop} dB "
                                          f"allowed) even with {len(keep_float)} convolutions in float: {drops}")
-                tried = {c: attempt(feeds, [*keep_float, c], f"{tag}-{len(keep_float)}-{i}")
+                tried = {c: attempt(feeds, rule, [*keep_float, c], f"{tag}-{len(keep_float)}-{i}")
                          for i, c in enumerate(candidates)}
                 best = min(tried, key=lambda c: tried[c][2])
                 keep_float.append(best)
@@ -222,21 +254,22 @@ def quantize(source: str | Path, *, out_dir: Path = EXPORTED, name: str | None =
                 search.append({"float_convs": list(keep_float), "worst_drop_db": worst})
             return {"path": quantized, "drops": drops, "worst": worst, "float_convs": keep_float, "search": search}
 
-        # Activation ranges come from the calibration patches, and which number of patches gives
-        # ranges that suit a model best varied between models here, so each count in ``counts`` is
+        # Activation ranges come from the calibration patches, and which number of patches and
+        # which range rule suit a model best varied between models here, so each combination is
         # tried. Kept: the one that needs the fewest float convolutions (the fastest file), and
         # of those the one with the smallest drop on the check images (ties: the first).
-        results: dict[int, dict[str, object]] = {}
+        results: dict[tuple[int, str], dict[str, object]] = {}
         failures = []
         for n in counts:
             feeds = noisy_patches(calibration, spec.channels, count=n, size=patch, sigma_max=sigma_max, seed=seed)
-            try:
-                results[n] = search_layers(feeds, f"c{n}")
-            except AssertionError as exc:
-                failures.append(f"{n} patches: {exc}")
+            for rule in methods:
+                try:
+                    results[(n, rule)] = search_layers(feeds, rule, f"c{n}-{rule}")
+                except AssertionError as exc:
+                    failures.append(f"{n} patches, {rule}: {exc}")
         if not results:
             raise AssertionError("; ".join(failures))
-        chosen = min(results, key=lambda n: (len(results[n]["float_convs"]), results[n]["worst"]))
+        chosen = min(results, key=lambda k: (len(results[k]["float_convs"]), results[k]["worst"]))
         quantized, drops = results[chosen]["path"], results[chosen]["drops"]
         q = onnx.load(str(quantized))
         new_spec = dataclasses.replace(
@@ -253,8 +286,11 @@ def quantize(source: str | Path, *, out_dir: Path = EXPORTED, name: str | None =
                 "quantization": {
                     "format": "QDQ, int8 weights per channel (7-bit range), uint8 activations", "onnxruntime": ort.__version__,
                     "ops": QUANTIZED_OPS,
-                    "calibration": f"{chosen} patches of {patch}px from {calibration.name}, sigma 0-{sigma_max:g}, seed {seed}",
-                    "calibration_tried": {str(n): r["worst"] for n, r in results.items()},  # worst drop per count
+                    "calibration": f"{chosen[0]} patches of {patch}px from {calibration.name}, sigma 0-{sigma_max:g}, "
+                                   f"seed {seed}, ranges by {describe_rule(chosen[1])}",
+                    # the worst drop and the float convolutions of every combination tried
+                    "calibration_tried": {f"{n} {rule}": {"worst_drop_db": r["worst"], "float_convs": len(r["float_convs"])}
+                                          for (n, rule), r in results.items()},
                     "float_convs": results[chosen]["float_convs"],
                     "search": results[chosen]["search"],  # the worst drop after each layer search round
                     "check": {"images": f"8 crops of {validation.name}, seed {seed + 1}", **drops},
@@ -284,6 +320,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="folder of clean images for the quality check (default: the calibration folder)")
     ap.add_argument("--count", type=int, nargs="+", default=[64, 256],
                     help="calibration patch counts to try; kept: fewest float layers, then smallest drop (default 64 256)")
+    ap.add_argument("--range", nargs="+", choices=RANGE_RULES, default=list(RANGE_RULES), dest="ranges",
+                    help="how activation ranges are set from calibration: min/max of the values seen, or their "
+                         f"{PERCENTILE:g}th percentile; each is tried (default: both)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-drop", type=float, default=0.3, help="largest PSNR loss allowed, dB (default 0.3)")
     ap.add_argument("--no-manifest", action="store_true")
@@ -292,15 +331,15 @@ def main(argv: list[str] | None = None) -> None:
     try:
         path, spec, drops = quantize(
             args.model, out_dir=args.out, name=args.name, calibration=args.calibration, count=tuple(args.count),
-            seed=args.seed, validation=args.validation, max_drop=args.max_drop,
+            ranges=tuple(args.ranges), seed=args.seed, validation=args.validation, max_drop=args.max_drop,
             manifest=not args.no_manifest, command=command)
     except (ValueError, AssertionError, OSError, ModelError) as exc:
         sys.exit(f"error: {exc}")
     checks = ", ".join(f"σ{s:g} {drops[f'sigma{s:g}_float_db']:.2f} -> {drops[f'sigma{s:g}_int8_db']:.2f} dB"
                        for s in CHECK_SIGMAS)
     q = spec.provenance["quantization"]
-    for n, worst in q["calibration_tried"].items():
-        print(f"  {n} calibration patches: worst drop {worst:.2f} dB")
+    for tried, r in q["calibration_tried"].items():
+        print(f"  calibration {tried}: {r['float_convs']} convolutions in float, worst drop {r['worst_drop_db']:.2f} dB")
     print(f"  kept: {q['calibration']}")
     for step in q["search"]:
         print(f"  {len(step['float_convs'])} convolutions in float: worst drop {step['worst_drop_db']:.2f} dB")
