@@ -82,6 +82,27 @@ def test_skip_joins_are_8_bit_and_a_float_layer_keeps_its_join_float(float_model
     assert joins_feeding(model, decoder_convs[-1:]) == skip_joins[-1:]
 
 
+def test_added_skips_are_joined_in_8_bits(tmp_path):
+    from training.quantize import joins_feeding
+
+    folder = write_wave_images(tmp_path / "clean", height=96, width=112)
+    cfg = DenoiserConfig(name="tiny-add", network="unet_dae",
+                         network_args={"width": 4, "depths": [1, 1, 1], "merge": "add"},
+                         channels=1, train_dirs=[str(folder)], holdout=2, patch=32, batch=4, steps=2,
+                         steps_per_epoch=2, seed=0)
+    source, _ = export_checkpoint(train(cfg, tmp_path / "runs", threads=1), tmp_path / "exported")
+    model = onnx.load(str(source))
+    decoder_convs = [n.name for n in model.graph.node if n.op_type == "Conv" and "/dec" in n.name]
+    skip_joins = joins_feeding(model, decoder_convs)
+    assert len(skip_joins) == 2 and {n.op_type for n in model.graph.node if n.name in skip_joins} == {"Add"}
+    path, _, _ = quantize(source, out_dir=tmp_path / "q", calibration=folder, count=8, patch=32, ranges=("minmax",),
+                          max_drop=10.0, manifest=False)
+    graph = onnx.load(str(path)).graph
+    producer = {out: n.op_type for n in graph.node for out in n.output}
+    adds = [n for n in graph.node if n.name in skip_joins]
+    assert len(adds) == 2 and all(producer.get(i) == "DequantizeLinear" for n in adds for i in n.input)
+
+
 def activation_scales(path) -> dict[str, float]:
     """Scale of every activation QuantizeLinear (tensor name -> scale)."""
     model = onnx.load(str(path))

@@ -14,9 +14,10 @@ the 99.99th percentile, which ignores a few outliers and so keeps finer 8-bit st
 with min/max one of them had to stay float). Kept is the combination that leaves the fewest layers
 in float, then the one with the smaller drop.
 
-What is quantized: ``Conv``, the ``Relu`` after it and the ``Concat`` that joins a skip
-connection, so the path from one convolution to the next stays 8-bit. onnxruntime folds a
-quantized ReLU into the convolution's output range and runs the join as ``QLinearConcat``; with
+What is quantized: ``Conv``, the ``Relu`` after it and the ``Concat`` (or ``Add``, in a network
+built with ``merge: add``) that joins a skip connection, so the path from one convolution to the
+next stays 8-bit. onnxruntime folds a quantized ReLU into the convolution's output range and runs
+the join as ``QLinearConcat`` (``QLinearAdd``); with
 ``Conv`` alone, every convolution's output was turned back to float for its ReLU and the join,
 and quantized again for the next layer, which cost about a fifth of the time (docs/DENOISING.md).
 ``ConvTranspose`` stays float (onnxruntime's CPU provider has no 8-bit kernel for it;
@@ -63,26 +64,27 @@ SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 CALIBRATION_DIRS = {1: SHARED / "denoise" / "train" / "train400", 3: SHARED / "denoise" / "train" / "bsd432"}
 CHECK_SIGMAS = (15.0, 25.0, 50.0)
 # The ops quantized; everything else (ConvTranspose, the noise-map input, shape arithmetic) stays float.
-QUANTIZED_OPS = ["Conv", "Relu", "Concat"]
+QUANTIZED_OPS = ["Conv", "Relu", "Concat", "Add"]
+JOIN_OPS = {"Concat", "Add"}  # how a skip connection meets the up-sampled path (``merge`` concat or add)
 PERCENTILE = 99.99
 RANGE_RULES = ("minmax", "percentile")  # how calibration turns observed activations into 8-bit ranges
 FEATURE_OPS = {"Conv", "Relu", "ConvTranspose"}
 
 
 def float_joins(model: onnx.ModelProto) -> list[str]:
-    """Concat nodes that do not join feature maps (the image with its noise map, shape arithmetic):
-    quantizing them would only add rounding in front of the float first convolution."""
+    """Concat and Add nodes that do not join feature maps (the image with its noise map, shape
+    arithmetic): quantizing them would only add rounding in front of the float first convolution."""
     producers = {out: n.op_type for n in model.graph.node for out in n.output}
     return [n.name for n in model.graph.node
-            if n.op_type == "Concat" and not all(producers.get(i) in FEATURE_OPS for i in n.input)]
+            if n.op_type in JOIN_OPS and not all(producers.get(i) in FEATURE_OPS for i in n.input)]
 
 
 def joins_feeding(model: onnx.ModelProto, convs: list[str]) -> list[str]:
-    """The Concat nodes whose output goes into one of ``convs``. A convolution kept float keeps its
-    join float too: an 8-bit join puts the skip and the up-sampled path, whose ranges can differ a
-    lot, on one scale, which is what makes such a layer sensitive in the first place."""
-    concat_of = {n.output[0]: n.name for n in model.graph.node if n.op_type == "Concat"}
-    return [concat_of[n.input[0]] for n in model.graph.node if n.name in convs and n.input[0] in concat_of]
+    """The joins (Concat or Add) whose output goes into one of ``convs``. A convolution kept float
+    keeps its join float too: an 8-bit join puts the skip and the up-sampled path, whose ranges can
+    differ a lot, on one scale, which is what makes such a layer sensitive in the first place."""
+    join_of = {n.output[0]: n.name for n in model.graph.node if n.op_type in JOIN_OPS}
+    return [join_of[n.input[0]] for n in model.graph.node if n.name in convs and n.input[0] in join_of]
 
 
 def crops(folder: Path, channels: int, *, count: int, size: int, multiple: int, seed: int) -> list[np.ndarray]:
