@@ -3,6 +3,7 @@ convolutional autoencoder, side by side in one run.
 
     python tools/bench_denoise.py                # full run, writes docs/benchmarks/denoise.md
     python tools/bench_denoise.py --limit 2 --sigmas 25 --methods models nlm --out /tmp/d.md   # quick look
+    python tools/bench_denoise.py --sets Set12 --methods models nlm --model trial.onnx --out /tmp/t.md  # a trial file too
 
 Quality: Set12 (grey) and McMaster (colour) from ../shared/data/denoise/val at sigma 15/25/50,
 noise protocol of ../shared/README.md (clean in [0, 1] plus Gaussian noise of std sigma/255,
@@ -158,11 +159,21 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "denoise.md")
     ap.add_argument("--json", type=Path, default=ROOT / "runs" / "bench_denoise.json")
     ap.add_argument("--update-manifest", action="store_true", help="record the figures in exported/manifest.json")
+    ap.add_argument("--model", action="append", type=Path, default=[],
+                    help="also benchmark this denoiser file (a trial; repeatable), labelled by its path; "
+                         "never written to the manifest")
     args = ap.parse_args()
     if not DATA.is_dir():
         sys.exit(f"bench_denoise: needs the validation sets in {DATA}")
+    if args.model and args.out == ap.get_default("out"):
+        sys.exit("bench_denoise: pass --out with --model, so that docs/benchmarks/denoise.md keeps the shipped models only")
+    missing = [str(m) for m in args.model if not m.is_file()]
+    if missing:
+        sys.exit(f"bench_denoise: no such model file: {', '.join(missing)}")
     cv2.setNumThreads(THREADS)
     shipped, baselines = models_by_kind()
+    if "models" in args.methods:
+        shipped += [str(m) for m in args.model]
     started = time.time()
 
     # ---- quality

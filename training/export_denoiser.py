@@ -123,7 +123,8 @@ def export_checkpoint(checkpoint: Path, out_dir: Path = EXPORTED, name: str | No
             metrics={"holdout_psnr_db": round(float(ckpt.get("val_psnr", float("nan"))), 3),
                      "holdout_sigma": cfg.val_sigma},
             extra={"steps": int(ckpt.get("step", 0)), "seed": cfg.seed, "network": cfg.network,
-                   "network_args": cfg.network_args},
+                   "network_args": cfg.network_args,
+                   **({"qat": ckpt["qat"]} if "qat" in ckpt else {})},  # fine-tuned by training.qat
         ),
     )
     example = (torch.rand(1, cfg.channels, 64, 64), torch.full((1, 1), 0.1))
