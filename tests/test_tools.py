@@ -43,6 +43,22 @@ def test_bench_denoise_quick_run(tmp_path):
     assert "| OpenCV NLM (tuned h) |" in text and "python tools/bench_denoise.py --limit 1" in text
 
 
+@needs_shared("denoise", "val", "Set12")
+def test_bench_denoise_takes_a_trial_file_beside_the_shipped_models(tmp_path, tiny_models):
+    manifest = (ROOT / "exported" / "manifest.json").read_bytes()
+    base = [sys.executable, "tools/bench_denoise.py", "--limit", "1", "--sigmas", "25", "--sets", "Set12",
+            "--methods", "models", "--repeat", "1", "--model", str(tiny_models["gray"])]
+    refused = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert refused.returncode != 0 and "pass --out" in refused.stderr
+    out = tmp_path / "trial.md"
+    result = subprocess.run([*base, "--out", str(out), "--json", str(tmp_path / "t.json")], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = out.read_text()
+    assert f"| {tiny_models['gray']} |" in text and "| denoise-gray-fast |" in text  # both, in one table
+    assert (ROOT / "exported" / "manifest.json").read_bytes() == manifest
+
+
 def test_time_config_reports_the_cost_of_an_untrained_config(tmp_path):
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps({"name": "tiny", "network": "unet_dae", "channels": 1, "train_dirs": ["x"],
