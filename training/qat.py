@@ -36,10 +36,10 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from training import data, noise
+from training import data
 from training.nets import build
 from training.nets.unet_dae import UNetDAE
-from training.train_denoiser import DenoiserConfig, evaluate, resolve
+from training.train_denoiser import DenoiserConfig, evaluate, noisy_batch, split_images
 
 WEIGHT_RANGE = (-64, 63)  # int8 weights in the 7-bit range quantize uses (reduce_range)
 MOMENTUM = 0.01  # weight of each new batch in the activation ranges
@@ -98,6 +98,7 @@ class Simulation:
         plain_join = net.join
 
         def join(up: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+            # Which join by its width (the two scales share one range only if their widths are equal).
             key = "up1" if up.shape[1] == net.up1.out_channels else "up2"
             return joins[key](plain_join(up, skip), net.training)
 
@@ -130,23 +131,15 @@ def fine_tune(checkpoint: Path, out_root: Path, *, steps: int = 3000, lr: float 
     net.load_state_dict(ckpt["model"])
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    # The same hold-out split as training (seeded by the config), so the validation figure compares.
-    files = [p for d in cfg.train_dirs for p in data.list_images(resolve(d))]
-    split = np.random.default_rng(cfg.seed).permutation(len(files))
-    val_images = [data.load_image(files[i], cfg.channels) for i in split[: cfg.holdout]]
-    sampler = data.PatchSampler([data.load_image(files[i], cfg.channels) for i in split[cfg.holdout :]], cfg.patch, rng)
-
-    def batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        clean = sampler.batch(cfg.batch)
-        noisy, sigma = noise.mixed(clean, rng, cfg.sigma_max / 255, cfg.camera_fraction)
-        return torch.from_numpy(noisy), torch.from_numpy(sigma), torch.from_numpy(clean)
+    train_images, val_images = split_images(cfg)  # training's own hold-out, so the figures compare
+    sampler = data.PatchSampler(train_images, cfg.patch, rng)
 
     float_before = evaluate(net, val_images, cfg.val_sigma, cfg.seed)
     sim = Simulation(net)
     net.train()
     with torch.no_grad():  # first ranges from a few batches before any rounding is simulated
         for _ in range(8):
-            noisy, sigma, _ = batch()
+            noisy, sigma, _ = noisy_batch(sampler, cfg, rng)
             net(noisy, sigma)
     sim.enable()
     simulated_before = evaluate(net, val_images, cfg.val_sigma, cfg.seed)
@@ -154,7 +147,7 @@ def fine_tune(checkpoint: Path, out_root: Path, *, steps: int = 3000, lr: float 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     t0 = time.time()
     for step in range(1, steps + 1):
-        noisy, sigma, clean = batch()
+        noisy, sigma, clean = noisy_batch(sampler, cfg, rng)
         loss = nn.functional.l1_loss(net(noisy, sigma), clean)
         opt.zero_grad(set_to_none=True)
         loss.backward()

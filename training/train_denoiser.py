@@ -99,18 +99,30 @@ def plot_log(log_path: Path, out: Path) -> None:
     plt.close(fig)
 
 
+def split_images(cfg: DenoiserConfig) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(training images, held-out images) of a config: the split is seeded by the config, so
+    fine-tuning (training/qat.py) validates on the same images as training did."""
+    files = [p for d in cfg.train_dirs for p in data.list_images(resolve(d))]
+    split = np.random.default_rng(cfg.seed).permutation(len(files))
+    return ([data.load_image(files[i], cfg.channels) for i in split[cfg.holdout :]],
+            [data.load_image(files[i], cfg.channels) for i in split[: cfg.holdout]])
+
+
+def noisy_batch(sampler: data.PatchSampler, cfg: DenoiserConfig,
+                rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(noisy, sigma, clean) tensors of one training batch, with the config's noise mix."""
+    clean = sampler.batch(cfg.batch)
+    noisy, sigma = noise.mixed(clean, rng, cfg.sigma_max / 255, cfg.camera_fraction)
+    return torch.from_numpy(noisy), torch.from_numpy(sigma), torch.from_numpy(clean)
+
+
 def train(cfg: DenoiserConfig, out_root: Path, threads: int = 2) -> Path:
     torch.set_num_threads(threads)
     run = out_root / cfg.name
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
-    files = [p for d in cfg.train_dirs for p in data.list_images(resolve(d))]
-    split = np.random.default_rng(cfg.seed).permutation(len(files))
-    val_files = [files[i] for i in split[: cfg.holdout]]
-    train_files = [files[i] for i in split[cfg.holdout :]]
-    train_images = [data.load_image(p, cfg.channels) for p in train_files]
-    val_images = [data.load_image(p, cfg.channels) for p in val_files]
+    train_images, val_images = split_images(cfg)
 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed + 1)
@@ -139,10 +151,8 @@ def train(cfg: DenoiserConfig, out_root: Path, threads: int = 2) -> Path:
 
     t0, start_step, running = time.time(), step, []
     while step < cfg.steps:
-        clean = sampler.batch(cfg.batch)
-        noisy, sigma = noise.mixed(clean, rng, cfg.sigma_max / 255, cfg.camera_fraction)
-        out = model(torch.from_numpy(noisy), torch.from_numpy(sigma))
-        loss = torch.nn.functional.l1_loss(out, torch.from_numpy(clean))
+        noisy, sigma, clean = noisy_batch(sampler, cfg, rng)
+        loss = torch.nn.functional.l1_loss(model(noisy, sigma), clean)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
