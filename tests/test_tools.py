@@ -86,3 +86,21 @@ def test_time_config_times_exported_models_as_they_are():
     # Same multiply-adds, float or 8-bit, and within the fast models' 5k budget.
     assert macs["denoise-gray-fast"] == macs["denoise-gray-fast-int8"]
     assert 4000 < float(macs["denoise-gray-fast"].replace(",", "")) <= 5000
+
+
+def test_profile_graph_lists_every_node_once_with_its_share(tiny_models):
+    from tools.profile_graph import profile
+
+    path, times = profile(str(tiny_models["color"]), repeat=2)
+    graph_ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    profiled_ops = [op for op, _ in times]
+    # onnxruntime renames nodes and fuses each ReLU into its convolution, but every convolution
+    # of the graph is timed, once.
+    assert profiled_ops.count("Conv") == graph_ops.count("Conv")
+    assert profiled_ops.count("ConvTranspose") == graph_ops.count("ConvTranspose") == 2
+    assert all(us >= 0 for us in times.values()) and sum(times.values()) > 0
+    cmd = [sys.executable, "tools/profile_graph.py", str(tiny_models["color"]), "--top", "3", "--repeat", "1"]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and not line.startswith("| op")]
+    assert len(rows) == 3 and all(row.rstrip().endswith("% |") for row in rows)

@@ -119,6 +119,16 @@ def test_unet_skips_added_instead_of_concatenated_halve_the_decoder():
         build("unet_dae", channels=1, merge="sum")
 
 
+def test_a_1x1_head_narrows_the_measured_receptive_field():
+    torch.manual_seed(0)
+    nets = {k: build("unet_dae", channels=3, width=4, depths=[1, 1, 1], head_kernel=k).eval() for k in (1, 3)}
+    assert nets[1].head.kernel_size == (1, 1) and nets[3].head.kernel_size == (3, 3)
+    rf = {k: measure_receptive_field(net, 3) for k, net in nets.items()}
+    assert rf[1] < rf[3]  # the metadata the runtime tiles by follows the network, not a formula
+    with pytest.raises(ValueError, match="head_kernel must be"):
+        build("unet_dae", channels=3, head_kernel=5)
+
+
 @pytest.mark.parametrize(("channels", "factor"), [(1, 2), (3, 2), (3, 4)])
 def test_fused_stem_computes_what_the_fold_and_first_conv_compute(channels, factor):
     torch.manual_seed(0)
