@@ -5,20 +5,40 @@ existing file is only ever replaced whole."""
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new, uniquely named file next to ``path``, opened for writing. Created with mode 0666 so
+    that the kernel applies the umask, as for a plain ``open(path, "w")``: a private temporary
+    file (``tempfile.mkstemp`` makes 0600) would leave every output readable by its owner only."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            if path.exists():  # a replaced file keeps its permissions
+                os.chmod(f.fileno(), stat.S_IMODE(path.stat().st_mode))
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """``write_bytes_atomic`` for UTF-8 text, written as given (no newline translation)."""
+    write_bytes_atomic(path, text.encode("utf-8"))

@@ -120,6 +120,23 @@ def test_disk_full_leaves_no_partial_file(tiny_models, photo_tree, tmp_path, mon
     assert _files(out) == []  # neither the image nor its temporary file
 
 
+def test_outputs_get_the_permissions_of_a_plain_write(tiny_models, photo_tree, tmp_path):
+    # The temporary file of an atomic write is private (0600); the output must not stay so, or a
+    # web server or another user could not read the cleaned photos. Existing files keep theirs.
+    mask = os.umask(0o027)
+    try:
+        out = tmp_path / "out"
+        assert main(["denoise", str(photo_tree / "a.png"), str(photo_tree / "d.bmp"), "-o", str(out),
+                     "-m", str(tiny_models["color"])]) == 0
+        assert {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()} == {"a.png": 0o640, "d.bmp": 0o640}
+        (out / "a.png").chmod(0o604)
+        assert main(["denoise", str(photo_tree / "a.png"), "-o", str(out), "-m", str(tiny_models["color"]),
+                     "--overwrite"]) == 0
+        assert (out / "a.png").stat().st_mode & 0o777 == 0o604
+    finally:
+        os.umask(mask)
+
+
 def test_models_and_info_commands(tiny_models, capsys):
     assert main(["models"]) == 0
     assert main(["info", str(tiny_models["gray"])]) == 0

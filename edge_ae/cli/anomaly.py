@@ -16,13 +16,12 @@ import dataclasses
 import datetime
 import io
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from edge_ae import batch
 from edge_ae.anomaly import AnomalyDetector, AnomalyResult, draw_overlay
+from edge_ae.atomic import write_text_atomic
 from edge_ae.calibration import DEFAULT_FPR, calibrate_f1, calibrate_fpr
 from edge_ae.cli.progress import Progress
 from edge_ae.contract import METADATA_KEY
@@ -76,28 +75,16 @@ def run(args: argparse.Namespace) -> int:
     return run_detect(args)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(path: Path, rows: list[dict[str, object]], summary: dict[str, object]) -> None:
     if path.suffix.lower() == ".json":
-        _atomic_write_text(path, json.dumps({"summary": summary, "images": rows}, indent=2) + "\n")
+        write_text_atomic(path, json.dumps({"summary": summary, "images": rows}, indent=2) + "\n")
         return
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=REPORT_FIELDS)
     writer.writeheader()
     for row in rows:
         writer.writerow({k: row.get(k, "") for k in REPORT_FIELDS})
-    _atomic_write_text(path, buf.getvalue())
+    write_text_atomic(path, buf.getvalue())
 
 
 def run_detect(args: argparse.Namespace) -> int:
