@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from edge_ae.contract import AnomalyCalibration, ModelSpec
-from edge_ae.errors import ModelError
+from edge_ae.errors import ModelError, a_model_of
 from edge_ae.image import check_image, split, to_float
 from edge_ae.model import LoadedModel, load_model
 
@@ -65,7 +65,7 @@ class AnomalyDetector:
         self.model = model if isinstance(model, LoadedModel) else load_model(model, kind="anomaly", threads=threads)
         spec = self.model.spec
         if spec.kind != "anomaly":
-            raise ModelError(f"{spec.name}: expected an anomaly model, found a {spec.kind} model")
+            raise ModelError(f"{spec.name}: expected an anomaly model, found {a_model_of(spec.kind)}")
         if spec.input_size is None:
             raise ModelError(f"{spec.name}: an anomaly model needs a fixed input_size in its metadata")
         assert spec.anomaly is not None  # ModelSpec validation guarantees it for kind "anomaly"

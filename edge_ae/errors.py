@@ -12,3 +12,8 @@ class ModelError(EdgeAEError):
 
 class ImageError(EdgeAEError):
     """An image of a shape, dtype or content the runtime cannot use."""
+
+
+def a_model_of(kind: str) -> str:
+    """'a denoiser model', 'an anomaly model': for messages that name a model's kind."""
+    return f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind} model"

@@ -10,7 +10,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edge_ae.contract import METADATA_KEY, ModelSpec
-from edge_ae.errors import ModelError
+from edge_ae.errors import ModelError, a_model_of
 from edge_ae.registry import resolve_model
 
 
@@ -58,7 +58,7 @@ def check_graph(spec: ModelSpec, session: ort.InferenceSession, source: str) -> 
     missing = [n for n in wanted_in if n not in inputs] + [n for n in spec.output_names if n not in outputs]
     if missing:
         raise ModelError(
-            f"{source}: a {spec.kind} model needs graph inputs {wanted_in} and outputs "
+            f"{source}: {a_model_of(spec.kind)} needs graph inputs {wanted_in} and outputs "
             f"{list(spec.output_names)}; found inputs {sorted(inputs)} and outputs {sorted(outputs)}"
         )
     image = inputs.get("image")
@@ -80,6 +80,6 @@ def load_model(model: str | Path, *, kind: str | tuple[str, ...] | None = None, 
     spec = read_spec(session, source)
     kinds = (kind,) if isinstance(kind, str) else kind
     if kinds is not None and spec.kind not in kinds:
-        raise ModelError(f"{source}: expected a {' or '.join(kinds)} model, found a {spec.kind} model")
+        raise ModelError(f"{source}: expected {' or '.join(a_model_of(k) for k in kinds)}, found {a_model_of(spec.kind)}")
     check_graph(spec, session, source)
     return LoadedModel(spec=spec, path=path, session=session)

@@ -89,7 +89,7 @@ def test_clear_errors(tiny_ae, digits):
         ae.encode([])
     with pytest.raises(ImageError, match="shape"):
         ae.encode(np.zeros((2, 2, 28, 28, 1), np.uint8))
-    with pytest.raises(ModelError, match="expected a autoencoder model, found a encoder"):
+    with pytest.raises(ModelError, match="expected an autoencoder model, found an encoder"):
         Autoencoder(tiny_ae.parent / "tiny-ae-encoder.onnx")
 
 
@@ -147,7 +147,7 @@ def test_embed_cli_refuses_bad_output_and_model(tiny_ae, tmp_path, capsys):
     assert main(["embed", str(tmp_path), "-m", str(tiny_ae), "-o", str(tmp_path / "x.txt")]) == 2
     decoder = tiny_ae.parent / "tiny-ae-decoder.onnx"
     assert main(["embed", str(tmp_path), "-m", str(decoder), "-o", str(tmp_path / "x.npy")]) == 2
-    assert "expected a autoencoder model" in capsys.readouterr().err
+    assert "expected an autoencoder model" in capsys.readouterr().err
     assert not (tmp_path / "x.npy").exists()
 
 

@@ -120,7 +120,7 @@ def test_wrong_kind_for_class(tiny_models, tmp_path):
     _rewrite_metadata(tiny_models["gray"], dst, json.dumps(meta))
     with pytest.raises(ModelError) as exc:
         Denoiser(dst)
-    assert "expected a denoiser model, found a autoencoder model" in _one_line(exc)
+    assert "expected a denoiser model, found an autoencoder model" in _one_line(exc)
 
 
 def test_unknown_name_lists_shipped(monkeypatch, tmp_path):
