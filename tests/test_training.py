@@ -119,14 +119,36 @@ def test_unet_skips_added_instead_of_concatenated_halve_the_decoder():
         build("unet_dae", channels=1, merge="sum")
 
 
-def test_a_1x1_head_narrows_the_measured_receptive_field():
+def test_heads_and_their_measured_receptive_fields():
     torch.manual_seed(0)
-    nets = {k: build("unet_dae", channels=3, width=4, depths=[1, 1, 1], head_kernel=k).eval() for k in (1, 3)}
-    assert nets[1].head.kernel_size == (1, 1) and nets[3].head.kernel_size == (3, 3)
+    nets = {k: build("unet_dae", channels=3, width=4, depths=[1, 1, 1], head=k).eval() for k in ("3x3", "1x1", "separable")}
+    assert nets["1x1"].head.kernel_size == (1, 1) and nets["3x3"].head.kernel_size == (3, 3)
+    assert nets["separable"].head.depthwise.groups == 4
     rf = {k: measure_receptive_field(net, 3) for k, net in nets.items()}
-    assert rf[1] < rf[3]  # the metadata the runtime tiles by follows the network, not a formula
-    with pytest.raises(ValueError, match="head_kernel must be"):
-        build("unet_dae", channels=3, head_kernel=5)
+    # The metadata the runtime tiles by follows the network, not a formula.
+    assert rf["1x1"] < rf["3x3"] == rf["separable"]
+    with pytest.raises(ValueError, match="head must be one of"):
+        build("unet_dae", channels=3, head="5x5")
+
+
+def test_a_separable_head_starts_from_the_closest_factorisation_of_a_3x3_one():
+    from training.warm_start import separable_head_from_full
+
+    torch.manual_seed(0)
+    full = build("unet_dae", channels=3, width=4, depths=[1, 1, 1]).eval()
+    sep = build("unet_dae", channels=3, width=4, depths=[1, 1, 1], head="separable").eval()
+    # A 3x3 head that is separable already (rank 1 per input channel) converts exactly.
+    with torch.no_grad():
+        u, v = torch.randn(3, 4), torch.randn(4, 3, 3)
+        full.head.weight.copy_(u[:, :, None, None] * v[None])
+    converted = separable_head_from_full(full.state_dict(), sep.state_dict())
+    assert set(converted) == {"head.depthwise.weight", "head.pointwise.weight", "head.pointwise.bias"}
+    sep.load_state_dict({**sep.state_dict(), **{k: v for k, v in full.state_dict().items() if not k.startswith("head.")},
+                         **converted})
+    x, sigma = torch.rand(1, 3, 16, 20), torch.full((1, 1), 0.1)
+    with torch.no_grad():
+        assert torch.allclose(full(x, sigma), sep(x, sigma), atol=1e-5)
+    assert separable_head_from_full(full.state_dict(), full.state_dict()) == {}  # nothing to convert
 
 
 @pytest.mark.parametrize(("channels", "factor"), [(1, 2), (3, 2), (3, 4)])
@@ -152,3 +174,44 @@ def test_a_folded_model_ships_without_the_fold_shuffle(clean_folder, tmp_path):
     ops = [n.op_type for n in onnx.load(str(path)).graph.node]
     # The fold (Reshape-Transpose-Reshape) became the stem's strided conv; the unfold at the end stays.
     assert "Transpose" not in ops and "DepthToSpace" in ops and spec.size_multiple == 8
+
+
+def test_warm_start_copies_what_fits_and_records_it(clean_folder, tmp_path):
+    base = train(_config(clean_folder, name="base"), tmp_path / "runs", threads=1)
+    # The next config changes one layer (the head) and starts from the base's run.
+    cfg = _config(clean_folder, network_args={"width": 4, "depths": [1, 1, 1], "head": "1x1"}, init_from="base")
+    best = train(cfg, tmp_path / "runs", threads=1)
+    start = torch.load(base, weights_only=False)["model"]
+    record = torch.load(best, weights_only=False)["init"]
+    assert record["file"] == "best.pt" and record["kept_random"] == ["head.weight"]
+    assert record["copied"] == len(start) - 1
+    # Exported, the model says what it started from and the two commands that reproduce it.
+    path, spec = export_checkpoint(best, tmp_path / "exported", manifest=False)
+    assert spec.provenance["init"]["sha256"] == record["sha256"]
+    assert spec.provenance["training_command"] == (
+        "python -m training.train_denoiser training/configs/base.json && "
+        "python -m training.train_denoiser training/configs/tiny.json")
+
+
+@pytest.mark.parametrize("unshuffle", [1, 2])
+def test_warm_start_from_an_exported_model_equals_its_checkpoint(clean_folder, tmp_path, unshuffle):
+    from training.warm_start import weights_of
+
+    best = train(_config(clean_folder, network_args={"width": 4, "depths": [1, 1, 1], "unshuffle": unshuffle}),
+                 tmp_path / "runs", threads=1)
+    path, _ = export_checkpoint(best, tmp_path / "exported", manifest=False)
+    from_onnx, from_pt = weights_of(path), torch.load(best, weights_only=False)["model"]
+    assert from_onnx.keys() == from_pt.keys()
+    # A folded model's fused first layer maps back onto the trained one (up to float rounding).
+    assert all(torch.allclose(from_onnx[k], from_pt[k], atol=1e-7) for k in from_pt)
+
+
+def test_warm_start_refuses_what_cannot_seed_a_run(clean_folder, tmp_path):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({**_config(clean_folder).__dict__, "init_from": "missing-base"}))
+    with pytest.raises(SystemExit, match="first run python -m training.train_denoiser training/configs/missing-base.json"):
+        main([str(cfg), "--out", str(tmp_path / "runs"), "--threads", "1"])
+    other = tmp_path / "other.pt"
+    torch.save({"model": {"unrelated.weight": torch.zeros(2)}}, other)
+    with pytest.raises(SystemExit, match="no weight fits this network"):
+        main([str(cfg), "--out", str(tmp_path / "runs2"), "--threads", "1", "--init", str(other)])

@@ -106,6 +106,9 @@ def export_checkpoint(checkpoint: Path, out_dir: Path = EXPORTED, name: str | No
     # Parity below is checked against the network as trained, not against its shipped form.
     graph = DenoiserGraph(as_shipped(net), noise_input)
     name = name or cfg.name
+    command = f"python -m training.train_denoiser training/configs/{cfg.name}.json"
+    if cfg.init_from:  # trained on from another config's weights: that run comes first
+        command = f"python -m training.train_denoiser training/configs/{cfg.init_from}.json && {command}"
     spec = ModelSpec(
         name=name,
         kind="denoiser",
@@ -117,14 +120,15 @@ def export_checkpoint(checkpoint: Path, out_dir: Path = EXPORTED, name: str | No
         noise_levels=(0.0, float(cfg.sigma_max)),
         description=cfg.description,
         provenance=provenance(
-            command=f"python -m training.train_denoiser training/configs/{cfg.name}.json",
+            command=command,
             data=", ".join(cfg.train_dirs) + f" (noise: Gaussian sigma 0-{cfg.sigma_max:g}, "
             f"{cfg.camera_fraction:.0%} camera Poisson-Gaussian + JPEG)",
             metrics={"holdout_psnr_db": round(float(ckpt.get("val_psnr", float("nan"))), 3),
                      "holdout_sigma": cfg.val_sigma},
             extra={"steps": int(ckpt.get("step", 0)), "seed": cfg.seed, "network": cfg.network,
                    "network_args": cfg.network_args,
-                   **({"qat": ckpt["qat"]} if "qat" in ckpt else {})},  # fine-tuned by training.qat
+                   **({"qat": ckpt["qat"]} if "qat" in ckpt else {}),  # fine-tuned by training.qat
+                   **({"init": ckpt["init"]} if ckpt.get("init") else {})},  # started from these weights
         ),
     )
     example = (torch.rand(1, cfg.channels, 64, 64), torch.full((1, 1), 0.1))

@@ -2,7 +2,9 @@
 
     python -m training.train_denoiser training/configs/denoise-color.json [--steps N] [--out runs/]
 
-Writes ``runs/<name>/``: ``log.csv`` (step, loss, validation PSNR), ``loss.png``,
+A config with ``init_from`` starts from the weights of another config's run (``<out>/<that
+name>/best.pt``; train that one first) or, with ``--init FILE``, from a checkpoint or an exported
+``.onnx`` (``training/warm_start.py``). Writes ``runs/<name>/``: ``log.csv`` (step, loss, validation PSNR), ``loss.png``,
 ``checkpoint.pt`` (every epoch, resumed automatically) and ``best.pt``. Export with
 ``python -m training.export_denoiser runs/<name>/best.pt``.
 """
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training import data, noise
+from training import data, noise, warm_start
 from training.nets import build
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
@@ -44,6 +46,7 @@ class DenoiserConfig:
     val_sigma: float = 25.0
     seed: int = 0
     description: str = ""
+    init_from: str = ""  # another config's name: start from its run's best.pt (training/warm_start.py)
 
     @staticmethod
     def load(path: str | Path) -> DenoiserConfig:
@@ -116,7 +119,20 @@ def noisy_batch(sampler: data.PatchSampler, cfg: DenoiserConfig,
     return torch.from_numpy(noisy), torch.from_numpy(sigma), torch.from_numpy(clean)
 
 
-def train(cfg: DenoiserConfig, out_root: Path, threads: int = 2) -> Path:
+def initial_weights(cfg: DenoiserConfig, out_root: Path, init: Path | None) -> Path | None:
+    """The file a run starts from: ``init`` if given, else the ``init_from`` config's best.pt."""
+    if init is not None or not cfg.init_from:
+        return init
+    path = out_root / cfg.init_from / "best.pt"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{cfg.name} starts from the weights of {cfg.init_from}, and {path} does not exist: first run "
+            f"python -m training.train_denoiser training/configs/{cfg.init_from}.json --out {out_root}, "
+            "or pass --init FILE (a .pt checkpoint or an exported .onnx)")
+    return path
+
+
+def train(cfg: DenoiserConfig, out_root: Path, threads: int = 2, init: Path | None = None) -> Path:
     torch.set_num_threads(threads)
     run = out_root / cfg.name
     run.mkdir(parents=True, exist_ok=True)
@@ -133,7 +149,7 @@ def train(cfg: DenoiserConfig, out_root: Path, threads: int = 2) -> Path:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps))
     )
-    step, best = 0, -1.0
+    step, best, started_from = 0, -1.0, None
     ckpt_path = run / "checkpoint.pt"
     if ckpt_path.exists():  # resume exactly where the last run stopped
         ckpt = torch.load(ckpt_path, weights_only=False)
@@ -142,8 +158,14 @@ def train(cfg: DenoiserConfig, out_root: Path, threads: int = 2) -> Path:
         sched.load_state_dict(ckpt["sched"])
         rng.bit_generator.state = ckpt["rng"]
         torch.set_rng_state(ckpt["torch_rng"])
-        step, best = ckpt["step"], ckpt["best"]
+        step, best, started_from = ckpt["step"], ckpt["best"], ckpt.get("init")
         print(f"resumed {cfg.name} at step {step}", flush=True)
+    else:
+        start = initial_weights(cfg, out_root, init)
+        if start is not None:
+            started_from = warm_start.load_matching(model, start)
+            print(f"{cfg.name}: {started_from['copied']} weights from {start}, "
+                  f"random: {', '.join(started_from['kept_random']) or 'none'}", flush=True)
     sampler = data.PatchSampler(train_images, cfg.patch, rng)
     log_path = run / "log.csv"
     if step == 0:
@@ -169,11 +191,11 @@ def train(cfg: DenoiserConfig, out_root: Path, threads: int = 2) -> Path:
             running = []
             state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                      "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                     "step": step, "best": max(best, val), "config": asdict(cfg)}
+                     "step": step, "best": max(best, val), "config": asdict(cfg), "init": started_from}
             if val > best:
                 best = val
                 torch.save({"model": model.state_dict(), "config": asdict(cfg), "step": step,
-                            "val_psnr": val}, run / "best.pt")
+                            "val_psnr": val, "init": started_from}, run / "best.pt")
             torch.save(state, run / "checkpoint.tmp")
             (run / "checkpoint.tmp").replace(ckpt_path)
             plot_log(log_path, run / "loss.png")
@@ -187,6 +209,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, help="override the number of steps (quick tries)")
     ap.add_argument("--train-dir", action="append", help="train on this folder of clean images instead")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--init", type=Path, help="start from these weights (.pt checkpoint or exported .onnx) "
+                                              "instead of the config's init_from or random ones")
     args = ap.parse_args(argv)
     cfg = DenoiserConfig.load(args.config)
     overrides: dict[str, object] = {}
@@ -196,7 +220,10 @@ def main(argv: list[str] | None = None) -> None:
         overrides["train_dirs"] = [str(Path(d).resolve()) for d in args.train_dir]
     if overrides:
         cfg = DenoiserConfig(**{**asdict(cfg), **overrides})
-    best = train(cfg, Path(args.out), args.threads)
+    try:
+        best = train(cfg, Path(args.out), args.threads, init=args.init)
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(f"train_denoiser: {exc}") from None
     print(f"best checkpoint: {best}")
 
 

@@ -29,6 +29,38 @@ class Block(nn.Sequential):
         super().__init__(*layers)
 
 
+class SeparableHead(nn.Module):
+    """A 3x3 output layer factored into a depthwise 3x3 conv (each channel filtered on its own)
+    and a 1x1 conv that mixes the channels into the output."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False)
+        self.pointwise = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(self.depthwise(x))
+
+
+HEADS = ("3x3", "1x1", "separable")
+
+
+def make_head(kind: str, cin: int, cout: int) -> nn.Module:
+    """The layer that turns the last features into the noise estimate. Why not always 3x3:
+    onnxruntime's CPU kernels compute output channels in blocks of 8 or 16, so a 3x3 conv with
+    1-4 outputs costs about as much as one with 16, which at full resolution is a sixth to a fifth
+    of a quality model's graph time for 1 % of its multiply-adds (tools/profile_graph.py). The
+    separable head keeps the 3x3 neighbourhood for under half of that time, float or 8-bit;
+    a 1x1 head is cheaper still but learns less (docs/DENOISING.md)."""
+    if kind == "3x3":
+        return nn.Conv2d(cin, cout, 3, padding=1)
+    if kind == "1x1":
+        return nn.Conv2d(cin, cout, 1)
+    if kind == "separable":
+        return SeparableHead(cin, cout)
+    raise ValueError(f"head must be one of {', '.join(HEADS)}, got {kind!r}")
+
+
 class StridedStem(nn.Module):
     """The first layer of a folded model (fold, noise map, 3x3 conv on the folded grid) as one
     strided convolution of the full-resolution image and noise map: the same sums without the
@@ -50,6 +82,19 @@ class StridedStem(nn.Module):
             self.conv.weight.copy_(fused)
             self.conv.bias.copy_(conv.bias.detach())
 
+    @staticmethod
+    def folded_weight(fused: torch.Tensor) -> torch.Tensor:
+        """The inverse of the mapping in ``__init__``: the first conv's weight on the folded grid
+        (out, channels * f * f + 1, 3, 3) from the fused one (out, channels + 1, 3f, 3f)."""
+        out, inputs, k, _ = fused.shape
+        channels, f = inputs - 1, k // 3
+        w = torch.empty(out, channels * f * f + 1, 3, 3, dtype=fused.dtype)
+        for dy in range(f):
+            for dx in range(f):
+                w[:, dy * f + dx : channels * f * f : f * f] = fused[:, :channels, dy::f, dx::f]
+        w[:, channels * f * f] = fused[:, channels, 0::f, 0::f] * (f * f)
+        return w
+
     def forward(self, noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         n, _, h, w = noisy.shape
         return self.conv(torch.cat([noisy, sigma.reshape(n, 1, 1, 1).expand(n, 1, h, w)], dim=1))
@@ -64,7 +109,7 @@ class UNetDAE(nn.Module):
         unshuffle: int = 1,
         widths: tuple[int, int, int] | None = None,
         merge: str = "concat",
-        head_kernel: int = 3,
+        head: str = "3x3",
     ) -> None:
         super().__init__()
         if merge not in ("concat", "add"):
@@ -90,12 +135,7 @@ class UNetDAE(nn.Module):
         self.dec2 = Block(joined * w2, w2, d2)
         self.up1 = nn.ConvTranspose2d(w2, w1, 2, stride=2)
         self.dec1 = Block(joined * w1, w1, d1)
-        if head_kernel not in (1, 3):
-            raise ValueError(f"head_kernel must be 1 or 3, got {head_kernel!r}")
-        # A head with few output channels costs onnxruntime about as much as one with 16 (its CPU
-        # kernels compute output channels in blocks), so at full resolution a 3x3 head is a tenth
-        # of the graph's time for 1% of its multiply-adds; a 1x1 head costs a ninth of that.
-        self.head = nn.Conv2d(w1, folded, head_kernel, padding=head_kernel // 2)
+        self.head = make_head(head, w1, folded)
         self.stem: StridedStem | None = None  # set by fuse_stem, for export only
 
     def fuse_stem(self) -> None:
