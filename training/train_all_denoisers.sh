@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Train every shipped denoiser and the plain baseline, one after another (2 cores: never two at once).
 # Reproduces exported/: python -m training.export_denoiser runs/<name>/best.pt after each shipped one.
-# A *-3x3 config is not shipped: it is the run that the next config starts from (its init_from).
+# denoise-color-3x3 is not shipped: it is the run that denoise-color starts from (its init_from).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for name in denoise-color-3x3 denoise-color denoise-gray denoise-color-fast denoise-gray-fast-3x3 denoise-gray-fast \
+for name in denoise-color-3x3 denoise-color denoise-gray denoise-color-fast denoise-gray-fast \
             plain-cae-gray plain-cae-color; do
   python -m training.train_denoiser "training/configs/$name.json" --out runs
 done
