@@ -4,8 +4,9 @@
 
 A config with ``init_from`` starts from the weights of another config's run (``<out>/<that
 name>/best.pt``; train that one first) or, with ``--init FILE``, from a checkpoint or an exported
-``.onnx`` (``training/warm_start.py``). Writes ``runs/<name>/``: ``log.csv`` (step, loss, validation PSNR), ``loss.png``,
-``checkpoint.pt`` (every epoch, resumed automatically) and ``best.pt``. Export with
+``.onnx`` (``training/warm_start.py``). Writes ``runs/<name>/``: ``log.csv`` (step, loss,
+validation PSNR), ``loss.png``, ``checkpoint.pt`` (every epoch, resumed automatically) and
+``best.pt``. Export with
 ``python -m training.export_denoiser runs/<name>/best.pt``.
 """
 

@@ -48,8 +48,8 @@ HEADS = ("3x3", "1x1", "separable")
 def make_head(kind: str, cin: int, cout: int) -> nn.Module:
     """The layer that turns the last features into the noise estimate. Why not always 3x3:
     onnxruntime's CPU kernels compute output channels in blocks of 8 or 16, so a 3x3 conv with
-    1-4 outputs costs about as much as one with 16, which at full resolution is a sixth to a fifth
-    of a quality model's graph time for 1 % of its multiply-adds (tools/profile_graph.py). The
+    1-4 outputs costs about as much as one with 16: at full resolution, 8 % of the float and 18 %
+    of the 8-bit colour model's graph time for 1.5 % of its multiply-adds (tools/profile_graph.py). The
     separable head keeps the 3x3 neighbourhood for under half of that time, float or 8-bit;
     a 1x1 head is cheaper still but learns less (docs/DENOISING.md)."""
     if kind == "3x3":
