@@ -306,3 +306,69 @@ def test_shipped_anomaly_models_run_on_samples(name):
         result = det(image)
         assert result.anomaly_map.shape == image.shape[:2]
         assert np.isfinite(result.score) and (result.normalized_score > 0.5) == result.is_anomaly
+
+
+@pytest.fixture(scope="session")
+def tiny_anomaly_48(folders, tmp_path_factory) -> Path:
+    """A second tiny model on the same folder and split, at 1.5 times the size (not a whole multiple), trained on crops."""
+    from training.anomaly.__main__ import main as train_main
+
+    out = tmp_path_factory.mktemp("anomaly-model-48")
+    rc = train_main(["--normal", str(folders["normal"]), "--name", "tiny-anomaly-48", "--out", str(out),
+                     "--runs", str(out / "runs"), "--no-manifest", "--size", "48", "--patch", "32", "--width", "4",
+                     "--latent-channels", "8", "--seg-width", "4", "--steps", "40", "--eval-every", "20",
+                     "--batch", "8", "--threads", "1"])
+    assert rc == 0
+    return out / "tiny-anomaly-48.onnx"
+
+
+def test_fuse_two_sizes(tiny_anomaly, tiny_anomaly_48, folders, tmp_path):
+    """Fusing is checked inside the command against the members run one by one; here: the result
+    is a usable anomaly model at the larger size whose provenance names both members."""
+    from training.anomaly.fuse import main as fuse_main
+
+    rc = fuse_main([str(tiny_anomaly), str(tiny_anomaly_48), "--name", "tiny-fused", "--out", str(tmp_path)])
+    assert rc == 0
+    det = AnomalyDetector(tmp_path / "tiny-fused.onnx", threads=1)
+    assert det.input_size == (48, 48)
+    members = det.spec.provenance["members"]
+    assert [m["input_size"] for m in members] == [32, 48]
+    assert det.spec.provenance["training_command"].endswith("--name tiny-fused --out " + str(tmp_path))
+    assert json.loads((tmp_path / "manifest.json").read_text())["models"][0]["name"] == "tiny-fused"
+    normal = read_image(sorted(folders["val_normal"].glob("*.png"))[0])
+    blob = with_blob(normal, np.random.default_rng(3))
+    assert det(normal).anomaly_map.shape == normal.shape
+    maps, scores = det.raw([normal, blob])  # at the model's size: the score is the fused map's maximum
+    assert np.allclose(scores, maps.reshape(2, -1).max(axis=1), rtol=1e-5)
+
+
+def test_fuse_refuses_models_it_cannot_fuse(tiny_anomaly, tmp_path, capsys):
+    from training.anomaly.fuse import main as fuse_main
+
+    # Another seed holds out other images: no image is unseen by both members to calibrate on.
+    other = tmp_path / "other-seed.onnx"
+    spec = AnomalyDetector(tiny_anomaly, threads=1).spec
+    command = spec.provenance["training_command"] + " --seed 5"
+    text = json.dumps({**json.loads(spec.to_json()), "provenance": {**spec.provenance, "training_command": command}})
+    rewrite_metadata_file(tiny_anomaly, other, METADATA_KEY, text)
+    assert fuse_main([str(tiny_anomaly), str(other), "--name", "x", "--out", str(tmp_path)]) == 2
+    assert "different seed" in capsys.readouterr().err
+    assert fuse_main([str(tiny_anomaly), "--name", "x", "--out", str(tmp_path)]) == 2
+    assert "two or more" in capsys.readouterr().err
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    assert fuse_main([str(tiny_anomaly), str(broken), "--name", "x", "--out", str(tmp_path)]) == 2
+    assert "broken.onnx" in capsys.readouterr().err
+    denoiser = ROOT / "exported" / "denoise-gray-fast.onnx"
+    assert fuse_main([str(tiny_anomaly), str(denoiser), "--name", "x", "--out", str(tmp_path)]) == 2
+    assert "expected an anomaly model" in capsys.readouterr().err
+    assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.parametrize("n_out", [128, 96, 100])
+def test_fuse_area_matrix_is_opencv_area_resize(n_out):
+    from training.anomaly.fuse import area_matrix
+
+    x = np.random.default_rng(0).random((384, 256), dtype=np.float32)
+    got = area_matrix(n_out, 384) @ x @ area_matrix(n_out, 256).T
+    assert np.allclose(got, cv2.resize(x, (n_out, n_out), interpolation=cv2.INTER_AREA), atol=1e-6)
