@@ -44,6 +44,19 @@ REFERENCE = {"DifferNet (pretrained features)": 0.977}
 BAR = 0.90
 
 
+def trained_with(prov: dict[str, object]) -> str:
+    """How the model was made, from its provenance: one training run, or the members of a fused model."""
+    def run(p: dict) -> str:
+        return (f"`{p.get('training_command', '?')}` ({p.get('steps', '?')} steps, best at step {p.get('best_step', '?')}, "
+                f"{p.get('train_seconds', '?')} s on the training machine; commit {p.get('git_commit', '?')})")
+    members = prov.get("members")
+    if isinstance(members, list):
+        parts = "; ".join(f"{m.get('input_size', '?')} px: {run(m)}" for m in members)
+        return (f"Fused from {len(members)} models trained on the same images, {parts}; then "
+                f"`{prov.get('fuse_command', '?')}` (commit {prov.get('git_commit', '?')}).")
+    return f"Trained with {run(prov)}."
+
+
 def test_set(data: Path) -> list[tuple[Path, str, Path | None]]:
     """(image, defect type or 'good', mask path or None) for every test image."""
     items = []
@@ -138,9 +151,7 @@ def markdown(r: dict[str, object], detector: AnomalyDetector, command: str, thre
         f"Reference image AUROC: {refs}. The bar for a from-scratch autoencoder is {BAR:.2f}: this model {met} it "
         f"({r['image_auroc']:.3f}).",
         "",
-        f"Trained with `{prov.get('training_command', '?')}` ({prov.get('steps', '?')} steps, best at step "
-        f"{prov.get('best_step', '?')}, {prov.get('train_seconds', '?')} s on the training machine; commit "
-        f"{prov.get('git_commit', '?')}).",
+        trained_with(prov),
         f"Measured with `{command}` on {platform.machine()} ({platform.processor() or 'cpu'}, {os.cpu_count()} cores, "
         f"load average {os.getloadavg()[0]:.1f} at the end: timings on a busy machine are slower), "
         f"{datetime.date.today().isoformat()}.",

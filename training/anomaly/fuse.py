@@ -328,7 +328,9 @@ def member_record(m: Member) -> dict[str, object]:
     assert cal is not None
     return {"name": m.spec.name, "file": m.path.name, "sha256": sha256_of(m.path), "input_size": m.size,
             "training_command": m.spec.provenance.get("training_command", ""),
-            "git_commit": m.spec.provenance.get("git_commit", ""), "score_mean": cal.score_mean,
+            "git_commit": m.spec.provenance.get("git_commit", ""),
+            **{k: m.spec.provenance[k] for k in ("steps", "best_step", "train_seconds") if k in m.spec.provenance},
+            "score_mean": cal.score_mean,
             "score_std": cal.score_std, "metrics": m.spec.provenance.get("metrics", {})}
 
 
