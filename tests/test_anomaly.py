@@ -342,6 +342,26 @@ def test_fuse_two_sizes(tiny_anomaly, tiny_anomaly_48, folders, tmp_path):
     assert np.allclose(scores, maps.reshape(2, -1).max(axis=1), rtol=1e-5)
 
 
+def test_train_sizes_in_one_command(folders, tmp_path, capsys):
+    """--sizes trains one member per size (the larger on crops of the smaller) and fuses them."""
+    from training.anomaly.__main__ import main as train_main
+
+    tiny = ["--normal", str(folders["normal"]), "--runs", str(tmp_path / "runs"), "--width", "4",
+            "--latent-channels", "8", "--seg-width", "4", "--steps", "20", "--eval-every", "10", "--batch", "8",
+            "--threads", "1"]
+    assert train_main([*tiny, "--name", "two", "--out", str(tmp_path), "--sizes", "48,32"]) == 0
+    spec = AnomalyDetector(tmp_path / "two.onnx", threads=1).spec
+    assert spec.input_size == (48, 48) and [m["input_size"] for m in spec.provenance["members"]] == [32, 48]
+    commands = [m["training_command"] for m in spec.provenance["members"]]
+    assert "--patch" not in commands[0] and commands[1].endswith("--size 48 --patch 32 --out "
+                                                                 f"{tmp_path / 'runs' / 'two' / 'members'} --no-manifest")
+    assert (tmp_path / "runs" / "two" / "members" / "two-32.onnx").is_file()
+    assert [m["name"] for m in json.loads((tmp_path / "manifest.json").read_text())["models"]] == ["two"]
+    with pytest.raises(SystemExit):
+        train_main([*tiny, "--name", "x", "--out", str(tmp_path), "--sizes", "48,32", "--size", "64"])
+    assert "leave out --size" in capsys.readouterr().err
+
+
 def test_bench_anomaly_on_a_made_up_split(tiny_anomaly, tiny_anomaly_48, folders, tmp_path):
     """tools/bench_anomaly.py end to end on a tiny test split (good + blobs with masks), for a
     fused model, whose map is in z units (negative values binned too) and whose provenance lists

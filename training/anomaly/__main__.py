@@ -3,6 +3,11 @@
 Trains a convolutional autoencoder on normal images only, calibrates the threshold on held-out
 normal images (target false-positive rate) or, with --val-anomalous, for the best F1, and exports
 exported/NAME.onnx with its manifest entry. Progress goes to stderr; checkpoints to runs/NAME/.
+
+With --sizes 128,256 it trains one model per size instead (the smallest on whole images, the
+others on crops of the smallest size, so each costs about the same per step), one after another,
+and fuses them into exported/NAME.onnx (python -m training.anomaly.fuse); the members go to
+runs/NAME/members/.
 """
 
 from __future__ import annotations
@@ -45,7 +50,14 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, AnomalyConfig]:
     ap.add_argument("--no-positional", action="store_true",
                     help="--map error only: no per-pixel normal statistics (views that are not from a fixed camera)")
     ap.add_argument("--no-flips", action="store_true", help="no flipped copies of normal images (orientation matters)")
+    ap.add_argument("--sizes", type=parse_sizes, help="two or more sizes, e.g. 128,256: one model per size, fused "
+                    "into one (instead of --size and --patch)")
     args = ap.parse_args(argv)
+    if args.sizes is not None:
+        given = [a.split("=")[0] for a in (sys.argv[1:] if argv is None else argv)]
+        clash = [o for o in ("--size", "--patch") if o in given]
+        if clash:
+            ap.error(f"--sizes sets each member's size and crops; leave out {' and '.join(clash)}")
     values = {k: getattr(args, k) for k in OPTIONS}
     cfg = AnomalyConfig(name=args.name, normal=args.normal, val_normal=args.val_normal, val_anomalous=args.val_anomalous,
                         map=args.map, channels=args.channels if args.channels == "auto" else int(args.channels),
@@ -53,8 +65,63 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, AnomalyConfig]:
     return args, cfg
 
 
+def parse_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(sorted({int(v) for v in text.split(",") if v.strip()}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 128,256, got {text!r}") from None
+    if len(sizes) < 2 or sizes[0] < 32:
+        raise argparse.ArgumentTypeError(f"expected two or more different sizes of at least 32, got {text!r}")
+    return sizes
+
+
+def member_argv(argv: list[str], size: int, smallest: int, name: str, out: Path) -> list[str]:
+    """A single-size training command for one member of a --sizes run: the same options, its own
+    size (and crops of the smallest size when larger), name and folder, no manifest entry."""
+    drop_with_value = {"--sizes", "--name", "--out", "--description"}
+    kept, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        key = a.split("=")[0]
+        if key in drop_with_value:
+            skip = "=" not in a
+            continue
+        if key == "--no-manifest":
+            continue
+        kept.append(a)
+    crops = ["--patch", str(smallest)] if size > smallest else []
+    return kept + ["--name", f"{name}-{size}", "--size", str(size), *crops, "--out", str(out), "--no-manifest"]
+
+
+def shown(path: Path) -> str:
+    """A path as it goes into a recorded command: relative to the working folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def train_sizes(args: argparse.Namespace, argv: list[str]) -> int:
+    from training.anomaly.fuse import main as fuse_main
+
+    members = Path(shown(args.runs / args.name / "members"))
+    paths = []
+    for size in args.sizes:
+        rc = main(member_argv(argv, size, args.sizes[0], args.name, members))
+        if rc:
+            return rc
+        paths.append(members / f"{args.name}-{size}.onnx")
+    fuse = [*map(str, paths), "--name", args.name, "--out", shown(args.out)]
+    fuse += ["--no-manifest"] * args.no_manifest + (["--description", args.description] if args.description else [])
+    return fuse_main(fuse)
+
+
 def main(argv: list[str] | None = None) -> int:
     args, cfg = parse(argv)
+    if args.sizes is not None:
+        return train_sizes(args, sys.argv[1:] if argv is None else list(argv))
     # Heavy imports after argument parsing, so --help is instant.
     from training.anomaly.export import export_anomaly
     from training.anomaly.train import prepare, train
