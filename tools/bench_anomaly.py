@@ -53,7 +53,7 @@ def trained_with(prov: dict[str, object]) -> str:
     if isinstance(members, list):
         parts = "; ".join(f"{m.get('input_size', '?')} px: {run(m)}" for m in members)
         return (f"Fused from {len(members)} models trained on the same images, {parts}; then "
-                f"`{prov.get('fuse_command', '?')}` (commit {prov.get('git_commit', '?')}).")
+                f"`{prov.get('training_command', '?')}` (commit {prov.get('git_commit', '?')}).")
     return f"Trained with {run(prov)}."
 
 

@@ -281,7 +281,6 @@ def export_fused(model: onnx.ModelProto, members: list[Member], cfg: AnomalyConf
         metrics.update({f"val_{k}": round(v, 4) for k, v in prf.items()})
     sizes = "+".join(str(m.size) for m in members)
     source = "/".join(Path(cfg.normal).parts[-3:])
-    chain = " && ".join([str(m.spec.provenance.get("training_command", "")) for m in members] + [command])
     spec = ModelSpec(
         name=cfg.name, kind="anomaly", channels=prep.channels, color_order=COLOR_ORDERS[prep.channels],
         size_multiple=1, receptive_field=1, input_size=(cfg.size, cfg.size), anomaly=cal,
@@ -291,10 +290,10 @@ def export_fused(model: onnx.ModelProto, members: list[Member], cfg: AnomalyConf
                                     "maps where image and repair differ; the maps are averaged as z-scores; score: "
                                     "the fused map's maximum."),
         provenance=provenance(
-            command=chain,
+            command=command,  # each member's own training command is in "members"
             data=f"{cfg.normal} ({len(prep.holdout)} held-out normal images for calibration, shared by all members)",
             metrics=metrics,
-            extra={"fuse_command": command, "members": [member_record(m) for m in members],
+            extra={"members": [member_record(m) for m in members],
                    "fusion": "mean of the members' maps as z-scores (their normal score mean and std), "
                    "upsampled bilinearly to the largest size; score: the fused map's maximum",
                    "resize": "stretch to input_size (aspect not kept); smaller members: area average of that",
