@@ -396,14 +396,23 @@ def test_bench_anomaly_on_a_made_up_split(tiny_anomaly, tiny_anomaly_48, folders
 def test_fuse_refuses_models_it_cannot_fuse(tiny_anomaly, tmp_path, capsys):
     from training.anomaly.fuse import main as fuse_main
 
-    # Another seed holds out other images: no image is unseen by both members to calibrate on.
+    # Another seed holds out other images (unless --split-seed pins the split): no image would be
+    # unseen by both members to calibrate on.
     other = tmp_path / "other-seed.onnx"
     spec = AnomalyDetector(tiny_anomaly, threads=1).spec
     command = spec.provenance["training_command"] + " --seed 5"
     text = json.dumps({**json.loads(spec.to_json()), "provenance": {**spec.provenance, "training_command": command}})
     rewrite_metadata_file(tiny_anomaly, other, METADATA_KEY, text)
     assert fuse_main([str(tiny_anomaly), str(other), "--name", "x", "--out", str(tmp_path)]) == 2
-    assert "different seed" in capsys.readouterr().err
+    assert "different split seed" in capsys.readouterr().err
+    # The same training seed change with the split pinned is fusable (checks only; nothing trained).
+    from training.anomaly.fuse import check_members, read_member
+
+    pinned = tmp_path / "pinned.onnx"
+    text = json.dumps({**json.loads(spec.to_json()),
+                       "provenance": {**spec.provenance, "training_command": command + " --split-seed 0"}})
+    rewrite_metadata_file(tiny_anomaly, pinned, METADATA_KEY, text)
+    check_members([read_member(tiny_anomaly), read_member(pinned)])
     assert fuse_main([str(tiny_anomaly), "--name", "x", "--out", str(tmp_path)]) == 2
     assert "two or more" in capsys.readouterr().err
     broken = tmp_path / "broken.onnx"

@@ -50,6 +50,8 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, AnomalyConfig]:
     ap.add_argument("--no-positional", action="store_true",
                     help="--map error only: no per-pixel normal statistics (views that are not from a fixed camera)")
     ap.add_argument("--no-flips", action="store_true", help="no flipped copies of normal images (orientation matters)")
+    ap.add_argument("--split-seed", type=int, default=None,
+                    help="seed of the held-out split (default: --seed); models to fuse must share it")
     ap.add_argument("--sizes", type=parse_sizes, help="two or more sizes, e.g. 128,256: one model per size, fused "
                     "into one (instead of --size and --patch)")
     args = ap.parse_args(argv)
@@ -61,7 +63,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, AnomalyConfig]:
     values = {k: getattr(args, k) for k in OPTIONS}
     cfg = AnomalyConfig(name=args.name, normal=args.normal, val_normal=args.val_normal, val_anomalous=args.val_anomalous,
                         map=args.map, channels=args.channels if args.channels == "auto" else int(args.channels),
-                        flips=not args.no_flips, positional=not args.no_positional, **values)
+                        flips=not args.no_flips, positional=not args.no_positional, split_seed=args.split_seed, **values)
     return args, cfg
 
 

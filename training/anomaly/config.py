@@ -35,8 +35,13 @@ class AnomalyConfig:
     smooth: float = 0.0  # Gaussian smoothing of the map, sigma as a fraction of ``size`` (for "error": 1/32)
     positional: bool = True  # per-pixel normal statistics in the map (fixed camera); off for free-moving views
     seed: int = 0
+    split_seed: int | None = None  # seeds the held-out split; None: ``seed`` (members of a fusion share one split)
     threads: int = 2
     extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def holdout_seed(self) -> int:
+        return self.seed if self.split_seed is None else self.split_seed
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

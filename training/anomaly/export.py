@@ -83,6 +83,7 @@ def export_anomaly(cfg: AnomalyConfig, prep: Prepared, trained: Trained, out_dir
             f"and calibration{'' if not cfg.val_anomalous else f', anomalous {cfg.val_anomalous}'})",
             metrics=metrics,
             extra={"steps": trained.steps, "best_step": trained.best_step, "seed": cfg.seed,
+                   "split_seed": cfg.holdout_seed,
                    "train_seconds": round(trained.seconds), "validation": trained.val_kind,
                    "resize": "stretch to input_size (aspect not kept)", "width": cfg.width,
                    "latent_channels": cfg.latent_channels, "map": cfg.map, "seg_width": cfg.seg_width,

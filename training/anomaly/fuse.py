@@ -15,7 +15,8 @@ The fused graph (one ONNX file, so the runtime needs nothing new):
    members' own default): map and score share units, as the contract requires.
 
 The members must come from `python -m training.anomaly` runs on the same folder with the same
-seed and hold-out options, so they share one held-out split: the fused threshold is calibrated on
+hold-out options and split seed (`--split-seed`, by default `--seed`), so they share one held-out
+split: the fused threshold is calibrated on
 those images, which no member was trained on (target false-positive rate, or the best F1 when the
 members were given --val-anomalous).
 """
@@ -46,7 +47,9 @@ OPSET = 17
 PARITY_TOLERANCE = 1e-4
 TRAINING_PREFIX = ("python", "-m", "training.anomaly")
 # Options that decide which images are held out; members must agree on all of them.
-SPLIT_FIELDS = ("normal", "val_normal", "val_anomalous", "seed", "holdout", "channels")
+SPLIT_FIELDS = {"normal": "--normal", "val_normal": "--val-normal", "val_anomalous": "--val-anomalous",
+                "holdout_seed": "split seed (--split-seed, by default --seed)", "holdout": "--holdout",
+                "channels": "--channels"}
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ def check_members(members: list[Member]) -> None:
     for m in members[1:]:
         if m.spec.channels != first.spec.channels:
             raise ValueError(f"{m.path} has {m.spec.channels} channel(s), {first.path} {first.spec.channels}")
-        differ = [f for f in SPLIT_FIELDS if getattr(m.config, f) != getattr(first.config, f)]
+        differ = [label for f, label in SPLIT_FIELDS.items() if getattr(m.config, f) != getattr(first.config, f)]
         if differ:
             raise ValueError(f"{m.path} and {first.path} were trained with different {', '.join(differ)}: "
                              "they do not share held-out images to calibrate on")
@@ -297,7 +300,7 @@ def export_fused(model: onnx.ModelProto, members: list[Member], cfg: AnomalyConf
                    "fusion": "mean of the members' maps as z-scores (their normal score mean and std), "
                    "upsampled bilinearly to the largest size; score: the fused map's maximum",
                    "resize": "stretch to input_size (aspect not kept); smaller members: area average of that",
-                   "seed": cfg.seed},
+                   "split_seed": cfg.holdout_seed},
         ),
     )
     entry = model.metadata_props.add()

@@ -57,7 +57,7 @@ class Trained:
 
 
 def prepare(cfg: AnomalyConfig, log: Callable[[str], None]) -> Prepared:
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(cfg.holdout_seed)
     paths = data.folder(cfg.normal)
     channels = data.choose_channels(paths, cfg.channels)
     if cfg.val_normal:
