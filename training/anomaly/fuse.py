@@ -256,10 +256,10 @@ def export_fused(model: onnx.ModelProto, members: list[Member], cfg: AnomalyConf
 
     from edge_ae.atomic import write_bytes_atomic
     from edge_ae.contract import COLOR_ORDERS
-    from training.anomaly.export import calibrate
+    from training.anomaly.export import calibrate, time_and_record
     from training.anomaly.metrics import auroc, precision_recall_f1
     from training.anomaly.train import prepare
-    from training.onnx_export import provenance, update_manifest
+    from training.onnx_export import provenance
 
     prep = prepare(cfg, log)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -310,15 +310,7 @@ def export_fused(model: onnx.ModelProto, members: list[Member], cfg: AnomalyConf
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{cfg.name}.onnx"
     write_bytes_atomic(path, model.SerializeToString())
-    one = prep.holdout[:1]
-    session.run(None, {"image": one})
-    t0 = time.perf_counter()
-    for _ in range(10):
-        session.run(None, {"image": one})
-    ms = (time.perf_counter() - t0) / 10 * 1000
-    if manifest:
-        update_manifest(spec, path, quality={"holdout_fpr_target": cal.target_fpr, **metrics},
-                        speed={"ms_per_image_graph": round(ms, 2)})
+    ms = time_and_record(session, prep.holdout[:1], spec, path, cal, metrics, manifest=manifest)
     log(f"exported {path}: threshold {cal.threshold:.4g} ({cal.method}), normal scores {cal.score_mean:.4g} "
         f"+- {cal.score_std:.4g}, check against members {diff:.1e}, {ms:.1f} ms per image (graph only)")
     return path
