@@ -53,6 +53,17 @@ def check_outputs(graph: torch.nn.Module, path: Path, images: np.ndarray) -> flo
     return diff
 
 
+def validation_metrics(normal: np.ndarray, anomalous: np.ndarray | None, cal: AnomalyCalibration) -> dict[str, float]:
+    """What training records about the held-out images: how many, and with labelled anomalies the
+    image AUROC and precision/recall/F1 at the calibrated threshold."""
+    metrics: dict[str, float] = {"holdout_normal_images": len(normal)}
+    if anomalous is not None:
+        metrics["val_image_auroc"] = round(auroc(normal, anomalous), 4)
+        prf = precision_recall_f1(normal, anomalous, cal.threshold)
+        metrics.update({f"val_{k}": round(v, 4) for k, v in prf.items()})
+    return metrics
+
+
 def time_and_record(session: ort.InferenceSession, one: np.ndarray, spec: ModelSpec, path: Path,
                     cal: AnomalyCalibration, metrics: dict[str, float], *, manifest: bool) -> float:
     """Milliseconds per image through the graph alone (one warm-up, ten timed runs), recorded with
@@ -74,11 +85,7 @@ def export_anomaly(cfg: AnomalyConfig, prep: Prepared, trained: Trained, out_dir
     normal_scores = graph_scores(graph, prep.holdout)
     anom_scores = graph_scores(graph, prep.anomalous) if prep.anomalous is not None else None
     cal = calibrate(cfg, normal_scores, anom_scores)
-    metrics: dict[str, float] = {"val_auroc": round(trained.val_auroc, 4), "holdout_normal_images": len(prep.holdout)}
-    if anom_scores is not None:
-        metrics["val_image_auroc"] = round(auroc(normal_scores, anom_scores), 4)
-        prf = precision_recall_f1(normal_scores, anom_scores, cal.threshold)
-        metrics.update({f"val_{k}": round(v, 4) for k, v in prf.items()})
+    metrics = {"val_auroc": round(trained.val_auroc, 4), **validation_metrics(normal_scores, anom_scores, cal)}
     source = "/".join(Path(cfg.normal).parts[-3:])
     spec = ModelSpec(
         name=cfg.name,

@@ -16,9 +16,8 @@ The fused graph (one ONNX file, so the runtime needs nothing new):
 
 The members must come from `python -m training.anomaly` runs on the same folder with the same
 hold-out options and split seed (`--split-seed`, by default `--seed`), so they share one held-out
-split: the fused threshold is calibrated on
-those images, which no member was trained on (target false-positive rate, or the best F1 when the
-members were given --val-anomalous).
+split: the fused threshold is calibrated on those images, which no member was trained on (target
+false-positive rate, or the best F1 when the members were given --val-anomalous).
 """
 
 from __future__ import annotations
@@ -80,7 +79,10 @@ def read_member(path: Path) -> Member:
     if tuple(words[:3]) != TRAINING_PREFIX:
         raise ModelError(f"{path}: its provenance has no 'python -m training.anomaly' training command, "
                          "so its held-out split cannot be re-derived")
-    _, config = parse_training_command(words[3:])
+    try:
+        _, config = parse_training_command(words[3:])
+    except SystemExit:  # argparse has already said which option it could not read
+        raise ModelError(f"{path}: its recorded training command does not parse with this version") from None
     if [op.version for op in proto.opset_import if op.domain in ("", "ai.onnx")] != [OPSET]:
         raise ModelError(f"{path}: expected ONNX opset {OPSET}")
     return Member(path, proto, spec, config, int(spec.input_size[0]))
@@ -108,6 +110,12 @@ def area_matrix(n_out: int, n_in: int) -> np.ndarray:
     j = np.arange(n_in)[None, :]
     overlap = np.clip(np.minimum(hi, j + 1) - np.maximum(lo, j), 0.0, None)
     return (overlap / overlap.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _spread(m: Member) -> float:
+    """The member's normal-score standard deviation, the unit of its z-map (1 if it is zero)."""
+    assert m.spec.anomaly is not None
+    return m.spec.anomaly.score_std if m.spec.anomaly.score_std > 0 else 1.0
 
 
 def _scalar(name: str, value: float) -> onnx.TensorProto:
@@ -170,10 +178,8 @@ def fuse_graph(members: list[Member]) -> onnx.ModelProto:
             nodes.append(helper.make_node("Resize", [amap, "", p + "scales"], [p + "map_up"], mode="linear",
                                           coordinate_transformation_mode="half_pixel", name=p + "upsample"))
             amap = p + "map_up"
-        cal = m.spec.anomaly
-        assert cal is not None
-        std = cal.score_std if cal.score_std > 0 else 1.0
-        inits += [_scalar(p + "score_mean", cal.score_mean), _scalar(p + "score_std", std)]
+        assert m.spec.anomaly is not None
+        inits += [_scalar(p + "score_mean", m.spec.anomaly.score_mean), _scalar(p + "score_std", _spread(m))]
         nodes.append(helper.make_node("Sub", [amap, p + "score_mean"], [p + "centred"], name=p + "centre"))
         nodes.append(helper.make_node("Div", [p + "centred", p + "score_std"], [p + "z"], name=p + "scale"))
         z_maps.append(p + "z")
@@ -241,9 +247,8 @@ def member_outputs(members: list[Member], images: np.ndarray) -> tuple[np.ndarra
         session = ort.InferenceSession(m.proto.SerializeToString(), providers=["CPUExecutionProvider"])
         maps = session.run(["anomaly_map"], {"image": small.astype(np.float32)})[0][:, 0]
         maps = np.stack([cv2.resize(a, (size, size), interpolation=cv2.INTER_LINEAR) for a in maps])
-        cal = m.spec.anomaly
-        assert cal is not None
-        z_maps.append((maps - cal.score_mean) / (cal.score_std if cal.score_std > 0 else 1.0))
+        assert m.spec.anomaly is not None
+        z_maps.append((maps - m.spec.anomaly.score_mean) / _spread(m))
     fused = np.mean(z_maps, axis=0)
     return fused[:, None], fused.reshape(len(fused), -1).max(axis=1)
 
@@ -256,8 +261,7 @@ def export_fused(model: onnx.ModelProto, members: list[Member], cfg: AnomalyConf
 
     from edge_ae.atomic import write_bytes_atomic
     from edge_ae.contract import COLOR_ORDERS
-    from training.anomaly.export import calibrate, time_and_record
-    from training.anomaly.metrics import auroc, precision_recall_f1
+    from training.anomaly.export import calibrate, time_and_record, validation_metrics
     from training.anomaly.train import prepare
     from training.onnx_export import provenance
 
@@ -277,11 +281,7 @@ def export_fused(model: onnx.ModelProto, members: list[Member], cfg: AnomalyConf
     diff = max(float(np.abs(got_map - want_map).max()), float(np.abs(got_score - want_score).max())) / scale
     if not diff <= PARITY_TOLERANCE:
         raise AssertionError(f"fused graph differs from its members run one by one by {diff:.2e} (relative)")
-    metrics: dict[str, float] = {"holdout_normal_images": len(prep.holdout)}
-    if anomalous is not None:
-        metrics["val_image_auroc"] = round(auroc(normal, anomalous), 4)
-        prf = precision_recall_f1(normal, anomalous, cal.threshold)
-        metrics.update({f"val_{k}": round(v, 4) for k, v in prf.items()})
+    metrics = validation_metrics(normal, anomalous, cal)
     sizes = "+".join(str(m.size) for m in members)
     source = "/".join(Path(cfg.normal).parts[-3:])
     spec = ModelSpec(
