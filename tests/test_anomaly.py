@@ -391,6 +391,27 @@ def test_bench_anomaly_on_a_made_up_split(tiny_anomaly, tiny_anomaly_48, folders
     assert figures["pixel_auroc"] > 0.6
     text = report.read_text()
     assert "Fused from 2 models" in text and "32 px: `python -m training.anomaly" in text
+    # Every image falls in exactly one shape bin (these are all one shape).
+    assert sum(row["n_good"] for row in figures["by_shape"]) == 6
+    assert sum(row["n_defective"] for row in figures["by_shape"]) == 6
+    assert "By image shape" in text
+
+
+def test_bench_by_shape_separates_a_score_that_drifts_with_shape():
+    """A normal score that depends on the image's shape lowers the AUROC over all images; within
+    each shape bin the ranking is perfect, and the by-shape table shows it."""
+    from tools.bench_anomaly import by_shape
+
+    kinds = np.array(["good", "crack"] * 4)
+    aspects = np.array([0.5, 0.5, 0.8, 0.8, 1.2, 1.2, 2.0, 2.0])
+    # Good images of wide shapes score higher than defects of tall shapes.
+    scores = np.array([0.0, 0.1, 1.0, 1.1, 2.0, 2.1, 3.0, 3.1])
+    rows = by_shape(kinds, aspects, scores)
+    assert [row["auroc"] for row in rows] == [1.0, 1.0, 1.0, 1.0]
+    assert [row["good_mean"] for row in rows] == [0.0, 1.0, 2.0, 3.0]
+    assert rows[-1]["aspect"] == [1.5, None]
+    empty = by_shape(np.array(["good"]), np.array([0.5]), np.array([0.3]))
+    assert empty[0]["auroc"] is None and empty[1]["n_good"] == 0 and empty[1]["good_mean"] is None
 
 
 def test_fuse_refuses_models_it_cannot_fuse(tiny_anomaly, tmp_path, capsys):

@@ -9,6 +9,9 @@ precision / recall / F1 / false-positive rate at the model's own calibrated thre
 training time on held-out train/good images, never on the test set). Pixel level: AUROC of the
 anomaly map at each image's own size against the masks (thresholded at 127; good images count as
 all-normal), from 40000 log-spaced histogram bins (20000 each side of zero) so that ~90 million pixels fit in memory.
+By shape: images are stretched to the model's square input, so the same figures are also given
+within bins of each image's width / height (fixed bins, the same for any data): a normal score that
+drifts with the shape is what the stretch costs the image AUROC over all shapes.
 Speed: milliseconds per image through ``AnomalyDetector`` (read excluded; resize in and out, the
 graph, verdict included), threads fixed.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -42,6 +46,21 @@ _POSITIVE = np.logspace(-4, 4, 20001)
 BINS = np.concatenate([-_POSITIVE[::-1], [0.0], _POSITIVE])
 REFERENCE = {"DifferNet (pretrained features)": 0.977}
 BAR = 0.90
+# Width / height bins for the by-shape table: fixed, not fitted to any data set.
+SHAPE_BINS = (0.0, 0.7, 1.0, 1.5, float("inf"))
+
+
+def by_shape(kinds: np.ndarray, aspects: np.ndarray, scores: np.ndarray) -> list[dict[str, object]]:
+    """Image AUROC and mean normal score within each width / height bin of ``SHAPE_BINS``."""
+    rows = []
+    for lo, hi in itertools.pairwise(SHAPE_BINS):
+        inside = (aspects >= lo) & (aspects < hi)
+        good, bad = scores[inside & (kinds == "good")], scores[inside & (kinds != "good")]
+        rows.append({"aspect": [lo, None if hi == float("inf") else hi], "n_good": int(good.size),
+                     "n_defective": int(bad.size),
+                     "auroc": auroc(good, bad) if good.size and bad.size else None,
+                     "good_mean": float(good.mean()) if good.size else None})
+    return rows
 
 
 def trained_with(prov: dict[str, object]) -> str:
@@ -71,6 +90,7 @@ def test_set(data: Path) -> list[tuple[Path, str, Path | None]]:
 
 def evaluate(detector: AnomalyDetector, items: list[tuple[Path, str, Path | None]]) -> dict[str, object]:
     scores: dict[str, list[float]] = {}
+    every: list[tuple[str, float, float]] = []  # (kind, width / height, score) per image
     neg_hist = np.zeros(BINS.size + 1, np.float64)
     pos_hist = np.zeros(BINS.size + 1, np.float64)
     times = []
@@ -81,6 +101,7 @@ def evaluate(detector: AnomalyDetector, items: list[tuple[Path, str, Path | None
         result = detector(image)
         times.append(time.perf_counter() - t0)
         scores.setdefault(kind, []).append(result.score)
+        every.append((kind, image.shape[1] / image.shape[0], result.score))
         if kind == "good":
             mask = np.zeros(image.shape[:2], bool)
         elif mask_path is None:
@@ -111,6 +132,8 @@ def evaluate(detector: AnomalyDetector, items: list[tuple[Path, str, Path | None
         "threshold": threshold, **at_threshold, "oracle_f1": oracle,
         "per_type": {k: {"n": int(v.size), "auroc": auroc(good, v), "recall": float(np.mean(v > threshold))}
                      for k, v in sorted(defects.items())},
+        "by_shape": by_shape(np.array([e[0] for e in every]), np.array([e[1] for e in every]),
+                             np.array([e[2] for e in every])),
         "ms_per_image": 1000 * statistics.median(times),
         "ms_per_image_mean": 1000 * statistics.fmean(times),
     }
@@ -145,6 +168,19 @@ def markdown(r: dict[str, object], detector: AnomalyDetector, command: str, thre
     ]
     for kind, v in r["per_type"].items():
         lines.append(f"| {kind} | {v['n']} | {v['auroc']:.3f} | {v['recall']:.3f} |")
+    lines += [
+        "",
+        "By image shape (images are stretched to the square input; fixed width / height bins):",
+        "",
+        "| width / height | good | defective | image AUROC within the bin | mean score of good images |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for row in r["by_shape"]:
+        lo, hi = row["aspect"]
+        span = f"{lo:g} to {hi:g}" if hi is not None else f"{lo:g} and over"
+        cells = [f"{row['auroc']:.3f}" if row["auroc"] is not None else "–",
+                 f"{row['good_mean']:.3f}" if row["good_mean"] is not None else "–"]
+        lines.append(f"| {span} | {row['n_good']} | {row['n_defective']} | {cells[0]} | {cells[1]} |")
     refs = "; ".join(f"{k} {v:.3f}" for k, v in REFERENCE.items())
     lines += [
         "",
