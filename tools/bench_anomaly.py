@@ -9,7 +9,7 @@ precision / recall / F1 / false-positive rate at the model's own calibrated thre
 training time on held-out train/good images, never on the test set). Pixel level: AUROC of the
 anomaly map at each image's own size against the masks (thresholded at 127; good images count as
 all-normal), from 40000 log-spaced histogram bins (20000 each side of zero) so that ~90 million pixels fit in memory.
-By shape: images are stretched to the model's square input, so the same figures are also given
+By shape: images are stretched to the model's fixed input size, so the same figures are also given
 within bins of each image's width / height (fixed bins, the same for any data): a normal score that
 drifts with the shape is what the stretch costs the image AUROC over all shapes.
 Speed: milliseconds per image through ``AnomalyDetector`` (read excluded; resize in and out, the
@@ -170,7 +170,7 @@ def markdown(r: dict[str, object], detector: AnomalyDetector, command: str, thre
         lines.append(f"| {kind} | {v['n']} | {v['auroc']:.3f} | {v['recall']:.3f} |")
     lines += [
         "",
-        "By image shape (images are stretched to the square input; fixed width / height bins):",
+        "By image shape (images are stretched to the model's fixed input size; fixed width / height bins):",
         "",
         "| width / height | good | defective | image AUROC within the bin | mean score of good images |",
         "| --- | --- | --- | --- | --- |",
