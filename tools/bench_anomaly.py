@@ -89,8 +89,7 @@ def test_set(data: Path) -> list[tuple[Path, str, Path | None]]:
 
 
 def evaluate(detector: AnomalyDetector, items: list[tuple[Path, str, Path | None]]) -> dict[str, object]:
-    scores: dict[str, list[float]] = {}
-    every: list[tuple[str, float, float]] = []  # (kind, width / height, score) per image
+    kinds, aspects, scores = [], [], []  # per image: defect type or "good", width / height, score
     neg_hist = np.zeros(BINS.size + 1, np.float64)
     pos_hist = np.zeros(BINS.size + 1, np.float64)
     times = []
@@ -100,8 +99,9 @@ def evaluate(detector: AnomalyDetector, items: list[tuple[Path, str, Path | None
         t0 = time.perf_counter()
         result = detector(image)
         times.append(time.perf_counter() - t0)
-        scores.setdefault(kind, []).append(result.score)
-        every.append((kind, image.shape[1] / image.shape[0], result.score))
+        kinds.append(kind)
+        aspects.append(image.shape[1] / image.shape[0])
+        scores.append(result.score)
         if kind == "good":
             mask = np.zeros(image.shape[:2], bool)
         elif mask_path is None:
@@ -117,8 +117,9 @@ def evaluate(detector: AnomalyDetector, items: list[tuple[Path, str, Path | None
         pos = np.bincount(bins[mask.ravel()], minlength=BINS.size + 1)
         pos_hist += pos
         neg_hist += counts - pos
-    good = np.array(scores.get("good", []))
-    defects = {k: np.array(v) for k, v in scores.items() if k != "good"}
+    kind_of, score_of = np.array(kinds), np.array(scores, dtype=np.float64)
+    good = score_of[kind_of == "good"]
+    defects = {k: score_of[kind_of == k] for k in sorted(set(kinds) - {"good"})}
     bad = np.concatenate(list(defects.values())) if defects else np.array([])
     threshold = detector.calibration.threshold
     at_threshold = precision_recall_f1(good, bad, threshold)
@@ -132,8 +133,7 @@ def evaluate(detector: AnomalyDetector, items: list[tuple[Path, str, Path | None
         "threshold": threshold, **at_threshold, "oracle_f1": oracle,
         "per_type": {k: {"n": int(v.size), "auroc": auroc(good, v), "recall": float(np.mean(v > threshold))}
                      for k, v in sorted(defects.items())},
-        "by_shape": by_shape(np.array([e[0] for e in every]), np.array([e[1] for e in every]),
-                             np.array([e[2] for e in every])),
+        "by_shape": by_shape(kind_of, np.array(aspects), score_of),
         "ms_per_image": 1000 * statistics.median(times),
         "ms_per_image_mean": 1000 * statistics.fmean(times),
     }
