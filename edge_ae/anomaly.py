@@ -1,11 +1,13 @@
 """Anomaly detection on images with an exported anomaly model.
 
 The model's graph does all the maths (reconstruction, multi-scale error, smoothing, image
-score); this module only fits an image to the model's fixed input and the map back to the
-image. Size policy (the same function is used in training, so the two cannot drift): the
-whole image is resized to the model's ``input_size`` (aspect ratio not kept: nothing at the
-borders is cropped away), colour is converted to grey for a grey model and grey repeated for a
-colour model, alpha is ignored.
+score); this module only fits an image to the model's input and the map back to the image.
+Size policy (the same functions are used in training, so the two cannot drift): the whole image
+is resized, nothing at the borders is cropped away, either to the model's fixed ``input_size``
+(aspect ratio not kept) or, for a model with a ``short_side``, so that its shorter side has that
+many pixels and the longer side keeps the aspect ratio (rounded to the model's size multiple).
+Colour is converted to grey for a grey model and grey repeated for a colour model, alpha is
+ignored.
 """
 
 from __future__ import annotations
@@ -20,6 +22,26 @@ from edge_ae.contract import AnomalyCalibration, ModelSpec
 from edge_ae.errors import ModelError, a_model_of
 from edge_ae.image import check_image, split, to_float
 from edge_ae.model import LoadedModel, load_model
+
+
+def keep_aspect_size(height: int, width: int, *, short_side: int, multiple: int) -> tuple[int, int]:
+    """(height, width) with the shorter side ``short_side`` and the longer one in proportion,
+    rounded to a multiple of ``multiple`` (at least one multiple)."""
+    scale = short_side / min(height, width)
+
+    def fit(n: int) -> int:
+        return max(multiple, int(round(n * scale / multiple)) * multiple)
+
+    return (short_side, fit(width)) if height <= width else (fit(height), short_side)
+
+
+def model_input_size(spec: ModelSpec, height: int, width: int) -> tuple[int, int]:
+    """The (height, width) an image of this size is resized to for ``spec``'s anomaly model."""
+    if spec.short_side is not None:
+        return keep_aspect_size(height, width, short_side=spec.short_side, multiple=spec.size_multiple)
+    if spec.input_size is None:
+        raise ModelError(f"{spec.name}: an anomaly model needs a fixed input_size or a short_side in its metadata")
+    return (int(spec.input_size[0]), int(spec.input_size[1]))
 
 
 def to_model_input(image: np.ndarray, *, channels: int, size: tuple[int, int]) -> np.ndarray:
@@ -66,21 +88,30 @@ class AnomalyDetector:
         spec = self.model.spec
         if spec.kind != "anomaly":
             raise ModelError(f"{spec.name}: expected an anomaly model, found {a_model_of(spec.kind)}")
-        if spec.input_size is None:
-            raise ModelError(f"{spec.name}: an anomaly model needs a fixed input_size in its metadata")
+        if spec.input_size is None and spec.short_side is None:
+            raise ModelError(f"{spec.name}: an anomaly model needs a fixed input_size or a short_side in its metadata")
         assert spec.anomaly is not None  # ModelSpec validation guarantees it for kind "anomaly"
         self.spec: ModelSpec = spec
         self.calibration: AnomalyCalibration = spec.anomaly
 
     @property
-    def input_size(self) -> tuple[int, int]:
-        assert self.spec.input_size is not None
+    def input_size(self) -> tuple[int, int] | None:
+        """The fixed (height, width) every image is resized to; None for a model that keeps the
+        aspect ratio (``spec.short_side``)."""
+        if self.spec.input_size is None:
+            return None
         return (int(self.spec.input_size[0]), int(self.spec.input_size[1]))
 
     def raw(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Maps (N, H, W) at the model's input size and scores (N,), for one batch of images."""
-        batch = np.stack([to_model_input(check_image(im), channels=self.spec.channels, size=self.input_size)
-                          for im in images])
+        """Maps (N, h, w) at the model's input size and scores (N,), for one batch of images (for a
+        model that keeps the aspect ratio, images whose shapes give the same input size)."""
+        images = [check_image(im) for im in images]
+        sizes = {model_input_size(self.spec, *im.shape[:2]) for im in images}
+        if len(sizes) != 1:
+            raise ValueError(f"images of one batch must resize to one input size for {self.spec.name}, "
+                             f"found {len(sizes)} sizes: {sorted(sizes)}; pass them one at a time")
+        size = sizes.pop()
+        batch = np.stack([to_model_input(im, channels=self.spec.channels, size=size) for im in images])
         maps, scores = self.model.run({"image": batch})
         return maps[:, 0], scores.reshape(-1)
 

@@ -62,6 +62,9 @@ class ModelSpec:
     size_multiple: int = 1
     receptive_field: int = 1  # pixels across; tiles overlap by at least this much
     input_size: tuple[int, int] | None = None  # fixed (height, width) for models that need one
+    # Aspect kept instead (anomaly models): the image's shorter side is resized to this many
+    # pixels, the longer side in proportion, both rounded to a multiple of size_multiple.
+    short_side: int | None = None
     noise_input: bool = False  # denoiser takes a ``sigma`` input (noise std on the value range)
     noise_levels: tuple[float, float] | None = None  # sigma range trained on, 0-255 scale
     latent_dim: int | None = None
@@ -90,6 +93,15 @@ class ModelSpec:
             problems.append(f"receptive_field must be a positive integer, found {self.receptive_field!r}")
         if self.kind == "anomaly" and self.anomaly is None:
             problems.append("an anomaly model needs its 'anomaly' calibration (threshold, score statistics)")
+        if self.short_side is not None:
+            if self.input_size is not None:
+                problems.append("a model has either a fixed input_size or a short_side, not both")
+            if not isinstance(self.short_side, int) or self.short_side < 1:
+                problems.append(f"short_side must be a positive integer, found {self.short_side!r}")
+            elif isinstance(self.size_multiple, int) and self.size_multiple >= 1 and self.short_side % self.size_multiple:
+                problems.append(f"short_side ({self.short_side}) must be a multiple of size_multiple ({self.size_multiple})")
+        elif self.kind == "anomaly" and self.input_size is None:
+            problems.append("an anomaly model needs a fixed input_size or a short_side")
         if self.kind in ("encoder", "decoder") and not self.latent_dim:
             problems.append(f"an {self.kind} model needs 'latent_dim'")
         if problems:

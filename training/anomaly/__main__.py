@@ -46,6 +46,9 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, AnomalyConfig]:
     ap.add_argument("--map", default=defaults.map, choices=["learned", "error"],
                     help="learned: a segmenter trained on synthetic defects compares image and repair (default); "
                     "error: the reconstruction error alone")
+    ap.add_argument("--resize", default=defaults.resize, choices=["stretch", "keep-aspect"],
+                    help="stretch: every image to --size x --size (default); keep-aspect: the shorter side to "
+                    "--size, the longer in proportion (trains on square crops of --patch, by default --size)")
     ap.add_argument("--channels", default="auto", choices=["auto", "1", "3"], help="default auto (grey if all images are)")
     ap.add_argument("--no-positional", action="store_true",
                     help="--map error only: no per-pixel normal statistics (views that are not from a fixed camera)")
@@ -60,9 +63,21 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, AnomalyConfig]:
         clash = [o for o in ("--size", "--patch") if o in given]
         if clash:
             ap.error(f"--sizes sets each member's size and crops; leave out {' and '.join(clash)}")
+    if args.resize == "keep-aspect":
+        if args.sizes is not None:
+            ap.error("--sizes fuses models of one fixed size each; it cannot be used with --resize keep-aspect")
+        if args.size % 16:
+            ap.error(f"--resize keep-aspect needs a --size that is a multiple of 16, found {args.size}")
+        if args.patch > args.size:
+            ap.error(f"--resize keep-aspect trains on square crops of at most the shorter side (--size {args.size}), "
+                     f"found --patch {args.patch}")
+        if args.map == "error" and not args.no_positional:
+            ap.error("--map error with --resize keep-aspect needs --no-positional: per-pixel normal statistics "
+                     "need one fixed input size")
     values = {k: getattr(args, k) for k in OPTIONS}
     cfg = AnomalyConfig(name=args.name, normal=args.normal, val_normal=args.val_normal, val_anomalous=args.val_anomalous,
-                        map=args.map, channels=args.channels if args.channels == "auto" else int(args.channels),
+                        map=args.map, resize=args.resize,
+                        channels=args.channels if args.channels == "auto" else int(args.channels),
                         flips=not args.no_flips, positional=not args.no_positional, split_seed=args.split_seed, **values)
     return args, cfg
 

@@ -13,6 +13,7 @@ class AnomalyConfig:
     val_normal: str | None = None  # held-out normal images; default: a split of ``normal``
     val_anomalous: str | None = None  # labelled anomalies: early stop on their AUROC and F1 threshold
     size: int = 128  # images are resized (stretched) to size x size: 2 CPU cores train this in minutes
+    resize: str = "stretch"  # "stretch" to size x size, or "keep-aspect": the shorter side to size
     channels: int | str = "auto"  # 1, 3, or "auto" (grey when every training image is grey)
     holdout: float = 0.15  # fraction of ``normal`` kept out when there is no ``val_normal``
     map: str = "learned"  # "learned": a segmenter compares image and repair; "error": reconstruction error only
@@ -38,6 +39,10 @@ class AnomalyConfig:
     split_seed: int | None = None  # seeds the held-out split; None: ``seed`` (members of a fusion share one split)
     threads: int = 2
     extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def keep_aspect(self) -> bool:
+        return self.resize == "keep-aspect"
 
     @property
     def holdout_seed(self) -> int:

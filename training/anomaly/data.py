@@ -1,7 +1,10 @@
 """Normal images in memory at the model's input size, training batches, and synthetic defects.
 
-Images go through ``edge_ae.anomaly.to_model_input``, the runtime's own preprocessing, so
-training sees exactly what the deployed model sees (see that module for the size policy).
+Images go through ``edge_ae.anomaly.to_model_input`` and ``keep_aspect_size``, the runtime's own
+preprocessing, so training sees exactly what the deployed model sees (see that module for the
+size policy). Stretched to a square, the images are one (N, C, S, S) array; with the aspect
+ratio kept they are a list of (C, H, W) arrays of different shapes (``Images`` covers both), and
+training takes square crops of them.
 
 Synthetic defects teach the autoencoder to *repair* (input: a normal image with a pasted blob;
 target: the clean image) so that real defects are not reconstructed and stand out in the error.
@@ -16,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_ae.anomaly import to_model_input
+from edge_ae.anomaly import keep_aspect_size, to_model_input
 from edge_ae.errors import ImageError
 from edge_ae.imageio import read_image
 from training.data import list_images
@@ -39,18 +42,43 @@ def choose_channels(paths: list[Path], requested: int | str) -> int:
     return 1
 
 
-def load(paths: list[Path], *, channels: int, size: int) -> tuple[np.ndarray, list[Path], list[str]]:
-    """(N, C, size, size) float32 of the readable images, their paths, and the problems met."""
+Images = np.ndarray | list[np.ndarray]  # (N, C, H, W), or N arrays (C, H_i, W_i)
+
+
+def load(paths: list[Path], *, channels: int, size: int,
+         keep_aspect_multiple: int = 0) -> tuple[Images, list[Path], list[str]]:
+    """The readable images, their paths, and the problems met. Stretched (``keep_aspect_multiple``
+    0): one (N, C, size, size) float32 array. Aspect kept: a list of (C, H, W) arrays whose
+    shorter side is ``size`` and both sides multiples of ``keep_aspect_multiple``."""
     images, kept, problems = [], [], []
     for p in paths:
         try:
-            images.append(to_model_input(read_image(p), channels=channels, size=(size, size)))
+            image = read_image(p)
+            shape = ((size, size) if not keep_aspect_multiple else
+                     keep_aspect_size(*image.shape[:2], short_side=size, multiple=keep_aspect_multiple))
+            images.append(to_model_input(image, channels=channels, size=shape))
             kept.append(p)
         except ImageError as exc:
             problems.append(str(exc))
     if not images:
         raise ValueError(f"no readable images among {len(paths)} files")
-    return np.stack(images), kept, problems
+    return (images if keep_aspect_multiple else np.stack(images)), kept, problems
+
+
+def chunks(images: Images, batch: int):  # noqa: ANN201 (a generator of arrays)
+    """(n, C, H, W) arrays of at most ``batch`` consecutive images of one shape each, in order."""
+    if isinstance(images, np.ndarray):
+        for i in range(0, len(images), batch):
+            yield images[i : i + batch]
+        return
+    group: list[np.ndarray] = []
+    for im in images:
+        if group and (len(group) == batch or im.shape != group[0].shape):
+            yield np.stack(group)
+            group = []
+        group.append(im)
+    if group:
+        yield np.stack(group)
 
 
 def split(paths: list[Path], fraction: float, rng: np.random.Generator) -> tuple[list[Path], list[Path]]:
@@ -66,10 +94,11 @@ def folder(path: str | Path) -> list[Path]:
     return list_images(path)
 
 
-def scratch_mask(size: int, rng: np.random.Generator) -> np.ndarray:
-    """A random thin polyline (scratch, crack) as a soft mask."""
-    mask = np.zeros((size, size), np.float32)
-    points = [rng.uniform(0, size, 2)]
+def scratch_mask(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A random thin polyline (scratch, crack) as a soft (H, W) mask."""
+    mask = np.zeros(shape, np.float32)
+    size = min(shape)
+    points = [rng.uniform(0, 1, 2) * np.array(shape[::-1])]
     step = size * rng.uniform(0.05, 0.2)
     angle = rng.uniform(0, 2 * np.pi)
     for _ in range(int(rng.integers(2, 6))):
@@ -80,33 +109,37 @@ def scratch_mask(size: int, rng: np.random.Generator) -> np.ndarray:
     return cv2.GaussianBlur(mask, (0, 0), 0.7)
 
 
-def blob_mask(size: int, rng: np.random.Generator) -> np.ndarray:
-    """A random soft blob (size x size float32 on [0, 1]) covering roughly 0.3-8 % of the image."""
+def blob_mask(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A random soft blob ((H, W) float32 on [0, 1]) covering roughly 0.3-8 % of a square image
+    (of a square of the shorter side, for other shapes)."""
+    h, w = shape
+    size = min(shape)
     for _ in range(20):
         cells = int(rng.integers(3, 9))
         noise = rng.random((cells, cells)).astype(np.float32)
-        field = cv2.resize(noise, (size, size), interpolation=cv2.INTER_CUBIC)
-        # Keep it local: a random window of 1/8 to 1/2 of the image.
+        field = cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC)
+        # Keep it local: a random window of 1/8 to 1/2 of the (shorter) side.
         win = int(rng.integers(size // 8, size // 2 + 1))
-        y, x = (int(v) for v in rng.integers(0, size - win + 1, 2))
+        y, x = (int(v) for v in rng.integers(0, [h - win + 1, w - win + 1]))
         window = np.zeros_like(field)
         window[y : y + win, x : x + win] = 1.0
         window = cv2.GaussianBlur(window, (0, 0), win / 6)
         field = field * window
-        t = np.quantile(field, 1.0 - rng.uniform(0.003, 0.08))
+        t = np.quantile(field, 1.0 - rng.uniform(0.003, 0.08) * size * size / (h * w))
         mask = (field > t).astype(np.float32)
         if mask.sum() >= 4:
             return cv2.GaussianBlur(mask, (0, 0), 0.7)
-    mask = np.zeros((size, size), np.float32)
-    c = size // 2
-    mask[c - 2 : c + 2, c - 2 : c + 2] = 1.0
+    mask = np.zeros(shape, np.float32)
+    cy, cx = h // 2, w // 2
+    mask[cy - 2 : cy + 2, cx - 2 : cx + 2] = 1.0
     return mask
 
 
 def synthetic_defect(image: np.ndarray, other: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(defective copy of ``image`` (C, H, W), its mask (H, W)); ``other`` is another normal image."""
+    """(defective copy of ``image`` (C, H, W), its mask (H, W)); ``other`` is another normal image
+    of the same shape."""
     c, h, w = image.shape
-    mask = scratch_mask(h, rng) if rng.random() < 0.3 else blob_mask(h, rng)
+    mask = scratch_mask((h, w), rng) if rng.random() < 0.3 else blob_mask((h, w), rng)
     kind = rng.integers(4)
     if kind == 0:  # another normal image, moved and re-lit: wrong texture in the wrong place
         content = np.roll(other, (int(rng.integers(h)), int(rng.integers(w))), axis=(1, 2))
@@ -130,12 +163,18 @@ def synthetic_defect(image: np.ndarray, other: np.ndarray, rng: np.random.Genera
 class Batches:
     """Training pairs (input, clean target) from in-memory normal images."""
 
-    def __init__(self, images: np.ndarray, *, synthetic_fraction: float, input_noise: float, flips: bool,
+    def __init__(self, images: Images, *, synthetic_fraction: float, input_noise: float, flips: bool,
                  rng: np.random.Generator, patch: int = 0) -> None:
         self.images = images
         # The network is fully convolutional: square crops teach it the same local appearance for
-        # a fraction of the compute of whole images (0: whole images).
-        self.patch = patch if 0 < patch < min(images.shape[2:]) else 0
+        # a fraction of the compute of whole images (0: whole images). Images of different shapes
+        # (aspect kept) only stack as crops.
+        smallest = min(min(im.shape[1:]) for im in images)
+        same_shape = isinstance(images, np.ndarray) or len({im.shape for im in images}) == 1
+        if not same_shape and not 0 < patch <= smallest:
+            raise ValueError(f"images of different shapes train on square crops: expected a patch of 1 to "
+                             f"{smallest} px, found {patch}")
+        self.patch = patch if 0 < patch and (patch < smallest or not same_shape) else 0
         self.synthetic_fraction = synthetic_fraction
         self.input_noise = input_noise
         self.flips = flips
@@ -171,12 +210,19 @@ class Batches:
         return np.clip(noisy, 0, 1).astype(np.float32), clean, masks
 
 
-def synthetic_set(images: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A fixed set of defective copies of held-out images, for the validation score."""
+def synthetic_set(images: Images, rng: np.random.Generator) -> tuple[Images, list[np.ndarray] | np.ndarray]:
+    """A fixed set of defective copies of held-out images, for the validation score (as ``images``
+    are: one array, or a list for images of different shapes)."""
     out, masks = [], []
     for i in range(len(images)):
+        image = images[i]
         other = images[int(rng.integers(len(images)))]
-        d, m = synthetic_defect(images[i], other, rng)
+        if other.shape != image.shape:  # another normal texture, fitted to this image's shape
+            other = cv2.resize(other.transpose(1, 2, 0), image.shape[:0:-1], interpolation=cv2.INTER_AREA)
+            other = other.reshape(image.shape[1:] + (-1,)).transpose(2, 0, 1)
+        d, m = synthetic_defect(image, np.ascontiguousarray(other), rng)
         out.append(d)
         masks.append(m)
-    return np.stack(out), np.stack(masks)
+    if isinstance(images, np.ndarray):
+        return np.stack(out), np.stack(masks)
+    return out, masks

@@ -12,9 +12,10 @@ import torch
 
 from edge_ae.calibration import calibrate_f1, calibrate_fpr
 from edge_ae.contract import COLOR_ORDERS, AnomalyCalibration, ModelSpec
+from training.anomaly import data
 from training.anomaly.config import AnomalyConfig
 from training.anomaly.metrics import auroc, precision_recall_f1
-from training.anomaly.train import Prepared, Trained, build_graph, graph_scores
+from training.anomaly.train import SIZE_MULTIPLE, Prepared, Trained, build_graph, graph_scores
 from training.onnx_export import PARITY_TOLERANCE, export, provenance, update_manifest
 
 METHOD_DESCRIPTIONS = {
@@ -23,6 +24,11 @@ METHOD_DESCRIPTIONS = {
     "error": "convolutional autoencoder, multi-scale L1+SSIM error map, top-k score.",
 }
 IO_AXES = {"image": {0: "batch"}, "anomaly_map": {0: "batch"}, "score": {0: "batch"}}
+# A model that keeps the aspect ratio takes every image at its own size.
+IO_AXES_ANY_SIZE = {"image": {0: "batch", 2: "height", 3: "width"}, "anomaly_map": {0: "batch", 2: "height", 3: "width"},
+                    "score": {0: "batch"}}
+RESIZE_WORDS = {"stretch": "stretch to input_size (aspect not kept)",
+                "keep-aspect": "shorter side to short_side, longer side in proportion (multiple of size_multiple)"}
 
 
 def calibrate(cfg: AnomalyConfig, normal: np.ndarray, anomalous: np.ndarray | None) -> AnomalyCalibration:
@@ -31,23 +37,17 @@ def calibrate(cfg: AnomalyConfig, normal: np.ndarray, anomalous: np.ndarray | No
     return calibrate_fpr(normal, fpr=cfg.fpr)
 
 
-def onnx_outputs(path: Path, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def check_outputs(graph: torch.nn.Module, path: Path, images: data.Images) -> float:
+    """Max |onnxruntime - PyTorch| over both outputs, scaled by the score range; raises above
+    tolerance. Images of different shapes are run one shape at a time."""
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    maps, scores = [], []
-    for i in range(0, len(images), 16):
-        m, s = session.run(["anomaly_map", "score"], {"image": images[i : i + 16]})
-        maps.append(m)
-        scores.append(s)
-    return np.concatenate(maps), np.concatenate(scores)
-
-
-def check_outputs(graph: torch.nn.Module, path: Path, images: np.ndarray) -> float:
-    """Max |onnxruntime - PyTorch| over both outputs, scaled by the score range; raises above tolerance."""
-    with torch.no_grad():
-        tm, ts = graph(torch.from_numpy(images))
-    om, os_ = onnx_outputs(path, images)
-    scale = max(1.0, float(ts.abs().max()))
-    diff = max(float(np.abs(om - tm.numpy()).max()), float(np.abs(os_ - ts.numpy()).max())) / scale
+    diff = 0.0
+    for chunk in data.chunks(images, 16):
+        with torch.no_grad():
+            tm, ts = graph(torch.from_numpy(chunk))
+        om, os_ = session.run(["anomaly_map", "score"], {"image": chunk})
+        scale = max(1.0, float(ts.abs().max()))
+        diff = max(diff, float(np.abs(om - tm.numpy()).max()) / scale, float(np.abs(os_ - ts.numpy()).max()) / scale)
     if not diff <= PARITY_TOLERANCE:
         raise AssertionError(f"{path}: onnxruntime differs from PyTorch by {diff:.2e} (relative; > {PARITY_TOLERANCE:g})")
     return diff
@@ -91,17 +91,19 @@ def export_anomaly(cfg: AnomalyConfig, prep: Prepared, trained: Trained, out_dir
     cal = calibrate(cfg, normal_scores, anom_scores)
     metrics = {"val_auroc": round(trained.val_auroc, 4), **validation_metrics(normal_scores, anom_scores, cal)}
     source = "/".join(Path(cfg.normal).parts[-3:])
+    shape = f"shorter side {cfg.size} px" if cfg.keep_aspect else f"{cfg.size}x{cfg.size}"
     spec = ModelSpec(
         name=cfg.name,
         kind="anomaly",
         channels=prep.channels,
         color_order=COLOR_ORDERS[prep.channels],
-        size_multiple=1,
+        size_multiple=SIZE_MULTIPLE if cfg.keep_aspect else 1,
         receptive_field=1,
-        input_size=(cfg.size, cfg.size),
+        input_size=None if cfg.keep_aspect else (cfg.size, cfg.size),
+        short_side=cfg.size if cfg.keep_aspect else None,
         anomaly=cal,
         description=description or (f"Anomaly detector ({'grey' if prep.channels == 1 else 'colour'}, "
-                                    f"{cfg.size}x{cfg.size}) learnt from the normal images in {source}: "
+                                    f"{shape}) learnt from the normal images in {source}: "
                                     + METHOD_DESCRIPTIONS[cfg.map]),
         provenance=provenance(
             command=command,
@@ -111,16 +113,18 @@ def export_anomaly(cfg: AnomalyConfig, prep: Prepared, trained: Trained, out_dir
             extra={"steps": trained.steps, "best_step": trained.best_step, "seed": cfg.seed,
                    "split_seed": cfg.holdout_seed,
                    "train_seconds": round(trained.seconds), "validation": trained.val_kind,
-                   "resize": "stretch to input_size (aspect not kept)", "width": cfg.width,
+                   "resize": RESIZE_WORDS[cfg.resize], "width": cfg.width,
                    "latent_channels": cfg.latent_channels, "map": cfg.map, "seg_width": cfg.seg_width,
                    "topk": cfg.topk, "smooth": cfg.smooth,
                    "positional": cfg.positional, "patch": cfg.patch},
         ),
     )
-    path = export(graph, (torch.rand(1, prep.channels, cfg.size, cfg.size),), spec, out_dir / f"{cfg.name}.onnx",
-                  dynamic_axes=IO_AXES)
+    # Traced on a non-square example so that nothing in the graph silently assumes a square.
+    example = torch.rand(1, prep.channels, cfg.size, cfg.size + SIZE_MULTIPLE * cfg.keep_aspect)
+    path = export(graph, (example,), spec, out_dir / f"{cfg.name}.onnx",
+                  dynamic_axes=IO_AXES_ANY_SIZE if cfg.keep_aspect else IO_AXES)
     parity = check_outputs(graph, path, prep.holdout[:8])
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    time_and_record(session, prep.holdout[:1], spec, path, cal, metrics, manifest=manifest,
+    time_and_record(session, prep.holdout[0][None], spec, path, cal, metrics, manifest=manifest,
                     check=f"parity {parity:.1e}", log=log)
     return path, spec

@@ -71,6 +71,9 @@ def read_member(path: Path) -> Member:
     spec = ModelSpec.from_json(meta[METADATA_KEY], source=str(path))
     if spec.kind != "anomaly" or spec.anomaly is None:
         raise ModelError(f"{path}: expected an anomaly model, found kind {spec.kind!r}")
+    if spec.short_side is not None:
+        raise ModelError(f"{path}: keeps the aspect ratio (short_side {spec.short_side}); only models of one fixed "
+                         "square input_size can be fused")
     if spec.input_size is None or spec.input_size[0] != spec.input_size[1]:
         raise ModelError(f"{path}: expected a square input_size, found {spec.input_size}")
     if "members" in spec.provenance:

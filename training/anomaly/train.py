@@ -30,15 +30,18 @@ from training.anomaly.scoring import (
 )
 from training.anomaly.segmenter import DefectSegmenter, focal_loss
 
+# Both networks halve the resolution four (autoencoder) and three (segmenter) times.
+SIZE_MULTIPLE = math.lcm(ConvAutoencoder.size_multiple, DefectSegmenter.size_multiple)
+
 
 @dataclass
 class Prepared:
     channels: int
-    train: np.ndarray
+    train: data.Images
     train_paths: list[Path]
-    holdout: np.ndarray  # normal images never trained on: validation and calibration
+    holdout: data.Images  # normal images never trained on: validation and calibration
     holdout_paths: list[Path]
-    anomalous: np.ndarray | None  # labelled anomalous validation images, if given
+    anomalous: data.Images | None  # labelled anomalous validation images, if given
     anomalous_paths: list[Path]
     problems: list[str]
 
@@ -64,34 +67,34 @@ def prepare(cfg: AnomalyConfig, log: Callable[[str], None]) -> Prepared:
         train_paths, hold_paths = paths, data.folder(cfg.val_normal)
     else:
         train_paths, hold_paths = data.split(paths, cfg.holdout, rng)
-    train, train_paths, p1 = data.load(train_paths, channels=channels, size=cfg.size)
-    hold, hold_paths, p2 = data.load(hold_paths, channels=channels, size=cfg.size)
+    options = {"channels": channels, "size": cfg.size, "keep_aspect_multiple": SIZE_MULTIPLE if cfg.keep_aspect else 0}
+    train, train_paths, p1 = data.load(train_paths, **options)
+    hold, hold_paths, p2 = data.load(hold_paths, **options)
     anomalous, anom_paths, p3 = (None, [], [])
     if cfg.val_anomalous:
-        anomalous, anom_paths, p3 = data.load(data.folder(cfg.val_anomalous), channels=channels, size=cfg.size)
+        anomalous, anom_paths, p3 = data.load(data.folder(cfg.val_anomalous), **options)
+    resized = f"shorter side resized to {cfg.size}" if cfg.keep_aspect else f"resized to {cfg.size}x{cfg.size}"
     log(f"{len(train)} training and {len(hold)} held-out normal images"
         f"{f', {len(anomalous)} anomalous' if anomalous is not None else ''}; "
-        f"{'grey' if channels == 1 else 'colour'}, resized to {cfg.size}x{cfg.size}")
+        f"{'grey' if channels == 1 else 'colour'}, {resized}")
     return Prepared(channels, train, train_paths, hold, hold_paths, anomalous, anom_paths, p1 + p2 + p3)
 
 
 @torch.no_grad()
-def components(net: torch.nn.Module, images: np.ndarray, kernel: torch.Tensor, batch: int = 32) -> torch.Tensor:
-    out = []
-    for i in range(0, len(images), batch):
-        x = torch.from_numpy(images[i : i + batch])
-        out.append(error_components(x, net(x), kernel))
-    return torch.cat(out)
-
-
-def component_norms(net: torch.nn.Module, images: np.ndarray, kernel: torch.Tensor) -> torch.Tensor:
-    """Mean of each error component on normal images (the graph divides by these)."""
-    return components(net, images, kernel).mean(dim=(0, 2, 3)).clamp_min(1e-6)
+def component_norms(net: torch.nn.Module, images: data.Images, kernel: torch.Tensor, batch: int = 32) -> torch.Tensor:
+    """Mean of each error component over all pixels of normal images (the graph divides by these)."""
+    total, pixels = 0.0, 0
+    for chunk in data.chunks(images, batch):
+        x = torch.from_numpy(chunk)
+        parts = error_components(x, net(x), kernel)
+        total = total + parts.sum(dim=(0, 2, 3))
+        pixels += parts.shape[0] * parts.shape[2] * parts.shape[3]
+    return (total / pixels).clamp_min(1e-6)
 
 
 @torch.no_grad()
-def graph_scores(graph: AnomalyGraph, images: np.ndarray, batch: int = 32) -> np.ndarray:
-    return torch.cat([graph(torch.from_numpy(images[i : i + batch]))[1] for i in range(0, len(images), batch)]).numpy()
+def graph_scores(graph: AnomalyGraph, images: data.Images, batch: int = 32) -> np.ndarray:
+    return torch.cat([graph(torch.from_numpy(chunk))[1] for chunk in data.chunks(images, batch)]).numpy()
 
 
 def build_graph(net: torch.nn.Module, norms: torch.Tensor, cfg: AnomalyConfig,
@@ -106,10 +109,11 @@ def build_graph(net: torch.nn.Module, norms: torch.Tensor, cfg: AnomalyConfig,
 
 @torch.no_grad()
 def error_maps(graph: AnomalyGraph, images: np.ndarray, batch: int = 32) -> torch.Tensor:
-    return torch.cat([graph.error_map(torch.from_numpy(images[i : i + batch])) for i in range(0, len(images), batch)])
+    """Maps of images of one size (positional statistics need a fixed size)."""
+    return torch.cat([graph.error_map(torch.from_numpy(chunk)) for chunk in data.chunks(images, batch)])
 
 
-def finish_graph(net: torch.nn.Module, normal: np.ndarray, cfg: AnomalyConfig, kernel: torch.Tensor) -> AnomalyGraph:
+def finish_graph(net: torch.nn.Module, normal: data.Images, cfg: AnomalyConfig, kernel: torch.Tensor) -> AnomalyGraph:
     """The shipped graph's constants from normal images: component scales and, if enabled, the
     per-pixel statistics."""
     norms = component_norms(net, normal, kernel)
@@ -120,7 +124,7 @@ def finish_graph(net: torch.nn.Module, normal: np.ndarray, cfg: AnomalyConfig, k
 
 
 @torch.no_grad()
-def validation_auroc(net: torch.nn.Module, negatives: np.ndarray, positives: np.ndarray, cfg: AnomalyConfig,
+def validation_auroc(net: torch.nn.Module, negatives: data.Images, positives: data.Images, cfg: AnomalyConfig,
                      kernel: torch.Tensor, segmenter: torch.nn.Module | None = None) -> float:
     """Image AUROC with the graph's constants taken from ``negatives`` themselves (slightly
     optimistic, equally so for every checkpoint: good enough to pick one and to stop)."""
@@ -128,10 +132,11 @@ def validation_auroc(net: torch.nn.Module, negatives: np.ndarray, positives: np.
         graph = build_graph(net, torch.ones(1), cfg, segmenter=segmenter)
         return auroc(graph_scores(graph, negatives), graph_scores(graph, positives))
     graph = build_graph(net, component_norms(net, negatives, kernel), cfg)
+    if not cfg.positional:
+        return auroc(graph_scores(graph, negatives), graph_scores(graph, positives))
     neg, pos = error_maps(graph, negatives), error_maps(graph, positives)
-    if cfg.positional:
-        mean, std = positional_stats(neg, graph.smooth_kernel)
-        neg, pos = (neg - mean) / std, (pos - mean) / std
+    mean, std = positional_stats(neg, graph.smooth_kernel)
+    neg, pos = (neg - mean) / std, (pos - mean) / std
 
     def score(maps: torch.Tensor) -> np.ndarray:
         return top_mean(maps, graph.k).numpy()
@@ -155,8 +160,10 @@ def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str]
     opt = torch.optim.Adam(params, lr=cfg.lr)
     modules = [m for m in (net, segmenter) if m is not None]
     kernel = gaussian_kernel(SSIM_SIGMA)
+    # Images of different shapes (aspect kept) train on square crops of the shorter side, by default.
+    patch = cfg.patch or (cfg.size if cfg.keep_aspect else 0)
     batches = data.Batches(prep.train, synthetic_fraction=cfg.synthetic_fraction, input_noise=cfg.input_noise,
-                           flips=cfg.flips, rng=rng, patch=cfg.patch)
+                           flips=cfg.flips, rng=rng, patch=patch)
     # A fixed subset keeps evaluations cheap; calibration later uses every held-out image.
     val_neg = prep.holdout[: cfg.val_images]
     if prep.anomalous is not None:
