@@ -68,6 +68,17 @@ def check_graph(spec: ModelSpec, session: ort.InferenceSession, source: str) -> 
                 f"{source}: metadata says {spec.channels} channel(s) but the graph's image input "
                 f"has {image.shape[1]}"
             )
+    fixed = image is not None and len(image.shape) == 4 and all(isinstance(d, int) for d in image.shape[2:])
+    if fixed and spec.short_side is not None:
+        raise ModelError(
+            f"{source}: metadata says the aspect ratio is kept (short_side {spec.short_side}) but the graph's "
+            f"image input is fixed at {image.shape[2]}x{image.shape[3]}"
+        )
+    if fixed and spec.input_size is not None and tuple(image.shape[2:]) != tuple(spec.input_size):
+        raise ModelError(
+            f"{source}: metadata says input_size {spec.input_size[0]}x{spec.input_size[1]} but the graph's "
+            f"image input is fixed at {image.shape[2]}x{image.shape[3]}"
+        )
 
 
 def load_model(model: str | Path, *, kind: str | tuple[str, ...] | None = None, threads: int | None = None) -> LoadedModel:

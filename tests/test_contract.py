@@ -88,6 +88,9 @@ def test_newer_schema(tiny_models, tmp_path):
         ({"color_order": "RGB"}, "color_order must be 'GRAY'"),
         ({"value_range": [0, 255]}, "value_range must be [0, 1]"),
         ({"size_multiple": 0}, "size_multiple must be a positive integer"),
+        ({"short_side": 0}, "short_side must be a positive integer"),
+        ({"short_side": 30, "size_multiple": 4}, "short_side (30) must be a multiple of size_multiple (4)"),
+        ({"short_side": 32, "input_size": [32, 32]}, "either a fixed input_size or a short_side"),
     ],
 )
 def test_invalid_fields(tiny_models, tmp_path, change, message):

@@ -9,9 +9,10 @@ precision / recall / F1 / false-positive rate at the model's own calibrated thre
 training time on held-out train/good images, never on the test set). Pixel level: AUROC of the
 anomaly map at each image's own size against the masks (thresholded at 127; good images count as
 all-normal), from 40000 log-spaced histogram bins (20000 each side of zero) so that ~90 million pixels fit in memory.
-By shape: images are stretched to the model's fixed input size, so the same figures are also given
-within bins of each image's width / height (fixed bins, the same for any data): a normal score that
-drifts with the shape is what the stretch costs the image AUROC over all shapes.
+By shape: a model with a fixed input size stretches every image to it, so the same figures are
+also given within bins of each image's width / height (fixed bins, the same for any data): a normal
+score that drifts with the shape is what the stretch costs the image AUROC over all shapes (a model
+with a ``short_side`` keeps the aspect ratio instead; the bins show whether its scores still drift).
 Speed: milliseconds per image through ``AnomalyDetector`` (read excluded; resize in and out, the
 graph, verdict included), threads fixed.
 """
@@ -36,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from edge_ae import AnomalyDetector  # noqa: E402
+from edge_ae.contract import ModelSpec  # noqa: E402
 from edge_ae.imageio import read_image  # noqa: E402
 from training.anomaly.metrics import auroc, binned_auroc, precision_recall_f1  # noqa: E402
 
@@ -139,15 +141,24 @@ def evaluate(detector: AnomalyDetector, items: list[tuple[Path, str, Path | None
     }
 
 
+def size_policy(spec: ModelSpec) -> tuple[str, str]:
+    """(the model's input size in a few words, how images are fitted to it)."""
+    if spec.short_side is not None:
+        return f"shorter side {spec.short_side} px", "images are resized with their aspect ratio kept"
+    assert spec.input_size is not None
+    return f"{spec.input_size[0]}x{spec.input_size[1]}", "images are stretched to the model's fixed input size"
+
+
 def markdown(r: dict[str, object], detector: AnomalyDetector, command: str, threads: int) -> str:
     spec = detector.spec
+    size, fitted = size_policy(spec)
     prov = spec.provenance
     cal = detector.calibration
     met = "meets" if r["image_auroc"] >= BAR else "**misses**"
     lines = [
         "## Anomaly detection: magnetic tile",
         "",
-        f"Model `{spec.name}` ({spec.input_size[0]}x{spec.input_size[1]}, {'grey' if spec.channels == 1 else 'colour'}), "
+        f"Model `{spec.name}` ({size}, {'grey' if spec.channels == 1 else 'colour'}), "
         f"trained from scratch on `train/good` only; threshold calibrated at training time on held-out `train/good` "
         f"images ({cal.method}, target false-positive rate {cal.target_fpr}, {cal.n_images} images); nothing tuned on "
         f"the test set. Test: {r['n_good']} good and {r['n_defective']} defective images.",
@@ -170,7 +181,7 @@ def markdown(r: dict[str, object], detector: AnomalyDetector, command: str, thre
         lines.append(f"| {kind} | {v['n']} | {v['auroc']:.3f} | {v['recall']:.3f} |")
     lines += [
         "",
-        "By image shape (images are stretched to the model's fixed input size; fixed width / height bins):",
+        f"By image shape ({fitted}; fixed width / height bins):",
         "",
         "| width / height | good | defective | image AUROC within the bin | mean score of good images |",
         "| --- | --- | --- | --- | --- |",

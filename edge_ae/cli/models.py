@@ -43,6 +43,8 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"  size multiple   {spec.size_multiple}; receptive field {spec.receptive_field}px")
     if spec.input_size:
         print(f"  input size      {spec.input_size[0]}x{spec.input_size[1]}")
+    if spec.short_side:
+        print(f"  input size      shorter side {spec.short_side}, aspect ratio kept")
     if spec.kind == "denoiser":
         levels = f"{spec.noise_levels[0]:g}-{spec.noise_levels[1]:g} (0-255 scale)" if spec.noise_levels else "n/a"
         print(f"  noise input     {'yes' if spec.noise_input else 'no (blind)'}; trained on sigma {levels}")
