@@ -120,8 +120,8 @@ def test_keep_aspect_error_map_without_positional_statistics(mixed_folder, tmp_p
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--sizes", "32,64"], "cannot be used with --resize keep-aspect"),
-        (["--size", "40"], "multiple of 16"),
+        (["--sizes", "32,48"], "sizes that divide the largest, found 32, 48"),
+        (["--size", "40"], "multiples of 16, found 40"),
         (["--size", "32", "--patch", "48"], "at most the shorter side"),
         (["--size", "32", "--map", "error"], "needs --no-positional"),
     ],
@@ -134,11 +134,46 @@ def test_keep_aspect_refuses_what_needs_a_fixed_size(options, message, tmp_path,
     assert message in capsys.readouterr().err
 
 
-def test_fuse_refuses_a_keep_aspect_member(keep_aspect_model, tmp_path, capsys):
+def test_fuse_keep_aspect_members(keep_aspect_model, mixed_folder, tmp_path):
+    """A 64 px member on 32 px crops fused with the 32 px one: the fused graph keeps the aspect
+    ratio at 64 px (both sides multiples of 32, so the 32 px member gets a 2x box average)."""
+    from training.anomaly.__main__ import main as train_main
     from training.anomaly.fuse import main as fuse_main
 
-    assert fuse_main([str(keep_aspect_model), str(keep_aspect_model), "--name", "x", "--out", str(tmp_path)]) == 2
-    assert "keeps the aspect ratio" in capsys.readouterr().err
+    runs = keep_aspect_model.parent / "runs"
+    tiny = [a if a != "32" else "64" for a in TINY[:2]] + TINY[2:]
+    assert train_main(["--normal", str(mixed_folder), "--name", "tiny-ka-64", "--out", str(tmp_path), "--runs",
+                       str(runs), "--no-manifest", "--resize", "keep-aspect", "--patch", "32", "--steps", "20",
+                       "--eval-every", "20", *tiny]) == 0
+    assert fuse_main([str(keep_aspect_model), str(tmp_path / "tiny-ka-64.onnx"), "--name", "ka-fused", "--out",
+                      str(tmp_path), "--no-manifest"]) == 0
+    det = AnomalyDetector(tmp_path / "ka-fused.onnx", threads=1)
+    assert det.spec.short_side == 64 and det.spec.size_multiple == 32 and det.input_size is None
+    assert [m["input_size"] for m in det.spec.provenance["members"]] == [32, 64]
+    rng = np.random.default_rng(6)
+    for h, w in [(48, 64), (150, 50)]:
+        image = texture(rng, h, w)
+        assert det(image).anomaly_map.shape == (h, w)
+        maps, scores = det.raw([image])
+        assert maps.shape[1:] == model_input_size(det.spec, h, w) and scores[0] == pytest.approx(float(maps.max()))
+
+
+def test_fuse_refuses_keep_aspect_members_it_cannot_fuse(keep_aspect_model, tmp_path, capsys):
+    import json
+
+    from edge_ae.contract import METADATA_KEY
+    from edge_ae.onnx_meta import rewrite_metadata_file
+    from training.anomaly.fuse import main as fuse_main
+
+    spec = json.loads(AnomalyDetector(keep_aspect_model, threads=1).spec.to_json())
+    odd, stretched = tmp_path / "odd.onnx", tmp_path / "stretched.onnx"
+    rewrite_metadata_file(keep_aspect_model, odd, METADATA_KEY, json.dumps({**spec, "short_side": 48}))
+    rewrite_metadata_file(keep_aspect_model, stretched, METADATA_KEY,
+                          json.dumps({**spec, "short_side": None, "input_size": [32, 32], "size_multiple": 1}))
+    assert fuse_main([str(keep_aspect_model), str(odd), "--name", "x", "--out", str(tmp_path)]) == 2
+    assert "short sides that divide the largest (48)" in capsys.readouterr().err
+    assert fuse_main([str(keep_aspect_model), str(stretched), "--name", "x", "--out", str(tmp_path)]) == 2
+    assert "fit images differently" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()
 
 

@@ -64,10 +64,11 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, AnomalyConfig]:
         if clash:
             ap.error(f"--sizes sets each member's size and crops; leave out {' and '.join(clash)}")
     if args.resize == "keep-aspect":
-        if args.sizes is not None:
-            ap.error("--sizes fuses models of one fixed size each; it cannot be used with --resize keep-aspect")
-        if args.size % 16:
-            ap.error(f"--resize keep-aspect needs a --size that is a multiple of 16, found {args.size}")
+        sizes = args.sizes or (args.size,)
+        if any(v % 16 for v in sizes):
+            ap.error(f"--resize keep-aspect needs sizes that are multiples of 16, found {', '.join(map(str, sizes))}")
+        if any(sizes[-1] % v for v in sizes):
+            ap.error(f"--resize keep-aspect fuses sizes that divide the largest, found {', '.join(map(str, sizes))}")
         if args.patch > args.size:
             ap.error(f"--resize keep-aspect trains on square crops of at most the shorter side (--size {args.size}), "
                      f"found --patch {args.patch}")

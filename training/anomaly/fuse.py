@@ -14,6 +14,14 @@ The fused graph (one ONNX file, so the runtime needs nothing new):
 3. the fused map is the mean of the members' z-maps, and the image score is its maximum (as the
    members' own default): map and score share units, as the contract requires.
 
+Members trained with `--resize keep-aspect` fuse the same way, with sizes that are their short sides:
+each larger one must be a whole multiple of each smaller (128 and 256, not 128 and 192). The fused
+model keeps the aspect ratio at the largest short side, with both sides rounded to a coarser
+multiple (32 for 128 + 256), so that each smaller member gets the image shrunk by a whole factor
+(a box average, which is what OpenCV's area resize does for a whole factor). The smaller member's
+input can then differ from what it was trained on by the rounding of the longer side (at most
+half the multiple, a few percent of the aspect ratio); maps are upsampled by that same factor.
+
 The members must come from `python -m training.anomaly` runs on the same folder with the same
 hold-out options and split seed (`--split-seed`, by default `--seed`), so they share one held-out
 split: the fused threshold is calibrated on those images, which no member was trained on (target
@@ -23,6 +31,7 @@ false-positive rate, or the best F1 when the members were given --val-anomalous)
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 import time
@@ -57,7 +66,11 @@ class Member:
     proto: onnx.ModelProto
     spec: ModelSpec
     config: AnomalyConfig  # parsed from the member's own training command
-    size: int
+    size: int  # the fixed square size, or the short side of a member that keeps the aspect ratio
+
+    @property
+    def keep_aspect(self) -> bool:
+        return self.spec.short_side is not None
 
 
 def read_member(path: Path) -> Member:
@@ -71,10 +84,7 @@ def read_member(path: Path) -> Member:
     spec = ModelSpec.from_json(meta[METADATA_KEY], source=str(path))
     if spec.kind != "anomaly" or spec.anomaly is None:
         raise ModelError(f"{path}: expected an anomaly model, found kind {spec.kind!r}")
-    if spec.short_side is not None:
-        raise ModelError(f"{path}: keeps the aspect ratio (short_side {spec.short_side}); only models of one fixed "
-                         "square input_size can be fused")
-    if spec.input_size is None or spec.input_size[0] != spec.input_size[1]:
+    if spec.short_side is None and (spec.input_size is None or spec.input_size[0] != spec.input_size[1]):
         raise ModelError(f"{path}: expected a square input_size, found {spec.input_size}")
     if "members" in spec.provenance:
         raise ModelError(f"{path}: already a fused model; fuse the original members instead")
@@ -88,7 +98,8 @@ def read_member(path: Path) -> Member:
         raise ModelError(f"{path}: its recorded training command does not parse with this version") from None
     if [op.version for op in proto.opset_import if op.domain in ("", "ai.onnx")] != [OPSET]:
         raise ModelError(f"{path}: expected ONNX opset {OPSET}")
-    return Member(path, proto, spec, config, int(spec.input_size[0]))
+    size = spec.short_side if spec.short_side is not None else int(spec.input_size[0])
+    return Member(path, proto, spec, config, size)
 
 
 def check_members(members: list[Member]) -> None:
@@ -102,6 +113,25 @@ def check_members(members: list[Member]) -> None:
         if differ:
             raise ValueError(f"{m.path} and {first.path} were trained with different {', '.join(differ)}: "
                              "they do not share held-out images to calibrate on")
+        if m.keep_aspect != first.keep_aspect:
+            raise ValueError(f"{m.path} and {first.path} fit images differently (--resize stretch and keep-aspect); "
+                             "fuse models of one size policy")
+    if first.keep_aspect:
+        size = max(m.size for m in members)
+        odd = [f"{m.path} ({m.size})" for m in members if size % m.size]
+        if odd:
+            raise ValueError(f"members that keep the aspect ratio need short sides that divide the largest "
+                             f"({size}); found {', '.join(odd)}")
+
+
+def fused_multiple(members: list[Member]) -> int:
+    """What both sides of the fused model's input must be multiples of: 1 for stretched members
+    (the input has a fixed size); for members that keep the aspect ratio, each member's own
+    multiple at its shrink factor."""
+    if not members[0].keep_aspect:
+        return 1
+    size = max(m.size for m in members)
+    return math.lcm(*(m.spec.size_multiple * (size // m.size) for m in members))
 
 
 def area_matrix(n_out: int, n_in: int) -> np.ndarray:
@@ -152,16 +182,22 @@ def _reachable(nodes: list[onnx.NodeProto], outputs: list[str]) -> list[onnx.Nod
 
 
 def fuse_graph(members: list[Member]) -> onnx.ModelProto:
-    """One graph: image (N, C, S, S) -> anomaly_map (N, 1, S, S), score (N,), S the largest size."""
+    """One graph: image (N, C, S, S) -> anomaly_map (N, 1, S, S), score (N,), S the largest size
+    (for members that keep the aspect ratio: any height and width, multiples of fused_multiple)."""
     size = max(m.size for m in members)
     channels = members[0].spec.channels
+    keep_aspect = members[0].keep_aspect
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = []
     z_maps: list[str] = []
     for i, m in enumerate(members):
         p = f"m{i}_"
         sub = compose.add_prefix(m.proto, p)
-        if m.size < size:
+        if m.size < size and keep_aspect:
+            k = size // m.size  # a whole factor (check_members): a box average is the area resize
+            nodes.append(helper.make_node("AveragePool", ["image"], [p + "image"], kernel_shape=[k, k], strides=[k, k],
+                                          name=p + "shrink"))
+        elif m.size < size:
             # image (N, C, S, S) -> A @ image @ A^T (N, C, s, s): area resize as two constant matmuls.
             rows = area_matrix(m.size, size)
             inits += [numpy_helper.from_array(rows, p + "area_rows"), numpy_helper.from_array(rows.T.copy(), p + "area_cols")]
@@ -190,10 +226,11 @@ def fuse_graph(members: list[Member]) -> onnx.ModelProto:
     nodes.append(helper.make_node("ReduceMax", ["anomaly_map"], ["score"], axes=[1, 2, 3], keepdims=0, name="score"))
     nodes = _reachable(nodes, ["anomaly_map", "score"])
     used = {i for n in nodes for i in _inputs(n)}
+    h, w = ("height", "width") if keep_aspect else (size, size)
     graph = helper.make_graph(
         nodes, "fused_anomaly",
-        [helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, ["batch", channels, size, size])],
-        [helper.make_tensor_value_info("anomaly_map", onnx.TensorProto.FLOAT, ["batch", 1, size, size]),
+        [helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, ["batch", channels, h, w])],
+        [helper.make_tensor_value_info("anomaly_map", onnx.TensorProto.FLOAT, ["batch", 1, h, w]),
          helper.make_tensor_value_info("score", onnx.TensorProto.FLOAT, ["batch"])],
         initializer=[t for t in inits if t.name in used],
     )
@@ -236,20 +273,24 @@ def main(argv: list[str] | None = None) -> int:
 
 def member_outputs(members: list[Member], images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The fused map and score computed from the members run one by one (the check on the fused
-    graph): the same steps as in :func:`fuse_graph`, in numpy and OpenCV."""
+    graph): the same steps as in :func:`fuse_graph`, in numpy and OpenCV, for images (N, C, H, W)
+    of one shape."""
     import cv2
     import onnxruntime as ort
 
-    size = images.shape[-1]
+    h, w = images.shape[2:]
+    largest = max(m.size for m in members)
     z_maps = []
     for m in members:
         small = images
-        if m.size < size:  # OpenCV's area resize, independent of the graph's matmuls
-            small = np.stack([np.stack([cv2.resize(ch, (m.size, m.size), interpolation=cv2.INTER_AREA) for ch in im])
+        if m.size < largest:  # OpenCV's area resize, independent of the graph's matmuls or pooling
+            k = largest / m.size
+            mh, mw = (int(round(h / k)), int(round(w / k))) if m.keep_aspect else (m.size, m.size)
+            small = np.stack([np.stack([cv2.resize(ch, (mw, mh), interpolation=cv2.INTER_AREA) for ch in im])
                               for im in images])
         session = ort.InferenceSession(m.proto.SerializeToString(), providers=["CPUExecutionProvider"])
         maps = session.run(["anomaly_map"], {"image": small.astype(np.float32)})[0][:, 0]
-        maps = np.stack([cv2.resize(a, (size, size), interpolation=cv2.INTER_LINEAR) for a in maps])
+        maps = np.stack([cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR) for a in maps])
         assert m.spec.anomaly is not None
         z_maps.append((maps - m.spec.anomaly.score_mean) / _spread(m))
     fused = np.mean(z_maps, axis=0)
@@ -264,32 +305,37 @@ def export_fused(model: onnx.ModelProto, members: list[Member], cfg: AnomalyConf
 
     from edge_ae.atomic import write_bytes_atomic
     from edge_ae.contract import COLOR_ORDERS
-    from training.anomaly.export import calibrate, time_and_record, validation_metrics
+    from training.anomaly import data
+    from training.anomaly.export import RESIZE_WORDS, calibrate, time_and_record, validation_metrics
     from training.anomaly.train import prepare
     from training.onnx_export import provenance
 
-    prep = prepare(cfg, log)
+    multiple = fused_multiple(members)
+    prep = prepare(cfg, log, multiple=multiple)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
-    def scores(images: np.ndarray) -> np.ndarray:
-        return np.concatenate([session.run(["score"], {"image": images[i: i + 16]})[0] for i in range(0, len(images), 16)])
+    def scores(images: data.Images) -> np.ndarray:
+        return np.concatenate([session.run(["score"], {"image": chunk})[0] for chunk in data.chunks(images, 16)])
 
     normal = scores(prep.holdout)
     anomalous = scores(prep.anomalous) if prep.anomalous is not None else None
     cal = calibrate(cfg, normal, anomalous)
-    check = prep.holdout[:8]
-    want_map, want_score = member_outputs(members, check)
-    got_map, got_score = session.run(["anomaly_map", "score"], {"image": check})
-    scale = max(1.0, float(np.abs(want_score).max()))
-    diff = max(float(np.abs(got_map - want_map).max()), float(np.abs(got_score - want_score).max())) / scale
+    diff = 0.0
+    for check in data.chunks(prep.holdout[:8], 8):
+        want_map, want_score = member_outputs(members, check)
+        got_map, got_score = session.run(["anomaly_map", "score"], {"image": check})
+        scale = max(1.0, float(np.abs(want_score).max()))
+        diff = max(diff, float(np.abs(got_map - want_map).max()) / scale,
+                   float(np.abs(got_score - want_score).max()) / scale)
     if not diff <= PARITY_TOLERANCE:
         raise AssertionError(f"fused graph differs from its members run one by one by {diff:.2e} (relative)")
     metrics = validation_metrics(normal, anomalous, cal)
-    sizes = "+".join(str(m.size) for m in members)
+    sizes = ("shorter side " if cfg.keep_aspect else "") + "+".join(str(m.size) for m in members)
     source = "/".join(Path(cfg.normal).parts[-3:])
     spec = ModelSpec(
         name=cfg.name, kind="anomaly", channels=prep.channels, color_order=COLOR_ORDERS[prep.channels],
-        size_multiple=1, receptive_field=1, input_size=(cfg.size, cfg.size), anomaly=cal,
+        size_multiple=multiple, receptive_field=1, input_size=None if cfg.keep_aspect else (cfg.size, cfg.size),
+        short_side=cfg.size if cfg.keep_aspect else None, anomaly=cal,
         description=description or (f"Anomaly detector ({'grey' if prep.channels == 1 else 'colour'}, {sizes} px "
                                     f"fused) learnt from the normal images in {source}: at each size a convolutional "
                                     "autoencoder repairs the image and a U-Net segmenter trained on synthetic defects "
@@ -302,7 +348,7 @@ def export_fused(model: onnx.ModelProto, members: list[Member], cfg: AnomalyConf
             extra={"members": [member_record(m) for m in members],
                    "fusion": "mean of the members' maps as z-scores (their normal score mean and std), "
                    "upsampled bilinearly to the largest size; score: the fused map's maximum",
-                   "resize": "stretch to input_size (aspect not kept); smaller members: area average of that",
+                   "resize": RESIZE_WORDS[cfg.resize] + "; smaller members: area average of that",
                    "split_seed": cfg.holdout_seed},
         ),
     )
@@ -313,7 +359,7 @@ def export_fused(model: onnx.ModelProto, members: list[Member], cfg: AnomalyConf
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{cfg.name}.onnx"
     write_bytes_atomic(path, model.SerializeToString())
-    time_and_record(session, prep.holdout[:1], spec, path, cal, metrics, manifest=manifest,
+    time_and_record(session, prep.holdout[0][None], spec, path, cal, metrics, manifest=manifest,
                     check=f"check against members {diff:.1e}", log=log)
     return path
 

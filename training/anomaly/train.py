@@ -59,7 +59,9 @@ class Trained:
     segmenter: DefectSegmenter | None = None
 
 
-def prepare(cfg: AnomalyConfig, log: Callable[[str], None]) -> Prepared:
+def prepare(cfg: AnomalyConfig, log: Callable[[str], None], *, multiple: int = SIZE_MULTIPLE) -> Prepared:
+    """The training, held-out and anomalous images as the model sees them (with ``--resize
+    keep-aspect``, both sides rounded to ``multiple``: a fused model may need a coarser one)."""
     rng = np.random.default_rng(cfg.holdout_seed)
     paths = data.folder(cfg.normal)
     channels = data.choose_channels(paths, cfg.channels)
@@ -67,7 +69,7 @@ def prepare(cfg: AnomalyConfig, log: Callable[[str], None]) -> Prepared:
         train_paths, hold_paths = paths, data.folder(cfg.val_normal)
     else:
         train_paths, hold_paths = data.split(paths, cfg.holdout, rng)
-    options = {"channels": channels, "size": cfg.size, "keep_aspect_multiple": SIZE_MULTIPLE if cfg.keep_aspect else 0}
+    options = {"channels": channels, "size": cfg.size, "keep_aspect_multiple": multiple if cfg.keep_aspect else 0}
     train, train_paths, p1 = data.load(train_paths, **options)
     hold, hold_paths, p2 = data.load(hold_paths, **options)
     anomalous, anom_paths, p3 = (None, [], [])
