@@ -102,8 +102,12 @@ def test_keep_aspect_data_of_mixed_shapes():
     batches = data.Batches(images, synthetic_fraction=1.0, input_noise=0.0, flips=True, rng=rng, patch=32)
     noisy, clean, defect = batches.batch(4)
     assert noisy.shape == clean.shape == (4, 1, 32, 32) and defect.shape == (4, 1, 32, 32)
-    with pytest.raises(ValueError, match="square crops"):
-        data.Batches(images, synthetic_fraction=0.5, input_noise=0.0, flips=False, rng=rng, patch=0)
+    # Whole images: each batch holds images of one shape, every shape turns up.
+    whole = data.Batches(images, synthetic_fraction=0.5, input_noise=0.0, flips=True, rng=rng, patch=0)
+    shapes = {whole.batch(3)[0].shape for _ in range(20)}
+    assert shapes == {(3, 1, 32, 48), (3, 1, 48, 32)}
+    with pytest.raises(ValueError, match="at most 32 px, found 40"):
+        data.Batches(images, synthetic_fraction=0.5, input_noise=0.0, flips=False, rng=rng, patch=40)
 
 
 def test_keep_aspect_error_map_without_positional_statistics(mixed_folder, tmp_path):

@@ -161,20 +161,27 @@ def synthetic_defect(image: np.ndarray, other: np.ndarray, rng: np.random.Genera
 
 
 class Batches:
-    """Training pairs (input, clean target) from in-memory normal images."""
+    """Training pairs (input, clean target) from in-memory normal images.
+
+    Whole images of different shapes (aspect kept, ``patch`` 0) are batched by shape: each batch
+    comes from the images of one shape, the shape drawn in proportion to how many images have it,
+    so every image is still drawn equally often."""
 
     def __init__(self, images: Images, *, synthetic_fraction: float, input_noise: float, flips: bool,
                  rng: np.random.Generator, patch: int = 0) -> None:
         self.images = images
         # The network is fully convolutional: square crops teach it the same local appearance for
-        # a fraction of the compute of whole images (0: whole images). Images of different shapes
-        # (aspect kept) only stack as crops.
+        # a fraction of the compute of whole images (0: whole images).
         smallest = min(min(im.shape[1:]) for im in images)
         same_shape = isinstance(images, np.ndarray) or len({im.shape for im in images}) == 1
-        if not same_shape and not 0 < patch <= smallest:
-            raise ValueError(f"images of different shapes train on square crops: expected a patch of 1 to "
-                             f"{smallest} px, found {patch}")
+        if patch > smallest:
+            raise ValueError(f"crops must fit in every image: expected a patch of at most {smallest} px, found {patch}")
         self.patch = patch if 0 < patch and (patch < smallest or not same_shape) else 0
+        shapes: dict[tuple[int, ...], list[int]] = {}
+        if not same_shape and not self.patch:
+            for i, im in enumerate(images):
+                shapes.setdefault(im.shape, []).append(i)
+        self.by_shape = {i: np.array(group) for group in shapes.values() for i in group}
         self.synthetic_fraction = synthetic_fraction
         self.input_noise = input_noise
         self.flips = flips
@@ -193,17 +200,26 @@ class Batches:
             im = im[:, y : y + self.patch, x : x + self.patch]
         return np.ascontiguousarray(im)
 
+    def draw(self, size: int) -> np.ndarray:
+        """Indices of ``size`` images that stack: any, or all of the shape of a first random one."""
+        if not self.by_shape:
+            return self.rng.integers(len(self.images), size=size)
+        group = self.by_shape[int(self.rng.integers(len(self.images)))]
+        return group[self.rng.integers(len(group), size=size)]
+
     def batch(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(input, clean target, defect mask (N, 1, H, W) of 0/1): the segmenter's target is where
         the synthetic defect is clearly visible (its soft mask above 0.3)."""
-        n = len(self.images)
-        idx = self.rng.integers(n, size=size)
+        idx = self.draw(size)
+        # Where the synthetic defect's content comes from: any image, or one of the batch's shape.
+        sources = self.by_shape.get(int(idx[0]), np.arange(len(self.images)))
         clean = np.stack([self.view(int(i)) for i in idx])
         noisy = clean.copy()
         masks = np.zeros((size, 1) + clean.shape[2:], np.float32)
         for j in range(size):
             if self.rng.random() < self.synthetic_fraction:
-                noisy[j], mask = synthetic_defect(clean[j], self.view(int(self.rng.integers(n))), self.rng)
+                other = self.view(int(sources[self.rng.integers(len(sources))]))
+                noisy[j], mask = synthetic_defect(clean[j], other, self.rng)
                 masks[j, 0] = mask > 0.3
         if self.input_noise > 0:
             noisy = noisy + self.rng.normal(0, self.input_noise, noisy.shape).astype(np.float32)

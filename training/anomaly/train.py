@@ -162,10 +162,8 @@ def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str]
     opt = torch.optim.Adam(params, lr=cfg.lr)
     modules = [m for m in (net, segmenter) if m is not None]
     kernel = gaussian_kernel(SSIM_SIGMA)
-    # Images of different shapes (aspect kept) train on square crops of the shorter side, by default.
-    patch = cfg.patch or (cfg.size if cfg.keep_aspect else 0)
     batches = data.Batches(prep.train, synthetic_fraction=cfg.synthetic_fraction, input_noise=cfg.input_noise,
-                           flips=cfg.flips, rng=rng, patch=patch)
+                           flips=cfg.flips, rng=rng, patch=cfg.patch)
     # A fixed subset keeps evaluations cheap; calibration later uses every held-out image.
     val_neg = prep.holdout[: cfg.val_images]
     if prep.anomalous is not None:
