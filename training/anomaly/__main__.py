@@ -48,7 +48,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, AnomalyConfig]:
                     "error: the reconstruction error alone")
     ap.add_argument("--resize", default=defaults.resize, choices=["stretch", "keep-aspect"],
                     help="stretch: every image to --size x --size (default); keep-aspect: the shorter side to "
-                    "--size, the longer in proportion (trains on square crops of --patch, by default --size)")
+                    "--size, the longer in proportion (whole images, batched by shape, or crops of --patch)")
     ap.add_argument("--channels", default="auto", choices=["auto", "1", "3"], help="default auto (grey if all images are)")
     ap.add_argument("--no-positional", action="store_true",
                     help="--map error only: no per-pixel normal statistics (views that are not from a fixed camera)")
