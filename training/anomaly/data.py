@@ -14,6 +14,7 @@ intensity, flat dark or bright patches, or noise: generic, nothing specific to o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -65,7 +66,7 @@ def load(paths: list[Path], *, channels: int, size: int,
     return (images if keep_aspect_multiple else np.stack(images)), kept, problems
 
 
-def chunks(images: Images, batch: int):  # noqa: ANN201 (a generator of arrays)
+def chunks(images: Images, batch: int) -> Iterator[np.ndarray]:
     """(n, C, H, W) arrays of at most ``batch`` consecutive images of one shape each, in order."""
     if isinstance(images, np.ndarray):
         for i in range(0, len(images), batch):
