@@ -39,8 +39,7 @@ def model_input_size(spec: ModelSpec, height: int, width: int) -> tuple[int, int
     """The (height, width) an image of this size is resized to for ``spec``'s anomaly model."""
     if spec.short_side is not None:
         return keep_aspect_size(height, width, short_side=spec.short_side, multiple=spec.size_multiple)
-    if spec.input_size is None:
-        raise ModelError(f"{spec.name}: an anomaly model needs a fixed input_size or a short_side in its metadata")
+    assert spec.input_size is not None  # ModelSpec validation: an anomaly model has one or the other
     return (int(spec.input_size[0]), int(spec.input_size[1]))
 
 
@@ -88,9 +87,9 @@ class AnomalyDetector:
         spec = self.model.spec
         if spec.kind != "anomaly":
             raise ModelError(f"{spec.name}: expected an anomaly model, found {a_model_of(spec.kind)}")
-        if spec.input_size is None and spec.short_side is None:
-            raise ModelError(f"{spec.name}: an anomaly model needs a fixed input_size or a short_side in its metadata")
-        assert spec.anomaly is not None  # ModelSpec validation guarantees it for kind "anomaly"
+        # ModelSpec validation guarantees both for kind "anomaly": a calibration, and an
+        # input_size or a short_side.
+        assert spec.anomaly is not None
         self.spec: ModelSpec = spec
         self.calibration: AnomalyCalibration = spec.anomaly
 

@@ -42,6 +42,16 @@ def keep_aspect_model(mixed_folder, tmp_path_factory) -> Path:
     return out / "tiny-ka.onnx"
 
 
+def test_size_multiple_fits_both_networks():
+    import math
+
+    from training.anomaly.config import SIZE_MULTIPLE
+    from training.anomaly.net import ConvAutoencoder
+    from training.anomaly.segmenter import DefectSegmenter
+
+    assert SIZE_MULTIPLE % math.lcm(ConvAutoencoder.size_multiple, DefectSegmenter.size_multiple) == 0
+
+
 def test_keep_aspect_size():
     assert keep_aspect_size(100, 300, short_side=32, multiple=16) == (32, 96)
     assert keep_aspect_size(301, 100, short_side=32, multiple=16) == (96, 32)

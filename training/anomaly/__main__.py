@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from training.anomaly.config import AnomalyConfig
+from training.anomaly.config import SIZE_MULTIPLE, AnomalyConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPORTED = ROOT / "exported"
@@ -65,10 +65,11 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, AnomalyConfig]:
             ap.error(f"--sizes sets each member's size and crops; leave out {' and '.join(clash)}")
     if args.resize == "keep-aspect":
         sizes = args.sizes or (args.size,)
-        if any(v % 16 for v in sizes):
-            ap.error(f"--resize keep-aspect needs sizes that are multiples of 16, found {', '.join(map(str, sizes))}")
+        found = ", ".join(map(str, sizes))
+        if any(v % SIZE_MULTIPLE for v in sizes):
+            ap.error(f"--resize keep-aspect needs sizes that are multiples of {SIZE_MULTIPLE}, found {found}")
         if any(sizes[-1] % v for v in sizes):
-            ap.error(f"--resize keep-aspect fuses sizes that divide the largest, found {', '.join(map(str, sizes))}")
+            ap.error(f"--resize keep-aspect fuses sizes that divide the largest, found {found}")
         if args.patch > args.size:
             ap.error(f"--resize keep-aspect trains on square crops of at most the shorter side (--size {args.size}), "
                      f"found --patch {args.patch}")

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+# What both sides of an aspect-kept input are rounded to: the autoencoder halves the resolution
+# four times, the segmenter three (tests check this against the networks' own size_multiple).
+SIZE_MULTIPLE = 16
+
 
 @dataclass
 class AnomalyConfig:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from training.anomaly import data
-from training.anomaly.config import AnomalyConfig
+from training.anomaly.config import SIZE_MULTIPLE, AnomalyConfig
 from training.anomaly.metrics import auroc
 from training.anomaly.net import ConvAutoencoder
 from training.anomaly.scoring import (
@@ -29,9 +29,6 @@ from training.anomaly.scoring import (
     top_mean,
 )
 from training.anomaly.segmenter import DefectSegmenter, focal_loss
-
-# Both networks halve the resolution four (autoencoder) and three (segmenter) times.
-SIZE_MULTIPLE = math.lcm(ConvAutoencoder.size_multiple, DefectSegmenter.size_multiple)
 
 
 @dataclass
