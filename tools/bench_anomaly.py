@@ -156,7 +156,7 @@ def markdown(r: dict[str, object], detector: AnomalyDetector, command: str, thre
     cal = detector.calibration
     met = "meets" if r["image_auroc"] >= BAR else "**misses**"
     lines = [
-        "## Anomaly detection: magnetic tile",
+        f"## Anomaly detection: magnetic tile, `{spec.name}`",  # one section per shipped model
         "",
         f"Model `{spec.name}` ({size}, {'grey' if spec.channels == 1 else 'colour'}), "
         f"trained from scratch on `train/good` only; threshold calibrated at training time on held-out `train/good` "

@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ROOT / "docs" / "benchmarks"
-ORDER = ["denoise.md", "temporal.md", "anomaly.md", "speed.md"]
+ORDER = ["denoise.md", "temporal.md", "anomaly.md", "anomaly-fast.md", "speed.md"]
 
 INTRO = """# Benchmarks
 
