@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Reproduce exported/anomaly-magnetic-tile-fast.onnx: one anomaly model at 128 px on the shorter
+# side, aspect ratio kept, trained on whole images batched by shape (docs/ANOMALY.md, "Keeping the
+# aspect ratio"). Default seed 0, no time budget, so the weights are the same on every run (tests/
+# test_anomaly.py checks that). About 50 minutes on two CPU cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python -m training.anomaly --normal ../shared/data/anomaly/magnetic_tile/tile/train/good \
+  --name anomaly-magnetic-tile-fast --resize keep-aspect
+python tools/bench_anomaly.py --model anomaly-magnetic-tile-fast --out docs/benchmarks/anomaly-fast.md --update-manifest
