@@ -143,6 +143,40 @@ def test_training_is_reproducible_with_a_fixed_seed(folders, tmp_path):
     assert not all(np.array_equal(first[k], other[k]) for k in first)
 
 
+def test_texture_is_the_defect_content_when_given():
+    """With --textures, a synthetic defect's content is the outside image (re-lit), not the normal one."""
+    from training.anomaly.data import synthetic_defect
+
+    rng = np.random.default_rng(3)
+    ramp = np.tile(np.linspace(0.2, 0.8, 64, dtype=np.float32), (48, 1))[None]
+    for _ in range(10):
+        out, mask = synthetic_defect(np.zeros_like(ramp), np.zeros_like(ramp), rng, texture=ramp)
+        inside = (mask > 0.99 * mask.max()) & (out[0] > 0) & (out[0] < 1)
+        if inside.sum() > 20 and np.ptp(ramp[0][inside]) > 0.05:
+            assert np.corrcoef(out[0][inside], ramp[0][inside])[0, 1] > 0.95
+            return
+    pytest.fail("no synthetic defect was large enough to check")
+
+
+def test_training_with_textures(folders, tmp_path):
+    """--textures reaches the batches: texture crops fit each image's shape, and a run trains and exports."""
+    from training.anomaly.__main__ import main as train_main
+    from training.anomaly.data import Batches
+
+    rng = np.random.default_rng(0)
+    images = [rng.random((1, 32, 48), dtype=np.float32), rng.random((1, 48, 32), dtype=np.float32)]
+    batches = Batches(images, synthetic_fraction=1.0, input_noise=0.0, flips=False, rng=rng,
+                      textures=rng.random((3, 1, 40, 40), dtype=np.float32))
+    assert [batches.texture_like(im).shape for im in images] == [(1, 32, 48), (1, 48, 32)]
+    rc = train_main(["--normal", str(folders["normal"]), "--textures", str(folders["anomalous"]), "--name", "tiny-tex",
+                     "--out", str(tmp_path), "--runs", str(tmp_path / "runs"), "--no-manifest", "--size", "32",
+                     "--width", "4", "--latent-channels", "8", "--seg-width", "4", "--steps", "6", "--eval-every", "3",
+                     "--batch", "4", "--threads", "1"])
+    assert rc == 0 and (tmp_path / "tiny-tex.onnx").exists()
+    config = json.loads((tmp_path / "runs" / "tiny-tex" / "config.json").read_text())
+    assert config["textures"] == str(folders["anomalous"])
+
+
 def test_detector_api(tiny_anomaly):
     det = AnomalyDetector(tiny_anomaly, threads=1)
     rng = np.random.default_rng(3)

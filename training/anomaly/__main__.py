@@ -35,6 +35,8 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, AnomalyConfig]:
     ap.add_argument("--normal", required=True, help="folder of normal images (searched recursively)")
     ap.add_argument("--val-normal", help="held-out normal images (default: a seeded split of --normal)")
     ap.add_argument("--val-anomalous", help="anomalous validation images: early stop on their AUROC, F1-optimal threshold")
+    ap.add_argument("--textures", help="optional folder of other images (natural photos, textures): half the "
+                    "synthetic defects take their content from them")
     ap.add_argument("--name", required=True, help="model name; writes OUT/NAME.onnx")
     ap.add_argument("--out", type=Path, default=EXPORTED, help="export folder (default exported/)")
     ap.add_argument("--runs", type=Path, default=ROOT / "runs", help="checkpoints go to RUNS/NAME (default runs/)")
@@ -78,6 +80,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, AnomalyConfig]:
                      "need one fixed input size")
     values = {k: getattr(args, k) for k in OPTIONS}
     cfg = AnomalyConfig(name=args.name, normal=args.normal, val_normal=args.val_normal, val_anomalous=args.val_anomalous,
+                        textures=args.textures,
                         map=args.map, resize=args.resize,
                         channels=args.channels if args.channels == "auto" else int(args.channels),
                         flips=not args.no_flips, positional=not args.no_positional, split_seed=args.split_seed, **values)

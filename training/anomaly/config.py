@@ -16,6 +16,9 @@ class AnomalyConfig:
     normal: str  # folder of normal images
     val_normal: str | None = None  # held-out normal images; default: a split of ``normal``
     val_anomalous: str | None = None  # labelled anomalies: early stop on their AUROC and F1 threshold
+    # Any images not from this camera (natural photos, textures): half the synthetic defects take
+    # their content from these, as DRAEM's do from a texture data set. None: only the normal images.
+    textures: str | None = None
     size: int = 128  # images are resized (stretched) to size x size: 2 CPU cores train this in minutes
     resize: str = "stretch"  # "stretch" to size x size, or "keep-aspect": the shorter side to size
     channels: int | str = "auto"  # 1, 3, or "auto" (grey when every training image is grey)

@@ -136,13 +136,16 @@ def blob_mask(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     return mask
 
 
-def synthetic_defect(image: np.ndarray, other: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_defect(image: np.ndarray, other: np.ndarray, rng: np.random.Generator, *,
+                     texture: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(defective copy of ``image`` (C, H, W), its mask (H, W)); ``other`` is another normal image
-    of the same shape."""
+    of the same shape; ``texture``, an outside image of that shape, is the content when given."""
     c, h, w = image.shape
     mask = scratch_mask((h, w), rng) if rng.random() < 0.3 else blob_mask((h, w), rng)
-    kind = rng.integers(4)
-    if kind == 0:  # another normal image, moved and re-lit: wrong texture in the wrong place
+    kind = -1 if texture is not None else rng.integers(4)
+    if kind == -1:  # something this camera never shows, re-lit
+        content = texture * rng.uniform(0.4, 1.6) + rng.uniform(-0.3, 0.3)
+    elif kind == 0:  # another normal image, moved and re-lit: wrong texture in the wrong place
         content = np.roll(other, (int(rng.integers(h)), int(rng.integers(w))), axis=(1, 2))
         content = content * rng.uniform(0.4, 1.6) + rng.uniform(-0.3, 0.3)
     elif kind == 1:  # a flat dark or bright patch (hole, spot, glare)
@@ -169,8 +172,9 @@ class Batches:
     so every image is still drawn equally often."""
 
     def __init__(self, images: Images, *, synthetic_fraction: float, input_noise: float, flips: bool,
-                 rng: np.random.Generator, patch: int = 0) -> None:
+                 rng: np.random.Generator, patch: int = 0, textures: np.ndarray | None = None) -> None:
         self.images = images
+        self.textures = textures
         # The network is fully convolutional: square crops teach it the same local appearance for
         # a fraction of the compute of whole images (0: whole images).
         smallest = min(min(im.shape[1:]) for im in images)
@@ -201,6 +205,17 @@ class Batches:
             im = im[:, y : y + self.patch, x : x + self.patch]
         return np.ascontiguousarray(im)
 
+    def texture_like(self, image: np.ndarray) -> np.ndarray:
+        """A random crop (half to all of each side) of a random texture, resized to ``image``'s shape."""
+        assert self.textures is not None
+        t = self.textures[int(self.rng.integers(len(self.textures)))]
+        side = t.shape[1:]
+        ch, cw = (int(self.rng.integers(n // 2, n + 1)) for n in side)
+        y, x = int(self.rng.integers(side[0] - ch + 1)), int(self.rng.integers(side[1] - cw + 1))
+        crop = np.ascontiguousarray(t[:, y : y + ch, x : x + cw].transpose(1, 2, 0))
+        fitted = cv2.resize(crop, image.shape[:0:-1], interpolation=cv2.INTER_AREA)
+        return fitted.reshape(image.shape[1:] + (-1,)).transpose(2, 0, 1)
+
     def draw(self, size: int) -> np.ndarray:
         """Indices of ``size`` images that stack: any, or all of the shape of a first random one."""
         if not self.by_shape:
@@ -220,7 +235,11 @@ class Batches:
         for j in range(size):
             if self.rng.random() < self.synthetic_fraction:
                 other = self.view(int(sources[self.rng.integers(len(sources))]))
-                noisy[j], mask = synthetic_defect(clean[j], other, self.rng)
+                # Only with textures is a random number drawn here, so runs without them repeat
+                # the models trained before textures existed.
+                texture = (self.texture_like(clean[j]) if self.textures is not None and self.rng.random() < 0.5
+                           else None)
+                noisy[j], mask = synthetic_defect(clean[j], other, self.rng, texture=texture)
                 masks[j, 0] = mask > 0.3
         if self.input_noise > 0:
             noisy = noisy + self.rng.normal(0, self.input_noise, noisy.shape).astype(np.float32)

@@ -41,6 +41,7 @@ class Prepared:
     anomalous: data.Images | None  # labelled anomalous validation images, if given
     anomalous_paths: list[Path]
     problems: list[str]
+    textures: np.ndarray | None = None  # (N, C, size, size) content for synthetic defects, if given
 
 
 @dataclass
@@ -72,11 +73,16 @@ def prepare(cfg: AnomalyConfig, log: Callable[[str], None], *, multiple: int = S
     anomalous, anom_paths, p3 = (None, [], [])
     if cfg.val_anomalous:
         anomalous, anom_paths, p3 = data.load(data.folder(cfg.val_anomalous), **options)
+    textures = None
+    if cfg.textures:
+        textures, _, p4 = data.load(data.folder(cfg.textures), channels=channels, size=cfg.size)
+        p3 = p3 + p4
     resized = f"shorter side resized to {cfg.size}" if cfg.keep_aspect else f"resized to {cfg.size}x{cfg.size}"
     log(f"{len(train)} training and {len(hold)} held-out normal images"
-        f"{f', {len(anomalous)} anomalous' if anomalous is not None else ''}; "
+        f"{f', {len(anomalous)} anomalous' if anomalous is not None else ''}"
+        f"{f', {len(textures)} texture' if textures is not None else ''}; "
         f"{'grey' if channels == 1 else 'colour'}, {resized}")
-    return Prepared(channels, train, train_paths, hold, hold_paths, anomalous, anom_paths, p1 + p2 + p3)
+    return Prepared(channels, train, train_paths, hold, hold_paths, anomalous, anom_paths, p1 + p2 + p3, textures)
 
 
 @torch.no_grad()
@@ -160,7 +166,7 @@ def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str]
     modules = [m for m in (net, segmenter) if m is not None]
     kernel = gaussian_kernel(SSIM_SIGMA)
     batches = data.Batches(prep.train, synthetic_fraction=cfg.synthetic_fraction, input_noise=cfg.input_noise,
-                           flips=cfg.flips, rng=rng, patch=cfg.patch)
+                           flips=cfg.flips, rng=rng, patch=cfg.patch, textures=prep.textures)
     # A fixed subset keeps evaluations cheap; calibration later uses every held-out image.
     val_neg = prep.holdout[: cfg.val_images]
     if prep.anomalous is not None:
