@@ -10,6 +10,8 @@ Synthetic defects teach the autoencoder to *repair* (input: a normal image with 
 target: the clean image) so that real defects are not reconstructed and stand out in the error.
 Shapes are random smoothed-noise blobs; contents are patches of other normal images with shifted
 intensity, flat dark or bright patches, or noise: generic, nothing specific to one data set.
+With ``--textures``, half of them instead take a crop of an outside image (natural photos, a
+texture set), as DRAEM's do.
 """
 
 from __future__ import annotations
