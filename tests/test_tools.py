@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import cv2
+import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
@@ -104,3 +106,18 @@ def test_profile_graph_lists_every_node_once_with_its_share(tiny_models):
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and not line.startswith("| op")]
     assert len(rows) == 3 and all(row.rstrip().endswith("% |") for row in rows)
+
+
+def test_defect_widths_measures_a_line_of_known_width(tmp_path):
+    """A 6 px wide bar in a 256 px tall mask is 3 px wide at a shorter side of 128."""
+    from tools.defect_widths import main, widest
+
+    mask = np.zeros((256, 400), np.uint8)
+    mask[100:106, 50:350] = 255
+    assert abs(widest(mask, 128) - 3.0) <= 1.0
+    assert widest(np.zeros((64, 64), np.uint8), 32) == 0.0
+    folder = tmp_path / "ground_truth" / "crack"
+    folder.mkdir(parents=True)
+    cv2.imwrite(str(folder / "a_mask.png"), mask)
+    assert main(["--data", str(tmp_path), "--kind", "crack", "--short-side", "128"]) == 0
+    assert main(["--data", str(tmp_path), "--kind", "missing"]) == 2
