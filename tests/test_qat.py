@@ -63,6 +63,7 @@ def test_fine_tuned_checkpoint_exports_with_its_record(tmp_path):
         "float_before", "simulated_before", "simulated_after", "float_after"}
     path, spec = export_checkpoint(tuned, tmp_path / "exported", manifest=False)
     assert spec.provenance["qat"]["command"] == "test"
+    assert spec.provenance["training_command"].endswith("&& python -m training.qat runs/tiny/best.pt --out runs/qat")
     out = load_model(path).run({"image": np.full((1, 1, 32, 32), 0.5, np.float32),
                                 "sigma": np.full((1, 1), 0.1, np.float32)})[0]
     assert out.shape == (1, 1, 32, 32) and np.isfinite(out).all()

@@ -109,6 +109,8 @@ def export_checkpoint(checkpoint: Path, out_dir: Path = EXPORTED, name: str | No
     command = f"python -m training.train_denoiser training/configs/{cfg.name}.json"
     if cfg.init_from:  # trained on from another config's weights: that run comes first
         command = f"python -m training.train_denoiser training/configs/{cfg.init_from}.json && {command}"
+    if "qat" in ckpt:  # then fine-tuned for 8 bits, as train_all_denoisers.sh does
+        command += f" && python -m training.qat runs/{cfg.name}/best.pt --out runs/qat"
     spec = ModelSpec(
         name=name,
         kind="denoiser",

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Train every shipped denoiser and the plain baseline, one after another (2 cores: never two at once).
-# Reproduces exported/: python -m training.export_denoiser runs/<name>/best.pt after each shipped one.
+# Reproduces exported/: python -m training.export_denoiser runs/<name>/best.pt after each shipped one,
+# except denoise-gray-fast: it ships after 8-bit fine-tuning, so export runs/qat/denoise-gray-fast/best.pt,
+# then python -m training.quantize exported/denoise-gray-fast.onnx for its -int8 twin.
 # denoise-color-3x3 is not shipped: it is the run that denoise-color starts from (its init_from).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,3 +10,5 @@ for name in denoise-color-3x3 denoise-color denoise-gray denoise-color-fast deno
             plain-cae-gray plain-cae-color; do
   python -m training.train_denoiser "training/configs/$name.json" --out runs
 done
+# The fast grey model is run in 8 bits: fine-tune it with the quantizer's rounding simulated (docs/DENOISING.md).
+python -m training.qat runs/denoise-gray-fast/best.pt --out runs/qat
