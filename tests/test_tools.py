@@ -121,3 +121,27 @@ def test_defect_widths_measures_a_line_of_known_width(tmp_path):
     cv2.imwrite(str(folder / "a_mask.png"), mask)
     assert main(["--data", str(tmp_path), "--kind", "crack", "--short-side", "128"]) == 0
     assert main(["--data", str(tmp_path), "--kind", "missing"]) == 2
+
+
+def test_split_anomalies_sets_defects_aside_without_overlap(tmp_path):
+    from tools.split_anomalies import main
+
+    data = tmp_path / "data"
+    for kind, n in (("good", 4), ("crack", 10), ("fray", 3)):
+        (data / "test" / kind).mkdir(parents=True)
+        for i in range(n):
+            cv2.imwrite(str(data / "test" / kind / f"{kind}{i}.png"), np.zeros((8, 8), np.uint8))
+            if kind != "good":
+                (data / "ground_truth" / kind).mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(data / "ground_truth" / kind / f"{kind}{i}_mask.png"), np.zeros((8, 8), np.uint8))
+    val, ev = tmp_path / "val", tmp_path / "eval"
+    assert main(["--data", str(data), "--val", str(val), "--eval", str(ev), "--fraction", "0.3"]) == 0
+    aside = {p.name for p in val.iterdir()}
+    assert len(aside) == 3 + 1 and all(n.startswith(("crack_", "fray_")) for n in aside)
+    kept = {p.name for p in (ev / "test" / "crack").iterdir()} | {p.name for p in (ev / "test" / "fray").iterdir()}
+    assert len(kept) == 13 - 4 and not {n.split("_", 1)[1] for n in aside} & kept
+    assert len(list((ev / "test" / "good").iterdir())) == 4
+    assert {p.name for p in (ev / "ground_truth" / "crack").iterdir()} == {
+        f"{p.stem}_mask.png" for p in (ev / "test" / "crack").iterdir()}
+    # A second split into the same folders would mix two splits: refused.
+    assert main(["--data", str(data), "--val", str(val), "--eval", str(ev)]) == 2

@@ -1,0 +1,78 @@
+"""Set a few labelled defects aside for validation (`--val-anomalous`) and keep the rest for the
+benchmark, so that choosing a checkpoint on real defects never sees an image it is scored on.
+
+From a folder laid out as tools/bench_anomaly.py expects (test/<type>/ and ground_truth/<type>/),
+a seeded fraction of each defect type goes to VAL/ (one flat folder, names prefixed by the type);
+the rest of the defects, their masks and every test/good image go to EVAL/ in the same layout.
+Files are linked, not copied (symbolic links; the source stays untouched).
+
+    python tools/split_anomalies.py --val /tmp/split/val --eval /tmp/split/eval --fraction 0.15
+    python tools/bench_anomaly.py --model FILE --data /tmp/split/eval --out REPORT.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "anomaly" / "magnetic_tile" / "tile"
+GOOD = "good"
+
+
+def split(data: Path, val: Path, evaluation: Path, *, fraction: float, seed: int = 0) -> dict[str, tuple[int, int]]:
+    """Link the files; returns, per defect type, (images set aside, images kept for evaluation)."""
+    types = sorted(p.name for p in (data / "test").iterdir() if p.is_dir())
+    if GOOD not in types or len(types) < 2:
+        raise ValueError(f"expected test/{GOOD}/ and at least one defect type under {data / 'test'}, found {types}")
+    for folder in (val, evaluation):
+        if folder.exists() and any(folder.iterdir()):
+            raise ValueError(f"{folder} is not empty: choose a new folder so that no earlier split is mixed in")
+    rng = np.random.default_rng(seed)
+    counts: dict[str, tuple[int, int]] = {}
+    val.mkdir(parents=True, exist_ok=True)
+    for kind in types:
+        images = sorted(p for p in (data / "test" / kind).iterdir() if p.is_file())
+        chosen = set() if kind == GOOD else set(rng.permutation(len(images))[: round(fraction * len(images))].tolist())
+        (evaluation / "test" / kind).mkdir(parents=True, exist_ok=True)
+        for i, image in enumerate(images):
+            if i in chosen:
+                (val / f"{kind}_{image.name}").symlink_to(image.resolve())
+                continue
+            (evaluation / "test" / kind / image.name).symlink_to(image.resolve())
+            mask = data / "ground_truth" / kind / f"{image.stem}_mask.png"
+            if mask.exists():
+                (evaluation / "ground_truth" / kind).mkdir(parents=True, exist_ok=True)
+                (evaluation / "ground_truth" / kind / mask.name).symlink_to(mask.resolve())
+        counts[kind] = (len(chosen), len(images) - len(chosen))
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=DATA, help="folder with test/<type>/ and ground_truth/<type>/")
+    ap.add_argument("--val", type=Path, required=True, help="new folder for the defects set aside")
+    ap.add_argument("--eval", type=Path, required=True, dest="evaluation", help="new folder for the rest")
+    ap.add_argument("--fraction", type=float, default=0.15, help="share of each defect type set aside (default 0.15)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    if not 0 < args.fraction < 1:
+        print(f"error: --fraction must be between 0 and 1, got {args.fraction}", file=sys.stderr)
+        return 2
+    if not (args.data / "test").is_dir():
+        print(f"error: no test/ folder under {args.data}", file=sys.stderr)
+        return 2
+    try:
+        counts = split(args.data, args.val, args.evaluation, fraction=args.fraction, seed=args.seed)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for kind, (aside, kept) in counts.items():
+        print(f"{kind}: {aside} set aside, {kept} kept")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
