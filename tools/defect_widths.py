@@ -15,7 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "anomaly" / "magnetic_tile" / "tile"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tools.bench_anomaly import DATA  # noqa: E402
 
 
 def widest(mask: np.ndarray, short_side: int) -> float:

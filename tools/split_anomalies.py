@@ -14,39 +14,44 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "anomaly" / "magnetic_tile" / "tile"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tools.bench_anomaly import DATA, test_set  # noqa: E402  (the same listing the benchmark reads)
+
 GOOD = "good"
 
 
 def split(data: Path, val: Path, evaluation: Path, *, fraction: float, seed: int = 0) -> dict[str, tuple[int, int]]:
     """Link the files; returns, per defect type, (images set aside, images kept for evaluation)."""
-    types = sorted(p.name for p in (data / "test").iterdir() if p.is_dir())
-    if GOOD not in types or len(types) < 2:
-        raise ValueError(f"expected test/{GOOD}/ and at least one defect type under {data / 'test'}, found {types}")
+    by_kind: dict[str, list[tuple[Path, Path | None]]] = defaultdict(list)
+    for image, kind, mask in test_set(data):
+        by_kind[kind].append((image, mask))
+    if GOOD not in by_kind or len(by_kind) < 2:
+        raise ValueError(f"expected test/{GOOD}/ and at least one defect type under {data / 'test'}, "
+                         f"found {sorted(by_kind)}")
     for folder in (val, evaluation):
         if folder.exists() and any(folder.iterdir()):
             raise ValueError(f"{folder} is not empty: choose a new folder so that no earlier split is mixed in")
     rng = np.random.default_rng(seed)
     counts: dict[str, tuple[int, int]] = {}
     val.mkdir(parents=True, exist_ok=True)
-    for kind in types:
-        images = sorted(p for p in (data / "test" / kind).iterdir() if p.is_file())
-        chosen = set() if kind == GOOD else set(rng.permutation(len(images))[: round(fraction * len(images))].tolist())
-        (evaluation / "test" / kind).mkdir(parents=True, exist_ok=True)
-        for i, image in enumerate(images):
+    for kind in sorted(by_kind):
+        items = by_kind[kind]
+        chosen = set() if kind == GOOD else set(rng.permutation(len(items))[: round(fraction * len(items))].tolist())
+        for i, (image, mask) in enumerate(items):
             if i in chosen:
                 (val / f"{kind}_{image.name}").symlink_to(image.resolve())
                 continue
-            (evaluation / "test" / kind / image.name).symlink_to(image.resolve())
-            mask = data / "ground_truth" / kind / f"{image.stem}_mask.png"
-            if mask.exists():
-                (evaluation / "ground_truth" / kind).mkdir(parents=True, exist_ok=True)
-                (evaluation / "ground_truth" / kind / mask.name).symlink_to(mask.resolve())
-        counts[kind] = (len(chosen), len(images) - len(chosen))
+            for source, folder in ((image, "test"), (mask, "ground_truth")):
+                if source is not None:
+                    (evaluation / folder / kind).mkdir(parents=True, exist_ok=True)
+                    (evaluation / folder / kind / source.name).symlink_to(source.resolve())
+        counts[kind] = (len(chosen), len(items) - len(chosen))
     return counts
 
 
