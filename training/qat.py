@@ -38,7 +38,7 @@ from torch.nn.utils import parametrize
 
 from training import data
 from training.nets import build
-from training.nets.unet_dae import ResizeUp, UNetDAE
+from training.nets.unet_dae import UNetDAE
 from training.train_denoiser import DenoiserConfig, evaluate, noisy_batch, split_images
 
 WEIGHT_RANGE = (-64, 63)  # int8 weights in the 7-bit range quantize uses (reduce_range)
@@ -90,7 +90,7 @@ class Simulation:
             parametrize.register_parametrization(conv, "weight", WeightFakeQuant())
         self.activations: list[ActivationFakeQuant] = []
         self.hooks = []
-        watched = [m for m in net.modules() if isinstance(m, (nn.ReLU, nn.ConvTranspose2d, ResizeUp))] + [net.head]
+        watched = [m for m in net.modules() if isinstance(m, (nn.ReLU, nn.ConvTranspose2d))] + [net.head]
         for module in watched:
             fq = self._new()
             self.hooks.append(module.register_forward_hook(lambda mod, args, out, fq=fq: fq(out, mod.training)))

@@ -64,11 +64,11 @@ SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 CALIBRATION_DIRS = {1: SHARED / "denoise" / "train" / "train400", 3: SHARED / "denoise" / "train" / "bsd432"}
 CHECK_SIGMAS = (15.0, 25.0, 50.0)
 # The ops quantized; everything else (ConvTranspose, the noise-map input, shape arithmetic) stays float.
-QUANTIZED_OPS = ["Conv", "Relu", "Concat", "Add", "Resize"]
+QUANTIZED_OPS = ["Conv", "Relu", "Concat", "Add"]
 JOIN_OPS = {"Concat", "Add"}  # how a skip connection meets the up-sampled path (``merge`` concat or add)
 PERCENTILE = 99.99
 RANGE_RULES = ("minmax", "percentile")  # how calibration turns observed activations into 8-bit ranges
-FEATURE_OPS = {"Conv", "Relu", "ConvTranspose", "Resize"}
+FEATURE_OPS = {"Conv", "Relu", "ConvTranspose"}
 
 
 def float_joins(model: onnx.ModelProto) -> list[str]:

@@ -4,11 +4,10 @@ A config names its starting point with ``init_from`` (another config, whose run'
 used) or the command line with ``--init FILE`` (a ``.pt`` checkpoint, or an exported edge-ae
 ``.onnx`` whose initializers are the network's weights). Every parameter whose name and shape
 match is copied; the others keep their seeded random start. So a network that changes one layer
-keeps everything it learnt elsewhere and trains the new layer. Two changes are converted rather
+keeps everything it learnt elsewhere and trains the new layer. One change is converted rather
 than restarted: a 3x3 head becoming a separable one (``unet_dae``'s ``head``) starts from the
 closest separable filter, the best rank-1 factorisation of each input channel's 3x3 taps, since
-a random head would first undo what the rest of the network knows; and 2x2 transposed up-sampling
-convs becoming 1x1 convs plus nearest doubling (``up: resize``) start from the mean of their taps.
+a random head would first undo what the rest of the network knows.
 """
 
 from __future__ import annotations
@@ -51,38 +50,13 @@ def load_matching(net: torch.nn.Module, path: Path) -> dict[str, object]:
     copied = {k: v for k, v in source.items() if k in state and state[k].shape == v.shape}
     if not copied:
         raise ValueError(f"{path}: no weight fits this network (names or shapes differ everywhere)")
-    converted = {**separable_head_from_full(source, state), **resize_up_from_transpose(source, state)}
+    converted = separable_head_from_full(source, state)
     copied.update(converted)
     state.update(copied)
     net.load_state_dict(state)
-    notes = [note for key, note in CONVERSIONS.items() if any(k.startswith(key) for k in converted)]
     return {"file": path.name, "sha256": sha256_of(path), "copied": len(copied) - len(converted),
-            **({"converted": "; ".join(notes)} if notes else {}),
+            **({"converted": "3x3 head -> separable head (rank-1 factorisation per input channel)"} if converted else {}),
             "kept_random": sorted(k for k in state if k not in copied)}
-
-
-CONVERSIONS = {  # converted weights' name prefix -> what was done, for provenance
-    "head.": "3x3 head -> separable head (rank-1 factorisation per input channel)",
-    "up": "2x2 transposed conv -> 1x1 conv + nearest doubling (mean of the four taps)",
-}
-
-
-def resize_up_from_transpose(source: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """1x1 up-sampling convs (``unet_dae``'s ``up: resize``) from 2x2 transposed ones in ``source``:
-    each output pixel gets the mean of the four sub-pixel filters, which is the least-squares
-    1x1 filter when the four see the same coarse pixel. Else nothing."""
-    out = {}
-    for name in ("up1", "up2"):
-        full, target = source.get(f"{name}.weight"), state.get(f"{name}.conv.weight")
-        if full is None or target is None or full.dim() != 4:
-            continue
-        cin, cout = full.shape[:2]
-        if target.shape != (cout, cin, 1, 1):
-            continue
-        out[f"{name}.conv.weight"] = full.mean(dim=(2, 3)).t().reshape(cout, cin, 1, 1).contiguous()
-        if f"{name}.bias" in source:
-            out[f"{name}.conv.bias"] = source[f"{name}.bias"]
-    return out
 
 
 def separable_head_from_full(source: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -43,34 +43,6 @@ class SeparableHead(nn.Module):
 
 
 HEADS = ("3x3", "1x1", "separable")
-UPS = ("transpose", "resize")
-
-
-class ResizeUp(nn.Module):
-    """Up-sampling as a 1x1 conv on the coarse grid followed by nearest-neighbour doubling.
-
-    Why not the usual 2x2 transposed convolution: onnxruntime's CPU provider has no 8-bit kernel
-    for it, so in an 8-bit graph it runs in float, with the conversions around it, and it ran
-    slowly even so (about a fifth of ``denoise-gray-fast-int8``'s graph time by
-    tools/profile_graph.py). A 1x1 conv runs in 8 bits, on a quarter of the pixels, and the
-    doubling only copies bytes; the 3x3 conv after the skip join does the spatial mixing a
-    transposed conv's four taps did."""
-
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(cin, cout, 1)
-        self.out_channels = cout
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(self.conv(x), scale_factor=2.0, mode="nearest")
-
-
-def make_up(kind: str, cin: int, cout: int) -> nn.Module:
-    if kind == "transpose":
-        return nn.ConvTranspose2d(cin, cout, 2, stride=2)
-    if kind == "resize":
-        return ResizeUp(cin, cout)
-    raise ValueError(f"up must be one of {', '.join(UPS)}, got {kind!r}")
 
 
 def make_head(kind: str, cin: int, cout: int) -> nn.Module:
@@ -138,7 +110,6 @@ class UNetDAE(nn.Module):
         widths: tuple[int, int, int] | None = None,
         merge: str = "concat",
         head: str = "3x3",
-        up: str = "transpose",
     ) -> None:
         super().__init__()
         if merge not in ("concat", "add"):
@@ -160,9 +131,9 @@ class UNetDAE(nn.Module):
         self.enc2 = Block(w2, w2, d2)
         self.down2 = nn.Sequential(conv(w2, w3, stride=2), nn.ReLU(inplace=True))
         self.bottom = Block(w3, w3, d3)
-        self.up2 = make_up(up, w3, w2)
+        self.up2 = nn.ConvTranspose2d(w3, w2, 2, stride=2)
         self.dec2 = Block(joined * w2, w2, d2)
-        self.up1 = make_up(up, w2, w1)
+        self.up1 = nn.ConvTranspose2d(w2, w1, 2, stride=2)
         self.dec1 = Block(joined * w1, w1, d1)
         self.head = make_head(head, w1, folded)
         self.stem: StridedStem | None = None  # set by fuse_stem, for export only
