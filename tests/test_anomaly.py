@@ -177,6 +177,31 @@ def test_training_with_textures(folders, tmp_path):
     assert config["textures"] == str(folders["anomalous"])
 
 
+def test_exposure_gain_makes_the_exported_graph_blind_to_brightness(folders, tmp_path):
+    """--exposure gain: the graph scales each image to one mean first, so a photo taken with half
+    the exposure (all values halved, nothing clipped) gets the same map and score."""
+    import onnxruntime as ort
+    import torch
+
+    from training.anomaly.__main__ import main as train_main
+    from training.anomaly.scoring import EXPOSURE_MEAN, normalize_exposure
+
+    x = torch.rand(2, 1, 16, 16) * torch.tensor([0.2, 0.9]).view(2, 1, 1, 1)
+    assert torch.allclose(normalize_exposure(x).mean(dim=(1, 2, 3)), torch.full((2,), EXPOSURE_MEAN), atol=1e-5)
+    rc = train_main(["--normal", str(folders["normal"]), "--exposure", "gain", "--name", "tiny-exposure",
+                     "--out", str(tmp_path), "--runs", str(tmp_path / "runs"), "--no-manifest", "--size", "32",
+                     "--width", "4", "--latent-channels", "8", "--seg-width", "4", "--steps", "6", "--eval-every", "3",
+                     "--batch", "4", "--threads", "1"])
+    assert rc == 0
+    config = json.loads((tmp_path / "runs" / "tiny-exposure" / "config.json").read_text())
+    assert config["exposure"] == "gain"
+    session = ort.InferenceSession(str(tmp_path / "tiny-exposure.onnx"), providers=["CPUExecutionProvider"])
+    image = (np.random.default_rng(0).random((1, 1, 32, 32)) * 0.8).astype(np.float32)
+    (map_full, score_full), (map_half, score_half) = (session.run(None, {"image": im}) for im in (image, image * 0.5))
+    np.testing.assert_allclose(map_half, map_full, atol=1e-4)
+    np.testing.assert_allclose(score_half, score_full, atol=1e-4)
+
+
 def test_detector_api(tiny_anomaly):
     det = AnomalyDetector(tiny_anomaly, threads=1)
     rng = np.random.default_rng(3)

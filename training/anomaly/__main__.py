@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from training.anomaly.config import SIZE_MULTIPLE, AnomalyConfig
+from training.anomaly.config import EXPOSURES, SIZE_MULTIPLE, AnomalyConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPORTED = ROOT / "exported"
@@ -51,6 +51,9 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, AnomalyConfig]:
     ap.add_argument("--resize", default=defaults.resize, choices=["stretch", "keep-aspect"],
                     help="stretch: every image to --size x --size (default); keep-aspect: the shorter side to "
                     "--size, the longer in proportion (whole images, batched by shape, or crops of --patch)")
+    ap.add_argument("--exposure", default=defaults.exposure, choices=list(EXPOSURES),
+                    help="none: images as they come (default); gain: the graph scales each image to one mean "
+                    "brightness first (exposure or light that changes between photos)")
     ap.add_argument("--channels", default="auto", choices=["auto", "1", "3"], help="default auto (grey if all images are)")
     ap.add_argument("--no-positional", action="store_true",
                     help="--map error only: no per-pixel normal statistics (views that are not from a fixed camera)")
@@ -81,7 +84,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, AnomalyConfig]:
     values = {k: getattr(args, k) for k in OPTIONS}
     cfg = AnomalyConfig(name=args.name, normal=args.normal, val_normal=args.val_normal, val_anomalous=args.val_anomalous,
                         textures=args.textures,
-                        map=args.map, resize=args.resize,
+                        map=args.map, resize=args.resize, exposure=args.exposure,
                         channels=args.channels if args.channels == "auto" else int(args.channels),
                         flips=not args.no_flips, positional=not args.no_positional, split_seed=args.split_seed, **values)
     return args, cfg

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 # What both sides of an aspect-kept input are rounded to: the autoencoder halves the resolution
 # four times, the segmenter three (tests check this against the networks' own size_multiple).
 SIZE_MULTIPLE = 16
+EXPOSURES = ("none", "gain")  # see AnomalyConfig.exposure
 
 
 @dataclass
@@ -21,6 +22,9 @@ class AnomalyConfig:
     textures: str | None = None
     size: int = 128  # images are resized (stretched) to size x size: 2 CPU cores train this in minutes
     resize: str = "stretch"  # "stretch" to size x size, or "keep-aspect": the shorter side to size
+    # "gain": each image is scaled (inside the graph) so that its mean is scoring.EXPOSURE_MEAN, for
+    # cameras whose exposure or light changes between photos; "none": images as they come.
+    exposure: str = "none"
     channels: int | str = "auto"  # 1, 3, or "auto" (grey when every training image is grey)
     holdout: float = 0.15  # fraction of ``normal`` kept out when there is no ``val_normal``
     map: str = "learned"  # "learned": a segmenter compares image and repair; "error": reconstruction error only

@@ -116,7 +116,7 @@ def export_anomaly(cfg: AnomalyConfig, prep: Prepared, trained: Trained, out_dir
                    "resize": RESIZE_WORDS[cfg.resize], "width": cfg.width,
                    "latent_channels": cfg.latent_channels, "map": cfg.map, "seg_width": cfg.seg_width,
                    "topk": cfg.topk, "smooth": cfg.smooth,
-                   "positional": cfg.positional, "patch": cfg.patch},
+                   "positional": cfg.positional, "patch": cfg.patch, "exposure": cfg.exposure},
         ),
     )
     # Traced on a non-square example so that nothing in the graph silently assumes a square.

@@ -10,9 +10,31 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.anomaly.config import EXPOSURES
+
 SCALES = (1, 2, 4)  # multi-scale error: small defects show at 1, large faint ones at 4
 SSIM_SIGMA = 1.5
 _C1, _C2 = 0.01**2, 0.03**2
+EXPOSURE_MEAN = 0.4  # what "gain" exposure normalisation scales each image's mean to (headroom for highlights)
+
+
+def exposure_gain(x: torch.Tensor) -> torch.Tensor:
+    """(N, 1, 1, 1): what brings each image's mean (of (N, C, H, W) on [0, 1]) to EXPOSURE_MEAN."""
+    return EXPOSURE_MEAN / x.mean(dim=(1, 2, 3), keepdim=True).clamp_min(1.0 / 255)
+
+
+def normalize_exposure(x: torch.Tensor, gain: torch.Tensor | None = None) -> torch.Tensor:
+    """Each image multiplied by its ``exposure_gain`` (or ``gain``), clipped to [0, 1]. Exposure and
+    light act as a gain on the pixel values, so dividing it out makes a dark photo's defect as
+    contrasted as a bright one's, instead of the few hundredths that the input noise of training
+    teaches both networks to ignore."""
+    return (x * (exposure_gain(x) if gain is None else gain)).clamp(0.0, 1.0)
+
+
+def check_exposure(exposure: str) -> str:
+    if exposure not in EXPOSURES:
+        raise ValueError(f"exposure must be one of {', '.join(EXPOSURES)}, got {exposure!r}")
+    return exposure
 
 
 def gaussian_kernel(sigma: float) -> torch.Tensor:
@@ -90,8 +112,9 @@ class AnomalyGraph(nn.Module):
     ``topk`` fraction of the map."""
 
     def __init__(self, net: nn.Module, *, size: tuple[int, int], norms: torch.Tensor, topk: float, smooth_sigma: float,
-                 position: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+                 position: tuple[torch.Tensor, torch.Tensor] | None = None, exposure: str = "none") -> None:
         super().__init__()
+        self.exposure = check_exposure(exposure)
         smallest = min(size) // max(SCALES)
         if smallest <= 3 * SSIM_SIGMA + 1 or min(size) <= 3 * smooth_sigma + 1:
             raise ValueError(f"input size {size} is too small for the error maps (at least 32 pixels)")
@@ -107,6 +130,8 @@ class AnomalyGraph(nn.Module):
 
     def error_map(self, image: torch.Tensor) -> torch.Tensor:
         """The smoothed error map before positional normalisation."""
+        if self.exposure == "gain":
+            image = normalize_exposure(image)
         recon = self.net(image)
         parts = error_components(image, recon, self.ssim_kernel) / self.norms
         return blur(parts.mean(dim=1, keepdim=True), self.smooth_kernel)
@@ -128,8 +153,9 @@ class SegmentationGraph(nn.Module):
     enough to reject a part)."""
 
     def __init__(self, net: nn.Module, segmenter: nn.Module, *, size: tuple[int, int], topk: float,
-                 smooth_sigma: float) -> None:
+                 smooth_sigma: float, exposure: str = "none") -> None:
         super().__init__()
+        self.exposure = check_exposure(exposure)
         self.net = net
         self.segmenter = segmenter
         self.smooth = smooth_sigma > 0
@@ -137,6 +163,8 @@ class SegmentationGraph(nn.Module):
         self.k = score_pixels(topk, size)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.exposure == "gain":
+            image = normalize_exposure(image)
         recon = self.net(image)
         amap = torch.sigmoid(self.segmenter(torch.cat([image, recon], dim=1)))
         if self.smooth:

@@ -23,7 +23,9 @@ from training.anomaly.scoring import (
     AnomalyGraph,
     SegmentationGraph,
     error_components,
+    exposure_gain,
     gaussian_kernel,
+    normalize_exposure,
     positional_stats,
     reconstruction_loss,
     top_mean,
@@ -86,11 +88,14 @@ def prepare(cfg: AnomalyConfig, log: Callable[[str], None], *, multiple: int = S
 
 
 @torch.no_grad()
-def component_norms(net: torch.nn.Module, images: data.Images, kernel: torch.Tensor, batch: int = 32) -> torch.Tensor:
+def component_norms(net: torch.nn.Module, images: data.Images, kernel: torch.Tensor, batch: int = 32, *,
+                    exposure: str = "none") -> torch.Tensor:
     """Mean of each error component over all pixels of normal images (the graph divides by these)."""
     total, pixels = 0.0, 0
     for chunk in data.chunks(images, batch):
         x = torch.from_numpy(chunk)
+        if exposure == "gain":
+            x = normalize_exposure(x)
         parts = error_components(x, net(x), kernel)
         total = total + parts.sum(dim=(0, 2, 3))
         pixels += parts.shape[0] * parts.shape[2] * parts.shape[3]
@@ -107,9 +112,9 @@ def build_graph(net: torch.nn.Module, norms: torch.Tensor, cfg: AnomalyConfig,
                 segmenter: torch.nn.Module | None = None) -> AnomalyGraph | SegmentationGraph:
     if segmenter is not None:
         return SegmentationGraph(net, segmenter, size=(cfg.size, cfg.size), topk=cfg.topk,
-                                 smooth_sigma=cfg.smooth * cfg.size)
+                                 smooth_sigma=cfg.smooth * cfg.size, exposure=cfg.exposure)
     return AnomalyGraph(net, size=(cfg.size, cfg.size), norms=norms, topk=cfg.topk, smooth_sigma=cfg.smooth * cfg.size,
-                        position=position)
+                        position=position, exposure=cfg.exposure)
 
 
 @torch.no_grad()
@@ -121,7 +126,7 @@ def error_maps(graph: AnomalyGraph, images: np.ndarray, batch: int = 32) -> torc
 def finish_graph(net: torch.nn.Module, normal: data.Images, cfg: AnomalyConfig, kernel: torch.Tensor) -> AnomalyGraph:
     """The shipped graph's constants from normal images: component scales and, if enabled, the
     per-pixel statistics."""
-    norms = component_norms(net, normal, kernel)
+    norms = component_norms(net, normal, kernel, exposure=cfg.exposure)
     graph = build_graph(net, norms, cfg)
     if not cfg.positional:
         return graph
@@ -136,7 +141,7 @@ def validation_auroc(net: torch.nn.Module, negatives: data.Images, positives: da
     if segmenter is not None:
         graph = build_graph(net, torch.ones(1), cfg, segmenter=segmenter)
         return auroc(graph_scores(graph, negatives), graph_scores(graph, positives))
-    graph = build_graph(net, component_norms(net, negatives, kernel), cfg)
+    graph = build_graph(net, component_norms(net, negatives, kernel, exposure=cfg.exposure), cfg)
     if not cfg.positional:
         return auroc(graph_scores(graph, negatives), graph_scores(graph, positives))
     neg, pos = error_maps(graph, negatives), error_maps(graph, positives)
@@ -187,6 +192,11 @@ def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str]
         for m in modules:
             m.train()
         x, y, masks = (torch.from_numpy(a) for a in batches.batch(cfg.batch))
+        if cfg.exposure == "gain":
+            # The graph scales each input by its own mean; the clean target gets the same gain,
+            # so the repair is learnt in the units the networks will see.
+            gain = exposure_gain(x)
+            x, y = normalize_exposure(x, gain), normalize_exposure(y, gain)
         recon = net(x)
         loss = reconstruction_loss(recon, y, kernel)
         if segmenter is not None:
