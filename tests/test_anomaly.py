@@ -184,10 +184,14 @@ def test_exposure_gain_makes_the_exported_graph_blind_to_brightness(folders, tmp
     import torch
 
     from training.anomaly.__main__ import main as train_main
-    from training.anomaly.scoring import EXPOSURE_MEAN, normalize_exposure
+    from training.anomaly.scoring import EXPOSURE_MEAN, apply_exposure
 
     x = torch.rand(2, 1, 16, 16) * torch.tensor([0.2, 0.9]).view(2, 1, 1, 1)
-    assert torch.allclose(normalize_exposure(x).mean(dim=(1, 2, 3)), torch.full((2,), EXPOSURE_MEAN), atol=1e-5)
+    assert apply_exposure(x, "none") is x
+    assert torch.allclose(apply_exposure(x, "gain").mean(dim=(1, 2, 3)), torch.full((2,), EXPOSURE_MEAN), atol=1e-5)
+    target = x * 0.9  # training's clean target takes the input's gain, not its own
+    expected = (target * EXPOSURE_MEAN / x.mean(dim=(1, 2, 3), keepdim=True)).clamp(0, 1)
+    assert torch.allclose(apply_exposure(target, "gain", like=x), expected, atol=1e-6)
     rc = train_main(["--normal", str(folders["normal"]), "--exposure", "gain", "--name", "tiny-exposure",
                      "--out", str(tmp_path), "--runs", str(tmp_path / "runs"), "--no-manifest", "--size", "32",
                      "--width", "4", "--latent-channels", "8", "--seg-width", "4", "--steps", "6", "--eval-every", "3",

@@ -18,17 +18,18 @@ _C1, _C2 = 0.01**2, 0.03**2
 EXPOSURE_MEAN = 0.4  # what "gain" exposure normalisation scales each image's mean to (headroom for highlights)
 
 
-def exposure_gain(x: torch.Tensor) -> torch.Tensor:
-    """(N, 1, 1, 1): what brings each image's mean (of (N, C, H, W) on [0, 1]) to EXPOSURE_MEAN."""
-    return EXPOSURE_MEAN / x.mean(dim=(1, 2, 3), keepdim=True).clamp_min(1.0 / 255)
+def normalize_exposure(x: torch.Tensor, *, like: torch.Tensor | None = None) -> torch.Tensor:
+    """Each image (N, C, H, W) on [0, 1] multiplied so that its mean (or that of the same image in
+    ``like``) is EXPOSURE_MEAN, clipped to [0, 1]. Exposure and light act as a gain on the pixel
+    values, so dividing it out makes a dark photo's defect as contrasted as a bright one's, instead
+    of the few hundredths that the input noise of training teaches both networks to ignore."""
+    reference = x if like is None else like
+    return (x * (EXPOSURE_MEAN / reference.mean(dim=(1, 2, 3), keepdim=True).clamp_min(1.0 / 255))).clamp(0.0, 1.0)
 
 
-def normalize_exposure(x: torch.Tensor, gain: torch.Tensor | None = None) -> torch.Tensor:
-    """Each image multiplied by its ``exposure_gain`` (or ``gain``), clipped to [0, 1]. Exposure and
-    light act as a gain on the pixel values, so dividing it out makes a dark photo's defect as
-    contrasted as a bright one's, instead of the few hundredths that the input noise of training
-    teaches both networks to ignore."""
-    return (x * (exposure_gain(x) if gain is None else gain)).clamp(0.0, 1.0)
+def apply_exposure(x: torch.Tensor, exposure: str, *, like: torch.Tensor | None = None) -> torch.Tensor:
+    """``x`` as both networks see it under the ``exposure`` option: the one place that decides."""
+    return x if exposure == "none" else normalize_exposure(x, like=like)
 
 
 def check_exposure(exposure: str) -> str:
@@ -130,8 +131,7 @@ class AnomalyGraph(nn.Module):
 
     def error_map(self, image: torch.Tensor) -> torch.Tensor:
         """The smoothed error map before positional normalisation."""
-        if self.exposure == "gain":
-            image = normalize_exposure(image)
+        image = apply_exposure(image, self.exposure)
         recon = self.net(image)
         parts = error_components(image, recon, self.ssim_kernel) / self.norms
         return blur(parts.mean(dim=1, keepdim=True), self.smooth_kernel)
@@ -163,8 +163,7 @@ class SegmentationGraph(nn.Module):
         self.k = score_pixels(topk, size)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.exposure == "gain":
-            image = normalize_exposure(image)
+        image = apply_exposure(image, self.exposure)
         recon = self.net(image)
         amap = torch.sigmoid(self.segmenter(torch.cat([image, recon], dim=1)))
         if self.smooth:

@@ -22,10 +22,9 @@ from training.anomaly.scoring import (
     SSIM_SIGMA,
     AnomalyGraph,
     SegmentationGraph,
+    apply_exposure,
     error_components,
-    exposure_gain,
     gaussian_kernel,
-    normalize_exposure,
     positional_stats,
     reconstruction_loss,
     top_mean,
@@ -93,9 +92,7 @@ def component_norms(net: torch.nn.Module, images: data.Images, kernel: torch.Ten
     """Mean of each error component over all pixels of normal images (the graph divides by these)."""
     total, pixels = 0.0, 0
     for chunk in data.chunks(images, batch):
-        x = torch.from_numpy(chunk)
-        if exposure == "gain":
-            x = normalize_exposure(x)
+        x = apply_exposure(torch.from_numpy(chunk), exposure)
         parts = error_components(x, net(x), kernel)
         total = total + parts.sum(dim=(0, 2, 3))
         pixels += parts.shape[0] * parts.shape[2] * parts.shape[3]
@@ -192,11 +189,9 @@ def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str]
         for m in modules:
             m.train()
         x, y, masks = (torch.from_numpy(a) for a in batches.batch(cfg.batch))
-        if cfg.exposure == "gain":
-            # The graph scales each input by its own mean; the clean target gets the same gain,
-            # so the repair is learnt in the units the networks will see.
-            gain = exposure_gain(x)
-            x, y = normalize_exposure(x, gain), normalize_exposure(y, gain)
+        # The graph scales each input by its own mean; the clean target gets the input's gain,
+        # so the repair is learnt in the units the networks will see.
+        x, y = apply_exposure(x, cfg.exposure), apply_exposure(y, cfg.exposure, like=x)
         recon = net(x)
         loss = reconstruction_loss(recon, y, kernel)
         if segmenter is not None:
