@@ -36,6 +36,24 @@ def load_folders(folders: list[str | Path], channels: int) -> list[np.ndarray]:
     return [load_image(p, channels) for folder in folders for p in list_images(folder)]
 
 
+def at_scales(images: list[np.ndarray], scales: list[float]) -> list[np.ndarray]:
+    """Each image at each scale (1.0: as it is). Why smaller copies: shrinking a photo by area
+    averaging shrinks its own sensor noise and JPEG blocks too, so the network also learns from
+    cleaner targets than the training folder's photos are at full size."""
+    if not scales or any(s <= 0 for s in scales):
+        raise ValueError(f"scales must be positive numbers, got {scales!r}")
+    out = []
+    for im in images:
+        for s in scales:
+            if s == 1.0:
+                out.append(im)
+                continue
+            h, w = (max(1, round(n * s)) for n in im.shape[:2])
+            resized = cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+            out.append(resized.reshape(h, w, im.shape[2]))
+    return out
+
+
 class PatchSampler:
     """Random square patches (N, C, P, P) float32 from in-memory images, with the 8 dihedral
     augmentations (flips and 90-degree rotations)."""

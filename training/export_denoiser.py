@@ -124,7 +124,8 @@ def export_checkpoint(checkpoint: Path, out_dir: Path = EXPORTED, name: str | No
         provenance=provenance(
             command=command,
             data=", ".join(cfg.train_dirs) + f" (noise: Gaussian sigma 0-{cfg.sigma_max:g}, "
-            f"{cfg.camera_fraction:.0%} camera Poisson-Gaussian + JPEG)",
+            f"{cfg.camera_fraction:.0%} camera Poisson-Gaussian + JPEG)"
+            + (f" at scales {', '.join(f'{x:g}' for x in cfg.scales)}" if cfg.scales != [1.0] else ""),
             metrics={"holdout_psnr_db": round(float(ckpt.get("val_psnr", float("nan"))), 3),
                      "holdout_sigma": cfg.val_sigma},
             extra={"steps": int(ckpt.get("step", 0)), "seed": cfg.seed, "network": cfg.network,

@@ -44,6 +44,8 @@ class DenoiserConfig:
     lr: float = 1e-3
     sigma_max: float = 55.0  # on the 0-255 scale
     camera_fraction: float = 0.25
+    # Training images are used at each of these scales (data.at_scales); validation at full size.
+    scales: list[float] = field(default_factory=lambda: [1.0])
     val_sigma: float = 25.0
     seed: int = 0
     description: str = ""
@@ -108,7 +110,8 @@ def split_images(cfg: DenoiserConfig) -> tuple[list[np.ndarray], list[np.ndarray
     fine-tuning (training/qat.py) validates on the same images as training did."""
     files = [p for d in cfg.train_dirs for p in data.list_images(resolve(d))]
     split = np.random.default_rng(cfg.seed).permutation(len(files))
-    return ([data.load_image(files[i], cfg.channels) for i in split[cfg.holdout :]],
+    train = [data.load_image(files[i], cfg.channels) for i in split[cfg.holdout :]]
+    return (data.at_scales(train, cfg.scales),
             [data.load_image(files[i], cfg.channels) for i in split[: cfg.holdout]])
 
 
