@@ -13,7 +13,7 @@ from edge_ae import Denoiser, load_model
 from training import noise
 from training.export_denoiser import export_checkpoint, measure_receptive_field
 from training.nets import build
-from training.train_denoiser import DenoiserConfig, main, train
+from training.train_denoiser import DenoiserConfig, main, split_images, train
 
 
 @pytest.fixture
@@ -96,6 +96,19 @@ def test_noise_models(rng):
     assert cam.min() >= 0 and cam.max() <= 1 and np.all(cam_sigma >= 0)
     mixed, mixed_sigma = noise.mixed(clean, rng, 0.2, camera_fraction=0.25)
     assert mixed.shape == clean.shape and mixed_sigma.shape == (8, 1)
+
+
+def test_scales_add_shrunk_copies_for_training_only(clean_folder):
+    train_images, val_images = split_images(_config(clean_folder, scales=[1.0, 0.5]))
+    full, _ = split_images(_config(clean_folder))
+    assert [im.shape for im in train_images[::2]] == [im.shape for im in full]
+    for big, small in zip(train_images[::2], train_images[1::2], strict=True):
+        assert small.shape == (big.shape[0] // 2, big.shape[1] // 2, 3)
+        # Area averaging: each pixel is the mean of the 2x2 block it replaces.
+        np.testing.assert_allclose(small[0, 0], big[:2, :2].mean(axis=(0, 1)), atol=1e-6)
+    assert len(val_images) == 2 and all(im.shape == full[0].shape for im in val_images)
+    with pytest.raises(ValueError, match="positive"):
+        split_images(_config(clean_folder, scales=[0.0]))
 
 
 @pytest.mark.parametrize("path", sorted(ROOT.glob("training/configs/**/*.json")),
