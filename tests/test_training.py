@@ -206,6 +206,18 @@ def test_warm_start_copies_what_fits_and_records_it(clean_folder, tmp_path):
         "python -m training.train_denoiser training/configs/tiny.json")
 
 
+def test_training_command_walks_the_whole_chain_of_starting_configs():
+    from training.export_denoiser import CONFIGS, init_chain
+
+    for path in sorted(CONFIGS.glob("*.json")):
+        chain = init_chain(DenoiserConfig.load(path))
+        assert chain[-1] == path.stem and len(set(chain)) == len(chain)
+        # Every step but the first starts from the one before it; the first starts from nothing.
+        configs = [DenoiserConfig.load(CONFIGS / f"{name}.json") for name in chain]
+        assert configs[0].init_from == "" and all(
+            later.init_from == earlier.name for earlier, later in zip(configs, configs[1:], strict=False))
+
+
 @pytest.mark.parametrize("unshuffle", [1, 2])
 def test_warm_start_from_an_exported_model_equals_its_checkpoint(clean_folder, tmp_path, unshuffle):
     from training.warm_start import weights_of

@@ -25,6 +25,8 @@ from training.nets.unet_dae import UNetDAE
 from training.onnx_export import EXPORTED, check_parity, export, provenance, update_manifest
 from training.train_denoiser import SHARED, DenoiserConfig
 
+CONFIGS = Path(__file__).resolve().parent / "configs"
+
 
 class DenoiserGraph(torch.nn.Module):
     """What ships: the network plus the fixed post-processing (clip to the value range)."""
@@ -94,6 +96,18 @@ def parity_images(channels: int, rng: np.random.Generator) -> list[np.ndarray]:
     return [im.transpose(2, 0, 1)[None].copy() for im in images]
 
 
+def init_chain(cfg: DenoiserConfig) -> list[str]:
+    """The config names whose runs make this model, oldest first: each ``init_from`` starts from
+    the run before it (a name without a config file in training/configs/ ends the chain)."""
+    chain = [cfg.name]
+    start = cfg.init_from
+    while start and start not in chain:
+        chain.append(start)
+        path = CONFIGS / f"{start}.json"
+        start = DenoiserConfig.load(path).init_from if path.is_file() else ""
+    return chain[::-1]
+
+
 def export_checkpoint(checkpoint: Path, out_dir: Path = EXPORTED, name: str | None = None,
                       manifest: bool = True) -> tuple[Path, ModelSpec]:
     ckpt = torch.load(checkpoint, weights_only=False)
@@ -106,9 +120,9 @@ def export_checkpoint(checkpoint: Path, out_dir: Path = EXPORTED, name: str | No
     # Parity below is checked against the network as trained, not against its shipped form.
     graph = DenoiserGraph(as_shipped(net), noise_input)
     name = name or cfg.name
-    command = f"python -m training.train_denoiser training/configs/{cfg.name}.json"
-    if cfg.init_from:  # trained on from another config's weights: that run comes first
-        command = f"python -m training.train_denoiser training/configs/{cfg.init_from}.json && {command}"
+    # Trained on from other configs' weights: those runs come first, oldest first.
+    command = " && ".join(f"python -m training.train_denoiser training/configs/{step}.json"
+                          for step in init_chain(cfg))
     if "qat" in ckpt:  # then fine-tuned for 8 bits, as train_all_denoisers.sh does
         command += f" && python -m training.qat runs/{cfg.name}/best.pt --out runs/qat"
     spec = ModelSpec(
