@@ -3,10 +3,11 @@
 # Reproduces exported/: python -m training.export_denoiser runs/<name>/best.pt after each shipped one,
 # except denoise-gray-fast: it ships after 8-bit fine-tuning, so export runs/qat/denoise-gray-fast/best.pt,
 # then python -m training.quantize exported/denoise-gray-fast.onnx for its -int8 twin.
-# denoise-color-3x3 is not shipped: it is the run that denoise-color starts from (its init_from).
+# denoise-color-3x3 and denoise-color-separable are not shipped: each is the run the next one starts
+# from (init_from), so denoise-color is denoise-color-3x3, fine-tuned twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for name in denoise-color-3x3 denoise-color denoise-gray denoise-color-fast denoise-gray-fast \
+for name in denoise-color-3x3 denoise-color-separable denoise-color denoise-gray denoise-color-fast denoise-gray-fast \
             plain-cae-gray plain-cae-color; do
   python -m training.train_denoiser "training/configs/$name.json" --out runs
 done
