@@ -117,7 +117,8 @@ def test_error_map_mode_trains_and_exports(folders, tmp_path):
     assert result.anomaly_map.shape == (48, 64) and np.isfinite(result.score)
 
 
-def test_training_is_reproducible_with_a_fixed_seed(folders, tmp_path):
+@pytest.mark.parametrize("exposure", ["none", "gain"])  # the shipped fusion has a member of each
+def test_training_is_reproducible_with_a_fixed_seed(folders, tmp_path, exposure):
     """The same command twice gives the same weights: a shipped model can be remade from the
     training command in its provenance (no time budget, so the step count is fixed)."""
     import onnx
@@ -130,7 +131,7 @@ def test_training_is_reproducible_with_a_fixed_seed(folders, tmp_path):
                          "--runs", str(out / "runs"), "--no-manifest", "--resize", "keep-aspect", "--size", "32",
                          "--width", "4", "--latent-channels", "8", "--seg-width", "4", "--steps", "12",
                          "--eval-every", "6", "--batch", "4", "--threads", "1", "--seed", str(seed),
-                         "--split-seed", "0"])
+                         "--split-seed", "0", "--exposure", exposure])
         assert rc == 0
         graph = onnx.load(str(out / "tiny-repro.onnx")).graph
         return {t.name: numpy_helper.to_array(t) for t in graph.initializer}
