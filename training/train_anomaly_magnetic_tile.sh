@@ -6,7 +6,9 @@
 # then fused into one graph and calibrated on the shared held-out images (docs/ANOMALY.md,
 # "One brightness for every photo"). One after another (2 cores: never two at once); about
 # 95 minutes on two CPU cores (50 + 42 + 1). --name/--out/--no-manifest only decide where a
-# member is written, not what it learns.
+# member is written, not what it learns. The first member is the anomaly-magnetic-tile-fast recipe
+# and gives bit-identical weights, so if training/train_anomaly_magnetic_tile_fast.sh has just run,
+# copy exported/anomaly-magnetic-tile-fast.onnx into $MEMBERS instead of training it again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NORMAL=../shared/data/anomaly/magnetic_tile/tile/train/good
