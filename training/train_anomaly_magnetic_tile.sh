@@ -9,9 +9,9 @@
 # member is written, not what it learns. The first member is the anomaly-magnetic-tile-fast recipe
 # (the shipped fusion holds exported/anomaly-magnetic-tile-fast.onnx itself), so if
 # training/train_anomaly_magnetic_tile_fast.sh has just run, copy that file into $MEMBERS instead
-# of training it again. Long runs are not bit-reproducible: the second member's recipe, same seed,
-# has scored image AUROC 0.850, 0.886 (the shipped member) and 0.850 in three runs
-# (docs/ANOMALY.md), so expect a retrained fusion to score less than the shipped one.
+# of training it again. The second member's recipe, same seed, has not reproduced: it scored image
+# AUROC 0.850, 0.886 (the shipped member) and 0.850 in three runs (docs/ANOMALY.md), so expect a
+# retrained fusion to score less than the shipped one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NORMAL=../shared/data/anomaly/magnetic_tile/tile/train/good
