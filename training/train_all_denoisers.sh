@@ -7,7 +7,7 @@
 # from (init_from), so denoise-color is denoise-color-3x3, fine-tuned twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for name in denoise-color-3x3 denoise-color-separable denoise-color denoise-gray denoise-color-fast denoise-gray-fast \
+for name in denoise-color-3x3 denoise-color-separable denoise-color denoise-gray denoise-color-fast-base denoise-color-fast denoise-gray-fast \
             plain-cae-gray plain-cae-color; do
   python -m training.train_denoiser "training/configs/$name.json" --out runs
 done
