@@ -3,8 +3,9 @@
 # Reproduces exported/: python -m training.export_denoiser runs/<name>/best.pt after each shipped one,
 # except denoise-gray-fast: it ships after 8-bit fine-tuning, so export runs/qat/denoise-gray-fast/best.pt,
 # then python -m training.quantize exported/denoise-gray-fast.onnx for its -int8 twin.
-# denoise-color-3x3 and denoise-color-separable are not shipped: each is the run the next one starts
-# from (init_from), so denoise-color is denoise-color-3x3, fine-tuned twice.
+# denoise-color-3x3, denoise-color-separable and denoise-color-fast-base are not shipped: each is the run
+# the next one starts from (init_from), so denoise-color is denoise-color-3x3, fine-tuned twice, and
+# denoise-color-fast is denoise-color-fast-base, fine-tuned once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for name in denoise-color-3x3 denoise-color-separable denoise-color denoise-gray denoise-color-fast-base denoise-color-fast denoise-gray-fast \
