@@ -31,6 +31,21 @@ def git_commit() -> str:
         return "unknown"
 
 
+def host() -> dict[str, str]:
+    """The CPU that trained the model. Training is bit-reproducible with a fixed seed on the same
+    kind of CPU, but other vector instructions round floats differently, and over thousands of
+    steps two such runs part; this record tells a retrain that differs from a shipped file why."""
+    cpu = platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass  # not Linux: the machine type is all there is
+    return {"cpu": cpu, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
 def provenance(command: str, data: str, metrics: dict[str, float], extra: dict[str, object] | None = None) -> dict[str, object]:
     return {
         "training_command": command,
@@ -39,6 +54,7 @@ def provenance(command: str, data: str, metrics: dict[str, float], extra: dict[s
         "git_commit": git_commit(),
         "torch": torch.__version__,
         "python": platform.python_version(),
+        "host": host(),
         "metrics": metrics,
         **(extra or {}),
     }
