@@ -145,3 +145,22 @@ def test_split_anomalies_sets_defects_aside_without_overlap(tmp_path):
         f"{p.stem}_mask.png" for p in (ev / "test" / "crack").iterdir()}
     # A second split into the same folders would mix two splits: refused.
     assert main(["--data", str(data), "--val", str(val), "--eval", str(ev)]) == 2
+
+
+def test_anomaly_flips_flips_each_map_back_before_averaging():
+    from tools.anomaly_flips import flip_scores
+
+    class Fixed:  # a map that ignores the image: flipping back moves its peak, averaging halves it
+        def raw(self, images):
+            m = np.zeros((1, 4, 6), np.float32)
+            m[0, 0, 0] = 1.0
+            return m, np.ones(1)
+
+    class Equivariant:  # the map is the image itself: every flip, flipped back, is the same map
+        def raw(self, images):
+            return images[0][None].astype(np.float32), np.ones(1)
+
+    image = np.zeros((4, 6), np.uint8)
+    image[1, 2] = 200
+    assert flip_scores(Fixed(), image) == {"plain": 1.0, "mean with left-right flip": 0.5, "mean of 4 flips": 0.25}
+    assert set(flip_scores(Equivariant(), image).values()) == {200.0}
