@@ -32,9 +32,10 @@ def git_commit() -> str:
 
 
 def host() -> dict[str, str]:
-    """The CPU that trained the model. Training is bit-reproducible with a fixed seed on the same
-    kind of CPU, but other vector instructions round floats differently, and over thousands of
-    steps two such runs part; this record tells a retrain that differs from a shipped file why."""
+    """The CPU that trained the model. With a fixed seed, retrains on this project's host have given
+    the same weights, but kernels for other vector instructions may round floats differently, the
+    suspected (unchecked) reason two same-seed runs of one recipe parted (docs/ANOMALY.md); this
+    record lets a retrain that differs from a shipped file be checked against the CPU it came from."""
     cpu = platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
