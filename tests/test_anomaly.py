@@ -83,7 +83,7 @@ def test_export_contract_and_parity(tiny_anomaly, folders):
     assert spec.kind == "anomaly" and spec.input_size == (32, 32) and spec.channels == 1
     assert spec.anomaly.method == "fpr" and spec.anomaly.target_fpr == 0.01 and spec.anomaly.n_images > 0
     assert spec.provenance["training_command"].startswith("python -m training.anomaly")
-    # The CPU is recorded: runs with one seed are bit-identical only on the same kind of CPU.
+    # The CPU is recorded: one seed can be expected to give the same weights only on the same kind of CPU.
     assert spec.provenance["host"]["cpu"] and spec.provenance["host"]["torch_cpu_capability"]
     manifest = json.loads((tiny_anomaly.parent / "manifest.json").read_text())
     assert manifest["models"][0]["name"] == "tiny-anomaly" and manifest["models"][0]["kind"] == "anomaly"
