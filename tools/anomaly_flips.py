@@ -32,11 +32,9 @@ VARIANTS = {"plain": 1, "mean with left-right flip": 2, "mean of 4 flips": 4}
 
 
 def flip_scores(detector: AnomalyDetector, image: np.ndarray) -> dict[str, float]:
-    maps = []
-    for axes in FLIPS:
-        flipped = np.ascontiguousarray(np.flip(image, axis=axes)) if axes else image
-        m = detector.raw([flipped])[0][0]
-        maps.append(np.flip(m, axis=axes) if axes else m)
+    # np.flip over no axes is the array itself, so the plain image needs no special case.
+    maps = [np.flip(detector.raw([np.ascontiguousarray(np.flip(image, axis=axes))])[0][0], axis=axes)
+            for axes in FLIPS]
     return {label: float(np.mean(maps[:n], axis=0).max()) for label, n in VARIANTS.items()}
 
 
@@ -50,16 +48,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no test/ folder in {args.data}", file=sys.stderr)
         return 2
     items = test_set(args.data)
-    print("| model | scoring | image AUROC | " + " | ".join(sorted({k for _, k, _ in items} - {"good"})) + " |")
-    print("| --- | --- | --- |" + " --- |" * len({k for _, k, _ in items} - {"good"}))
+    kinds = np.array([kind for _, kind, _ in items])
+    defect_types = sorted(set(kinds) - {"good"})
+    print("| model | scoring | image AUROC | " + " | ".join(defect_types) + " |")
+    print("| --- | --- | --- |" + " --- |" * len(defect_types))
     for model in args.models:
         detector = AnomalyDetector(model, threads=args.threads)
-        kinds = np.array([kind for _, kind, _ in items])
         rows = [flip_scores(detector, read_image(path)) for path, _, _ in items]
         for label in VARIANTS:
             s = np.array([r[label] for r in rows])
             good = s[kinds == "good"]
-            per = [f"{auroc(good, s[kinds == k]):.3f}" for k in sorted(set(kinds) - {"good"})]
+            per = [f"{auroc(good, s[kinds == k]):.3f}" for k in defect_types]
             print(f"| {detector.spec.name} | {label} | {auroc(good, s[kinds != 'good']):.3f} | " + " | ".join(per) + " |",
                   flush=True)
     return 0
