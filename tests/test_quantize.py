@@ -155,3 +155,69 @@ def test_quantize_cli_says_what_is_wrong_with_a_broken_file(tmp_path):
         quantize_main([str(junk), "--out", str(tmp_path / "out"), "--no-manifest"])
     assert "not a usable ONNX model" in str(exc.value)
     assert not (tmp_path / "out").exists()
+
+
+def dequantize_then_depth_to_space() -> onnx.ModelProto:
+    """x -> QuantizeLinear -> DequantizeLinear -> DepthToSpace -> image minus it: the tail of a
+    folded (``unshuffle``) 8-bit denoiser."""
+    from onnx import TensorProto, helper
+
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+        helper.make_node("DepthToSpace", ["xd"], ["up"], blocksize=2, mode="CRD"),
+        helper.make_node("Sub", ["image", "up"], ["out"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "tail",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 5, 6]),
+         helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, 10, 12])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 1, 10, 12])],
+        initializer=[onnx.numpy_helper.from_array(np.array(0.01, np.float32), "s"),
+                     onnx.numpy_helper.from_array(np.array(128, np.uint8), "z")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_depth_to_space_moves_onto_the_8_bit_tensor_with_the_same_output():
+    import onnxruntime as ort
+
+    from training.quantize import depth_to_space_on_8_bits
+
+    before = dequantize_then_depth_to_space()
+    after = dequantize_then_depth_to_space()
+    assert depth_to_space_on_8_bits(after) == 1
+    onnx.checker.check_model(after, full_check=True)
+    assert [n.op_type for n in after.graph.node] == ["QuantizeLinear", "DepthToSpace", "DequantizeLinear", "Sub"]
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.uniform(-1.5, 1.5, (1, 4, 5, 6)).astype(np.float32), "image": rng.random((1, 1, 10, 12), np.float32)}
+    outputs = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+               for m in (before, after)]
+    assert np.array_equal(outputs[0], outputs[1])
+    assert depth_to_space_on_8_bits(after) == 0  # nothing left to move
+
+
+def test_depth_to_space_stays_float_behind_a_per_channel_dequantization():
+    from training.quantize import depth_to_space_on_8_bits
+
+    model = dequantize_then_depth_to_space()
+    scale = next(t for t in model.graph.initializer if t.name == "s")
+    scale.CopyFrom(onnx.numpy_helper.from_array(np.full(4, 0.01, np.float32), "s"))  # one scale per channel
+    model.graph.node[1].attribute.append(onnx.helper.make_attribute("axis", 1))
+    assert depth_to_space_on_8_bits(model) == 0  # the shuffle would move values away from their channel's scale
+
+
+def test_a_folded_model_unfolds_its_8_bit_noise_estimate_before_dequantizing(tmp_path):
+    folder = write_wave_images(tmp_path / "clean", height=96, width=112)
+    cfg = DenoiserConfig(name="tiny-fold", network="unet_dae",
+                         network_args={"width": 4, "depths": [1, 1, 1], "unshuffle": 2, "merge": "add"},
+                         channels=1, train_dirs=[str(folder)], holdout=2, patch=32, batch=4, steps=2,
+                         steps_per_epoch=2, seed=0)
+    source, _ = export_checkpoint(train(cfg, tmp_path / "runs", threads=1), tmp_path / "exported")
+    path, _, _ = quantize(source, out_dir=tmp_path / "q", calibration=folder, count=8, patch=32, ranges=("minmax",),
+                          max_drop=10.0, manifest=False)
+    graph = onnx.load(str(path)).graph
+    producer = {out: n.op_type for n in graph.node for out in n.output}
+    unfold = [n for n in graph.node if n.op_type == "DepthToSpace"]
+    assert len(unfold) == 1 and producer[unfold[0].input[0]] == "QuantizeLinear"
+    out = Denoiser(path, threads=1)(np.full((33, 35), 120, np.uint8))
+    assert out.shape == (33, 35) and out.dtype == np.uint8
