@@ -161,6 +161,35 @@ def test_texture_is_the_defect_content_when_given():
     pytest.fail("no synthetic defect was large enough to check")
 
 
+def relit_fraction(relight: bool, draws: int = 60) -> float:
+    """Share of synthetic defects whose content is the image itself, uniformly darker or brighter:
+    there out / image - 1 is proportional to the mask everywhere inside it."""
+    from training.anomaly.data import synthetic_defect
+
+    rng = np.random.default_rng(5)
+    image = (0.3 + 0.4 * rng.random((1, 64, 64))).astype(np.float32)  # texture: no other kind keeps it
+    other = (0.3 + 0.4 * rng.random((1, 64, 64))).astype(np.float32)
+    found = 0
+    for _ in range(draws):
+        out, mask = synthetic_defect(image, other, rng, relight=relight)
+        inside = mask > 0.5
+        gain = (out[0][inside] / image[0][inside] - 1) / mask[inside]
+        found += bool(inside.sum() > 4 and np.abs(gain.mean()) > 0.05 and gain.std() < 1e-4)
+    return found / draws
+
+
+def test_relight_adds_darker_or_brighter_copies_of_the_surface_only_when_asked():
+    assert relit_fraction(relight=False) == 0
+    assert 0.1 < relit_fraction(relight=True) < 0.35  # one kind of five
+
+
+def test_relight_option_reaches_the_config():
+    from training.anomaly.__main__ import parse
+
+    assert parse(["--normal", "n", "--name", "m"])[1].relight is False
+    assert parse(["--normal", "n", "--name", "m", "--relight"])[1].relight is True
+
+
 def test_training_with_textures(folders, tmp_path):
     """--textures reaches the batches: texture crops fit each image's shape, and a run trains and exports."""
     from training.anomaly.__main__ import main as train_main

@@ -57,6 +57,8 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, AnomalyConfig]:
     ap.add_argument("--channels", default="auto", choices=["auto", "1", "3"], help="default auto (grey if all images are)")
     ap.add_argument("--no-positional", action="store_true",
                     help="--map error only: no per-pixel normal statistics (views that are not from a fixed camera)")
+    ap.add_argument("--relight", action="store_true",
+                    help="synthetic defects also of the image itself made darker or brighter (cracks, stains)")
     ap.add_argument("--no-flips", action="store_true", help="no flipped copies of normal images (orientation matters)")
     ap.add_argument("--split-seed", type=int, default=None,
                     help="seed of the held-out split (default: --seed); models to fuse must share it")
@@ -86,7 +88,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, AnomalyConfig]:
                         textures=args.textures,
                         map=args.map, resize=args.resize, exposure=args.exposure,
                         channels=args.channels if args.channels == "auto" else int(args.channels),
-                        flips=not args.no_flips, positional=not args.no_positional, split_seed=args.split_seed, **values)
+                        flips=not args.no_flips, relight=args.relight, positional=not args.no_positional, split_seed=args.split_seed, **values)
     return args, cfg
 
 

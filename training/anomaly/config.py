@@ -41,6 +41,9 @@ class AnomalyConfig:
     patience: int = 6  # evaluations without improvement before stopping
     synthetic_fraction: float = 0.5  # training inputs that get a synthetic defect to repair
     input_noise: float = 0.02  # std of Gaussian noise added to every training input
+    # Synthetic defects also of a fifth kind: the surface itself, darker or brighter inside the mask
+    # (cracks, stains, shadows), the subtlest change there is; off by default (a trial, docs/ANOMALY.md).
+    relight: bool = False
     flips: bool = True  # horizontal/vertical flips as extra normal views
     fpr: float = 0.01  # target false-positive rate for the threshold
     topk: float = 0.0  # image score: mean of the top fraction of the map; 0: its maximum (for "error": 0.01)

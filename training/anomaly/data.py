@@ -139,13 +139,17 @@ def blob_mask(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
 
 
 def synthetic_defect(image: np.ndarray, other: np.ndarray, rng: np.random.Generator, *,
-                     texture: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     texture: np.ndarray | None = None, relight: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(defective copy of ``image`` (C, H, W), its mask (H, W)); ``other`` is another normal image
-    of the same shape; ``texture``, an outside image of that shape, is the content when given."""
+    of the same shape; ``texture``, an outside image of that shape, is the content when given.
+    ``relight`` adds a fifth kind of content, the image itself made darker or brighter (off by
+    default, so that the random draws, and the models trained before it, stay as they were)."""
     c, h, w = image.shape
     mask = scratch_mask((h, w), rng) if rng.random() < 0.3 else blob_mask((h, w), rng)
-    kind = -1 if texture is not None else rng.integers(4)
-    if kind == -1:  # something this camera never shows, re-lit
+    kind = -1 if texture is not None else rng.integers(5 if relight else 4)
+    if kind == 4:  # the same surface, darker or brighter: a crack, a stain, a shadow, a dent catching light
+        content = image * (1.0 + rng.choice([-1.0, 1.0]) * rng.uniform(0.15, 0.6))
+    elif kind == -1:  # something this camera never shows, re-lit
         content = texture * rng.uniform(0.4, 1.6) + rng.uniform(-0.3, 0.3)
     elif kind == 0:  # another normal image, moved and re-lit: wrong texture in the wrong place
         content = np.roll(other, (int(rng.integers(h)), int(rng.integers(w))), axis=(1, 2))
@@ -174,8 +178,10 @@ class Batches:
     so every image is still drawn equally often."""
 
     def __init__(self, images: Images, *, synthetic_fraction: float, input_noise: float, flips: bool,
-                 rng: np.random.Generator, patch: int = 0, textures: np.ndarray | None = None) -> None:
+                 rng: np.random.Generator, patch: int = 0, textures: np.ndarray | None = None,
+                 relight: bool = False) -> None:
         self.images = images
+        self.relight = relight
         self.textures = textures
         # The network is fully convolutional: square crops teach it the same local appearance for
         # a fraction of the compute of whole images (0: whole images).
@@ -241,16 +247,17 @@ class Batches:
                 # the models trained before textures existed.
                 texture = (self.texture_like(clean[j]) if self.textures is not None and self.rng.random() < 0.5
                            else None)
-                noisy[j], mask = synthetic_defect(clean[j], other, self.rng, texture=texture)
+                noisy[j], mask = synthetic_defect(clean[j], other, self.rng, texture=texture, relight=self.relight)
                 masks[j, 0] = mask > 0.3
         if self.input_noise > 0:
             noisy = noisy + self.rng.normal(0, self.input_noise, noisy.shape).astype(np.float32)
         return np.clip(noisy, 0, 1).astype(np.float32), clean, masks
 
 
-def synthetic_set(images: Images, rng: np.random.Generator) -> tuple[Images, list[np.ndarray] | np.ndarray]:
+def synthetic_set(images: Images, rng: np.random.Generator, *,
+                  relight: bool = False) -> tuple[Images, list[np.ndarray] | np.ndarray]:
     """A fixed set of defective copies of held-out images, for the validation score (as ``images``
-    are: one array, or a list for images of different shapes)."""
+    are: one array, or a list for images of different shapes), with the training's defect kinds."""
     out, masks = [], []
     for i in range(len(images)):
         image = images[i]
@@ -258,7 +265,7 @@ def synthetic_set(images: Images, rng: np.random.Generator) -> tuple[Images, lis
         if other.shape != image.shape:  # another normal texture, fitted to this image's shape
             other = cv2.resize(other.transpose(1, 2, 0), image.shape[:0:-1], interpolation=cv2.INTER_AREA)
             other = other.reshape(image.shape[1:] + (-1,)).transpose(2, 0, 1)
-        d, m = synthetic_defect(image, np.ascontiguousarray(other), rng)
+        d, m = synthetic_defect(image, np.ascontiguousarray(other), rng, relight=relight)
         out.append(d)
         masks.append(m)
     if isinstance(images, np.ndarray):

@@ -168,13 +168,14 @@ def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str]
     modules = [m for m in (net, segmenter) if m is not None]
     kernel = gaussian_kernel(SSIM_SIGMA)
     batches = data.Batches(prep.train, synthetic_fraction=cfg.synthetic_fraction, input_noise=cfg.input_noise,
-                           flips=cfg.flips, rng=rng, patch=cfg.patch, textures=prep.textures)
+                           flips=cfg.flips, rng=rng, patch=cfg.patch, textures=prep.textures, relight=cfg.relight)
     # A fixed subset keeps evaluations cheap; calibration later uses every held-out image.
     val_neg = prep.holdout[: cfg.val_images]
     if prep.anomalous is not None:
         val_pos, val_kind = prep.anomalous[: cfg.val_images], "labelled anomalies"
     else:
-        val_pos, val_kind = data.synthetic_set(val_neg, np.random.default_rng(cfg.seed + 2))[0], "synthetic defects"
+        val_pos = data.synthetic_set(val_neg, np.random.default_rng(cfg.seed + 2), relight=cfg.relight)[0]
+        val_kind = "synthetic defects"
     total = cfg.steps  # re-planned after a few steps to fit the time budget
     start = time.monotonic()
     best = (-1.0, 0)
