@@ -88,7 +88,8 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, AnomalyConfig]:
                         textures=args.textures,
                         map=args.map, resize=args.resize, exposure=args.exposure,
                         channels=args.channels if args.channels == "auto" else int(args.channels),
-                        flips=not args.no_flips, relight=args.relight, positional=not args.no_positional, split_seed=args.split_seed, **values)
+                        flips=not args.no_flips, relight=args.relight, positional=not args.no_positional,
+                        split_seed=args.split_seed, **values)
     return args, cfg
 
 
