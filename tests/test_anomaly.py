@@ -85,6 +85,9 @@ def test_export_contract_and_parity(tiny_anomaly, folders):
     assert spec.provenance["training_command"].startswith("python -m training.anomaly")
     # The CPU is recorded: one seed can be expected to give the same weights only on the same kind of CPU.
     assert spec.provenance["host"]["cpu"] and spec.provenance["host"]["torch_cpu_capability"]
+    assert int(spec.provenance["host"]["torch_threads"]) >= 1
+    # So are the versions that shape the data (OpenCV resizes, numpy draws the defects).
+    assert set(spec.provenance["libraries"]) == {"numpy", "opencv", "onnx", "onnxruntime"}
     manifest = json.loads((tiny_anomaly.parent / "manifest.json").read_text())
     assert manifest["models"][0]["name"] == "tiny-anomaly" and manifest["models"][0]["kind"] == "anomaly"
     # Parity of both outputs against the PyTorch graph rebuilt from the best checkpoint.
@@ -453,7 +456,7 @@ def test_fuse_two_sizes(tiny_anomaly, tiny_anomaly_48, folders, tmp_path):
     det = AnomalyDetector(tmp_path / "tiny-fused.onnx", threads=1)
     assert det.input_size == (48, 48)
     members = det.spec.provenance["members"]
-    assert [m["input_size"] for m in members] == [32, 48] and all(m["host"]["cpu"] for m in members)
+    assert [m["input_size"] for m in members] == [32, 48] and all(m["host"]["cpu"] and m["libraries"]["opencv"] for m in members)
     assert det.spec.provenance["training_command"].endswith("--name tiny-fused --out " + str(tmp_path))
     assert json.loads((tmp_path / "manifest.json").read_text())["models"][0]["name"] == "tiny-fused"
     normal = read_image(sorted(folders["val_normal"].glob("*.png"))[0])

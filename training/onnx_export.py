@@ -10,6 +10,7 @@ import platform
 import subprocess
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -44,7 +45,18 @@ def host() -> dict[str, str]:
                 break
     except OSError:
         pass  # not Linux: the machine type is all there is
-    return {"cpu": cpu, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    return {"cpu": cpu, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch_threads": str(torch.get_num_threads())}
+
+
+def libraries() -> dict[str, str]:
+    """Versions of the libraries that shape the training data and the file besides torch: OpenCV
+    resizes every training image, numpy draws every synthetic defect, onnx and onnxruntime write and
+    check the graph. The package pins only lower bounds, so two sessions can differ in them; on
+    2026-12-04 a same-seed retrain parted from its shipped file on the same kind of CPU, and these
+    versions were what the file could not say (docs/ANOMALY.md)."""
+    return {"numpy": np.__version__, "opencv": cv2.__version__, "onnx": onnx.__version__,
+            "onnxruntime": ort.__version__}
 
 
 def provenance(command: str, data: str, metrics: dict[str, float], extra: dict[str, object] | None = None) -> dict[str, object]:
@@ -56,6 +68,7 @@ def provenance(command: str, data: str, metrics: dict[str, float], extra: dict[s
         "torch": torch.__version__,
         "python": platform.python_version(),
         "host": host(),
+        "libraries": libraries(),
         "metrics": metrics,
         **(extra or {}),
     }

@@ -371,7 +371,8 @@ def member_record(m: Member) -> dict[str, object]:
     return {"name": m.spec.name, "file": m.path.name, "sha256": sha256_of(m.path), "input_size": m.size,
             "training_command": m.spec.provenance.get("training_command", ""),
             "git_commit": m.spec.provenance.get("git_commit", ""),
-            **{k: m.spec.provenance[k] for k in ("steps", "best_step", "train_seconds", "host") if k in m.spec.provenance},
+            **{k: m.spec.provenance[k] for k in ("steps", "best_step", "train_seconds", "host", "libraries")
+               if k in m.spec.provenance},
             "score_mean": cal.score_mean,
             "score_std": cal.score_std, "metrics": m.spec.provenance.get("metrics", {})}
 
