@@ -164,3 +164,20 @@ def test_anomaly_flips_flips_each_map_back_before_averaging():
     image[1, 2] = 200
     assert flip_scores(Fixed(), image) == {"plain": 1.0, "mean with left-right flip": 0.5, "mean of 4 flips": 0.25}
     assert set(flip_scores(Equivariant(), image).values()) == {200.0}
+
+
+def test_anomaly_feature_knn_pools_neighbours_and_finds_the_nearest_normal_feature():
+    from tools.anomaly_feature_knn import nearest_distance, patch_features
+
+    fine = np.zeros((1, 4, 4), np.float32)
+    fine[0, 0, 0] = 9.0
+    coarse = np.arange(4, dtype=np.float32).reshape(1, 2, 2)
+    f = patch_features(fine, coarse)
+    assert f.shape == (16, 2)
+    # The corner's 3x3 neighbourhood, edges repeated, holds the spike four times: 4 * 9 / 9.
+    assert f[0, 0] == 4.0 and f[5, 0] == 1.0 and f[15, 0] == 0.0
+    # The coarse map is repeated 2x2 before pooling: the bottom-right location only sees value 3.
+    assert f[15, 1] == 3.0
+    bank = np.array([[0.0, 0.0], [3.0, 4.0]], np.float32)
+    queries = np.array([[3.0, 4.0], [0.0, 1.0], [6.0, 8.0]], np.float32)
+    assert np.allclose(nearest_distance(queries, bank), [0.0, 1.0, 5.0], atol=1e-3)
