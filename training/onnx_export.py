@@ -33,10 +33,11 @@ def git_commit() -> str:
 
 
 def host() -> dict[str, str]:
-    """The CPU that trained the model. With a fixed seed, retrains on this project's host have given
-    the same weights, but kernels for other vector instructions may round floats differently, the
-    suspected (unchecked) reason two same-seed runs of one recipe parted (docs/ANOMALY.md); this
-    record lets a retrain that differs from a shipped file be checked against the CPU it came from."""
+    """The CPU (and thread count) that trained the model. With a fixed seed, retrains on one host
+    give the same weights, but kernels for other vector instructions or thread counts sum floats in
+    another order, the likely reason same-seed runs of one recipe have parted (docs/ANOMALY.md: the
+    data preparation was checked and is the same); this record lets a retrain that differs from a
+    shipped file be checked against the machine it came from."""
     cpu = platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
