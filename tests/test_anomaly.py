@@ -577,3 +577,17 @@ def test_fuse_area_matrix_is_opencv_area_resize(n_out):
     x = np.random.default_rng(0).random((384, 256), dtype=np.float32)
     got = area_matrix(n_out, 384) @ x @ area_matrix(n_out, 256).T
     assert np.allclose(got, cv2.resize(x, (n_out, n_out), interpolation=cv2.INTER_AREA), atol=1e-6)
+
+
+def test_holdout_scores_tool_recovers_the_split_and_notices_other_images(tiny_anomaly, folders, capsys):
+    from tools.anomaly_holdout_scores import main as holdout_main
+
+    # The training command's own held-out images, recovered from the split seed: the recorded
+    # statistics come back (PyTorch at training, onnxruntime now).
+    assert holdout_main([str(tiny_anomaly), "--normal", str(folders["normal"])]) == 0
+    assert "the same to float precision" in capsys.readouterr().out
+    # Other images (another folder, or another held-out share) do not match what was recorded.
+    assert holdout_main([str(tiny_anomaly), "--val-normal", str(folders["val_normal"])]) == 1
+    assert holdout_main([str(tiny_anomaly), "--normal", str(folders["normal"]), "--holdout", "0.3"]) == 1
+    assert "DIFFERENT" in capsys.readouterr().out
+    assert holdout_main([str(tiny_anomaly), "--normal", str(folders["normal"] / "missing")]) == 2

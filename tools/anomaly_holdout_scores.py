@@ -1,0 +1,74 @@
+"""Does an anomaly model still score its own held-out normal images as it did when it was calibrated?
+
+    python tools/anomaly_holdout_scores.py anomaly-magnetic-tile-fast
+    python tools/anomaly_holdout_scores.py my-line.onnx --normal path/to/normal      # any model
+    python tools/anomaly_holdout_scores.py my-line.onnx --val-normal path/to/held-out
+
+Training holds out a seeded share of ``--normal`` (or takes ``--val-normal``), scores it and
+writes the mean and standard deviation of those scores into the model beside the threshold. This
+tool recovers the same images (the split seed is in the model's provenance), scores them with
+the runtime as installed now (image reading, resizing, onnxruntime) and prints both. Equal to
+float precision: the images reach the graph as they did in training, so a retrain that gives
+other weights did not get other data (docs/ANOMALY.md, "A fourth run"). Different: the libraries
+or the folder changed, and the threshold may no longer mean its false-positive rate
+(``edge-ae anomaly calibrate`` re-calibrates). Exit status 0 when equal, 1 when not, 2 on an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from edge_ae import AnomalyDetector  # noqa: E402
+from edge_ae.errors import EdgeAEError  # noqa: E402
+from edge_ae.imageio import read_image  # noqa: E402
+from tools.bench_anomaly import DATA  # noqa: E402
+from training.anomaly.data import folder, split  # noqa: E402
+
+# Training scores the held-out images through the PyTorch graph, this tool through onnxruntime:
+# the two agree to about 1e-7 (the export's parity check); a changed resize moves scores by 1e-3+.
+TOLERANCE = 1e-5
+
+
+def held_out(model: AnomalyDetector, normal: Path, fraction: float) -> list[Path]:
+    """The images training held out of ``normal``: the same seeded split (training/anomaly/train.py)."""
+    prov = model.spec.provenance
+    seed = int(prov.get("split_seed", prov.get("seed", 0)))
+    return split(folder(normal), fraction, np.random.default_rng(seed))[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model", help="registry name or .onnx file of an anomaly model")
+    where = ap.add_mutually_exclusive_group()
+    where.add_argument("--normal", type=Path, default=DATA / "train" / "good",
+                       help="the folder the model was trained on (default: the magnetic tiles' train/good)")
+    where.add_argument("--val-normal", type=Path, help="the held-out folder, when training was given one")
+    ap.add_argument("--holdout", type=float, default=0.15, help="the share training held out (its --holdout)")
+    args = ap.parse_args(argv)
+    try:
+        detector = AnomalyDetector(args.model, threads=2)
+        paths = folder(args.val_normal) if args.val_normal else held_out(detector, args.normal, args.holdout)
+        scores = np.array([detector.score(read_image(p)) for p in paths])
+    except (EdgeAEError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    cal = detector.calibration
+    same = (len(scores) == cal.n_images and abs(scores.mean() - cal.score_mean) <= TOLERANCE
+            and abs(scores.std() - cal.score_std) <= TOLERANCE)
+    print(f"{detector.spec.name}: {len(scores)} held-out images")
+    print(f"  recorded at calibration: {cal.score_mean:.8f} +- {cal.score_std:.8f} ({cal.n_images} images)")
+    print(f"  scored now:              {scores.mean():.8f} +- {scores.std():.8f}")
+    print("  the same to float precision" if same else
+          f"  DIFFERENT (tolerance {TOLERANCE:g}): other images, or they reach the graph otherwise than in training")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
