@@ -14,17 +14,17 @@ the check was first scored (docs/ANOMALY.md, "Nearest normal features"):
 Each: the 1/8 map upsampled (nearest) to 1/4, the two concatenated, a 3x3 mean (each location
 sees its neighbours, as in PatchCore), then the L2 distance of every location to the nearest of
 ``--bank`` features drawn at random from the model's own training images (the held-out images,
-recovered from the split seed in its provenance, are left out of the bank). Image score: the
-largest distance. Printed: image AUROC (test/good against every defect type) and per defect type,
-for the model's own score, each feature set alone, and each fused with the model (image scores
-z-scored on the held-out normal images, then averaged). A check, not a feature: no shipped graph
-does this. About 6 minutes on two cores for the magnetic tiles.
+recovered from the split seed in its provenance as ``tools/anomaly_holdout_scores.py`` does, are
+left out of the bank). Image score: the largest distance. Printed: image AUROC (test/good against
+every defect type) and per defect type, for the model's own score, each feature set alone, and
+each fused with the model (image scores z-scored on the held-out normal images, then averaged).
+A check, not a feature: no shipped graph does this. About 5 minutes on two cores for the
+magnetic tiles.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -35,8 +35,11 @@ import onnxruntime as ort
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from edge_ae.contract import ModelSpec  # noqa: E402
 from edge_ae.errors import ModelError  # noqa: E402
+from edge_ae.model import read_spec  # noqa: E402
 from edge_ae.registry import resolve_model  # noqa: E402
+from tools.anomaly_holdout_scores import training_split  # noqa: E402
 from tools.bench_anomaly import DATA, test_set  # noqa: E402
 from training.anomaly import data  # noqa: E402
 from training.anomaly.metrics import auroc  # noqa: E402
@@ -83,8 +86,7 @@ class FeatureModel:
         options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
         self.names = [t for pair in TAPS.values() for t in pair]
-        meta = {p.key: p.value for p in graph.metadata_props}
-        self.spec = json.loads(meta["edge_ae"])
+        self.spec: ModelSpec = read_spec(self.session, str(path))
 
     def __call__(self, image: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
         """(the model's own score, {feature set: (locations, dims)}) for one (C, H, W) input."""
@@ -109,15 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    spec, prov = model.spec, model.spec.get("provenance", {})
-    if not spec.get("short_side"):
+    spec = model.spec
+    if not spec.short_side:
         print("error: only models that keep the aspect ratio (short_side) are handled", file=sys.stderr)
         return 2
-    # The model's own split: the same seeded permutation training used (training/anomaly/train.py).
-    split_seed = int(prov.get("split_seed", prov.get("seed", 0)))
-    train_paths, hold_paths = data.split(data.folder(args.data / "train" / "good"), 0.15,
-                                         np.random.default_rng(split_seed))
-    options = {"channels": spec["channels"], "size": spec["short_side"], "keep_aspect_multiple": spec["size_multiple"]}
+    train_paths, hold_paths = training_split(spec, args.data / "train" / "good")
+    options = {"channels": spec.channels, "size": spec.short_side, "keep_aspect_multiple": spec.size_multiple}
 
     def features(images: data.Images) -> tuple[np.ndarray, dict[str, list[np.ndarray]]]:
         scores, feats = [], {k: [] for k in TAPS}
@@ -146,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         per = [f"{auroc(good, s[kinds == k]):.3f}" for k in defect_types]
         print(f"| {label} | {auroc(good, s[kinds != 'good']):.3f} | " + " | ".join(per) + " |", flush=True)
 
-    row(f"{spec['name']} (its own score)", test_s)
+    row(f"{spec.name} (its own score)", test_s)
     own_z = (test_s - hold_s.mean()) / hold_s.std()
     rng = np.random.default_rng(0)
     for k in TAPS:

@@ -26,21 +26,24 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from edge_ae import AnomalyDetector  # noqa: E402
+from edge_ae.contract import ModelSpec  # noqa: E402
 from edge_ae.errors import EdgeAEError  # noqa: E402
 from edge_ae.imageio import read_image  # noqa: E402
 from tools.bench_anomaly import DATA  # noqa: E402
+from training.anomaly.config import AnomalyConfig  # noqa: E402
 from training.anomaly.data import folder, split  # noqa: E402
 
 # Training scores the held-out images through the PyTorch graph, this tool through onnxruntime:
 # the two agree to about 1e-7 (the export's parity check); a changed resize moves scores by 1e-3+.
 TOLERANCE = 1e-5
+HOLDOUT = AnomalyConfig.holdout  # training's default share (its --holdout)
 
 
-def held_out(model: AnomalyDetector, normal: Path, fraction: float) -> list[Path]:
-    """The images training held out of ``normal``: the same seeded split (training/anomaly/train.py)."""
-    prov = model.spec.provenance
-    seed = int(prov.get("split_seed", prov.get("seed", 0)))
-    return split(folder(normal), fraction, np.random.default_rng(seed))[1]
+def training_split(spec: ModelSpec, normal: Path, fraction: float = HOLDOUT) -> tuple[list[Path], list[Path]]:
+    """(trained on, held out) of ``normal`` as the model's training command split it: the same
+    seeded permutation (training/anomaly/train.py), the seed from the model's provenance."""
+    seed = int(spec.provenance.get("split_seed", spec.provenance.get("seed", 0)))
+    return split(folder(normal), fraction, np.random.default_rng(seed))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,11 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--normal", type=Path, default=DATA / "train" / "good",
                        help="the folder the model was trained on (default: the magnetic tiles' train/good)")
     where.add_argument("--val-normal", type=Path, help="the held-out folder, when training was given one")
-    ap.add_argument("--holdout", type=float, default=0.15, help="the share training held out (its --holdout)")
+    ap.add_argument("--holdout", type=float, default=HOLDOUT, help="the share training held out (its --holdout)")
     args = ap.parse_args(argv)
     try:
         detector = AnomalyDetector(args.model, threads=2)
-        paths = folder(args.val_normal) if args.val_normal else held_out(detector, args.normal, args.holdout)
+        paths = folder(args.val_normal) if args.val_normal else training_split(detector.spec, args.normal, args.holdout)[1]
         scores = np.array([detector.score(read_image(p)) for p in paths])
     except (EdgeAEError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
