@@ -9,7 +9,7 @@ TORCH := torch==2.13.0
 
 .PHONY: demo test lint clean
 
-$(DEMO_VENV)/.stamp: pyproject.toml $(wildcard edge_ae/*.py edge_ae/cli/*.py exported/*)
+$(DEMO_VENV)/.stamp: pyproject.toml $(wildcard edge_ae/*.py edge_ae/*/*.py exported/*)
 	$(PYTHON) -m venv $(DEMO_VENV)
 	$(DEMO_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(DEMO_VENV)/bin/python -m pip install --quiet .

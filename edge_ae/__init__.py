@@ -3,15 +3,15 @@
 numpy + onnxruntime + OpenCV only; never imports torch.
 """
 
-from edge_ae.anomaly import AnomalyDetector, AnomalyResult, draw_overlay
+from edge_ae.anomaly.detector import AnomalyDetector, AnomalyResult, draw_overlay
 from edge_ae.autoencoder import Autoencoder
-from edge_ae.contract import ModelSpec
-from edge_ae.denoiser import Denoiser
+from edge_ae.denoise.denoiser import Denoiser
+from edge_ae.denoise.noise_level import estimate_sigma
 from edge_ae.errors import EdgeAEError, ImageError, ModelError
-from edge_ae.model import LoadedModel, load_model
-from edge_ae.noise_level import estimate_sigma
-from edge_ae.registry import ModelEntry, list_models
-from edge_ae.streaming import Stream, StreamReport, stream
+from edge_ae.model.contract import ModelSpec
+from edge_ae.model.loading import LoadedModel, load_model
+from edge_ae.model.registry import ModelEntry, list_models
+from edge_ae.video.stream import Stream, StreamReport, stream
 
 __version__ = "0.1.0"
 

@@ -26,8 +26,8 @@ import numpy as np
 
 from edge_ae.errors import EdgeAEError, ImageError, ModelError
 from edge_ae.image import check_image, to_float
-from edge_ae.model import LoadedModel, load_model
-from edge_ae.registry import get_entry
+from edge_ae.model.loading import LoadedModel, load_model
+from edge_ae.model.registry import get_entry
 
 CHUNK = 1024  # images per inference call: bounds memory on large batches
 

@@ -15,11 +15,11 @@ import pytest
 
 from conftest import ROOT
 from edge_ae import AnomalyDetector, AnomalyResult, ImageError, ModelError, draw_overlay, list_models
-from edge_ae.calibration import calibrate_f1, calibrate_fpr
+from edge_ae.anomaly.calibration import calibrate_f1, calibrate_fpr
 from edge_ae.cli.main import main
-from edge_ae.contract import METADATA_KEY, AnomalyCalibration, ModelSpec
-from edge_ae.imageio import read_image
-from edge_ae.onnx_meta import read_metadata, replace_metadata, rewrite_metadata_file
+from edge_ae.files.imageio import read_image
+from edge_ae.model.contract import METADATA_KEY, AnomalyCalibration, ModelSpec
+from edge_ae.model.onnx_meta import read_metadata, replace_metadata, rewrite_metadata_file
 
 
 def texture(rng: np.random.Generator, h: int = 48, w: int = 64) -> np.ndarray:
@@ -276,7 +276,7 @@ def test_blob_scores_higher_than_normal(tiny_anomaly, folders):
 
 
 def test_model_input_scales_every_dtype():
-    from edge_ae.anomaly import to_model_input
+    from edge_ae.anomaly.detector import to_model_input
 
     for image in (np.full((10, 12), 51, np.uint8), np.full((10, 12, 3), 51 * 257, np.uint16),
                   np.full((10, 12, 4), 0.2, np.float32)):

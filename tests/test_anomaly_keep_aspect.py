@@ -12,8 +12,8 @@ import pytest
 from test_anomaly import texture, with_blob
 
 from edge_ae import AnomalyDetector, ModelError
-from edge_ae.anomaly import keep_aspect_size, model_input_size
-from edge_ae.contract import AnomalyCalibration, ModelSpec
+from edge_ae.anomaly.detector import keep_aspect_size, model_input_size
+from edge_ae.model.contract import AnomalyCalibration, ModelSpec
 
 SHAPES = [(48, 64), (64, 40), (40, 96), (56, 56)]  # height, width: wide, tall, very wide, square
 TINY = ["--size", "32", "--width", "4", "--latent-channels", "8", "--seg-width", "4", "--batch", "8", "--threads", "1"]
@@ -175,8 +175,8 @@ def test_fuse_keep_aspect_members(keep_aspect_model, mixed_folder, tmp_path):
 def test_fuse_refuses_keep_aspect_members_it_cannot_fuse(keep_aspect_model, tmp_path, capsys):
     import json
 
-    from edge_ae.contract import METADATA_KEY
-    from edge_ae.onnx_meta import rewrite_metadata_file
+    from edge_ae.model.contract import METADATA_KEY
+    from edge_ae.model.onnx_meta import rewrite_metadata_file
     from training.anomaly.fuse import main as fuse_main
 
     spec = json.loads(AnomalyDetector(keep_aspect_model, threads=1).spec.to_json())

@@ -14,7 +14,7 @@ import pytest
 
 from edge_ae import Autoencoder, EdgeAEError, ImageError, ModelError, load_model
 from edge_ae.cli.main import main
-from edge_ae.registry import _read_manifest
+from edge_ae.model.registry import _read_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 LATENT = 8

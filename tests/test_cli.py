@@ -107,7 +107,7 @@ def test_missing_input_and_bad_model(tiny_models, tmp_path, capsys):
 
 
 def test_disk_full_leaves_no_partial_file(tiny_models, photo_tree, tmp_path, monkeypatch, capsys):
-    import edge_ae.atomic as atomic
+    import edge_ae.files.atomic as atomic
 
     def full_disk(*_args, **_kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

@@ -10,7 +10,7 @@ import onnx
 import pytest
 
 from edge_ae import Denoiser, ModelError, load_model
-from edge_ae.contract import METADATA_KEY, SCHEMA_VERSION, ModelSpec
+from edge_ae.model.contract import METADATA_KEY, SCHEMA_VERSION, ModelSpec
 
 
 def _rewrite_metadata(src, dst, value: str | None) -> None:

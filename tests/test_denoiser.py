@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edge_ae import Denoiser, ImageError, estimate_sigma
-from edge_ae.tiling import margin_for, run_tiled
+from edge_ae.denoise.tiling import margin_for, run_tiled
 
 SHAPES = [(37, 53), (37, 53, 1), (37, 53, 3), (37, 53, 4)]
 DTYPES = [np.uint8, np.uint16, np.float32]
@@ -67,7 +67,7 @@ def test_tiled_equals_whole(tiny_models, rng, which):
 def test_tiling_actually_splits_and_short_margin_shows_seams(tiny_models, rng):
     """Guards the test above: with 64px tiles the image really is cut, and a margin smaller than
     the receptive field would change the output (so equality is not trivially true)."""
-    from edge_ae.model import load_model
+    from edge_ae.model.loading import load_model
 
     model = load_model(tiny_models["gray"])
     batch = rng.random((1, 1, 200, 200), dtype=np.float32)
@@ -124,7 +124,7 @@ def test_noise_estimate_ignores_dtype_scale(rng):
 
 @pytest.mark.parametrize("size", [1, 2, 3, 17])
 def test_mirror_indices_match_numpy_reflect(size):
-    from edge_ae.tiling import mirror_indices
+    from edge_ae.denoise.tiling import mirror_indices
 
     a = np.arange(size)
     for m in (1, 4, 40):
@@ -134,7 +134,7 @@ def test_mirror_indices_match_numpy_reflect(size):
 
 @pytest.mark.parametrize("n", [1, 2, 7, 1000, 1001])
 def test_histogram_median_is_exact(rng, n):
-    from edge_ae.noise_level import median_abs
+    from edge_ae.denoise.noise_level import median_abs
 
     values = rng.integers(-300, 300, n).astype(np.int32)
     assert median_abs(values) == np.median(np.abs(values))

@@ -8,7 +8,7 @@ import pytest
 
 from edge_ae import Denoiser
 from edge_ae.cli.main import main
-from edge_ae.ensemble import averaged, inverse, transform
+from edge_ae.denoise.ensemble import averaged, inverse, transform
 
 
 def test_inverse_undoes_each_transform_and_all_eight_differ(rng):

@@ -106,7 +106,7 @@ def test_cli_short_run_never_ships(tmp_path, monkeypatch):
 
 
 def test_export_parts_have_the_contract(ctx):
-    from edge_ae.model import load_model
+    from edge_ae.model.loading import load_model
 
     folder = ctx.ship_dir
     if not (folder / "mnist-dense36.onnx").exists():

@@ -30,3 +30,7 @@ def test_wheel_carries_exported_models(tmp_path):
     for entry in manifest["models"]:
         assert f"edge_ae/exported/{entry['file']}" in names, entry["name"]
     assert not any(n.startswith(("training/", "tests/", "tools/")) for n in names)
+    # Every runtime subpackage ships (pyproject lists them; a new folder must be added there).
+    for init in (ROOT / "edge_ae").rglob("__init__.py"):
+        module = init.parent.relative_to(ROOT).as_posix()
+        assert f"{module}/__init__.py" in names, f"{module} is missing from pyproject's packages"

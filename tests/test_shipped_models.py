@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ROOT
 from edge_ae import Denoiser, list_models, load_model
-from edge_ae.imageio import read_image
+from edge_ae.files.imageio import read_image
 
 MANIFEST = json.loads((ROOT / "exported" / "manifest.json").read_text())["models"]
 DENOISERS = [m["name"] for m in MANIFEST if m["kind"] == "denoiser"]

@@ -17,11 +17,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_ae.capture import Backoff, Capture, Frame, Mailbox
 from edge_ae.cli.main import main
-from edge_ae.sinks import EventLog, Output, SinkError, VideoSink, WindowSink
-from edge_ae.sources import FolderSource, Source, SourceError, VideoSource, open_source
-from edge_ae.streaming import Stream, stream
+from edge_ae.video.capture import Backoff, Capture, Frame, Mailbox
+from edge_ae.video.sinks import EventLog, Output, SinkError, VideoSink, WindowSink
+from edge_ae.video.sources import FolderSource, Source, SourceError, VideoSource, open_source
+from edge_ae.video.stream import Stream, stream
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = Backoff(initial=0.01, maximum=0.04)
@@ -314,7 +314,7 @@ class FakeResult:
 
 
 class FakeDetector:
-    """Same interface as edge_ae.anomaly.AnomalyDetector: flags frames whose bright square is at the left."""
+    """Same interface as edge_ae.anomaly.detector.AnomalyDetector: flags frames whose bright square is at the left."""
 
     def __call__(self, frame: np.ndarray) -> FakeResult:
         bright = np.argwhere(frame[20, :, 2] > 200)
@@ -362,7 +362,7 @@ def blur_denoiser(path: Path) -> Path:
     import onnx
     from onnx import TensorProto, helper
 
-    from edge_ae.contract import METADATA_KEY, ModelSpec
+    from edge_ae.model.contract import METADATA_KEY, ModelSpec
 
     kernel = np.full((3, 1, 3, 3), 0.5 / 8, np.float32)
     kernel[:, :, 1, 1] = 0.5
@@ -476,7 +476,7 @@ def bright_spot_anomaly_model(path: Path) -> Path:
     import onnx
     from onnx import TensorProto, helper
 
-    from edge_ae.contract import METADATA_KEY, AnomalyCalibration, ModelSpec
+    from edge_ae.model.contract import METADATA_KEY, AnomalyCalibration, ModelSpec
 
     half = helper.make_tensor("half", TensorProto.FLOAT, [], [0.5])
     nodes = [
@@ -517,7 +517,7 @@ def test_real_anomaly_detector_on_a_folder_stream(tmp_path):
     flagged = [rec for rec in map(json.loads, events.read_text().splitlines()) if rec["event"] == "anomaly"]
     assert [rec["frame"] for rec in flagged] == sorted(spots)
     heatmap = cv2.imread(flagged[0]["heatmap"])
-    assert heatmap.shape == (48, 64, 3) and not np.all(heatmap == heatmap[0, 0])  # edge_ae.anomaly.draw_overlay drew on it
+    assert heatmap.shape == (48, 64, 3) and not np.all(heatmap == heatmap[0, 0])  # edge_ae.anomaly.detector.draw_overlay drew on it
     assert count_frames(tmp_path / "overlay.avi") == 12
 
 
@@ -532,7 +532,7 @@ def test_leaving_a_with_block_finalises_at_once(tmp_path):
 
 def test_cli_reports_a_lost_camera_and_exits_1(monkeypatch, capsys):
     source, _ = flaky(good=3, refuse=10**6)
-    monkeypatch.setattr("edge_ae.streaming.open_source", lambda spec, size=None: source)
+    monkeypatch.setattr("edge_ae.video.stream.open_source", lambda spec, size=None: source)
     assert main(["camera", "--source", "0", "--reconnect-for", "0.2"]) == 1
     captured = capsys.readouterr()
     assert "camera 0: no frame (disconnected?)" in captured.err

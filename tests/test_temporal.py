@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_ae.temporal import TemporalFilter
+from edge_ae.video.temporal import TemporalFilter
 
 SIGMA = 20.0
 

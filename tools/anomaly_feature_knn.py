@@ -35,10 +35,10 @@ import onnxruntime as ort
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edge_ae.contract import ModelSpec  # noqa: E402
 from edge_ae.errors import ModelError  # noqa: E402
-from edge_ae.model import read_spec  # noqa: E402
-from edge_ae.registry import resolve_model  # noqa: E402
+from edge_ae.model.contract import ModelSpec  # noqa: E402
+from edge_ae.model.loading import read_spec  # noqa: E402
+from edge_ae.model.registry import resolve_model  # noqa: E402
 from tools.anomaly_holdout_scores import training_split  # noqa: E402
 from tools.bench_anomaly import DATA, test_set  # noqa: E402
 from training.anomaly import data  # noqa: E402

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from edge_ae import AnomalyDetector  # noqa: E402
-from edge_ae.imageio import read_image  # noqa: E402
+from edge_ae.files.imageio import read_image  # noqa: E402
 from tools.bench_anomaly import DATA, test_set  # noqa: E402
 from training.anomaly.metrics import auroc  # noqa: E402
 

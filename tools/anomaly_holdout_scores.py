@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from edge_ae import AnomalyDetector  # noqa: E402
-from edge_ae.contract import ModelSpec  # noqa: E402
 from edge_ae.errors import EdgeAEError  # noqa: E402
-from edge_ae.imageio import read_image  # noqa: E402
+from edge_ae.files.imageio import read_image  # noqa: E402
+from edge_ae.model.contract import ModelSpec  # noqa: E402
 from tools.bench_anomaly import DATA  # noqa: E402
 from training.anomaly.config import AnomalyConfig  # noqa: E402
 from training.anomaly.data import folder, split  # noqa: E402

@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from edge_ae import AnomalyDetector  # noqa: E402
-from edge_ae.contract import ModelSpec  # noqa: E402
-from edge_ae.imageio import read_image  # noqa: E402
+from edge_ae.files.imageio import read_image  # noqa: E402
+from edge_ae.model.contract import ModelSpec  # noqa: E402
 from training.anomaly.metrics import auroc, binned_auroc, precision_recall_f1  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "anomaly" / "magnetic_tile" / "tile"

@@ -5,7 +5,7 @@
 Each clip: a still image (the background) with a textured patch (the moving object, cut from
 another image) sliding across it, and fresh Gaussian noise on every frame, quantised to 8 bits
 like a camera's. Every frame is denoised on its own (the baseline), and the same denoised
-frames go through ``edge_ae.temporal.TemporalFilter`` (what ``edge-ae camera --temporal``
+frames go through ``edge_ae.video.temporal.TemporalFilter`` (what ``edge-ae camera --temporal``
 runs). PSNR against the clean frames is pooled (one MSE per region over all frames after a
 warm-up, and over all clips for the total) on these regions:
 
@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from edge_ae import Denoiser  # noqa: E402
-from edge_ae.imageio import read_image  # noqa: E402
-from edge_ae.sinks import to_bgr8  # noqa: E402
-from edge_ae.temporal import TemporalFilter  # noqa: E402
+from edge_ae.files.imageio import read_image  # noqa: E402
+from edge_ae.video.sinks import to_bgr8  # noqa: E402
+from edge_ae.video.temporal import TemporalFilter  # noqa: E402
 
 VAL = ROOT.parent / "shared" / "data" / "denoise" / "val" / "McMaster"
 SAMPLES = ROOT / "samples" / "noisy"

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from edge_ae import Denoiser, estimate_sigma  # noqa: E402
-from edge_ae.imageio import read_image, write_image  # noqa: E402
+from edge_ae.files.imageio import read_image, write_image  # noqa: E402
 
 
 def row(before: np.ndarray, after: np.ndarray, height: int, label: str) -> np.ndarray:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edge_ae.contract import COLOR_ORDERS, ModelSpec
+from edge_ae.model.contract import COLOR_ORDERS, ModelSpec
 from training import data
 from training.nets import build
 from training.nets.unet_dae import UNetDAE

@@ -16,8 +16,8 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from edge_ae.contract import METADATA_KEY, ModelSpec
-from edge_ae.registry import MANIFEST, sha256_of
+from edge_ae.model.contract import METADATA_KEY, ModelSpec
+from edge_ae.model.registry import MANIFEST, sha256_of
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPORTED = ROOT / "exported"

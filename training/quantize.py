@@ -52,11 +52,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from edge_ae.atomic import write_bytes_atomic
-from edge_ae.contract import METADATA_KEY, ModelSpec
 from edge_ae.errors import ModelError
-from edge_ae.model import LoadedModel, load_model
-from edge_ae.registry import sha256_of
+from edge_ae.files.atomic import write_bytes_atomic
+from edge_ae.model.contract import METADATA_KEY, ModelSpec
+from edge_ae.model.loading import LoadedModel, load_model
+from edge_ae.model.registry import sha256_of
 from training import data
 from training.onnx_export import EXPORTED, git_commit, update_manifest
 from training.train_denoiser import psnr

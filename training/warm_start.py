@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from edge_ae.registry import sha256_of
+from edge_ae.model.registry import sha256_of
 from training.nets.unet_dae import StridedStem
 
 ONNX_PREFIX = "net."  # export_denoiser.DenoiserGraph holds the network as ``net``

@@ -19,16 +19,16 @@ import json
 import sys
 from pathlib import Path
 
-from edge_ae import batch
-from edge_ae.anomaly import AnomalyDetector, AnomalyResult, draw_overlay
-from edge_ae.atomic import write_text_atomic
-from edge_ae.calibration import DEFAULT_FPR, calibrate_f1, calibrate_fpr
+from edge_ae.anomaly.calibration import DEFAULT_FPR, calibrate_f1, calibrate_fpr
+from edge_ae.anomaly.detector import AnomalyDetector, AnomalyResult, draw_overlay
 from edge_ae.cli.progress import Progress
-from edge_ae.contract import METADATA_KEY
 from edge_ae.errors import EdgeAEError
-from edge_ae.imageio import read_image, write_image
-from edge_ae.onnx_meta import rewrite_metadata_file
-from edge_ae.registry import list_models
+from edge_ae.files import batch
+from edge_ae.files.atomic import write_text_atomic
+from edge_ae.files.imageio import read_image, write_image
+from edge_ae.model.contract import METADATA_KEY
+from edge_ae.model.onnx_meta import rewrite_metadata_file
+from edge_ae.model.registry import list_models
 
 REPORT_FIELDS = ("file", "status", "score", "normalized_score", "is_anomaly", "heatmap", "message")
 

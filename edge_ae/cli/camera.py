@@ -8,7 +8,7 @@ import math
 import sys
 import time
 
-from edge_ae.capture import Notice
+from edge_ae.video.capture import Notice
 
 
 def positive(kind: type) -> object:
@@ -98,7 +98,7 @@ class LiveStatus:
 def run(args: argparse.Namespace) -> int:
     import cv2
 
-    from edge_ae.streaming import Stream
+    from edge_ae.video.stream import Stream
 
     if args.sigma is not None and not (math.isfinite(args.sigma) and args.sigma >= 0):
         raise argparse.ArgumentTypeError(f"--sigma must be >= 0, got {args.sigma}")

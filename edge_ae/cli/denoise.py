@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_ae import batch
 from edge_ae.cli.report import run_and_report
-from edge_ae.denoiser import Denoiser
-from edge_ae.ensemble import COPIES
-from edge_ae.imageio import read_image, write_image
+from edge_ae.denoise.denoiser import Denoiser
+from edge_ae.denoise.ensemble import COPIES
+from edge_ae.files import batch
+from edge_ae.files.imageio import read_image, write_image
 
 
 def side_by_side(before: np.ndarray, after: np.ndarray) -> np.ndarray:

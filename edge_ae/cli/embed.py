@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_ae import batch
-from edge_ae.atomic import write_bytes_atomic
 from edge_ae.autoencoder import Autoencoder
 from edge_ae.errors import EdgeAEError
-from edge_ae.imageio import read_image
+from edge_ae.files import batch
+from edge_ae.files.atomic import write_bytes_atomic
+from edge_ae.files.imageio import read_image
 
 FORMATS = (".npy", ".csv")
 

@@ -6,8 +6,8 @@ import argparse
 import json
 from dataclasses import asdict
 
-from edge_ae.model import load_model
-from edge_ae.registry import list_models, models_dir
+from edge_ae.model.loading import load_model
+from edge_ae.model.registry import list_models, models_dir
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

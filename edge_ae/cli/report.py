@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from edge_ae import batch
 from edge_ae.cli.progress import Progress
+from edge_ae.files import batch
 
 
 def run_and_report(plan: batch.Plan, job: batch.JobFactory, *, jobs: int, verb: str, out_dir: Path) -> int:

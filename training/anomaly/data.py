@@ -1,6 +1,6 @@
 """Normal images in memory at the model's input size, training batches, and synthetic defects.
 
-Images go through ``edge_ae.anomaly.to_model_input`` and ``keep_aspect_size``, the runtime's own
+Images go through ``edge_ae.anomaly.detector.to_model_input`` and ``keep_aspect_size``, the runtime's own
 preprocessing, so training sees exactly what the deployed model sees (see that module for the
 size policy). Stretched to a square, the images are one (N, C, S, S) array; with the aspect
 ratio kept they are a list of (C, H, W) arrays of different shapes (``Images`` covers both), and
@@ -22,9 +22,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_ae.anomaly import keep_aspect_size, to_model_input
+from edge_ae.anomaly.detector import keep_aspect_size, to_model_input
 from edge_ae.errors import ImageError
-from edge_ae.imageio import read_image
+from edge_ae.files.imageio import read_image
 from training.data import list_images
 
 

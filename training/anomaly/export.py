@@ -10,8 +10,8 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from edge_ae.calibration import calibrate_f1, calibrate_fpr
-from edge_ae.contract import COLOR_ORDERS, AnomalyCalibration, ModelSpec
+from edge_ae.anomaly.calibration import calibrate_f1, calibrate_fpr
+from edge_ae.model.contract import COLOR_ORDERS, AnomalyCalibration, ModelSpec
 from training.anomaly import data
 from training.anomaly.config import SIZE_MULTIPLE, AnomalyConfig
 from training.anomaly.metrics import auroc, precision_recall_f1

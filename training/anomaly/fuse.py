@@ -44,9 +44,9 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import compose, helper, numpy_helper
 
-from edge_ae.contract import METADATA_KEY, ModelSpec
 from edge_ae.errors import ModelError
-from edge_ae.registry import sha256_of
+from edge_ae.model.contract import METADATA_KEY, ModelSpec
+from edge_ae.model.registry import sha256_of
 from training.anomaly.__main__ import EXPORTED
 from training.anomaly.__main__ import parse as parse_training_command
 from training.anomaly.config import AnomalyConfig
@@ -303,8 +303,8 @@ def export_fused(model: onnx.ModelProto, members: list[Member], cfg: AnomalyConf
     members run one by one, and write it with its metadata (and manifest entry)."""
     import onnxruntime as ort
 
-    from edge_ae.atomic import write_bytes_atomic
-    from edge_ae.contract import COLOR_ORDERS
+    from edge_ae.files.atomic import write_bytes_atomic
+    from edge_ae.model.contract import COLOR_ORDERS
     from training.anomaly import data
     from training.anomaly.export import RESIZE_WORDS, calibrate, time_and_record, validation_metrics
     from training.anomaly.train import prepare

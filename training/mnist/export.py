@@ -12,7 +12,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from edge_ae.contract import ModelSpec
+from edge_ae.model.contract import ModelSpec
 from training.onnx_export import check_parity, export, update_manifest
 
 INPUT_SIZE = (28, 28)

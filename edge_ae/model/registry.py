@@ -50,7 +50,8 @@ def models_dir() -> Path:
             return installed
     except (ModuleNotFoundError, TypeError):
         pass
-    return Path(__file__).resolve().parent.parent / "exported"
+    # A source checkout: edge_ae/model/registry.py -> <repo>/exported
+    return Path(__file__).resolve().parents[2] / "exported"
 
 
 @lru_cache(maxsize=4)

@@ -18,10 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_ae.contract import AnomalyCalibration, ModelSpec
 from edge_ae.errors import ModelError, a_model_of
 from edge_ae.image import check_image, split, to_float
-from edge_ae.model import LoadedModel, load_model
+from edge_ae.model.contract import AnomalyCalibration, ModelSpec
+from edge_ae.model.loading import LoadedModel, load_model
 
 
 def keep_aspect_size(height: int, width: int, *, short_side: int, multiple: int) -> tuple[int, int]:

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from edge_ae import image as im
-from edge_ae.ensemble import averaged, check_copies
-from edge_ae.model import LoadedModel, load_model
-from edge_ae.noise_level import estimate_sigma
-from edge_ae.tiling import margin_for, run_tiled
+from edge_ae.denoise.ensemble import averaged, check_copies
+from edge_ae.denoise.noise_level import estimate_sigma
+from edge_ae.denoise.tiling import margin_for, run_tiled
+from edge_ae.model.loading import LoadedModel, load_model
 
 DEFAULT_MODELS = {1: "denoise-gray", 3: "denoise-color"}
 
@@ -33,7 +33,7 @@ class Denoiser:
       default (None) takes frames up to 1024x1024 in one tile (fastest) and larger images in
       512-pixel tiles, which keeps a 4000x3000 photo well under 1 GB of memory.
     * ``ensemble``: 1, 2, 4 or 8 copies of the image (flipped, transposed) run through the model
-      and averaged (``edge_ae.ensemble``): a little cleaner (about +0.11 to +0.22 dB PSNR, see
+      and averaged (``edge_ae.denoise.ensemble``): a little cleaner (about +0.11 to +0.22 dB PSNR, see
       docs/BENCHMARKS.md) at that many times the cost; for still photos rather than live video.
 
     A grey model on a colour image denoises B, G and R as three grey images; a colour model on a

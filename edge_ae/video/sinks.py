@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from edge_ae.errors import EdgeAEError, ImageError
-from edge_ae.imageio import write_image
+from edge_ae.files.imageio import write_image
 
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
 

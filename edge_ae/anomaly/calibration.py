@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_ae.contract import AnomalyCalibration
+from edge_ae.model.contract import AnomalyCalibration
 
 DEFAULT_FPR = 0.01
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from edge_ae.contract import METADATA_KEY, ModelSpec
 from edge_ae.errors import ModelError, a_model_of
-from edge_ae.registry import resolve_model
+from edge_ae.model.contract import METADATA_KEY, ModelSpec
+from edge_ae.model.registry import resolve_model
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from edge_ae.errors import EdgeAEError, ImageError
-from edge_ae.imageio import READ_SUFFIXES, read_image
+from edge_ae.files.imageio import READ_SUFFIXES, read_image
 
 PICAMERA = "picamera2"
 URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")

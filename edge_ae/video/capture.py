@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_ae.sources import Source, SourceError, SourceLost
+from edge_ae.video.sources import Source, SourceError, SourceLost
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_ae.atomic import write_bytes_atomic
 from edge_ae.errors import ModelError
+from edge_ae.files.atomic import write_bytes_atomic
 
 METADATA_FIELD = 14
 _VARINT, _FIXED64, _BYTES, _FIXED32 = 0, 1, 2, 5

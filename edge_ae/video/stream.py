@@ -12,7 +12,7 @@ anomaly detection -> sinks, with live fps and latency.
             if enough:
                 s.stop()
 
-Capture runs in its own thread (``edge_ae.capture``): from a live source the newest frame wins
+Capture runs in its own thread (``edge_ae.video.capture``): from a live source the newest frame wins
 and stale ones are dropped; a file or folder is read frame by frame without loss. SIGINT and
 SIGTERM end the run between two frames, so every sink is closed properly (the video file is
 finalised and playable). Nothing here prints; ``on_notice`` and ``on_progress`` report.
@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from edge_ae.capture import DEFAULT_BACKOFF, Backoff, Capture, Frame, Notice
-from edge_ae.noise_level import estimate_sigma
-from edge_ae.sinks import EventLog, ImageSequenceSink, Output, SinkError, VideoSink, WindowSink, to_bgr8
-from edge_ae.sources import Source, open_source
-from edge_ae.temporal import TemporalFilter
+from edge_ae.denoise.noise_level import estimate_sigma
+from edge_ae.video.capture import DEFAULT_BACKOFF, Backoff, Capture, Frame, Notice
+from edge_ae.video.sinks import EventLog, ImageSequenceSink, Output, SinkError, VideoSink, WindowSink, to_bgr8
+from edge_ae.video.sources import Source, open_source
+from edge_ae.video.temporal import TemporalFilter
 
 DEFAULT_LIVE_FPS = 15.0
 DEFAULT_FILE_FPS = 25.0
@@ -115,7 +115,7 @@ class Stream:
     ``f(image, sigma=...)``), ``sigma`` (0-255 noise level; None: estimated, smoothed over
     frames), ``temporal`` (True or a ``TemporalFilter``; for fixed cameras), ``anomaly``
     (model name, path, or a detector object ``d(frame) -> AnomalyResult``) with ``overlay``
-    (``f(frame, result) -> BGR uint8``; default ``edge_ae.anomaly.draw_overlay``).
+    (``f(frame, result) -> BGR uint8``; default ``edge_ae.anomaly.detector.draw_overlay``).
 
     Outputs, each optional: ``record`` (video path; ``record_fps`` overrides its frame rate),
     ``frames`` (folder of numbered images), ``events`` (JSON-lines log; flagged frames and their
@@ -314,7 +314,7 @@ class Stream:
 
     def _overlay(self) -> Callable[[np.ndarray, Any], np.ndarray]:
         if self.overlay is None:
-            from edge_ae.anomaly import draw_overlay  # the anomaly runtime, only when used
+            from edge_ae.anomaly.detector import draw_overlay  # the anomaly runtime, only when used
 
             self.overlay = draw_overlay
         return self.overlay
@@ -427,7 +427,7 @@ def stream(source: str | int | Path | Source, **options: Any) -> StreamReport:
 def _make_denoiser(denoise: Any, threads: int | None) -> Callable[..., np.ndarray] | None:
     if denoise is None or callable(denoise):
         return denoise
-    from edge_ae.denoiser import Denoiser
+    from edge_ae.denoise.denoiser import Denoiser
 
     return Denoiser(denoise, threads=threads)
 
@@ -435,6 +435,6 @@ def _make_denoiser(denoise: Any, threads: int | None) -> Callable[..., np.ndarra
 def _make_detector(anomaly: Any, threads: int | None) -> Any:
     if anomaly is None or callable(anomaly):
         return anomaly
-    from edge_ae.anomaly import AnomalyDetector  # the anomaly runtime, only when used
+    from edge_ae.anomaly.detector import AnomalyDetector  # the anomaly runtime, only when used
 
     return AnomalyDetector(anomaly, threads=threads)

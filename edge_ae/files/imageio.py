@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_ae.atomic import write_bytes_atomic
 from edge_ae.errors import ImageError
+from edge_ae.files.atomic import write_bytes_atomic
 
 READ_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".pgm", ".ppm", ".pnm")
 EIGHT_BIT_ONLY = (".jpg", ".jpeg", ".bmp", ".webp")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_ae.errors import EdgeAEError
-from edge_ae.imageio import READ_SUFFIXES
+from edge_ae.files.imageio import READ_SUFFIXES
 
 
 @dataclass(frozen=True)

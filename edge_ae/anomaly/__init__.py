@@ -1,0 +1,1 @@
+"""Anomaly detection: the ``AnomalyDetector``, its overlay and threshold calibration."""

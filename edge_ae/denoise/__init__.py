@@ -1,0 +1,1 @@
+"""Denoising: the ``Denoiser``, tiling, flip ensembles and the noise-level estimate."""

@@ -1,0 +1,1 @@
+"""Files: image reading/writing with atomic renames, and batch planning over files, folders and globs."""
