@@ -517,7 +517,7 @@ def test_real_anomaly_detector_on_a_folder_stream(tmp_path):
     flagged = [rec for rec in map(json.loads, events.read_text().splitlines()) if rec["event"] == "anomaly"]
     assert [rec["frame"] for rec in flagged] == sorted(spots)
     heatmap = cv2.imread(flagged[0]["heatmap"])
-    assert heatmap.shape == (48, 64, 3) and not np.all(heatmap == heatmap[0, 0])  # edge_ae.anomaly.detector.draw_overlay drew on it
+    assert heatmap.shape == (48, 64, 3) and not np.all(heatmap == heatmap[0, 0])  # draw_overlay drew on it
     assert count_frames(tmp_path / "overlay.avi") == 12
 
 
