@@ -17,9 +17,10 @@ again, as in Brooks et al., "Unprocessing Images for Learned Raw Denoising" (CVP
   -> OpenCV demosaicing on uint16 (bilinear or edge-aware) -> white balance -> colour matrix
   -> gamma -> tone curve -> optional mild sharpening -> optional chroma smoothing -> optional JPEG.
 
-The training target is the same forward pipeline without noise and JPEG, so the network learns
-to remove the noise, not to redo the demosaicing. Ranges are Brooks's unless stated. numpy + OpenCV
-only; the per-image work (demosaic, JPEG) is OpenCV on small patches.
+The training target is the same forward pipeline without noise (and JPEG at quality 100 where
+the noisy copy has JPEG: the same colour subsampling), so the network learns to remove the
+noise, not to redo the demosaicing. Ranges are Brooks's unless stated. numpy + OpenCV only; the
+per-image work (demosaic, JPEG) is OpenCV on small patches.
 """
 
 from __future__ import annotations
@@ -161,6 +162,9 @@ def simulate(rgb: np.ndarray, p: CameraParams, rng: np.random.Generator) -> tupl
         noisy = _smooth_chroma(noisy, p.chroma_blur)
     if p.jpeg_quality:
         noisy = _jpeg(noisy, p.jpeg_quality)
+        # JPEG halves the colour resolution (4:2:0), which no denoiser can undo and which the
+        # camera's reference images have too: the target gets it as well (at quality 100).
+        target = _jpeg(target, 100)
     return noisy.astype(np.float32), target.astype(np.float32)
 
 
