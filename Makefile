@@ -7,7 +7,7 @@ DEV_VENV := .venv
 # torch is pinned and installed before anything that depends on it: the CPU wheel, never CUDA.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean arm64-check
 
 $(DEMO_VENV)/.stamp: pyproject.toml $(wildcard edge_ae/*.py edge_ae/*/*.py exported/*)
 	$(PYTHON) -m venv $(DEMO_VENV)
@@ -29,6 +29,11 @@ $(DEV_VENV)/.stamp: pyproject.toml
 
 test: $(DEV_VENV)/.stamp
 	$(DEV_VENV)/bin/python -m pytest -q
+
+# Every shipped model on an emulated aarch64 Debian root (qemu-user, cortex-a72 and -a76), compared
+# with this host's outputs. Needs root and minutes; not part of `make test` (docs/RASPBERRY_PI.md).
+arm64-check: $(DEV_VENV)/.stamp
+	HOST_PY=$(CURDIR)/$(DEV_VENV)/bin/python tools/arm64_check.sh
 
 lint: $(DEV_VENV)/.stamp
 	$(DEV_VENV)/bin/python -m ruff check .

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Proof on ARM without a board: an emulated arm64 Debian root (debootstrap --arch=arm64, run
+# through qemu-user-static registered with binfmt_misc) with the ordinary aarch64 wheels of
+# numpy, onnxruntime and opencv-python-headless and the wheel built from this checkout; then
+# tools/arm64_check.py runs every shipped model there on two CPU profiles and its outputs are
+# compared with the same script's outputs on this x86 host.
+#
+#   sudo tools/arm64_check.sh            # build (or reuse) the root, run, compare  (= make arm64-check)
+#   sudo tools/arm64_check.sh root       # only build (or refresh) the root and its venv
+#
+# Options (environment):
+#   EDGE_AE_ARM64_ROOT  the cache folder holding the root (default ~/.cache/edge-ae-arm64); outside
+#                       the repository, as it is a whole Debian system (~1 GiB with the wheels)
+#   ARM64_CPUS          the QEMU_CPU profiles to run (default "cortex-a72 cortex-a76": the Pi 4's
+#                       core, without 8-bit dot-product instructions, and the Pi 5's, with them)
+#   ARM64_OUT           where outputs and the report go (default build/arm64-check in the repo)
+#   HOST_PY             the x86 Python that runs the reference (default .venv/bin/python); the
+#                       root gets the same numpy / onnxruntime / OpenCV versions, so a difference
+#                       is the CPU's, not a library upgrade's
+#   DEBIAN_MIRROR       default http://deb.debian.org/debian
+#
+# Needs root (debootstrap, chroot, mounts) and takes minutes: it is not part of the test suite;
+# tests/test_arm64_check.py runs the Python half on x86 so that it cannot rot.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="${EDGE_AE_ARM64_ROOT:-$HOME/.cache/edge-ae-arm64}"
+CPUS="${ARM64_CPUS:-cortex-a72 cortex-a76}"
+OUT="${ARM64_OUT:-$REPO/build/arm64-check}"
+HOST_PY="${HOST_PY:-$REPO/.venv/bin/python}"
+MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+SUITE=bookworm            # Raspberry Pi OS 64-bit is Bookworm: same Python (3.11) and glibc
+VENV=/opt/edge-ae-venv    # inside the root
+WORK=/opt/edge-ae-check   # inside the root: the check script, the samples, the outputs
+MODE="${1:-all}"
+
+say() { printf 'arm64-check: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 2; }
+
+[ "$(id -u)" = 0 ] || die "needs root (debootstrap, chroot, binfmt_misc); run it with sudo"
+case "$MODE" in all|root) ;; *) die "expected 'all' or 'root', got '$MODE'";; esac
+[ -x "$HOST_PY" ] || die "HOST_PY=$HOST_PY is not an executable Python (make the dev venv: make test)"
+case "$ROOT" in "$REPO"|"$REPO"/*) die "EDGE_AE_ARM64_ROOT=$ROOT is inside the repository; give a folder outside it";; esac
+
+need_tools() {
+    local missing=()
+    command -v debootstrap >/dev/null || missing+=(debootstrap)
+    [ -x /usr/bin/qemu-aarch64-static ] || missing+=(qemu-user-static)
+    command -v update-binfmts >/dev/null || missing+=(binfmt-support)
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "installing ${missing[*]} (apt)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+# Lets the kernel run aarch64 ELF files through qemu. The "F" flag (Debian's default) makes the
+# kernel open the interpreter at registration, so it also works inside the chroot.
+register_binfmt() {
+    if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+        mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc \
+            || die "cannot mount binfmt_misc at /proc/sys/fs/binfmt_misc (a container without that right?)"
+    fi
+    if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+        update-binfmts --enable qemu-aarch64 || die "update-binfmts could not register qemu-aarch64"
+    fi
+    grep -q '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64 || die "binfmt entry qemu-aarch64 is disabled"
+}
+
+MOUNTED=()
+mount_api() {
+    local d
+    for d in proc sys dev; do
+        mountpoint -q "$ROOT/$d" && continue
+        case $d in
+            proc) mount -t proc proc "$ROOT/proc" ;;
+            sys)  mount -t sysfs sys "$ROOT/sys" ;;
+            dev)  mount --bind /dev "$ROOT/dev" ;;
+        esac
+        MOUNTED+=("$ROOT/$d")
+    done
+}
+umount_api() {
+    local m
+    for m in "${MOUNTED[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" || true; done
+    MOUNTED=()
+}
+trap umount_api EXIT
+
+in_root() {  # run a command in the root; QEMU_CPU picks the emulated core
+    chroot "$ROOT" /usr/bin/env -i HOME=/root PATH="$VENV/bin:/usr/sbin:/usr/bin:/sbin:/bin" LANG=C.UTF-8 \
+        PIP_CERT=/etc/ssl/certs/host-ca.crt PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 \
+        OMP_NUM_THREADS=1 ${QEMU_CPU:+QEMU_CPU=$QEMU_CPU} "$@"
+}
+
+build_root() {
+    if [ ! -f "$ROOT/.edge-ae-debootstrap-done" ]; then
+        say "debootstrap $SUITE arm64 into $ROOT (first time: several minutes)"
+        mkdir -p "$ROOT"
+        debootstrap --arch=arm64 --variant=minbase --include=python3,python3-venv,ca-certificates \
+            "$SUITE" "$ROOT" "$MIRROR"
+        touch "$ROOT/.edge-ae-debootstrap-done"
+    fi
+    # pip inside the root must trust the same certificates as this host (a proxy's CA included)
+    cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/host-ca.crt"
+    cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
+    mount_api
+
+    local versions
+    versions="$("$HOST_PY" -c 'import numpy, onnxruntime, cv2; print(f"numpy=={numpy.__version__} onnxruntime=={onnxruntime.__version__} opencv-python-headless=={cv2.__version__}")')"
+    if [ ! -x "$ROOT$VENV/bin/python" ]; then
+        in_root python3 -m venv "$VENV"
+    fi
+    if [ "$(cat "$ROOT$VENV/.edge-ae-deps" 2>/dev/null)" != "$versions" ]; then
+        say "pip install (aarch64 wheels): $versions"
+        # shellcheck disable=SC2086  # the versions are three words on purpose
+        in_root "$VENV/bin/pip" install --quiet --only-binary=:all: $versions
+        echo "$versions" > "$ROOT$VENV/.edge-ae-deps"
+    fi
+
+    # The wheel is built from a copy of the checkout's files (tracked and new, not ignored), so
+    # the build never writes into the shared working tree. It is pure Python + ONNX files.
+    local tmp
+    tmp="$(mktemp -d)"
+    (cd "$REPO" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar -cf - 2>/dev/null) \
+        | tar -xf - -C "$tmp"
+    say "building the edge-ae wheel from the checkout"
+    "$HOST_PY" -m pip wheel --quiet --no-deps --no-build-isolation "$tmp" -w "$tmp/dist" >/dev/null
+    rm -rf "$ROOT/tmp/edge-ae-wheel" && mkdir -p "$ROOT/tmp/edge-ae-wheel"
+    cp "$tmp"/dist/edge_ae-*.whl "$ROOT/tmp/edge-ae-wheel/"
+    rm -rf "$tmp"
+    in_root "$VENV/bin/pip" install --quiet --no-deps --force-reinstall /tmp/edge-ae-wheel/*.whl
+    in_root "$VENV/bin/python" -c 'import edge_ae, platform; print("edge_ae", edge_ae.__version__, "on", platform.machine())'
+}
+
+run_checks() {
+    mkdir -p "$OUT"
+    rm -rf "$ROOT$WORK" && mkdir -p "$ROOT$WORK"
+    cp "$REPO/tools/arm64_check.py" "$ROOT$WORK/"
+    cp -r "$REPO/samples" "$ROOT$WORK/samples"
+
+    say "x86 reference: $HOST_PY tools/arm64_check.py run (this checkout)"
+    rm -rf "$OUT/x86_64"
+    (cd "$REPO" && OMP_NUM_THREADS=1 "$HOST_PY" tools/arm64_check.py run --samples samples --out "$OUT/x86_64")
+
+    local cpu
+    for cpu in $CPUS; do
+        say "aarch64 under qemu, QEMU_CPU=$cpu (installed wheel; minutes)"
+        QEMU_CPU=$cpu in_root "$VENV/bin/python" "$WORK/arm64_check.py" run \
+            --samples "$WORK/samples" --out "$WORK/out-$cpu"
+        rm -rf "${OUT:?}/$cpu" && cp -r "$ROOT$WORK/out-$cpu" "$OUT/$cpu"
+    done
+
+    local args=()
+    for cpu in $CPUS; do args+=("$OUT/$cpu"); done
+    "$HOST_PY" "$REPO/tools/arm64_check.py" compare "$OUT/x86_64" "${args[@]}" --report "$OUT/report.md"
+}
+
+need_tools
+register_binfmt
+build_root
+if [ "$MODE" = all ]; then run_checks; fi
