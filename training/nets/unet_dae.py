@@ -3,9 +3,13 @@ skip connections) that predicts the noise, with the residual step ``clean = nois
 in ``forward``.
 
 The noise level is an input (FFDNet-style noise map), so the runtime can expose a strength
-control. Sized by ``width`` so one file serves both the quality and the fast models. With
-``unshuffle=2`` the image is first folded into 4x the channels at half resolution (as FFDNet
-does): the same multiply-adds buy wider layers on a smaller grid, which CPUs run much faster.
+control: one value per image (N, 1), broadcast, or with ``noise_channels`` = C a per-pixel,
+per-channel map (N, C, H, W), so shadows noisier than highlights and one channel noisier than
+the others are each cleaned at their own level (a learned estimate, training/denoise/).
+
+Sized by ``width`` so one file serves both the quality and the fast models. With ``unshuffle=2``
+the image is first folded into 4x the channels at half resolution (as FFDNet does): the same
+multiply-adds buy wider layers on a smaller grid, which CPUs run much faster.
 """
 
 from __future__ import annotations
@@ -67,17 +71,18 @@ class StridedStem(nn.Module):
     fold's data shuffle, which onnxruntime runs slowly. Built from the trained conv at export
     (``UNetDAE.fuse_stem``); equal up to float rounding."""
 
-    def __init__(self, conv: nn.Conv2d, channels: int, factor: int) -> None:
+    def __init__(self, conv: nn.Conv2d, channels: int, factor: int, noise_channels: int = 1) -> None:
         super().__init__()
-        f = factor
-        self.conv = nn.Conv2d(channels + 1, conv.out_channels, 3 * f, stride=f, padding=f)
-        w = conv.weight.detach()  # (out, channels * f * f + 1, 3, 3); folded channel c*f*f + dy*f + dx
-        fused = torch.zeros(conv.out_channels, channels + 1, 3 * f, 3 * f)
+        f, k = factor, noise_channels
+        self.noise_channels = k
+        self.conv = nn.Conv2d(channels + k, conv.out_channels, 3 * f, stride=f, padding=f)
+        w = conv.weight.detach()  # (out, channels * f * f + k, 3, 3); folded channel c*f*f + dy*f + dx
+        fused = torch.zeros(conv.out_channels, channels + k, 3 * f, 3 * f)
         for dy in range(f):
             for dx in range(f):
                 fused[:, :channels, dy::f, dx::f] = w[:, dy * f + dx : channels * f * f : f * f]
-                # The noise map is constant over each f x f block: its tap is shared by the block.
-                fused[:, channels, dy::f, dx::f] = w[:, channels * f * f] / (f * f)
+                # The network sees the noise map averaged over each f x f block: each tap shares it.
+                fused[:, channels:, dy::f, dx::f] = w[:, channels * f * f :] / (f * f)
         with torch.no_grad():
             self.conv.weight.copy_(fused)
             self.conv.bias.copy_(conv.bias.detach())
@@ -86,18 +91,30 @@ class StridedStem(nn.Module):
     def folded_weight(fused: torch.Tensor) -> torch.Tensor:
         """The inverse of the mapping in ``__init__``: the first conv's weight on the folded grid
         (out, channels * f * f + 1, 3, 3) from the fused one (out, channels + 1, 3f, 3f)."""
-        out, inputs, k, _ = fused.shape
-        channels, f = inputs - 1, k // 3
-        w = torch.empty(out, channels * f * f + 1, 3, 3, dtype=fused.dtype)
+        out, inputs, size, _ = fused.shape
+        f = size // 3
+        # Colour models have 1 or 3 map channels, grey ones 1: the split is the one that fits.
+        channels = next(c for c in (3, 1) if (inputs - c) in (1, c))
+        w = torch.empty(out, channels * f * f + inputs - channels, 3, 3, dtype=fused.dtype)
         for dy in range(f):
             for dx in range(f):
                 w[:, dy * f + dx : channels * f * f : f * f] = fused[:, :channels, dy::f, dx::f]
-        w[:, channels * f * f] = fused[:, channels, 0::f, 0::f] * (f * f)
+        w[:, channels * f * f :] = fused[:, channels:, 0::f, 0::f] * (f * f)
         return w
 
     def forward(self, noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         n, _, h, w = noisy.shape
-        return self.conv(torch.cat([noisy, sigma.reshape(n, 1, 1, 1).expand(n, 1, h, w)], dim=1))
+        return self.conv(torch.cat([noisy, noise_map(sigma, n, self.noise_channels, h, w)], dim=1))
+
+
+def noise_map(sigma: torch.Tensor, n: int, channels: int, h: int, w: int) -> torch.Tensor:
+    """``sigma`` as an (n, channels, h, w) map: a value per image (N, 1) is broadcast; a map
+    (N, channels, H, W) is averaged down to h x w if it is larger (a folded model's grid)."""
+    if sigma.dim() == 2:
+        return sigma.reshape(n, 1, 1, 1).expand(n, channels, h, w)
+    if sigma.shape[2] != h:
+        sigma = F.avg_pool2d(sigma, sigma.shape[2] // h)
+    return sigma
 
 
 class UNetDAE(nn.Module):
@@ -110,6 +127,7 @@ class UNetDAE(nn.Module):
         widths: tuple[int, int, int] | None = None,
         merge: str = "concat",
         head: str = "3x3",
+        noise_channels: int = 1,
     ) -> None:
         super().__init__()
         if merge not in ("concat", "add"):
@@ -126,7 +144,8 @@ class UNetDAE(nn.Module):
         # Two stride-2 stages after the optional fold: sizes must be multiples of this.
         self.size_multiple = 4 * unshuffle
         folded = channels * unshuffle * unshuffle
-        self.enc1 = Block(folded + 1, w1, d1)
+        self.noise_channels = noise_channels
+        self.enc1 = Block(folded + noise_channels, w1, d1)
         self.down1 = nn.Sequential(conv(w1, w2, stride=2), nn.ReLU(inplace=True))
         self.enc2 = Block(w2, w2, d2)
         self.down2 = nn.Sequential(conv(w2, w3, stride=2), nn.ReLU(inplace=True))
@@ -141,18 +160,18 @@ class UNetDAE(nn.Module):
     def fuse_stem(self) -> None:
         """Replace the fold and first conv by the equivalent ``StridedStem`` (export-time speed-up)."""
         if self.unshuffle > 1 and self.stem is None:
-            self.stem = StridedStem(self.enc1[0], self.channels, self.unshuffle)
+            self.stem = StridedStem(self.enc1[0], self.channels, self.unshuffle, self.noise_channels)
 
     def join(self, up: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return torch.cat([up, skip], dim=1) if self.merge == "concat" else up + skip
 
     def forward(self, noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        """``noisy``: (N, C, H, W) in [0, 1]; ``sigma``: (N, 1) noise std on the same scale."""
+        """``noisy``: (N, C, H, W) in [0, 1]; ``sigma``: noise std on the same scale, (N, 1) or
+        a map (N, noise_channels, H, W)."""
         if self.stem is None:
             x = F.pixel_unshuffle(noisy, self.unshuffle) if self.unshuffle > 1 else noisy
             n, _, h, w = x.shape
-            noise_map = sigma.reshape(n, 1, 1, 1).expand(n, 1, h, w)
-            e1 = self.enc1(torch.cat([x, noise_map], dim=1))
+            e1 = self.enc1(torch.cat([x, noise_map(sigma, n, self.noise_channels, h, w)], dim=1))
         else:
             e1 = self.stem(noisy, sigma)
             for layer in list(self.enc1)[1:]:  # the stem stands for enc1's first conv

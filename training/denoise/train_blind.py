@@ -1,0 +1,227 @@
+"""Train a blind denoiser for real camera noise: a noise-level estimator (training/nets/
+noise_estimator.py) learnt end to end through a shipped denoiser, which then takes a per-pixel,
+per-channel noise map and may be fine-tuned with it.
+
+    python -m training.denoise.train_blind training/denoise/configs/blind-color-fast.json [--out runs/]
+
+Why end to end: what a denoiser should be told is the level at which it cleans a photo best, not
+the standard deviation of white noise (on real photos the two differ by 2x, issue 45); so the
+estimate is trained by the denoiser's output error, as in CBDNet (Guo et al. 2019).
+
+Each batch mixes three noises on clean training patches:
+* camera noise from training/denoise/camera_pipeline.py (target: the camera's noise-free
+  rendering): the denoiser is told the estimator's map, and both learn from its output error;
+* today's Poisson-Gaussian + JPEG noise (training/noise.py): the same way;
+* white Gaussian noise of known sigma: the denoiser is told the true sigma (so it stays calibrated
+  for an explicit ``sigma=`` and the synthetic benchmarks), and the estimator learns the true
+  sigma there by CBDNet's asymmetric loss (under-estimates cost more: they leave noise behind).
+A small total-variation term keeps the map smooth. For the first ``freeze_steps`` the denoiser
+is frozen (the estimator learns to drive it as it is); then both train, the denoiser at a lower
+rate. Writes runs/<name>/: log.csv, estimator.pt / denoiser.pt (last) and best.pt (highest
+real-pair PSNR, see real_eval.py: evaluation pairs choose the step, they are never trained on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from training import data, noise, warm_start
+from training.denoise import camera_pipeline, real_eval
+from training.nets.noise_estimator import NoiseEstimator
+from training.nets.unet_dae import UNetDAE
+from training.train_denoiser import evaluate, resolve
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+@dataclass(frozen=True)
+class BlindConfig:
+    name: str
+    denoiser_init: str  # exported .onnx or .pt of the denoiser to start from (repository-relative)
+    denoiser_args: dict[str, object]
+    train_dirs: list[str]
+    channels: int = 3
+    noise_channels: int = 3
+    estimator_args: dict[str, object] = field(default_factory=dict)
+    scales: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.25])
+    holdout: int = 8
+    patch: int = 64
+    batch: int = 16
+    steps: int = 2000
+    eval_every: int = 200
+    freeze_steps: int = 1000  # denoiser frozen for these steps
+    lr: float = 1e-3  # estimator
+    denoiser_lr: float = 5e-5  # after freeze_steps; 0 keeps it frozen
+    camera_fraction: float = 0.5  # camera pipeline
+    poisson_fraction: float = 0.125  # training/noise.py camera noise; the rest is Gaussian
+    sigma_max: float = 55.0
+    tv_weight: float = 0.05
+    asym_weight: float = 1.0
+    asym_alpha: float = 0.3
+    seed: int = 0
+    real_crop: int = 256
+    description: str = ""
+
+    @staticmethod
+    def load(path: str | Path) -> BlindConfig:
+        return BlindConfig(**json.loads(Path(path).read_text()))
+
+
+def map_channels_from_scalar(net: UNetDAE, source: dict[str, torch.Tensor]) -> bool:
+    """Give a per-channel-map network the first-layer weights of a scalar-map one: the image taps
+    as they were, the one noise-map tap shared equally by the map's channels, so a uniform map
+    gives the old network's output exactly."""
+    w = source.get("enc1.0.weight")
+    mine = net.enc1[0].weight
+    k = net.noise_channels
+    if w is None or w.shape[1] + k - 1 != mine.shape[1] or k == 1:
+        return False
+    with torch.no_grad():
+        folded = w.shape[1] - 1
+        mine[:, :folded] = w[:, :folded]
+        mine[:, folded:] = w[:, folded:] / k
+        net.enc1[0].bias.copy_(source["enc1.0.bias"])
+    return True
+
+
+def build_denoiser(cfg: BlindConfig) -> UNetDAE:
+    net = UNetDAE(channels=cfg.channels, noise_channels=cfg.noise_channels, **cfg.denoiser_args)  # type: ignore[arg-type]
+    path = ROOT / cfg.denoiser_init
+    source = warm_start.weights_of(path)
+    state = net.state_dict()
+    state.update({k: v for k, v in source.items() if k in state and state[k].shape == v.shape})
+    net.load_state_dict(state)
+    map_channels_from_scalar(net, source)
+    missing = [k for k in state if k not in source and not k.startswith("enc1.0.")]
+    if missing:
+        raise ValueError(f"{path} does not fit denoiser_args {cfg.denoiser_args}: no weights for {missing}")
+    return net
+
+
+def batch(sampler: data.PatchSampler, cfg: BlindConfig, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    clean = sampler.batch(cfg.batch)
+    k_cam = int(round(cfg.batch * cfg.camera_fraction))
+    k_poi = int(round(cfg.batch * cfg.poisson_fraction))
+    cam_noisy, cam_target, _ = camera_pipeline.camera_batch(clean[:k_cam], rng)
+    poi_noisy, _ = noise.camera(clean[k_cam : k_cam + k_poi], rng, cfg.sigma_max / 255)
+    g_noisy, g_sigma = noise.gaussian(clean[k_cam + k_poi :], rng, cfg.sigma_max / 255)
+    return {
+        "estimated": torch.from_numpy(np.concatenate([cam_noisy, poi_noisy])),
+        "estimated_target": torch.from_numpy(np.concatenate([cam_target, clean[k_cam : k_cam + k_poi]])),
+        "gauss": torch.from_numpy(g_noisy),
+        "gauss_sigma": torch.from_numpy(g_sigma),
+        "gauss_target": torch.from_numpy(clean[k_cam + k_poi :]),
+    }
+
+
+def losses(est: NoiseEstimator, den: UNetDAE, b: dict[str, torch.Tensor],
+           cfg: BlindConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    x = b["estimated"]
+    coarse = est.coarse(x)
+    level = F.interpolate(coarse, scale_factor=est.fold, mode="bilinear", align_corners=False)
+    rec = F.l1_loss(den(x, level), b["estimated_target"])
+    g = b["gauss"]
+    g_sigma = b["gauss_sigma"]
+    rec_g = F.l1_loss(den(g, g_sigma), b["gauss_target"])
+    g_coarse = est.coarse(g)
+    err = g_coarse - g_sigma[:, :, None, None]
+    asym = (torch.abs(cfg.asym_alpha - (err < 0).float()) * err.abs()).mean()
+    both = torch.cat([coarse, g_coarse])
+    tv = (both[:, :, 1:] - both[:, :, :-1]).abs().mean() + (both[:, :, :, 1:] - both[:, :, :, :-1]).abs().mean()
+    n_e, n_g = x.shape[0], g.shape[0]
+    total = (n_e * rec + n_g * rec_g) / (n_e + n_g) + cfg.asym_weight * asym + cfg.tv_weight * tv
+    return total, {"rec": rec.item(), "rec_gauss": rec_g.item(), "asym": asym.item(), "tv": tv.item()}
+
+
+def train(cfg: BlindConfig, out_root: Path, threads: int = 1) -> Path:
+    torch.set_num_threads(threads)
+    run = out_root / cfg.name
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    files = [p for d in cfg.train_dirs for p in data.list_images(resolve(d))]
+    split = np.random.default_rng(cfg.seed).permutation(len(files))  # the split train_denoiser uses
+    train_images = data.at_scales([data.load_image(files[i], cfg.channels) for i in split[cfg.holdout :]], cfg.scales)
+    val_images = [data.load_image(files[i], cfg.channels) for i in split[: cfg.holdout]]
+    pairs = real_eval.load_pairs(crop=cfg.real_crop) if real_eval.POLYU.is_dir() and cfg.channels == 3 else []
+
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed + 1)
+    den = build_denoiser(cfg)
+    est = NoiseEstimator(channels=cfg.channels, **cfg.estimator_args)  # type: ignore[arg-type]
+    opt = torch.optim.Adam(est.parameters(), lr=cfg.lr)
+    den_opt = torch.optim.Adam(den.parameters(), lr=cfg.denoiser_lr) if cfg.denoiser_lr > 0 else None
+    for p in den.parameters():
+        p.requires_grad_(False)
+    sampler = data.PatchSampler(train_images, cfg.patch, rng)
+    log_path = run / "log.csv"
+    log_path.write_text("step,loss,rec,rec_gauss,asym,tv,real_psnr,real_level,holdout_psnr25,seconds\n")
+    real, level = real_eval.blind_psnr(est, den, pairs) if pairs else (float("nan"), float("nan"))
+    print(f"{cfg.name} start: real {real:.2f} dB (level {level:.1f}), holdout@25 "
+          f"{evaluate(den, val_images, 25.0, cfg.seed):.2f} dB", flush=True)
+    t0, best, parts = time.time(), -1.0, []
+    for step in range(1, cfg.steps + 1):
+        if step == cfg.freeze_steps + 1 and den_opt is not None:
+            for p in den.parameters():
+                p.requires_grad_(True)
+        # Cosine decay of both rates over the run.
+        scale = 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * scale
+        total, part = losses(est, den, batch(sampler, cfg, rng), cfg)
+        opt.zero_grad(set_to_none=True)
+        if den_opt is not None:
+            den_opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        if den_opt is not None and step > cfg.freeze_steps:
+            for group in den_opt.param_groups:
+                group["lr"] = cfg.denoiser_lr * scale
+            den_opt.step()
+        parts.append([total.item(), *part.values()])
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            real, level = real_eval.blind_psnr(est, den, pairs) if pairs else (float("nan"), float("nan"))
+            hold = evaluate(den, val_images, 25.0, cfg.seed)
+            m = np.mean(parts, axis=0)
+            with log_path.open("a") as f:
+                f.write(",".join(f"{v:.6f}" for v in [step, *m]) + f",{real:.3f},{level:.2f},{hold:.3f},"
+                        f"{time.time() - t0:.0f}\n")
+            print(f"{cfg.name} step {step}/{cfg.steps} loss {m[0]:.5f} real {real:.2f} dB (level {level:.1f}) "
+                  f"holdout@25 {hold:.2f} dB  {time.time() - t0:.0f}s", flush=True)
+            parts = []
+            state = {"estimator": est.state_dict(), "denoiser": den.state_dict(), "config": asdict(cfg),
+                     "step": step, "real_psnr": real, "holdout_psnr25": hold}
+            torch.save(state, run / "last.pt")
+            if real > best or not pairs:
+                best = real
+                torch.save(state, run / "best.pt")
+    return run / "best.pt"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("config")
+    ap.add_argument("--out", default="runs")
+    ap.add_argument("--steps", type=int)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    cfg = BlindConfig.load(args.config)
+    if args.steps:
+        cfg = BlindConfig(**{**asdict(cfg), "steps": args.steps})
+    try:
+        best = train(cfg, Path(args.out), args.threads)
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(f"train_blind: {exc}") from None
+    print(f"best checkpoint: {best}")
+
+
+if __name__ == "__main__":
+    main()
