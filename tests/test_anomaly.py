@@ -57,7 +57,7 @@ def folders(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def tiny_anomaly(folders, tmp_path_factory) -> Path:
     """A tiny model trained a few dozen steps through the real training command."""
-    from training.anomaly.__main__ import main as train_main
+    from training.anomaly.cli import main as train_main
 
     out = tmp_path_factory.mktemp("anomaly-model")
     rc = train_main(["--normal", str(folders["normal"]), "--name", "tiny-anomaly", "--out", str(out),
@@ -109,7 +109,7 @@ def test_export_contract_and_parity(tiny_anomaly, folders):
 
 def test_error_map_mode_trains_and_exports(folders, tmp_path):
     """The reconstruction-error map (``--map error``), with per-pixel normal statistics."""
-    from training.anomaly.__main__ import main as train_main
+    from training.anomaly.cli import main as train_main
 
     rc = train_main(["--normal", str(folders["normal"]), "--name", "tiny-error", "--out", str(tmp_path),
                      "--runs", str(tmp_path / "runs"), "--no-manifest", "--map", "error", "--topk", "0.01",
@@ -129,7 +129,7 @@ def test_training_is_reproducible_with_a_fixed_seed(folders, tmp_path, exposure)
     import onnx
     from onnx import numpy_helper
 
-    from training.anomaly.__main__ import main as train_main
+    from training.anomaly.cli import main as train_main
 
     def weights(out: Path, seed: int = 0) -> dict[str, np.ndarray]:
         rc = train_main(["--normal", str(folders["normal"]), "--name", "tiny-repro", "--out", str(out),
@@ -187,7 +187,7 @@ def test_relight_adds_darker_or_brighter_copies_of_the_surface_only_when_asked()
 
 
 def test_relight_option_reaches_the_config():
-    from training.anomaly.__main__ import parse
+    from training.anomaly.cli import parse
 
     assert parse(["--normal", "n", "--name", "m"])[1].relight is False
     assert parse(["--normal", "n", "--name", "m", "--relight"])[1].relight is True
@@ -195,7 +195,7 @@ def test_relight_option_reaches_the_config():
 
 def test_training_with_textures(folders, tmp_path):
     """--textures reaches the batches: texture crops fit each image's shape, and a run trains and exports."""
-    from training.anomaly.__main__ import main as train_main
+    from training.anomaly.cli import main as train_main
     from training.anomaly.data import Batches
 
     rng = np.random.default_rng(0)
@@ -218,7 +218,7 @@ def test_exposure_gain_makes_the_exported_graph_blind_to_brightness(folders, tmp
     import onnxruntime as ort
     import torch
 
-    from training.anomaly.__main__ import main as train_main
+    from training.anomaly.cli import main as train_main
     from training.anomaly.scoring import EXPOSURE_MEAN, apply_exposure
 
     x = torch.rand(2, 1, 16, 16) * torch.tensor([0.2, 0.9]).view(2, 1, 1, 1)
@@ -435,7 +435,7 @@ def test_shipped_anomaly_models_run_on_samples(name):
 @pytest.fixture(scope="session")
 def tiny_anomaly_48(folders, tmp_path_factory) -> Path:
     """A second tiny model on the same folder and split, at 1.5 times the size (not a whole multiple), trained on crops."""
-    from training.anomaly.__main__ import main as train_main
+    from training.anomaly.cli import main as train_main
 
     out = tmp_path_factory.mktemp("anomaly-model-48")
     rc = train_main(["--normal", str(folders["normal"]), "--name", "tiny-anomaly-48", "--out", str(out),
@@ -468,7 +468,7 @@ def test_fuse_two_sizes(tiny_anomaly, tiny_anomaly_48, folders, tmp_path):
 
 def test_train_sizes_in_one_command(folders, tmp_path, capsys):
     """--sizes trains one member per size (the larger on crops of the smaller) and fuses them."""
-    from training.anomaly.__main__ import main as train_main
+    from training.anomaly.cli import main as train_main
 
     tiny = ["--normal", str(folders["normal"]), "--runs", str(tmp_path / "runs"), "--width", "4",
             "--latent-channels", "8", "--seg-width", "4", "--steps", "20", "--eval-every", "10", "--batch", "8",

@@ -33,7 +33,7 @@ def mixed_folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def keep_aspect_model(mixed_folder, tmp_path_factory) -> Path:
-    from training.anomaly.__main__ import main as train_main
+    from training.anomaly.cli import main as train_main
 
     out = tmp_path_factory.mktemp("keep-aspect")
     rc = train_main(["--normal", str(mixed_folder), "--name", "tiny-ka", "--out", str(out), "--runs", str(out / "runs"),
@@ -121,7 +121,7 @@ def test_keep_aspect_data_of_mixed_shapes():
 
 
 def test_keep_aspect_error_map_without_positional_statistics(mixed_folder, tmp_path):
-    from training.anomaly.__main__ import main as train_main
+    from training.anomaly.cli import main as train_main
 
     rc = train_main(["--normal", str(mixed_folder), "--name", "tiny-ka-error", "--out", str(tmp_path), "--runs",
                      str(tmp_path / "runs"), "--no-manifest", "--resize", "keep-aspect", "--map", "error",
@@ -141,7 +141,7 @@ def test_keep_aspect_error_map_without_positional_statistics(mixed_folder, tmp_p
     ],
 )
 def test_keep_aspect_refuses_what_needs_a_fixed_size(options, message, tmp_path, capsys):
-    from training.anomaly.__main__ import main as train_main
+    from training.anomaly.cli import main as train_main
 
     with pytest.raises(SystemExit):
         train_main(["--normal", str(tmp_path), "--name", "x", "--resize", "keep-aspect", *options])
@@ -151,7 +151,7 @@ def test_keep_aspect_refuses_what_needs_a_fixed_size(options, message, tmp_path,
 def test_fuse_keep_aspect_members(keep_aspect_model, mixed_folder, tmp_path):
     """A 64 px member on 32 px crops fused with the 32 px one: the fused graph keeps the aspect
     ratio at 64 px (both sides multiples of 32, so the 32 px member gets a 2x box average)."""
-    from training.anomaly.__main__ import main as train_main
+    from training.anomaly.cli import main as train_main
     from training.anomaly.fuse import main as fuse_main
 
     runs = keep_aspect_model.parent / "runs"

@@ -42,7 +42,7 @@ from edge_ae.model.registry import resolve_model  # noqa: E402
 from tools.anomaly_holdout_scores import training_split  # noqa: E402
 from tools.bench_anomaly import DATA, test_set  # noqa: E402
 from training.anomaly import data  # noqa: E402
-from training.anomaly.metrics import auroc  # noqa: E402
+from training.metrics import auroc  # noqa: E402
 
 # Node outputs as torch.onnx names them when training/anomaly/export.py exports a learned-map model.
 TAPS = {

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from edge_ae import AnomalyDetector  # noqa: E402
 from edge_ae.files.imageio import read_image  # noqa: E402
 from tools.bench_anomaly import DATA, test_set  # noqa: E402
-from training.anomaly.metrics import auroc  # noqa: E402
+from training.metrics import auroc  # noqa: E402
 
 # Axes to flip for: none, left-right, top-bottom, both.
 FLIPS: tuple[tuple[int, ...], ...] = ((), (1,), (0,), (0, 1))

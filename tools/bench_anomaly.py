@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from edge_ae import AnomalyDetector  # noqa: E402
 from edge_ae.files.imageio import read_image  # noqa: E402
 from edge_ae.model.contract import ModelSpec  # noqa: E402
-from training.anomaly.metrics import auroc, binned_auroc, precision_recall_f1  # noqa: E402
+from training.metrics import auroc, binned_auroc, precision_recall_f1  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "anomaly" / "magnetic_tile" / "tile"
 # Log-spaced from 1e-4 to 1e4 on both sides of zero: a fused model's map is in z-score units and

@@ -18,9 +18,8 @@ import torch
 
 from edge_ae.model.contract import METADATA_KEY, ModelSpec
 from edge_ae.model.registry import MANIFEST, sha256_of
+from training.paths import EXPORTED, ROOT  # noqa: F401  (EXPORTED re-exported for the export scripts)
 
-ROOT = Path(__file__).resolve().parent.parent
-EXPORTED = ROOT / "exported"
 PARITY_TOLERANCE = 1e-4
 
 

@@ -59,9 +59,9 @@ from edge_ae.model.loading import LoadedModel, load_model
 from edge_ae.model.registry import sha256_of
 from training import data
 from training.onnx_export import EXPORTED, git_commit, update_manifest
+from training.paths import SHARED
 from training.train_denoiser import psnr
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 # Same images the float models were trained on: calibration data is training data, never test.
 CALIBRATION_DIRS = {1: SHARED / "denoise" / "train" / "train400", 3: SHARED / "denoise" / "train" / "bsd432"}
 CHECK_SIGMAS = (15.0, 25.0, 50.0)

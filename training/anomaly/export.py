@@ -14,8 +14,8 @@ from edge_ae.anomaly.calibration import calibrate_f1, calibrate_fpr
 from edge_ae.model.contract import COLOR_ORDERS, AnomalyCalibration, ModelSpec
 from training.anomaly import data
 from training.anomaly.config import SIZE_MULTIPLE, AnomalyConfig
-from training.anomaly.metrics import auroc, precision_recall_f1
 from training.anomaly.train import Prepared, Trained, build_graph, graph_scores
+from training.metrics import auroc, precision_recall_f1
 from training.onnx_export import PARITY_TOLERANCE, export, provenance, update_manifest
 
 METHOD_DESCRIPTIONS = {

@@ -47,9 +47,9 @@ from onnx import compose, helper, numpy_helper
 from edge_ae.errors import ModelError
 from edge_ae.model.contract import METADATA_KEY, ModelSpec
 from edge_ae.model.registry import sha256_of
-from training.anomaly.__main__ import EXPORTED
-from training.anomaly.__main__ import parse as parse_training_command
+from training.anomaly.cli import parse as parse_training_command
 from training.anomaly.config import AnomalyConfig
+from training.paths import EXPORTED
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4

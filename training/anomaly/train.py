@@ -16,7 +16,6 @@ import torch
 
 from training.anomaly import data
 from training.anomaly.config import SIZE_MULTIPLE, AnomalyConfig
-from training.anomaly.metrics import auroc
 from training.anomaly.net import ConvAutoencoder
 from training.anomaly.scoring import (
     SSIM_SIGMA,
@@ -30,6 +29,7 @@ from training.anomaly.scoring import (
     top_mean,
 )
 from training.anomaly.segmenter import DefectSegmenter, focal_loss
+from training.metrics import auroc
 
 
 @dataclass

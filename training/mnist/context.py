@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from training.mnist import data
-from training.onnx_export import EXPORTED, ROOT
+from training.paths import EXPORTED, ROOT
 
 RUNS = ROOT / "runs" / "mnist"
 

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+from training.paths import SHARED
+
 FILES = {"mnist": SHARED / "mnist" / "mnist.npz", "fashion_mnist": SHARED / "fashion_mnist" / "fashion_mnist.npz"}
 
 

@@ -43,7 +43,7 @@ def one_class(ctx: Context, dataset: str, normal: int) -> tuple[float, torch.nn.
     history = fit(model, train.x, loss_fn=reconstruction("mse"), epochs=ctx.n_epochs(CONFIG["epochs"]),
                   batch=CONFIG["batch"], seed=ctx.seed + normal, lr=CONFIG["lr"], lr_decay=True)
     scores = metrics.per_image_mse(predict(model, ds.test.x), ds.test.x)
-    return metrics.auroc(ds.test.y != normal, scores), model, history
+    return metrics.auroc(scores[ds.test.y == normal], scores[ds.test.y != normal]), model, history
 
 
 def cached(ctx: Context, dataset: str, normal: int, folder: Path) -> dict[str, Any]:

@@ -1,8 +1,17 @@
-"""Detection metrics without scikit-learn (training must not need it)."""
+"""The metrics every part of training and the tools report, one copy each: PSNR, AUROC and the
+detection counts at a threshold. No scikit-learn (training must not need it)."""
 
 from __future__ import annotations
 
 import numpy as np
+
+
+def psnr(reference: np.ndarray, test: np.ndarray, *, peak: float = 1.0) -> float:
+    """Mean over images (the first axis; pass ``image[None]`` for one) of each image's PSNR in dB."""
+    ref = np.asarray(reference, np.float64)
+    out = np.asarray(test, np.float64)
+    mse = np.maximum(((ref - out) ** 2).reshape(len(ref), -1).mean(axis=1), 1e-20)
+    return float(np.mean(10 * np.log10(peak**2 / mse)))
 
 
 def auroc(negatives: np.ndarray, positives: np.ndarray) -> float:
