@@ -108,21 +108,6 @@ def test_profile_graph_lists_every_node_once_with_its_share(tiny_models):
     assert len(rows) == 3 and all(row.rstrip().endswith("% |") for row in rows)
 
 
-def test_defect_widths_measures_a_line_of_known_width(tmp_path):
-    """A 6 px wide bar in a 256 px tall mask is 3 px wide at a shorter side of 128."""
-    from tools.defect_widths import main, widest
-
-    mask = np.zeros((256, 400), np.uint8)
-    mask[100:106, 50:350] = 255
-    assert abs(widest(mask, 128) - 3.0) <= 1.0
-    assert widest(np.zeros((64, 64), np.uint8), 32) == 0.0
-    folder = tmp_path / "ground_truth" / "crack"
-    folder.mkdir(parents=True)
-    cv2.imwrite(str(folder / "a_mask.png"), mask)
-    assert main(["--data", str(tmp_path), "--kind", "crack", "--short-side", "128"]) == 0
-    assert main(["--data", str(tmp_path), "--kind", "missing"]) == 2
-
-
 def test_split_anomalies_sets_defects_aside_without_overlap(tmp_path):
     from tools.split_anomalies import main
 
@@ -145,39 +130,3 @@ def test_split_anomalies_sets_defects_aside_without_overlap(tmp_path):
         f"{p.stem}_mask.png" for p in (ev / "test" / "crack").iterdir()}
     # A second split into the same folders would mix two splits: refused.
     assert main(["--data", str(data), "--val", str(val), "--eval", str(ev)]) == 2
-
-
-def test_anomaly_flips_flips_each_map_back_before_averaging():
-    from tools.anomaly_flips import flip_scores
-
-    class Fixed:  # a map that ignores the image: flipping back moves its peak, averaging halves it
-        def raw(self, images):
-            m = np.zeros((1, 4, 6), np.float32)
-            m[0, 0, 0] = 1.0
-            return m, np.ones(1)
-
-    class Equivariant:  # the map is the image itself: every flip, flipped back, is the same map
-        def raw(self, images):
-            return images[0][None].astype(np.float32), np.ones(1)
-
-    image = np.zeros((4, 6), np.uint8)
-    image[1, 2] = 200
-    assert flip_scores(Fixed(), image) == {"plain": 1.0, "mean with left-right flip": 0.5, "mean of 4 flips": 0.25}
-    assert set(flip_scores(Equivariant(), image).values()) == {200.0}
-
-
-def test_anomaly_feature_knn_pools_neighbours_and_finds_the_nearest_normal_feature():
-    from tools.anomaly_feature_knn import nearest_distance, patch_features
-
-    fine = np.zeros((1, 4, 4), np.float32)
-    fine[0, 0, 0] = 9.0
-    coarse = np.arange(4, dtype=np.float32).reshape(1, 2, 2)
-    f = patch_features(fine, coarse)
-    assert f.shape == (16, 2)
-    # The corner's 3x3 neighbourhood, edges repeated, holds the spike four times: 4 * 9 / 9.
-    assert f[0, 0] == 4.0 and f[5, 0] == 1.0 and f[15, 0] == 0.0
-    # The coarse map is repeated 2x2 before pooling: the bottom-right location only sees value 3.
-    assert f[15, 1] == 3.0
-    bank = np.array([[0.0, 0.0], [3.0, 4.0]], np.float32)
-    queries = np.array([[3.0, 4.0], [0.0, 1.0], [6.0, 8.0]], np.float32)
-    assert np.allclose(nearest_distance(queries, bank), [0.0, 1.0, 5.0], atol=1e-3)
