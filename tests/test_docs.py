@@ -6,6 +6,7 @@ they are covered by their own tests."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -61,3 +62,38 @@ def test_readme_cli_command_runs(command, checkout):
 def test_readme_python_runs(index, checkout, monkeypatch):
     monkeypatch.chdir(checkout)
     exec(compile(BLOCKS[index][1], f"README block {index}", "exec"), {})
+
+
+def test_rendered_figures_are_what_the_benchmark_script_renders_now():
+    """The models table in README (and any rendered block under docs/) and BENCHMARKS.md hold what
+    tools/benchmarks_md.py renders from the benchmark files and the manifest now: no figure edited by hand."""
+    from tools import benchmarks_md
+
+    files = benchmarks_md.rendered_files()
+    assert ROOT / "README.md" in files
+    for path in files:
+        text = path.read_text()
+        assert benchmarks_md.render_blocks(text) == text, f"{path.name} is stale: run python tools/benchmarks_md.py"
+    assert (ROOT / "docs" / "BENCHMARKS.md").read_text() == benchmarks_md.build(), \
+        "docs/BENCHMARKS.md is stale: run python tools/benchmarks_md.py"
+
+
+def test_models_table_shows_what_it_does_not_know_as_a_dash(tmp_path):
+    """Kinds and fields added after the script was written get a row with '-', never a guess or a crash."""
+    from tools import benchmarks_md
+
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"schema_version": 1, "models": [
+        {"name": "noise-level-estimator", "kind": "noise_estimator", "description": "Estimates sigma: per pixel"},
+        {"name": "tile-features", "kind": "features", "quality": {"recall_at_1": 0.5}, "speed": {"odd_ms": 3}},
+        {"name": "anomaly-new", "kind": "anomaly", "quality": {"image_auroc": 0.9012}},
+        {"name": "denoise-new", "kind": "denoiser", "quality": {"Set12/sigma15": {"psnr": 31.0}}, "speed": None},
+        {"name": "mnist-x-encoder", "kind": "encoder"},
+    ]}))
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in benchmarks_md.models_table(manifest=manifest).splitlines() if line.startswith("| `")}
+    assert list(rows) == ["`denoise-new`", "`anomaly-new`", "`tile-features`", "`noise-level-estimator`"]
+    assert rows["`noise-level-estimator`"] == ["Estimates sigma", "-", "-", "-"]
+    assert rows["`tile-features`"][1:] == ["-", "-", "-"]
+    assert rows["`anomaly-new`"][1:3] == ["image AUROC 0.901", "-"]
+    assert rows["`denoise-new`"][1:3] == ["-", "-"]  # no sigma 25 figure: nothing picked in its place

@@ -32,11 +32,9 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from edge_ae import Denoiser, list_models  # noqa: E402
-from edge_ae import image as im  # noqa: E402
-from tools.macs import count as count_macs  # noqa: E402
+from edge_ae import Denoiser, list_models
+from edge_ae import image as im
+from tools.macs import count as count_macs
 
 DATA = ROOT.parent / "shared" / "data" / "denoise"
 SETS = {"Set12": 1, "McMaster": 3}
@@ -242,12 +240,12 @@ def main() -> None:
     args.json.write_text(json.dumps(record, indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(rows, speed, graph_ms, cost, args, time.time() - started))
+    if args.update_manifest:
+        update_manifest(rows, speed, cost)
     if args.out.resolve().parent == (ROOT / "docs" / "benchmarks").resolve():
         from tools.benchmarks_md import main as rebuild
 
-        rebuild()
-    if args.update_manifest:
-        update_manifest(rows, speed, cost)
+        rebuild()  # after the manifest: the README's models table is rendered from it
     print(f"wrote {args.out}")
 
 
