@@ -28,6 +28,12 @@ def check_image(image: object, *, name: str = "image") -> np.ndarray:
         raise ImageError(f"{name} must be HxW, HxWx1, HxWx3 or HxWx4, got shape {image.shape}")
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise ImageError(f"{name} is empty (shape {image.shape})")
+    if image.dtype == np.float32:
+        # Refused rather than passed on: a model's convolutions spread one NaN over its receptive
+        # field, and the noise estimate turns it into a NaN noise level.
+        bad = image.size - int(np.count_nonzero(np.isfinite(image)))
+        if bad:
+            raise ImageError(f"{name} has {bad} NaN or infinite value(s): expected finite numbers (0.0-1.0 for float32)")
     return image
 
 

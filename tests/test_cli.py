@@ -91,10 +91,12 @@ def test_refuses_an_output_path_that_is_a_file(tiny_models, photo_tree, tmp_path
 
 
 def test_refuses_to_overwrite_an_original(tiny_models, photo_tree, capsys):
+    before = (photo_tree / "sub" / "c.tif").read_bytes()
     rc = main(["denoise", str(photo_tree / "sub" / "c.tif"), "-o", str(photo_tree / "sub"), "--overwrite",
                "-m", str(tiny_models["gray"])])
-    assert rc == 1
-    assert "would overwrite an input" in capsys.readouterr().err
+    assert rc == 2  # refused before any work: the output folder is the input file's folder
+    assert "is the folder of the input" in capsys.readouterr().err
+    assert (photo_tree / "sub" / "c.tif").read_bytes() == before
 
 
 def test_missing_input_and_bad_model(tiny_models, tmp_path, capsys):

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_ae.cli.limits import add_max_pixels, tidy
 from edge_ae.cli.report import run_and_report
 from edge_ae.denoise.denoiser import Denoiser
 from edge_ae.denoise.ensemble import COPIES
 from edge_ae.files import batch
-from edge_ae.files.imageio import read_image, write_image
+from edge_ae.files.imageio import read_image, read_image_and_header, write_image
 
 
 def side_by_side(before: np.ndarray, after: np.ndarray) -> np.ndarray:
@@ -29,6 +30,13 @@ def side_by_side(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     return np.concatenate([a, np.full(sep_shape, 255, np.uint8), b], axis=1)
 
 
+def compare_name(target: Path, out_dir: Path) -> Path:
+    """The before|after picture's path relative to the compare folder: the output's relative path
+    with ".png" added, not replacing its suffix, so same.jpg and same.png get one each."""
+    rel = target.relative_to(out_dir)
+    return rel.with_name(rel.name + ".png")
+
+
 @dataclass(frozen=True)
 class DenoiseJob:
     """Picklable recipe for the per-file job, built once per worker process."""
@@ -41,17 +49,26 @@ class DenoiseJob:
     quality: int
     compare_dir: Path | None
     out_dir: Path
+    max_pixels: int | None = None
 
     def __call__(self):  # noqa: ANN204 - returns the per-task callable
         denoiser = Denoiser(self.model, threads=self.threads, tile=self.tile, ensemble=self.ensemble)
 
         def job(task: batch.Task) -> None:
-            image = read_image(task.source)
-            clean = denoiser(image, sigma=self.sigma)
-            write_image(task.target, clean, jpeg_quality=self.quality)
+            image, header = read_image_and_header(task.source, max_pixels=self.max_pixels)
+            grey_alpha = header is not None and header.grey_alpha and image.ndim == 3 and image.shape[2] == 4
+            if task.extras_only:  # the output exists, its compare picture does not: no need to denoise again
+                clean = read_image(task.target, max_pixels=None)
+            elif grey_alpha:
+                # A grey+alpha PNG decodes as BGRA; denoised as grey, written back as grey+alpha.
+                grey = denoiser(image[:, :, 0], sigma=self.sigma)
+                clean = np.dstack([grey, grey, grey, image[:, :, 3]])
+            else:
+                clean = denoiser(image, sigma=self.sigma)
+            if not task.extras_only:
+                write_image(task.target, clean, jpeg_quality=self.quality, grey_alpha=grey_alpha)
             if self.compare_dir is not None:
-                rel = task.target.relative_to(self.out_dir).with_suffix(".png")
-                write_image(self.compare_dir / rel, side_by_side(image, clean))
+                write_image(self.compare_dir / compare_name(task.target, self.out_dir), side_by_side(image, clean))
 
         return job
 
@@ -74,7 +91,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ensemble", type=int, default=1, choices=COPIES, metavar="N",
                    help="average the model over N flips/rotations of each image (1, 2, 4, 8; default 1): "
                    "a little cleaner, N times slower")
-    p.add_argument("--compare", type=Path, metavar="DIR", help="also write before|after PNGs here")
+    p.add_argument("--compare", type=Path, metavar="DIR",
+                   help="also write before|after PNGs here (named after the output plus .png: a.jpg.png)")
+    add_max_pixels(p)
     p.set_defaults(func=run)
 
 
@@ -87,5 +106,28 @@ def run(args: argparse.Namespace) -> int:
     # Load once here so a bad --model fails before any file is touched.
     Denoiser(args.model, threads=threads, tile=args.tile, ensemble=args.ensemble)
     plan = batch.plan(args.inputs, args.output, recursive=args.recursive, overwrite=args.overwrite)
-    job = DenoiseJob(args.model, args.sigma, threads, args.tile, args.ensemble, args.quality, args.compare, args.output)
+    if args.compare is not None:
+        # The compare folder gets every check the output folder gets: a before|after picture
+        # must never replace an original or a denoised output.
+        batch.check_folder(args.compare, args.inputs, label="--compare folder", others={"output folder": args.output})
+        plan = _regenerate_missing_compares(plan, args.output, args.compare)
+    for folder, label in ((args.output, "output folder"), (args.compare, "--compare folder")):
+        if folder is not None:
+            batch.prepare_folder(folder, label=label)
+            tidy(folder)
+    job = DenoiseJob(args.model, args.sigma, threads, args.tile, args.ensemble, args.quality, args.compare, args.output,
+                     args.max_pixels)
     return run_and_report(plan, job, jobs=args.jobs, verb="denoised", out_dir=args.output)
+
+
+def _regenerate_missing_compares(plan: batch.Plan, out_dir: Path, compare_dir: Path) -> batch.Plan:
+    """A skipped input (output exists) whose before|after picture is missing gets it made again
+    from the existing output, so a rerun completes what a killed run left."""
+    tasks, problems = list(plan.tasks), []
+    for problem in plan.problems:
+        task = problem.task
+        if problem.status == "skipped" and not (compare_dir / compare_name(task.target, out_dir)).exists():
+            tasks.append(batch.Task(task.source, task.target, extras_only=True))
+        else:
+            problems.append(problem)
+    return batch.Plan(tasks, problems)

@@ -5,9 +5,13 @@ existing file is only ever replaced whole."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
+
+# ".NAME.8-hex-digits.part": what ``_create_temporary`` makes, and nothing else.
+TEMPORARY = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{8}\.part")
 
 
 def _create_temporary(path: Path) -> tuple[int, Path]:
@@ -42,3 +46,24 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
 def write_text_atomic(path: str | Path, text: str) -> None:
     """``write_bytes_atomic`` for UTF-8 text, written as given (no newline translation)."""
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def remove_stale_temporaries(folder: str | Path, *, names: tuple[str, ...] | None = None) -> list[Path]:
+    """Delete temporary files a killed run left (``.NAME.XXXXXXXX.part``, this module's pattern
+    only) in ``folder`` and its sub-folders, or, with ``names``, only those of these file names
+    directly in ``folder``. Call it at the start of a run that writes there; returns what went."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    candidates = folder.glob(".*.part") if names is not None else folder.rglob(".*.part")
+    removed = []
+    for path in candidates:
+        match = TEMPORARY.fullmatch(path.name)
+        if match is None or (names is not None and match["name"] not in names) or not path.is_file():
+            continue
+        try:
+            path.unlink()
+        except OSError:
+            continue  # not ours to fight over; the run's own writes use fresh names
+        removed.append(path)
+    return sorted(removed)

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import glob
 import os
+import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from edge_ae.files.imageio import READ_SUFFIXES
 class Task:
     source: Path
     target: Path
+    extras_only: bool = False  # the target exists; only optional outputs (a compare picture) are missing
 
 
 @dataclass(frozen=True)
@@ -62,22 +65,77 @@ def find_inputs(inputs: list[str], *, recursive: bool) -> tuple[list[tuple[Path,
     return found, missing
 
 
-def plan(inputs: list[str], out_dir: Path, *, recursive: bool, overwrite: bool, suffix: str | None = None) -> Plan:
-    """Decide the target of every input. Refuses to write into an input folder or over an input."""
-    if out_dir.exists() and not out_dir.is_dir():
-        # Caught here, before any work, rather than as a bare "File exists" per image.
-        raise EdgeAEError(f"output folder {out_dir} is an existing file: expected a folder (new or existing)")
-    found, missing = find_inputs(inputs, recursive=recursive)
-    out_resolved = out_dir.resolve()
+def _is_glob(item: str) -> bool:
+    return any(ch in item for ch in "*?[") and not Path(item).exists()
+
+
+def input_folders(inputs: list[str]) -> list[tuple[Path, str]]:
+    """The folder each input lives in, with how to name it: a folder itself, the folder of a file,
+    the fixed part of a glob ("in/*.png" and "in/**/x.png": in)."""
+    folders: list[tuple[Path, str]] = []
     for item in inputs:
-        p = Path(item)
-        if p.is_dir() and (out_resolved == p.resolve() or p.resolve() in out_resolved.parents):
-            raise EdgeAEError(f"output folder {out_dir} is inside the input folder {item}: choose one outside it")
+        path = Path(item)
+        if _is_glob(item):
+            fixed = []
+            for part in path.parts:
+                if any(ch in part for ch in "*?["):
+                    break
+                fixed.append(part)
+            folders.append((Path(*fixed) if fixed else Path("."), f"the folder of the glob {item}"))
+        elif path.is_dir():
+            folders.append((path, f"the input folder {item}"))
+        elif path.is_file():
+            folders.append((path.parent, f"the folder of the input {item}"))
+    return folders
+
+
+def check_folder(folder: Path, inputs: list[str], *, label: str = "output folder", others: dict[str, Path] | None = None) -> None:
+    """Refuse an output folder (``-o``, ``--compare``, ``--heatmaps``) that is a file, an input
+    folder, inside one, or inside the folder of an input file or glob: a later run over that
+    folder (``--recursive``) would take the outputs for inputs, and a same-named output would
+    replace an original. ``others``: folders of this run it must not be (label -> folder)."""
+    if folder.exists() and not folder.is_dir():
+        # Caught here, before any work, rather than as a bare "File exists" per image.
+        raise EdgeAEError(f"{label} {folder} is an existing file: expected a folder (new or existing)")
+    resolved = folder.resolve()
+    for root, what in input_folders(inputs):
+        root = root.resolve()
+        if resolved == root or root in resolved.parents:
+            where = "is" if resolved == root else "is inside"
+            raise EdgeAEError(f"{label} {folder} {where} {what}: choose one outside it")
+    for other_label, other in (others or {}).items():
+        if resolved == other.resolve():
+            raise EdgeAEError(f"{label} {folder} is the {other_label} too: choose another")
+
+
+def prepare_folder(folder: Path, *, label: str = "output folder") -> None:
+    """Create ``folder`` and prove it writable before any work, so a bad ``-o`` is one line naming
+    the folder, not a failure blamed on every input."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EdgeAEError(f"{label} {folder}: cannot create it ({exc.strerror or exc})") from None
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise EdgeAEError(f"{label} {folder} is not writable ({exc.strerror or exc})") from None
+
+
+def plan(inputs: list[str], out_dir: Path, *, recursive: bool, overwrite: bool, suffix: str | None = None,
+         append: str | None = None) -> Plan:
+    """Decide the target of every input. Refuses to write into an input folder or over an input.
+    ``suffix`` replaces a target's suffix; ``append`` adds one, keeping the input's (a.jpg ->
+    a.jpg.png), so a.jpg and a.png never share a name."""
+    check_folder(out_dir, inputs)
+    found, missing = find_inputs(inputs, recursive=recursive)
     sources = {src.resolve() for src, _ in found}
     tasks: list[Task] = []
     problems = [Outcome(Task(Path(m.split(":")[0]), Path()), "failed", m) for m in missing]
     seen: dict[Path, Path] = {}
     for src, rel in found:
+        if append:
+            rel = rel.with_name(rel.name + append)
         target = out_dir / (rel.with_suffix(suffix) if suffix else rel)
         task = Task(src, target)
         if target.resolve() in sources:
@@ -103,15 +161,27 @@ def _init_worker(factory: JobFactory) -> None:
     _worker_job = factory()
 
 
+def failure_message(source: Path, exc: BaseException) -> str:
+    """One line for what went wrong with one file, naming the file once."""
+    if isinstance(exc, EdgeAEError):
+        text = str(exc)
+    elif isinstance(exc, OSError):  # disk full, permission denied, vanished file
+        text = exc.strerror or str(exc)
+    elif isinstance(exc, MemoryError):
+        text = "out of memory"
+    elif isinstance(exc, ValueError):
+        text = str(exc)
+    else:  # a library's own error (cv2.error, onnxruntime's): its last meaningful line
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        text = f"{type(exc).__name__}: {lines[-1] if lines else 'no message'}"
+    return text if str(source) in text else f"{source}: {text}"
+
+
 def _run_one(job: Callable[[Task], None], task: Task) -> Outcome:
     try:
         job(task)
-    except EdgeAEError as exc:
-        return Outcome(task, "failed", str(exc))
-    except OSError as exc:  # disk full, permission denied, vanished file
-        return Outcome(task, "failed", f"{task.source}: {exc.strerror or exc}")
-    except ValueError as exc:
-        return Outcome(task, "failed", f"{task.source}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - one file's failure must never end the batch
+        return Outcome(task, "failed", failure_message(task.source, exc))
     return Outcome(task, "done")
 
 
@@ -132,7 +202,18 @@ def run(tasks: list[Task], factory: JobFactory, *, jobs: int = 1) -> Iterator[Ou
             yield _run_one(job, task)
         return
     with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), initializer=_init_worker, initargs=(factory,)) as pool:
-        yield from pool.map(_run_in_worker, tasks, chunksize=1)
+        pending = {pool.submit(_run_in_worker, task): task for task in tasks}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                task = pending.pop(future)
+                try:
+                    yield future.result()
+                except BrokenProcessPool:
+                    # A worker was killed (out of memory, a crash in a decoder): every task not
+                    # finished is reported, none is silently dropped.
+                    yield Outcome(task, "failed", f"{task.source}: worker process died (out of memory?) "
+                                  "before this file was finished")
 
 
 def default_threads(jobs: int) -> int:

@@ -2,12 +2,18 @@
 
 * Read with OpenCV, unchanged (bit depth and alpha kept); anything unreadable becomes an
   ``ImageError`` with the reason, never a ``None`` that fails later.
+* The header is read before decoding: an image over the pixel limit (``DEFAULT_MAX_PIXELS``,
+  100 megapixels unless raised) and a file of several frames (animated GIF / PNG / WebP,
+  multi-page TIFF) are refused with one line, never decoded; so are float pixels that are NaN
+  or infinite.
 * Write to a temporary file next to the target, then rename it into place: a killed run or a
   full disk never leaves a half-written image, and an existing file is replaced only whole.
 """
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import cv2
@@ -15,14 +21,68 @@ import numpy as np
 
 from edge_ae.errors import ImageError
 from edge_ae.files.atomic import write_bytes_atomic
+from edge_ae.files.headers import Header, read_header
+from edge_ae.files.native_stderr import NativeStderr
 
 READ_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".pgm", ".ppm", ".pnm")
 EIGHT_BIT_ONLY = (".jpg", ".jpeg", ".bmp", ".webp")
+# 100 megapixels: a 12000x8000 photo passes; decoding it takes ~300 MB (8-bit BGR), denoising
+# in tiles about 1 GB more. Raise with ``max_pixels`` (``--max-pixels`` on the command line).
+DEFAULT_MAX_PIXELS = 100_000_000
+# What decoders print themselves about a file the caller reports anyway.
+_LIBRARY_LINES = (b"libpng ", b"Corrupt JPEG data", b"Premature end of JPEG", b"TIFFRead", b"TIFFFetch")
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as HxW / HxWxC (BGR[A]) uint8, uint16 or float32."""
+def _megapixels(pixels: int) -> str:
+    mp = pixels / 1e6
+    return f"{mp:.0f} megapixels" if mp >= 10 else f"{mp:.2g} megapixels"
+
+
+def _check_header(path: Path, header: Header | None, max_pixels: int | None) -> None:
+    if header is None:
+        return
+    if max_pixels is not None and header.pixels > max_pixels:
+        raise ImageError(f"{path}: {header.format} header says {header.width}x{header.height} "
+                         f"({_megapixels(header.pixels)}), over the limit of {_megapixels(max_pixels)} "
+                         "(--max-pixels raises it)")
+    if header.frames > 1:
+        raise ImageError(f"{path}: {header.frames if header.format != 'WebP' else 'several'} frames "
+                         f"({'multi-page TIFF' if header.format == 'TIFF' else 'animation'}); edge-ae reads single "
+                         "images only and would write the first frame alone: split it into one file per frame")
+
+
+def _frames_of_gif(path: Path) -> int:
+    try:
+        return int(cv2.imcount(str(path)))
+    except cv2.error:
+        return 1  # the decoder will report what is wrong
+
+
+def _decode(path: Path, buf: np.ndarray) -> np.ndarray | None:
+    """``cv2.imdecode`` with OpenCV's own log and the C libraries' stderr lines held back: the
+    caller reports a file that fails in one line of its own."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    image = None
+    try:
+        with NativeStderr() as caught:
+            try:
+                image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+            except cv2.error as exc:
+                raise ImageError(f"{path}: cannot decode ({str(exc).strip().splitlines()[-1]})") from None
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+        failed = image is None or image.size == 0
+        caught.pass_on(drop=_LIBRARY_LINES if failed else ())
+    return image
+
+
+def read_image_and_header(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+                          ) -> tuple[np.ndarray, Header | None]:
+    """``read_image``, and what the file's header said (None if not recognised)."""
     path = Path(path)
+    if max_pixels is not None and max_pixels < 1:
+        raise ValueError(f"max_pixels must be at least 1 (or None for no limit), got {max_pixels}")
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -33,22 +93,70 @@ def read_image(path: str | Path) -> np.ndarray:
         buf = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
         raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    header = read_header(buf)
+    _check_header(path, header, max_pixels)
+    if header is not None and header.format == "GIF" and (frames := _frames_of_gif(path)) > 1:
+        _check_header(path, Header("GIF", header.width, header.height, frames=frames), max_pixels)
+    image = _decode(path, buf)
     if image is None or image.size == 0:
         raise ImageError(f"{path}: not a readable image (corrupt or unsupported format)")
+    pixels = image.shape[0] * image.shape[1]
+    if max_pixels is not None and pixels > max_pixels:  # a format whose header was not read above
+        raise ImageError(f"{path}: {image.shape[1]}x{image.shape[0]} ({_megapixels(pixels)}) is over the limit of "
+                         f"{_megapixels(max_pixels)} (--max-pixels raises it)")
     if image.dtype == np.float64:
         image = image.astype(np.float32)
     if image.dtype not in (np.uint8, np.uint16, np.float32):
         raise ImageError(f"{path}: unsupported pixel type {image.dtype} (expected 8/16-bit or float32)")
-    return image
+    if image.dtype == np.float32:
+        bad = image.size - int(np.count_nonzero(np.isfinite(image)))
+        if bad:
+            raise ImageError(f"{path}: {bad} pixel value(s) are NaN or infinite: expected finite numbers "
+                             "(0.0-1.0 for float images)")
+    return image, header
 
 
-def write_image(path: str | Path, image: np.ndarray, *, jpeg_quality: int = 95) -> None:
-    """Write ``image`` to ``path`` atomically, in the format its suffix names."""
+def read_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read an image file as HxW / HxWxC (BGR[A]) uint8, uint16 or float32.
+
+    ``max_pixels`` (None: OpenCV's own limit only) is checked against the header before decoding.
+    A grey+alpha PNG comes back as BGRA (the runtime's image contract has no two-plane images);
+    ``write_image(..., grey_alpha=True)`` writes it back as grey+alpha."""
+    return read_image_and_header(path, max_pixels=max_pixels)[0]
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def encode_grey_alpha_png(image: np.ndarray) -> bytes:
+    """A PNG of colour type 4 (grey + alpha) from HxWx2 uint8/uint16 (OpenCV writes 1, 3 or 4
+    channels only)."""
+    if image.ndim != 3 or image.shape[2] != 2 or image.dtype not in (np.uint8, np.uint16):
+        raise ImageError(f"grey+alpha PNG needs HxWx2 uint8 or uint16, got {image.shape} {image.dtype}")
+    h, w = image.shape[:2]
+    depth = 16 if image.dtype == np.uint16 else 8
+    rows = np.ascontiguousarray(image.astype(">u2") if depth == 16 else image).view(np.uint8).reshape(h, -1)
+    raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1)  # filter type 0 on every row
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, 4, 0, 0, 0))
+            + _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)) + _png_chunk(b"IEND", b""))
+
+
+def write_image(path: str | Path, image: np.ndarray, *, jpeg_quality: int = 95, grey_alpha: bool = False) -> None:
+    """Write ``image`` to ``path`` atomically, in the format its suffix names.
+
+    ``grey_alpha``: a BGRA image is written as grey+alpha (PNG colour type 4), as it was read;
+    HxWx2 (grey, alpha) is accepted too."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in EIGHT_BIT_ONLY and image.dtype != np.uint8:
         raise ImageError(f"{path}: {suffix} holds 8-bit images only, got {image.dtype}")
+    if grey_alpha and suffix == ".png" and image.ndim == 3 and image.shape[2] in (2, 4):
+        if image.shape[2] == 4:
+            grey = cv2.cvtColor(np.ascontiguousarray(image[:, :, :3]), cv2.COLOR_BGR2GRAY)
+            image = np.dstack([grey, image[:, :, 3]])
+        write_bytes_atomic(path, encode_grey_alpha_png(image))
+        return
     params: list[int] = []
     if suffix in (".jpg", ".jpeg"):
         params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]

@@ -1,0 +1,332 @@
+"""A corpus of bad inputs, made here, through the batch commands as a user would meet them
+(issue 43): crafted headers, elongated and multi-frame files, NaN pixels, stale temporary files,
+outputs pointed at the wrong place. Each bad file is one line; the rest of the batch finishes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from edge_ae import Denoiser, ImageError
+from edge_ae.cli.main import main
+from edge_ae.files.imageio import read_image
+
+# -- the corpus ----------------------------------------------------------------------------
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def png_bomb(path: Path, width: int = 100_000, height: int = 100_000) -> Path:
+    """A tiny, well-formed PNG (valid CRCs) whose header claims ``width`` x ``height`` pixels."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\x00" * 100))
+                     + _chunk(b"IEND", b""))
+    return path
+
+
+def png_bad_data(path: Path) -> Path:
+    """A PNG whose header is fine but whose pixel data is not zlib: libpng complains on stderr."""
+    ihdr = struct.pack(">IIBBBBB", 10, 10, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", b"not zlib") + _chunk(b"IEND", b""))
+    return path
+
+
+def grey_alpha_png(path: Path, grey: np.ndarray, alpha: np.ndarray) -> Path:
+    """An 8-bit PNG of colour type 4 (grey + alpha), written by hand (OpenCV cannot)."""
+    h, w = grey.shape
+    rows = np.dstack([grey, alpha]).astype(np.uint8).reshape(h, 2 * w)
+    raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 4, 0, 0, 0))
+                     + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b""))
+    return path
+
+
+def multi_frame(path: Path, frames: int = 3) -> Path:
+    images = [np.full((24, 32, 3), 40 * i, np.uint8) for i in range(frames)]
+    assert cv2.imwritemulti(str(path), images)
+    return path
+
+
+def float_tiff(path: Path, *, bad: float, count: int, rng: np.random.Generator) -> Path:
+    image = rng.random((32, 32)).astype(np.float32)
+    image.flat[rng.choice(image.size, count, replace=False)] = bad
+    assert cv2.imwrite(str(path), image)
+    return path
+
+
+def good_images(folder: Path, rng: np.random.Generator, names: tuple[str, ...] = ("good1.png", "good2.png")) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        cv2.imwrite(str(folder / name), (rng.random((32, 40, 3)) * 255).astype(np.uint8))
+    return folder
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# -- 1: --compare gets the output folder's checks --------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["in", "in/cmp", "out", "in/good1.png"])
+def test_compare_folder_gets_the_output_checks(tiny_models, tmp_path, rng, capsys, where):
+    src = good_images(tmp_path / "in", rng)
+    before = _tree(src)
+    rc = main(["denoise", str(src), "-o", str(tmp_path / "out"), "-m", str(tiny_models["color"]),
+               "--compare", str(tmp_path / where)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--compare folder" in err and len(err.strip().splitlines()) == 1
+    assert _tree(src) == before  # no original replaced by a before|after picture
+    assert not (tmp_path / "out").exists()
+
+
+def test_compare_names_keep_the_extension_and_missing_ones_are_made_again(tiny_models, tmp_path, rng, capsys):
+    src = good_images(tmp_path / "in", rng, names=("same.png",))
+    cv2.imwrite(str(src / "same.jpg"), (rng.random((32, 40, 3)) * 255).astype(np.uint8))
+    out, cmp = tmp_path / "out", tmp_path / "cmp"
+    args = ["denoise", str(src), "-o", str(out), "-m", str(tiny_models["color"]), "--compare", str(cmp)]
+    assert main(args) == 0
+    assert sorted(p.name for p in cmp.iterdir()) == ["same.jpg.png", "same.png.png"]
+    (cmp / "same.jpg.png").unlink()  # as if the run had been killed between output and compare picture
+    stamp = (out / "same.jpg").stat().st_mtime_ns
+    assert main(args) == 0
+    again = cv2.imread(str(cmp / "same.jpg.png"))
+    assert np.array_equal(again[:, :40], cv2.imread(str(src / "same.jpg")))  # before | after, after = the output
+    assert np.array_equal(again[:, 44:], cv2.imread(str(out / "same.jpg")))
+    assert (out / "same.jpg").stat().st_mtime_ns == stamp  # the output itself is not rewritten
+
+
+# -- 2: a crafted header, the pixel limit, any decoder error is one file's line ---------------
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_header_bomb_is_one_line_and_the_batch_finishes(tiny_models, tmp_path, rng, capsys, jobs):
+    src = good_images(tmp_path / "in", rng)
+    png_bomb(src / "bomb.png")
+    out = tmp_path / "out"
+    rc = main(["denoise", str(src), "-o", str(out), "-m", str(tiny_models["color"]), "--jobs", jobs])
+    captured = capsys.readouterr()
+    assert rc == 1
+    assert "2 denoised, 1 failed" in captured.out
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "bomb.png" in lines[0] and "100000x100000" in lines[0] and "--max-pixels" in lines[0]
+    assert sorted(p.name for p in out.iterdir()) == ["good1.png", "good2.png"]
+
+
+def test_raised_pixel_limit_still_reports_the_decoder_error_on_one_line(tiny_models, tmp_path, rng, capsys):
+    src = good_images(tmp_path / "in", rng)
+    png_bomb(src / "bomb.png")
+    rc = main(["denoise", str(src), "-o", str(tmp_path / "out"), "-m", str(tiny_models["color"]),
+               "--max-pixels", "2e10"])
+    captured = capsys.readouterr()
+    assert rc == 1 and "2 denoised, 1 failed" in captured.out
+    assert len(captured.err.strip().splitlines()) == 1 and "bomb.png" in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_max_pixels_option_and_read_image_limit(tiny_models, tmp_path, rng, capsys):
+    src = good_images(tmp_path / "in", rng)  # 32x40 = 1280 pixels each
+    rc = main(["denoise", str(src / "good1.png"), "-o", str(tmp_path / "out"), "-m", str(tiny_models["color"]),
+               "--max-pixels", "1000"])
+    assert rc == 1 and "over the limit" in capsys.readouterr().err
+    assert read_image(src / "good1.png", max_pixels=1280).shape == (32, 40, 3)
+    with pytest.raises(ImageError, match="over the limit"):
+        read_image(src / "good1.png", max_pixels=1279)
+
+
+def test_any_exception_of_one_file_becomes_its_failure_line(tiny_models, tmp_path, rng, capsys, monkeypatch):
+    import edge_ae.cli.denoise as cli
+
+    src = good_images(tmp_path / "in", rng)
+    real = cli.read_image_and_header
+
+    def flaky(path, **kwargs):  # noqa: ANN001, ANN202
+        if Path(path).name == "good2.png":
+            raise cv2.error("OpenCV(5.1.0) loadsave.cpp:80: error: (-215:Assertion failed) something deep")
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(cli, "read_image_and_header", flaky)
+    rc = main(["denoise", str(src), "-o", str(tmp_path / "out"), "-m", str(tiny_models["color"])])
+    captured = capsys.readouterr()
+    assert rc == 1 and "1 denoised, 1 failed" in captured.out
+    assert captured.err.count("\n") == 1 and "good2.png" in captured.err and "Assertion failed" in captured.err
+
+
+# -- 7: multi-frame files ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["anim.gif", "pages.tif"])
+def test_multi_frame_files_are_refused_not_cut_to_one_frame(tiny_models, tmp_path, rng, capsys, name):
+    src = good_images(tmp_path / "in", rng)
+    multi_frame(src / name)
+    out = tmp_path / "out"
+    rc = main(["denoise", str(src / "good1.png"), str(src / name), "-o", str(out), "-m", str(tiny_models["color"])])
+    captured = capsys.readouterr()
+    assert rc == 1 and "1 denoised, 1 failed" in captured.out
+    assert "3 frames" in captured.err and name in captured.err
+    assert not (out / name).exists()
+
+
+def test_single_page_tiff_still_reads(tmp_path):
+    path = tmp_path / "one.tif"
+    cv2.imwrite(str(path), np.zeros((8, 8), np.uint16))
+    assert read_image(path).dtype == np.uint16
+
+
+# -- 8: stale temporary files of a killed run ---------------------------------------------------
+
+
+def test_stale_temporaries_of_our_own_pattern_are_removed_at_start(tiny_models, tmp_path, rng, capsys):
+    src = good_images(tmp_path / "in", rng)
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    stale = [out / ".good1.png.0a1b2c3d.part", out / "sub" / ".x.png.deadbeef.part"]
+    kept = [out / ".hidden.part", out / "mine.part", out / ".x.png.NOTHEX00.part", out / ".x.png.0a1b2c3d.partial"]
+    for path in stale + kept:
+        path.write_bytes(b"half an image")
+    assert main(["denoise", str(src), "-o", str(out), "-m", str(tiny_models["color"])]) == 0
+    assert "removed 2 temporary file(s)" in capsys.readouterr().err
+    assert not any(p.exists() for p in stale)
+    assert all(p.read_bytes() == b"half an image" for p in kept)
+
+
+# -- 9: NaN and inf -------------------------------------------------------------------------------
+
+
+def test_non_finite_pixels_are_refused_never_spread(tiny_models, tmp_path, rng, capsys):
+    src = good_images(tmp_path / "in", rng, names=())
+    float_tiff(src / "nan.tif", bad=np.nan, count=100, rng=rng)
+    float_tiff(src / "inf.tif", bad=np.inf, count=1, rng=rng)
+    rc = main(["denoise", str(src), "-o", str(tmp_path / "out"), "-m", str(tiny_models["gray"]), "--sigma", "20"])
+    captured = capsys.readouterr()
+    assert rc == 1 and "0 denoised, 2 failed" in captured.out
+    assert "100 pixel value(s) are NaN or infinite" in captured.err and "1 pixel value(s)" in captured.err
+    assert "sigma" not in captured.err  # the user gave a valid sigma; the pixels are the problem
+    image = rng.random((32, 32)).astype(np.float32)
+    image[5, 5] = np.nan
+    with pytest.raises(ImageError, match="NaN or infinite"):
+        Denoiser(tiny_models["gray"], threads=1)(image)
+    with pytest.raises(ImageError, match="NaN or infinite"):
+        Denoiser(tiny_models["gray"], threads=1)(image, sigma=20)
+
+
+# -- 10 and 11: where the output may go -------------------------------------------------------
+
+
+def test_output_folder_that_cannot_be_created_is_one_line_naming_it(tiny_models, tmp_path, rng, capsys):
+    src = good_images(tmp_path / "in", rng)
+    afile = tmp_path / "afile"
+    afile.write_text("a file, not a folder")
+    rc = main(["denoise", str(src), "-o", str(afile / "sub"), "-m", str(tiny_models["color"])])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert f"output folder {afile / 'sub'}: cannot create it" in err and "good1.png" not in err
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs a non-root POSIX user for permissions")
+def test_output_folder_that_is_not_writable_is_refused_before_the_batch(tiny_models, tmp_path, rng, capsys):
+    src = good_images(tmp_path / "in", rng)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        rc = main(["denoise", str(src), "-o", str(locked), "-m", str(tiny_models["color"])])
+    finally:
+        locked.chmod(0o700)
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "is not writable" in err and str(locked) in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("inputs", [["in3/*.png"], ["in3/good1.png"], ["in3/**/*.png"]])
+def test_output_inside_the_folder_of_input_files_or_globs_is_refused(tiny_models, tmp_path, rng, capsys,
+                                                                     monkeypatch, inputs):
+    good_images(tmp_path / "in3", rng)
+    monkeypatch.chdir(tmp_path)
+    rc = main(["denoise", *inputs, "-o", "in3/den", "-m", str(tiny_models["color"])])
+    err = capsys.readouterr().err
+    assert rc == 2 and "in3/den is inside the folder of" in err
+    assert not (tmp_path / "in3" / "den").exists()
+
+
+# -- 12: channel layout, and the C library's own stderr line ------------------------------------
+
+
+def test_grey_alpha_png_keeps_its_layout(tiny_models, tmp_path, rng):
+    src = tmp_path / "in"
+    src.mkdir()
+    grey = (rng.random((24, 30)) * 255).astype(np.uint8)
+    alpha = np.tile(np.linspace(0, 255, 30).astype(np.uint8), (24, 1))
+    grey_alpha_png(src / "ga.png", grey, alpha)
+    out = tmp_path / "out"
+    assert main(["denoise", str(src), "-o", str(out), "-m", str(tiny_models["gray"]), "--compare",
+                 str(tmp_path / "cmp")]) == 0
+    data = (out / "ga.png").read_bytes()
+    assert data[12:16] == b"IHDR" and data[24] == 8 and data[25] == 4  # 8-bit grey + alpha, as the input
+    back = cv2.imread(str(out / "ga.png"), cv2.IMREAD_UNCHANGED)
+    assert back.shape == (24, 30, 4) and np.array_equal(back[:, :, 3], alpha)
+    assert np.array_equal(back[:, :, 0], back[:, :, 2])
+    expected = Denoiser(tiny_models["gray"])(read_image(src / "ga.png")[:, :, 0])
+    np.testing.assert_array_equal(back[:, :, 0], expected)
+
+
+def test_libpng_stderr_line_is_silenced_where_edge_ae_reports_the_file(tiny_models, tmp_path, rng, capfd):
+    src = good_images(tmp_path / "in", rng)
+    png_bad_data(src / "bad.png")
+    rc = main(["denoise", str(src), "-o", str(tmp_path / "out"), "-m", str(tiny_models["color"])])
+    err = capfd.readouterr().err
+    assert rc == 1
+    assert "libpng error" not in err and "[ERROR" not in err and "[ WARN" not in err
+    assert [line for line in err.splitlines() if line] == [f"failed: {src / 'bad.png'}: not a readable image "
+                                                           "(corrupt or unsupported format)"]
+
+
+# -- kill -9 and resume ---------------------------------------------------------------------------
+
+
+def _denoise_cmd(src: Path, out: Path, model: Path) -> list[str]:
+    return [sys.executable, "-m", "edge_ae", "denoise", str(src), "-o", str(out), "-m", str(model), "--threads", "1"]
+
+
+def test_kill_9_then_rerun_gives_the_clean_run_arrays(tiny_models, tmp_path, rng):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(24):
+        cv2.imwrite(str(src / f"{i:02d}.png"), (rng.random((160, 200, 3)) * 255).astype(np.uint8))
+    cv2.imwrite(str(src / "deep.tif"), (rng.random((120, 90)) * 65535).astype(np.uint16))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    subprocess.run(_denoise_cmd(src, clean, tiny_models["color"]), env=env, check=True, capture_output=True)
+
+    proc = subprocess.Popen(_denoise_cmd(src, killed, tiny_models["color"]), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if killed.is_dir() and len([p for p in killed.iterdir() if not p.name.startswith(".")]) >= 3:
+            break
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len([p for p in killed.iterdir() if not p.name.startswith(".")])
+    assert 0 < done_before < 25, "the run must be killed mid-batch"
+    (killed / ".07.png.0123abcd.part").write_bytes(b"\x89PNG half")  # what a kill during a write leaves
+
+    rerun = subprocess.run(_denoise_cmd(src, killed, tiny_models["color"]), env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{25 - done_before} denoised, 0 failed, {done_before} skipped" in rerun.stdout
+    assert sorted(p.name for p in killed.iterdir()) == sorted(p.name for p in clean.iterdir())
+    for path in clean.iterdir():
+        a = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        b = cv2.imread(str(killed / path.name), cv2.IMREAD_UNCHANGED)
+        assert a.dtype == b.dtype and np.array_equal(a, b), path.name
