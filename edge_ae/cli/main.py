@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from edge_ae import __version__
-from edge_ae.cli import anomaly, camera, denoise, embed, models
+from edge_ae.cli import anomaly, bench, camera, denoise, embed, models
 from edge_ae.errors import EdgeAEError
 
 
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_parser(sub)
     anomaly.add_parser(sub)
     camera.add_parser(sub)
+    bench.add_parser(sub)
     return parser
 
 
