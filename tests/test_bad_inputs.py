@@ -330,3 +330,66 @@ def test_kill_9_then_rerun_gives_the_clean_run_arrays(tiny_models, tmp_path, rng
         a = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         b = cv2.imread(str(killed / path.name), cv2.IMREAD_UNCHANGED)
         assert a.dtype == b.dtype and np.array_equal(a, b), path.name
+
+
+# -- 6: model input shapes at load, inference errors per file -------------------------------------
+
+
+def test_denoiser_with_a_fixed_input_size_is_refused_at_load(tmp_path, rng, capsys):
+    import torch
+
+    from edge_ae.model.contract import ModelSpec
+    from training.export_denoiser import DenoiserGraph
+    from training.nets import build
+    from training.onnx_export import export
+
+    torch.manual_seed(0)
+    net = build("unet_dae", channels=1, width=4, depths=(1, 1, 1)).eval()
+    spec = ModelSpec(name="fixed64", kind="denoiser", channels=1, color_order="GRAY", size_multiple=net.size_multiple,
+                     receptive_field=9, noise_input=True, noise_levels=(0.0, 50.0))
+    example = (torch.rand(1, 1, 64, 64), torch.full((1, 1), 0.1))
+    model = export(DenoiserGraph(net, True), example, spec, tmp_path / "fixed64.onnx",
+                   dynamic_axes={"image": {0: "batch"}, "sigma": {0: "batch"}, "denoised": {0: "batch"}})
+    src = good_images(tmp_path / "in", rng)
+    rc = main(["denoise", str(src), "-o", str(tmp_path / "out"), "-m", str(model)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert "must take images of any size" in err and "fixed at 64x64" in err
+    assert not (tmp_path / "out").exists()
+
+
+def size_bound_denoiser(path: Path, size: int = 32) -> Path:
+    """A denoiser that loads (dynamic input) but can only run on size x size images: it adds a
+    constant of that size, so any other size fails inside onnxruntime."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edge_ae.model.contract import METADATA_KEY, ModelSpec
+
+    const = helper.make_tensor("c", TensorProto.FLOAT, [1, 3, size, size], np.zeros(3 * size * size, np.float32))
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["image", "c"], ["denoised"])], "bound",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+        [helper.make_tensor_value_info("denoised", TensorProto.FLOAT, ["n", 3, "h", "w"])], [const])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    spec = ModelSpec(name="bound", kind="denoiser", channels=3, color_order="BGR", receptive_field=1)
+    helper.set_model_props(model, {METADATA_KEY: spec.to_json()})
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_inference_failure_is_that_files_line(tmp_path, rng, capfd, jobs):
+    model = size_bound_denoiser(tmp_path / "bound.onnx")
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "fits.png"), (rng.random((32, 32, 3)) * 255).astype(np.uint8))
+    cv2.imwrite(str(src / "other.png"), (rng.random((40, 48, 3)) * 255).astype(np.uint8))
+    rc = main(["denoise", str(src), "-o", str(tmp_path / "out"), "-m", str(model), "--jobs", jobs])
+    captured = capfd.readouterr()  # descriptor level: onnxruntime's own log line would show here
+    assert rc == 1 and "1 denoised, 1 failed" in captured.out
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "other.png" in lines[0] and "inference failed on image 1x3x40x48" in lines[0]
+    assert "onnxruntime_src" not in lines[0]
+    assert (tmp_path / "out" / "fits.png").is_file()

@@ -4,6 +4,7 @@ onnxruntime session, and check the graph's inputs and outputs against the contra
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,21 @@ class LoadedModel:
     session: ort.InferenceSession
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        return self.session.run(list(self.spec.output_names), feeds)
+        try:
+            return self.session.run(list(self.spec.output_names), feeds)
+        except Exception as exc:  # onnxruntime raises several private types; one line says what failed
+            shapes = ", ".join(f"{name} {'x'.join(map(str, np.shape(value)))}" for name, value in feeds.items())
+            raise ModelError(f"{self.spec.name}: inference failed on {shapes} ({_reason(exc)})") from None
+
+
+def _reason(exc: Exception) -> str:
+    """onnxruntime's message without its source paths: "[ONNXRuntimeError] : 1 : FAIL : ...
+    Status Message: /onnxruntime_src/...h:563 void ...Init(...) axis == 1 ... 32 by 48"."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    text = lines[-1] if lines else type(exc).__name__
+    text = text.split("Status Message:")[-1]
+    text = re.sub(r"^\s*\S+\.(?:h|cc|cpp):\d+\s*", "", text).strip()
+    return text if len(text) <= 240 else text[:237] + "..."
 
 
 def make_session(path: Path, threads: int | None) -> ort.InferenceSession:
@@ -33,7 +48,9 @@ def make_session(path: Path, threads: int | None) -> ort.InferenceSession:
             raise ValueError(f"threads must be at least 1, got {threads}")
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # errors only: warnings are not the user's business
+    # Fatal only: warnings are not the user's business, and an error is raised as an exception
+    # that edge-ae reports in its own line (logged too, it would print a second, coloured line).
+    options.log_severity_level = 4
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises several private exception types
@@ -69,6 +86,19 @@ def check_graph(spec: ModelSpec, session: ort.InferenceSession, source: str) -> 
                 f"has {image.shape[1]}"
             )
     fixed = image is not None and len(image.shape) == 4 and all(isinstance(d, int) for d in image.shape[2:])
+    if spec.kind == "denoiser" and image is not None and len(image.shape) == 4:
+        # The denoiser feeds whole images or tiles of any size, and a batch of planes (a colour
+        # image through a grey model): a graph fixed to one size loads but fails on every file.
+        if any(isinstance(d, int) for d in image.shape[2:]):
+            raise ModelError(
+                f"{source}: a denoiser must take images of any size, but the graph's image input is fixed at "
+                f"{image.shape[2]}x{image.shape[3]}; export it with dynamic height and width"
+            )
+        if isinstance(image.shape[0], int):
+            raise ModelError(
+                f"{source}: a denoiser must take any batch size, but the graph's image input is fixed at "
+                f"batch {image.shape[0]}; export it with a dynamic batch axis"
+            )
     if fixed and spec.short_side is not None:
         raise ModelError(
             f"{source}: metadata says the aspect ratio is kept (short_side {spec.short_side}) but the graph's "
