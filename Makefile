@@ -24,7 +24,7 @@ $(DEV_VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(DEV_VENV)
 	$(DEV_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(DEV_VENV)/bin/python -m pip install --quiet $(TORCH)
-	$(DEV_VENV)/bin/python -m pip install --quiet -e ".[train,dev,bench]"
+	$(DEV_VENV)/bin/python -m pip install --quiet -e ".[train,dev,bench,ray]"
 	touch $@
 
 test: $(DEV_VENV)/.stamp

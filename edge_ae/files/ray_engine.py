@@ -1,0 +1,197 @@
+"""Run a batch plan on Ray Data instead of local processes (``edge-ae denoise --ray``).
+
+What stays the same as the local path: the plan (``batch.plan`` decides inputs, outputs and what
+to skip), the per-file work (each actor runs its tasks through ``batch.run``, so reading,
+atomic writing and the one-line failure report are the local code), the outcomes and hence the
+CLI's summary and exit codes. What Ray adds: the tasks are rows of a Dataset, a ``map_batches``
+actor pool spreads them over a cluster, and the job (for denoising: the ``Denoiser`` with its
+ONNX session) is built once per actor. Rows carry paths, never pixels: every worker reads its
+inputs and writes its outputs itself, so no image passes through the driver or the object store.
+
+A killed worker leaves no half-written output (writes are renamed into place) and Ray Data
+restarts the actor and retries its batch; if the run still fails, the files it did not report
+are listed as failed and a rerun, which skips existing outputs, completes them.
+
+Ray is imported only inside these functions: the runtime keeps its three dependencies and
+``import edge_ae`` stays fast. Install with ``pip install "edge-ae[ray]"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edge_ae.errors import EdgeAEError
+from edge_ae.files import batch
+
+if TYPE_CHECKING:
+    import ray.data
+
+# Columns of the task and result datasets.
+TASK_COLUMNS = ("source", "target")
+RESULT_COLUMNS = ("source", "target", "status", "message")
+
+# A local instance started for one command is a tool, not a cluster: small object store (rows
+# carry only paths), no dashboard.
+LOCAL_OBJECT_STORE_BYTES = 200 * 1024**2
+
+# Files per Dataset block. Small blocks balance the load across actors and make a retried block
+# (after a worker died) redo little; many blocks cost scheduling time. 8 kept the overhead
+# small in tools/bench_ray.py.
+FILES_PER_BLOCK = 8
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+        import ray.data  # noqa: F401 - the Data library is a separate import
+    except ImportError:
+        raise EdgeAEError('--ray needs Ray Data: pip install "edge-ae[ray]"') from None
+    return ray
+
+
+class RunTasks:
+    """``map_batches``-ready callable class: builds the per-file job once per actor, then runs
+    each batch of (source, target) rows through ``batch.run``, the local path's own code.
+
+    ``factory`` is a picklable ``batch.JobFactory`` (for denoising, ``DenoiseJob``). Returns the
+    rows with ``status`` ("done" or "failed") and ``message`` (the one-line reason) added.
+    """
+
+    def __init__(self, factory: batch.JobFactory) -> None:
+        self._job = factory()
+
+    def __call__(self, rows: dict[str, Any]) -> dict[str, list[str]]:
+        tasks = [batch.Task(Path(str(s)), Path(str(t))) for s, t in zip(rows["source"], rows["target"], strict=True)]
+        # jobs=1 runs in this actor with the job built above (batch.run calls the factory once).
+        outcomes = {o.task.target: o for o in batch.run(tasks, lambda: self._job, jobs=1)}
+        result: dict[str, list[str]] = {name: [] for name in RESULT_COLUMNS}
+        for task in tasks:
+            outcome = outcomes[task.target]
+            result["source"].append(str(task.source))
+            result["target"].append(str(task.target))
+            result["status"].append(outcome.status)
+            result["message"].append(outcome.message)
+        return result
+
+
+def tasks_dataset(tasks: list[batch.Task], *, files_per_block: int = FILES_PER_BLOCK, min_blocks: int = 1) -> ray.data.Dataset:
+    """A Dataset with one (source, target) row of path strings per task, in small blocks."""
+    ray = _import_ray()
+    rows = [{"source": str(t.source), "target": str(t.target)} for t in tasks]
+    blocks = max(1, min(len(rows), max(math.ceil(len(rows) / files_per_block), min_blocks)))
+    return ray.data.from_items(rows, override_num_blocks=blocks)
+
+
+def map_tasks(ds: ray.data.Dataset, factory: batch.JobFactory, *, workers: int | None = None,
+              threads: int = 1, batch_size: int = 1) -> ray.data.Dataset:
+    """Run ``factory``'s job over a Dataset of (source, target) rows with a pool of actors.
+
+    ``workers``: actors (default: an autoscaling pool of 1 up to what the cluster's CPUs hold);
+    ``threads``: CPUs reserved per actor, and the inference threads the job was built with.
+    """
+    ray = _import_ray()
+    missing = [c for c in TASK_COLUMNS if c not in ds.columns()]
+    if missing:
+        raise EdgeAEError(f"dataset needs columns {list(TASK_COLUMNS)} (path strings), missing {missing}; got {ds.columns()}")
+    if workers is None:
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        pool = ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, cpus // threads))
+    elif workers < 1:
+        raise EdgeAEError(f"workers must be at least 1, got {workers}")
+    else:
+        pool = ray.data.ActorPoolStrategy(size=workers)
+    return ds.map_batches(RunTasks, fn_constructor_kwargs={"factory": factory}, batch_size=batch_size,
+                          compute=pool, num_cpus=threads)
+
+
+def denoise_dataset(ds: ray.data.Dataset, *, model: str | None = None, sigma: float | None = None,
+                    tile: int | None = None, ensemble: int = 1, quality: int = 95, threads: int = 1,
+                    workers: int | None = None) -> ray.data.Dataset:
+    """Denoise the images named by a Ray Dataset of ``source``/``target`` path strings.
+
+    Each actor builds one ``Denoiser`` and writes every output itself, atomically, to its
+    ``target`` (in the format the target's suffix names); returns a Dataset of
+    ``source, target, status, message`` rows, one per input, with status "done" or "failed".
+    Paths must be visible to every worker (shared file system). Options as for
+    ``edge-ae denoise``; ``threads`` is both the CPUs reserved per actor and its inference
+    threads. Existing targets are overwritten: plan with ``edge_ae.files.batch.plan`` (and
+    ``tasks_dataset``) to skip them as the CLI does.
+    """
+    # Imported here: the job lives with the CLI command whose options it carries.
+    from edge_ae.cli.denoise import DenoiseJob
+
+    job = DenoiseJob(model, sigma, threads, tile, ensemble, quality, None, Path("."))
+    return map_tasks(ds, job, workers=workers, threads=threads)
+
+
+def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
+    """Join the Ray cluster at ``address`` ("auto", "HOST:PORT" or "ray://HOST:PORT"), or start
+    a private local instance on the loopback interface with ``num_cpus`` (default: all) when
+    None. Returns True when this call started or joined it (so the caller shuts it down), False
+    when Ray was already initialised."""
+    if address is None:
+        # Read by every Ray process at start (raylet and workers inherit it): each node address
+        # becomes 127.0.0.1, so the local instance listens on and talks to the loopback only.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    ray = _import_ray()
+    if ray.is_initialized():
+        return False
+    quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
+    try:
+        if address is None:
+            ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, _node_ip_address="127.0.0.1",
+                     object_store_memory=LOCAL_OBJECT_STORE_BYTES, **quiet)
+        else:
+            ray.init(address=address, **quiet)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = address or "a local instance"
+        raise EdgeAEError(f"cannot start or join Ray at {where}: {str(exc).strip().splitlines()[0]}") from None
+    return True
+
+
+def _quiet_data(ray: Any) -> None:
+    """The CLI draws its own bar and one line per failure; Ray Data's bars and INFO logs would
+    interleave with them."""
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+
+
+def run(tasks: list[batch.Task], factory: batch.JobFactory, *, address: str | None = None,
+        workers: int | None = None, threads: int = 1) -> Iterator[batch.Outcome]:
+    """``batch.run`` on Ray: yield one Outcome per task as the workers finish them.
+
+    Starts a local instance (loopback only) or joins ``address``; shuts down what it started.
+    If Ray itself fails (a node lost for good, the cluster gone), the tasks not yet reported
+    are yielded as failed with the reason, so the summary counts them and a rerun resumes.
+    """
+    if not tasks:
+        return
+    started = connect(address)
+    ray = _import_ray()
+    try:
+        _quiet_data(ray)
+        by_target = {str(t.target): t for t in tasks}
+        # A fixed pool (an autoscaling one starts with one actor and grows late in a short run),
+        # never larger than the work.
+        pool_size = min(len(tasks), workers or max(1, int(ray.cluster_resources().get("CPU", 1)) // threads))
+        ds = map_tasks(tasks_dataset(tasks, min_blocks=4 * pool_size), factory, workers=pool_size, threads=threads)
+        try:
+            for row in ds.iter_rows():
+                task = by_target.pop(row["target"], None)
+                if task is None:  # a batch retried after its worker died reports its rows again
+                    continue
+                yield batch.Outcome(task, row["status"], row["message"])
+        except ray.exceptions.RayError as exc:
+            reason = str(exc).strip().splitlines()[0]
+            for task in by_target.values():
+                yield batch.Outcome(task, "failed", f"{task.source}: not done, Ray failed ({reason}); rerun to finish")
+    finally:
+        if started:
+            ray.shutdown()
