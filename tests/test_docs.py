@@ -11,6 +11,7 @@ import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +108,25 @@ def test_models_table_shows_what_it_does_not_know_as_a_dash(tmp_path):
     assert rows["`tile-features`"][1:] == ["-", "-", "-"]
     assert rows["`anomaly-new`"][1:3] == ["image AUROC 0.901", "-"]
     assert rows["`denoise-new`"][1:3] == ["-", "-"]  # no sigma 25 figure: nothing picked in its place
+
+
+def _anchors(page: Path) -> set[str]:
+    """GitHub's anchors for a page's headings: lower case, punctuation dropped, spaces as hyphens."""
+    headings = re.findall(r"^#{1,6} (.+)$", re.sub(r"```.*?```", "", page.read_text(), flags=re.S), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_relative_links_in_readme_and_docs_resolve():
+    """Pages move and sections are renamed (the experiments left the user pages): every relative link
+    and #anchor in README.md and docs/ must still point at something."""
+    broken = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue
+            file, _, anchor = target.partition("#")
+            dest = (page.parent / file).resolve() if file else page
+            if not dest.exists() or (anchor and dest.suffix == ".md" and anchor not in _anchors(dest)):
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert not broken, broken
