@@ -393,3 +393,139 @@ def test_inference_failure_is_that_files_line(tmp_path, rng, capfd, jobs):
     assert len(lines) == 1 and "other.png" in lines[0] and "inference failed on image 1x3x40x48" in lines[0]
     assert "onnxruntime_src" not in lines[0]
     assert (tmp_path / "out" / "fits.png").is_file()
+
+
+# -- 2, 3, 4: edge-ae anomaly ----------------------------------------------------------------------
+
+
+def spot_model(path: Path, *, short_side: int | None = 32) -> Path:
+    """A hand-made anomaly model (no torch): the map is each pixel's distance from mid-grey, the
+    score its maximum. With ``short_side`` it takes any height and width (aspect ratio kept)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edge_ae.model.contract import METADATA_KEY, AnomalyCalibration, ModelSpec
+
+    dims = ["h", "w"] if short_side else [32, 32]
+    graph = helper.make_graph(
+        [helper.make_node("Sub", ["image", "half"], ["centred"]), helper.make_node("Abs", ["centred"], ["dist"]),
+         helper.make_node("ReduceMean", ["dist"], ["anomaly_map"], axes=[1], keepdims=1),
+         helper.make_node("ReduceMax", ["anomaly_map"], ["score"], axes=[1, 2, 3], keepdims=0)],
+        "spot",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, *dims])],
+        [helper.make_tensor_value_info("anomaly_map", TensorProto.FLOAT, ["n", 1, *dims]),
+         helper.make_tensor_value_info("score", TensorProto.FLOAT, ["n"])],
+        [helper.make_tensor("half", TensorProto.FLOAT, [], [0.5])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    size = {"short_side": short_side} if short_side else {"input_size": (32, 32)}
+    spec = ModelSpec(name="spot", kind="anomaly", channels=3, color_order="BGR", size_multiple=1, **size,
+                     anomaly=AnomalyCalibration(threshold=0.3, score_mean=0.15, score_std=0.05))
+    helper.set_model_props(model, {METADATA_KEY: spec.to_json()})
+    onnx.save(model, str(path))
+    return path
+
+
+def anomaly_corpus(folder: Path, rng: np.random.Generator) -> Path:
+    good_images(folder, rng)
+    png_bomb(folder / "bomb.png")
+    cv2.imwrite(str(folder / "strip.png"), (rng.random((1, 5000)) * 255).astype(np.uint8))
+    return folder
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_anomaly_bomb_and_strip_are_one_line_each_and_the_report_is_written(tmp_path, rng, capsys, suffix):
+    import csv
+    import json
+
+    src = anomaly_corpus(tmp_path / "in", rng)
+    model = spot_model(tmp_path / "spot.onnx")
+    report = tmp_path / "rep" / f"report{suffix}"
+    rc = main(["anomaly", str(src), "-m", str(model), "--report", str(report), "--threads", "1"])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "2 scored" in out and "2 failed" in out
+    failures = [line for line in out.splitlines() if line.startswith("failed:")]
+    assert len(failures) == 2
+    assert any("bomb.png" in f and "over the limit" in f for f in failures)
+    assert any("strip.png" in f and "aspect ratio 5e+03:1" in f for f in failures)
+    rows = json.loads(report.read_text())["images"] if suffix == ".json" else list(csv.DictReader(report.open()))
+    assert sorted((Path(r["file"]).name, r["status"]) for r in rows) == [
+        ("bomb.png", "failed"), ("good1.png", "done"), ("good2.png", "done"), ("strip.png", "failed")]
+
+
+def test_anomaly_refuses_a_strip_before_resizing_it(tmp_path):
+    from edge_ae import AnomalyDetector
+
+    detector = AnomalyDetector(spot_model(tmp_path / "spot.onnx"), threads=1)
+    with pytest.raises(ImageError, match="aspect ratio"):
+        detector(np.zeros((1, 5000), np.uint8))
+    assert detector(np.zeros((30, 300), np.uint8)).anomaly_map.shape == (30, 300)  # 10:1 is still scored
+    fixed = AnomalyDetector(spot_model(tmp_path / "fixed.onnx", short_side=None), threads=1)
+    with pytest.raises(ImageError, match="aspect ratio"):
+        fixed(np.zeros((5000, 1), np.uint8))
+
+
+def test_anomaly_heatmap_names_keep_the_extension_and_never_stop_scoring(tmp_path, rng, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("part.jpg", "part.png"):
+        cv2.imwrite(str(src / name), (rng.random((32, 40, 3)) * 255).astype(np.uint8))
+    heat = tmp_path / "heat"
+    rc = main(["anomaly", str(src), "-m", str(spot_model(tmp_path / "spot.onnx")), "--heatmaps", str(heat),
+               "--all-heatmaps"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "2 scored" in out and "0 failed" in out
+    assert sorted(p.name for p in heat.iterdir()) == ["part.jpg.png", "part.png.png"]
+    # Two folders with a part.png each: both scored, one overlay, the other said, no failure.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "part.png").write_bytes((src / "part.png").read_bytes())
+    rc = main(["anomaly", str(src / "part.png"), str(other), "-m", str(spot_model(tmp_path / "spot.onnx")),
+               "--heatmaps", str(tmp_path / "heat2"), "--all-heatmaps"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "2 scored" in out and "0 failed" in out and out.count("heatmap not written") == 1
+
+
+@pytest.mark.parametrize("where", ["in", "in/heat"])
+def test_anomaly_heatmaps_folder_gets_the_output_checks(tmp_path, rng, capsys, where):
+    src = good_images(tmp_path / "in", rng)
+    before = _tree(src)
+    rc = main(["anomaly", str(src), "-m", str(spot_model(tmp_path / "spot.onnx")), "--heatmaps", str(tmp_path / where)])
+    assert rc == 2 and "--heatmaps folder" in capsys.readouterr().err
+    assert _tree(src) == before
+
+
+def test_anomaly_report_survives_a_kill(tmp_path, rng):
+    """The process is killed (SIGKILL, as the kernel's out-of-memory killer does) while scoring the
+    fourth image: the report on disk already holds the three finished rows."""
+    import csv
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(6):
+        cv2.imwrite(str(src / f"{i}.png"), (rng.random((32, 40, 3)) * 255).astype(np.uint8))
+    model = spot_model(tmp_path / "spot.onnx")
+    report = tmp_path / "report.csv"
+    script = f"""
+import os, signal, time
+import edge_ae.anomaly.detector as d
+from edge_ae.cli.main import main
+real, calls = d.AnomalyDetector.__call__, []
+def dying(self, image):
+    calls.append(1)
+    time.sleep(0.05)
+    if len(calls) == 4:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(self, image)
+d.AnomalyDetector.__call__ = dying
+main(["anomaly", {str(src)!r}, "-m", {str(model)!r}, "--report", {str(report)!r}, "--threads", "1"])
+"""
+    proc = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    rows = list(csv.DictReader(report.open()))
+    assert [r["file"] for r in rows] == [str(src / f"{i}.png") for i in range(3)]
+    assert all(r["status"] == "done" for r in rows)
+    assert not list(tmp_path.glob(".report.csv.*.part"))

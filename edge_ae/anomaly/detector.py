@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_ae.errors import ModelError, a_model_of
+from edge_ae.errors import ImageError, ModelError, a_model_of
 from edge_ae.image import check_image, split, to_float
 from edge_ae.model.contract import AnomalyCalibration, ModelSpec
 from edge_ae.model.loading import LoadedModel, load_model
@@ -33,6 +33,27 @@ def keep_aspect_size(height: int, width: int, *, short_side: int, multiple: int)
         return max(multiple, int(round(n * scale / multiple)) * multiple)
 
     return (short_side, fit(width)) if height <= width else (fit(height), short_side)
+
+
+# Working-size bounds for scoring. An image is resized whole, so a 1x5000 strip would become
+# 128x640000 for a model with a 128-pixel short side (~23 GB in the graph), or be squashed
+# beyond recognition into a fixed square: neither can be scored sensibly.
+MAX_ASPECT = 10.0  # longer side / shorter side
+MAX_WORK_PIXELS = 4_000_000  # pixels of the model input (about 1 GB of graph memory)
+
+
+def check_working_size(spec: ModelSpec, height: int, width: int) -> tuple[int, int]:
+    """``model_input_size``, refused (ImageError) for an image too elongated to score or whose
+    model input would be too large."""
+    aspect = max(height, width) / max(1, min(height, width))
+    if aspect > MAX_ASPECT:
+        raise ImageError(f"{width}x{height} image: aspect ratio {aspect:.3g}:1 is over the {MAX_ASPECT:g}:1 that "
+                         f"anomaly scoring accepts (the whole image is resized for {spec.name}): crop it into parts")
+    size = model_input_size(spec, height, width)
+    if size[0] * size[1] > MAX_WORK_PIXELS:
+        raise ImageError(f"{width}x{height} image: {spec.name} would work on {size[1]}x{size[0]} pixels, over the "
+                         f"{MAX_WORK_PIXELS / 1e6:g} megapixels anomaly scoring allows")
+    return size
 
 
 def model_input_size(spec: ModelSpec, height: int, width: int) -> tuple[int, int]:
@@ -105,7 +126,7 @@ class AnomalyDetector:
         """Maps (N, h, w) at the model's input size and scores (N,), for one batch of images (for a
         model that keeps the aspect ratio, images whose shapes give the same input size)."""
         images = [check_image(im) for im in images]
-        sizes = {model_input_size(self.spec, *im.shape[:2]) for im in images}
+        sizes = {check_working_size(self.spec, *im.shape[:2]) for im in images}
         if len(sizes) != 1:
             raise ValueError(f"images of one batch must resize to one input size for {self.spec.name}, "
                              f"found {len(sizes)} sizes: {sorted(sizes)}; pass them one at a time")

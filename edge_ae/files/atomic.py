@@ -26,7 +26,9 @@ def _create_temporary(path: Path) -> tuple[int, Path]:
             continue
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+def write_bytes_atomic(path: str | Path, data: bytes, *, durable: bool = True) -> None:
+    """``durable=False`` skips the flush to disk: the file is still replaced whole, and survives a
+    crash of the process, but maybe not a power cut (for a report rewritten after every row)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _create_temporary(path)
@@ -36,16 +38,17 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
             f.flush()
             if path.exists():  # a replaced file keeps its permissions
                 os.chmod(f.fileno(), stat.S_IMODE(path.stat().st_mode))
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
+def write_text_atomic(path: str | Path, text: str, *, durable: bool = True) -> None:
     """``write_bytes_atomic`` for UTF-8 text, written as given (no newline translation)."""
-    write_bytes_atomic(path, text.encode("utf-8"))
+    write_bytes_atomic(path, text.encode("utf-8"), durable=durable)
 
 
 def remove_stale_temporaries(folder: str | Path, *, names: tuple[str, ...] | None = None) -> list[Path]:
