@@ -177,3 +177,38 @@ def test_shipped_autoencoder_models_load(entry, monkeypatch):
 def test_import_does_not_pull_torch():
     code = "import sys, edge_ae, edge_ae.autoencoder, edge_ae.cli.embed; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_embed_cli_bad_input_corpus(tiny_ae, tmp_path, digits, capsys):
+    """Issue 43: a header bomb, a multi-frame file, NaN pixels and a stale temporary file: one
+    line per bad file, the rest embedded, the output written, exit 1."""
+    from test_bad_inputs import float_tiff, multi_frame, png_bomb
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, im in enumerate(digits[:2]):
+        cv2.imwrite(str(folder / f"d{i}.png"), im)
+    png_bomb(folder / "bomb.png")
+    multi_frame(folder / "pages.tif")
+    float_tiff(folder / "nan.tif", bad=np.nan, count=3, rng=np.random.default_rng(0))
+    out = tmp_path / "out" / "latents.npy"
+    out.parent.mkdir()
+    stale = out.parent / ".latents.npy.0badc0de.part"
+    stale.write_bytes(b"half")
+    assert main(["embed", str(folder), "-m", str(tiny_ae), "-o", str(out), "--threads", "1"]) == 1
+    captured = capsys.readouterr()
+    failures = [line for line in captured.err.splitlines() if line.startswith("failed:")]
+    assert len(failures) == 3 and "Traceback" not in captured.err
+    assert any("bomb.png" in f and "over the limit" in f for f in failures)
+    assert any("pages.tif" in f and "3 frames" in f for f in failures)
+    assert any("nan.tif" in f and "NaN" in f for f in failures)
+    assert "2 embedded" in captured.out and "3 failed" in captured.out
+    assert np.load(out).shape == (2, LATENT) and not stale.exists()
+
+
+def test_embed_output_folder_that_cannot_be_created(tiny_ae, tmp_path, digits, capsys):
+    cv2.imwrite(str(tmp_path / "d.png"), digits[0])
+    (tmp_path / "afile").write_text("x")
+    assert main(["embed", str(tmp_path / "d.png"), "-m", str(tiny_ae), "-o", str(tmp_path / "afile" / "l.npy")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot create it" in err and "afile" in err

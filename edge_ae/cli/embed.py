@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_ae.autoencoder import Autoencoder
-from edge_ae.errors import EdgeAEError
+from edge_ae.cli.limits import add_max_pixels, tidy
 from edge_ae.files import batch
 from edge_ae.files.atomic import write_bytes_atomic
 from edge_ae.files.imageio import read_image
@@ -30,6 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE", help="latents.npy or latents.csv")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     p.add_argument("--threads", type=int, help="inference threads (default: onnxruntime's choice)")
+    add_max_pixels(p)
     p.set_defaults(func=run)
 
 
@@ -54,14 +55,16 @@ def run(args: argparse.Namespace) -> int:
         raise argparse.ArgumentTypeError(f"--output must end in .npy or .csv, got {args.output.name!r}")
     model = Autoencoder(args.model, threads=args.threads)  # a bad --model fails before any file is read
     found, missing = batch.find_inputs(args.inputs, recursive=args.recursive)
+    batch.prepare_folder(args.output.parent, label="folder of --output")
+    tidy(args.output.parent, names=(args.output.name, args.output.with_suffix(".files.txt").name))
     failed = list(missing)
     sources, latents = [], []
     for source, _ in found:
         try:
-            latents.append(model.encode(read_image(source)))
+            latents.append(model.encode(read_image(source, max_pixels=args.max_pixels)))
             sources.append(source)
-        except EdgeAEError as exc:
-            failed.append(str(exc))
+        except Exception as exc:  # noqa: BLE001 - decoder or inference: this file's line, the rest go on
+            failed.append(batch.failure_message(source, exc))
     for message in failed:
         print(f"failed: {message}", file=sys.stderr)
     if sources:
