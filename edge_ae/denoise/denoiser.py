@@ -3,7 +3,15 @@
     from edge_ae import Denoiser
     clean = Denoiser()(frame)                  # picks denoise-gray / denoise-color per input
     clean = Denoiser("denoise-color-fast", threads=2)(frame, sigma=15)
+    softer = Denoiser()(photo, strength=0.7)   # keep more grain than the estimate says
     best = Denoiser(ensemble=8)(photo)         # average over 8 flips/rotations: stills, 8x the time
+
+Blind by default: a model whose metadata names a ``noise_estimator`` (a small ``noise-level``
+model trained end to end through it on synthetic camera noise, training/denoise/) has that model
+estimate a per-pixel, per-channel noise map first; a map model (``noise_map``) is fed the map,
+an older model its mean. A model with no estimator of its own borrows the default colour model's
+(grey images are repeated to BGR for it); with none installed, the wavelet estimate
+(``estimate_sigma``) is the fallback.
 """
 
 from __future__ import annotations
@@ -16,9 +24,12 @@ from edge_ae import image as im
 from edge_ae.denoise.ensemble import averaged, check_copies
 from edge_ae.denoise.noise_level import estimate_sigma
 from edge_ae.denoise.tiling import margin_for, run_tiled
+from edge_ae.errors import ModelError
 from edge_ae.model.loading import LoadedModel, load_model
+from edge_ae.model.registry import resolve_model
 
 DEFAULT_MODELS = {1: "denoise-gray", 3: "denoise-color"}
+STRENGTHS = (0.25, 4.0)  # allowed range of ``strength``; 0.5-2 is the useful one
 
 
 class Denoiser:
@@ -47,6 +58,9 @@ class Denoiser:
         self.ensemble = check_copies(ensemble)
         self._fixed: LoadedModel | None = None
         self._by_channels: dict[int, LoadedModel] = {}
+        self._estimators: dict[str, LoadedModel | None] = {}
+        # The mean noise level (0-255) the last call cleaned at, for reports ("est. sigma").
+        self.last_sigma: float | None = None
         if model is not None:
             self._fixed = load_model(model, kind="denoiser", threads=threads)
 
@@ -63,20 +77,90 @@ class Denoiser:
             return self.tile
         return 1024 if max(size) <= 1024 else 512
 
-    def __call__(self, image: np.ndarray, *, sigma: float | None = None) -> np.ndarray:
-        """Denoise ``image``. ``sigma`` is the noise standard deviation on the 0-255 scale
-        (whatever the dtype); None estimates it from the image. Larger values clean harder."""
+    def estimator_for(self, model: LoadedModel) -> LoadedModel | None:
+        """The noise-level model the blind path runs for ``model``: its own (metadata
+        ``noise_estimator``, looked up next to the model file, then by name), else the default
+        colour model's; None when neither is installed (the wavelet estimate is used then)."""
+        name = model.spec.noise_estimator
+        if name is None:
+            if model.spec.name == DEFAULT_MODELS[3]:
+                return None
+            try:
+                name = self.model_for_default_colour().spec.noise_estimator
+            except ModelError:
+                return None
+            if name is None:
+                return None
+        key = f"{model.path.parent}/{name}"
+        if key not in self._estimators:
+            beside = model.path.parent / f"{name}.onnx"
+            try:
+                path = beside if beside.is_file() else resolve_model(name)[0]
+            except ModelError:
+                if model.spec.noise_estimator is not None:  # the model asks for it: say so
+                    raise
+                path = None
+            self._estimators[key] = None if path is None else load_model(path, kind="noise-level", threads=self.threads)
+        return self._estimators[key]
+
+    def model_for_default_colour(self) -> LoadedModel:
+        if 3 not in self._by_channels:
+            self._by_channels[3] = load_model(DEFAULT_MODELS[3], kind="denoiser", threads=self.threads)
+        return self._by_channels[3]
+
+    def noise_map(self, image: np.ndarray, *, model: LoadedModel | None = None) -> np.ndarray | None:
+        """The learned noise-level estimate of ``image``: HxWxC float32 on the 0-255 scale (C: the
+        estimator's channels), or None when no noise-level model is installed."""
+        planes = im.split(image)
+        model = model or self.model_for(planes.color.shape[2])
+        estimator = self.estimator_for(model)
+        if estimator is None:
+            return None
+        batch, _ = im.adapt_channels(planes.color, estimator.spec.channels)
+        spec = estimator.spec
+
+        def infer(tile: np.ndarray) -> np.ndarray:
+            return estimator.run({"image": im.to_float(tile)})[0]
+
+        level = run_tiled(infer, batch, multiple=spec.size_multiple,
+                          margin=margin_for(spec.receptive_field, spec.size_multiple), tile=self.tile_for(batch.shape[2:]))
+        level *= np.float32(255.0)
+        return level[0].transpose(1, 2, 0)
+
+    def __call__(self, image: np.ndarray, *, sigma: float | np.ndarray | None = None,
+                 strength: float = 1.0) -> np.ndarray:
+        """Denoise ``image``.
+
+        ``sigma``: the noise level on the 0-255 scale (whatever the dtype), one number or a map
+        (HxW or HxWxC, e.g. from ``noise_map``, reused over video frames); None estimates it
+        from the image. ``strength`` (0.25-4, default 1) multiplies the level: above 1 cleans
+        harder, below 1 keeps more grain. ``last_sigma`` holds the mean level used."""
         planes = im.split(image)
         model = self.model_for(planes.color.shape[2])
         spec = model.spec
-        if sigma is None:
-            sigma = estimate_sigma(image) if spec.noise_input else 0.0
-        if not np.isfinite(sigma) or sigma < 0:
-            raise ValueError(f"sigma must be a finite number >= 0 (0-255 scale), got {sigma}")
+        if isinstance(strength, bool) or not isinstance(strength, (int, float, np.floating)) or not (
+                STRENGTHS[0] <= float(strength) <= STRENGTHS[1]):
+            raise ValueError(f"strength must be a number from {STRENGTHS[0]:g} to {STRENGTHS[1]:g}, got {strength!r}")
         batch, how = im.adapt_channels(planes.color, spec.channels)
-        sigma_feed = np.full((batch.shape[0], 1), sigma / 255.0, np.float32)
+        level = self._level(image, planes, model, sigma) if spec.noise_input else 0.0
+        if isinstance(level, np.ndarray):
+            level = level * np.float32(strength)
+            self.last_sigma = float(level.mean())
+        else:
+            level = float(level) * float(strength)
+            self.last_sigma = level if spec.noise_input else None
+        feed_map = spec.noise_input and spec.noise_map
+        if feed_map:  # the map travels with the image through tiles and flips, as extra channels
+            levels = self._map_for(level, batch)
+            batch = np.concatenate([im.to_float(batch), levels], axis=1)
+        elif isinstance(level, np.ndarray):
+            level = float(level.mean())
+        sigma_feed = None if feed_map else np.full((batch.shape[0], 1), level / 255.0, np.float32)
+        c = spec.channels
 
         def infer(tile: np.ndarray) -> np.ndarray:
+            if feed_map:
+                return model.run({"image": np.ascontiguousarray(tile[:, :c]), "sigma": np.ascontiguousarray(tile[:, c:])})[0]
             feeds = {"image": im.to_float(tile)}
             if spec.noise_input:
                 feeds["sigma"] = sigma_feed
@@ -86,7 +170,36 @@ class Denoiser:
             return run_tiled(
                 infer, copy, multiple=spec.size_multiple,
                 margin=margin_for(spec.receptive_field, spec.size_multiple), tile=self.tile_for(copy.shape[2:]),
+                out_channels=c,
             )
 
         out = averaged(run, batch, self.ensemble)
         return im.merge(planes, im.restore_channels(out, how))
+
+    def _level(self, image: np.ndarray, planes: im.Planes, model: LoadedModel,
+               sigma: float | np.ndarray | None) -> float | np.ndarray:
+        """The noise level before ``strength``: a number or an HxWxC map, 0-255 scale."""
+        if sigma is None:
+            level = self.noise_map(image, model=model)
+            return estimate_sigma(image) if level is None else level
+        if isinstance(sigma, np.ndarray) and sigma.ndim > 0:
+            h, w = planes.color.shape[:2]
+            if sigma.shape[:2] != (h, w) or sigma.ndim > 3 or not np.all(np.isfinite(sigma)) or np.any(sigma < 0):
+                raise ValueError(f"a sigma map must be HxW or HxWxC like the image ({h}x{w}), finite and >= 0; "
+                                 f"got shape {sigma.shape}")
+            return sigma.astype(np.float32).reshape(h, w, -1)
+        sigma = float(sigma)
+        if not np.isfinite(sigma) or sigma < 0:
+            raise ValueError(f"sigma must be a finite number >= 0 (0-255 scale), got {sigma}")
+        return sigma
+
+    @staticmethod
+    def _map_for(level: float | np.ndarray, batch: np.ndarray) -> np.ndarray:
+        """``level`` (0-255) as the (N, C, H, W) map on the [0, 1] scale a map model takes."""
+        n, c, h, w = batch.shape
+        if not isinstance(level, np.ndarray):
+            return np.full((n, c, h, w), level / 255.0, np.float32)
+        planes = level.transpose(2, 0, 1)[None] / np.float32(255.0)
+        if planes.shape[1] != c:  # e.g. a colour estimate for a grey model: one level per pixel
+            planes = planes.mean(axis=1, keepdims=True)
+        return np.ascontiguousarray(np.broadcast_to(planes, (n, c, h, w)), dtype=np.float32)

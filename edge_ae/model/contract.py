@@ -16,12 +16,13 @@ from edge_ae.errors import ModelError
 
 METADATA_KEY = "edge_ae"
 SCHEMA_VERSION = 1
-KINDS = ("denoiser", "anomaly", "autoencoder", "encoder", "decoder")
+KINDS = ("denoiser", "noise-level", "anomaly", "autoencoder", "encoder", "decoder")
 COLOR_ORDERS = {1: "GRAY", 3: "BGR"}
 
 # Graph input and output names, fixed per kind so the runtime never guesses.
 IO_NAMES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "denoiser": (("image", "sigma"), ("denoised",)),
+    "noise-level": (("image",), ("noise_map",)),  # the level a denoiser should be told, per pixel and channel
     "anomaly": (("image",), ("anomaly_map", "score")),
     "autoencoder": (("image",), ("reconstruction",)),
     "encoder": (("image",), ("latent",)),
@@ -67,6 +68,11 @@ class ModelSpec:
     short_side: int | None = None
     noise_input: bool = False  # denoiser takes a ``sigma`` input (noise std on the value range)
     noise_levels: tuple[float, float] | None = None  # sigma range trained on, 0-255 scale
+    # ``sigma`` is a per-pixel, per-channel map (N, C, H, W) instead of one value per image (N, 1).
+    noise_map: bool = False
+    # The noise-level model (a name, or a file name next to this model) whose estimate this
+    # denoiser was trained with: the blind path runs it first.
+    noise_estimator: str | None = None
     latent_dim: int | None = None
     parts: dict[str, str] = field(default_factory=dict)  # companion graphs, e.g. {"encoder": "x-encoder.onnx"}
     anomaly: AnomalyCalibration | None = None
@@ -102,6 +108,12 @@ class ModelSpec:
                 problems.append(f"short_side ({self.short_side}) must be a multiple of size_multiple ({self.size_multiple})")
         elif self.kind == "anomaly" and self.input_size is None:
             problems.append("an anomaly model needs a fixed input_size or a short_side")
+        if self.noise_map and not (self.kind == "denoiser" and self.noise_input):
+            problems.append("noise_map is for a denoiser with noise_input")
+        if self.noise_estimator is not None and not (self.kind == "denoiser" and self.noise_input):
+            problems.append("noise_estimator is for a denoiser with noise_input")
+        if self.noise_estimator is not None and (not isinstance(self.noise_estimator, str) or not self.noise_estimator):
+            problems.append(f"noise_estimator must be a model name, found {self.noise_estimator!r}")
         if self.kind in ("encoder", "decoder") and not self.latent_dim:
             problems.append(f"an {self.kind} model needs 'latent_dim'")
         if problems:

@@ -1,0 +1,113 @@
+"""The blind path with a learned noise-level model (issue 45): tiny untrained models exported
+here (torch is in the dev venv), so no shipped model or ../shared is needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_ae import Denoiser
+from edge_ae.errors import ModelError
+from edge_ae.model.contract import COLOR_ORDERS, ModelSpec
+
+
+def export_blind_pair(out: Path, *, estimator: str = "tiny-level") -> Path:
+    """A map denoiser (noise_channels 3, folded 2x2) and its estimator, untrained but seeded."""
+    import torch
+
+    from training.denoise.export_blind import EstimatorAsDenoiser
+    from training.export_denoiser import DenoiserGraph, as_shipped, measure_receptive_field
+    from training.nets.noise_estimator import NoiseEstimator
+    from training.nets.unet_dae import UNetDAE
+    from training.onnx_export import export
+
+    torch.manual_seed(0)
+    den = UNetDAE(channels=3, width=4, depths=(1, 1, 1), unshuffle=2, noise_channels=3).eval()
+    est = NoiseEstimator(channels=3, width=4, depth=2).eval()
+    common = {"channels": 3, "color_order": COLOR_ORDERS[3], "provenance": {"training_command": "tests (untrained)"}}
+    est_spec = ModelSpec(name=estimator, kind="noise-level", size_multiple=est.size_multiple,
+                         receptive_field=measure_receptive_field(EstimatorAsDenoiser(est), 3), **common)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    export(est, (torch.rand(1, 3, 32, 32),), est_spec, out / f"{estimator}.onnx",
+           dynamic_axes={"image": axes, "noise_map": axes})
+    den_spec = ModelSpec(name="tiny-blind", kind="denoiser", size_multiple=den.size_multiple,
+                         receptive_field=measure_receptive_field(den, 3), noise_input=True, noise_map=True,
+                         noise_estimator=estimator, **common)
+    return export(DenoiserGraph(as_shipped(den), True), (torch.rand(1, 3, 32, 32), torch.full((1, 3, 32, 32), 0.05)),
+                  den_spec, out / "tiny-blind.onnx", dynamic_axes={"image": axes, "sigma": axes, "denoised": axes})
+
+
+@pytest.fixture(scope="module")
+def blind_model(tmp_path_factory) -> Path:
+    return export_blind_pair(tmp_path_factory.mktemp("blind"))
+
+
+@pytest.fixture
+def photo(rng) -> np.ndarray:
+    return rng.integers(0, 256, (44, 52, 3), dtype=np.uint8)
+
+
+def test_blind_call_feeds_the_estimated_map(blind_model, photo) -> None:
+    d = Denoiser(blind_model, threads=1)
+    level = d.noise_map(photo)
+    assert level.shape == (44, 52, 3) and level.dtype == np.float32 and np.all(level > 0)
+    out = d(photo)
+    assert d.last_sigma == pytest.approx(float(level.mean()), rel=1e-5)
+    np.testing.assert_array_equal(out, d(photo, sigma=level))
+    assert not np.array_equal(out, d(photo, sigma=0.0))  # the map matters
+
+
+def test_strength_scales_the_estimate(blind_model, photo) -> None:
+    d = Denoiser(blind_model, threads=1)
+    level = d.noise_map(photo)
+    stronger = d(photo, strength=2.0)
+    assert d.last_sigma == pytest.approx(2 * float(level.mean()), rel=1e-5)
+    np.testing.assert_array_equal(stronger, d(photo, sigma=2 * level))
+    for bad in (0.0, 5.0, float("nan"), "2"):
+        with pytest.raises(ValueError, match="strength must be"):
+            d(photo, strength=bad)
+
+
+def test_sigma_overrides_the_estimate(blind_model, photo) -> None:
+    d = Denoiser(blind_model, threads=1)
+    out = d(photo, sigma=7.0)
+    assert d.last_sigma == pytest.approx(7.0)
+    np.testing.assert_array_equal(out, d(photo, sigma=np.full((44, 52), 7.0, np.float32)))
+    with pytest.raises(ValueError, match="sigma map must be"):
+        d(photo, sigma=np.ones((10, 10), np.float32))
+
+
+def test_grey_16_bit_and_tiles(blind_model, photo) -> None:
+    d = Denoiser(blind_model, threads=1)
+    grey = photo[:, :, 1]
+    out = d(grey)
+    assert out.shape == grey.shape and out.dtype == np.uint8
+    wide = (photo.astype(np.uint16) * 257)
+    out16 = d(wide)
+    assert out16.dtype == np.uint16 and out16.shape == wide.shape
+    whole = d(photo)
+    tiled = Denoiser(blind_model, threads=1, tile=16)(photo)
+    np.testing.assert_array_equal(whole, tiled)
+
+
+def test_a_missing_estimator_is_one_clear_error(tmp_path, photo) -> None:
+    path = export_blind_pair(tmp_path, estimator="tiny-level")
+    (tmp_path / "tiny-level.onnx").unlink()
+    d = Denoiser(path, threads=1)
+    with pytest.raises(ModelError, match="tiny-level"):
+        d(photo)
+    assert d(photo, sigma=5.0).shape == photo.shape  # an explicit sigma needs no estimator
+
+
+def test_contract_checks_the_new_fields() -> None:
+    base = {"name": "x", "channels": 3, "color_order": "BGR"}
+    with pytest.raises(ModelError, match="noise_map is for a denoiser"):
+        ModelSpec(kind="denoiser", noise_map=True, **base)
+    with pytest.raises(ModelError, match="noise_estimator is for a denoiser"):
+        ModelSpec(kind="noise-level", noise_estimator="y", **base)
+    spec = ModelSpec(kind="noise-level", **base)
+    assert spec.input_names == ("image",) and spec.output_names == ("noise_map",)
+    assert ModelSpec.from_json(ModelSpec(kind="denoiser", noise_input=True, noise_map=True, noise_estimator="e",
+                                         **base).to_json()).noise_estimator == "e"
