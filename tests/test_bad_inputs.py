@@ -529,3 +529,30 @@ main(["anomaly", {str(src)!r}, "-m", {str(model)!r}, "--report", {str(report)!r}
     assert [r["file"] for r in rows] == [str(src / f"{i}.png") for i in range(3)]
     assert all(r["status"] == "done" for r in rows)
     assert not list(tmp_path.glob(".report.csv.*.part"))
+
+
+# -- 5: camera --source FOLDER goes past bad files ------------------------------------------------
+
+
+def test_camera_folder_source_skips_and_names_bad_files(tmp_path, rng, capsys):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(8):
+        cv2.imwrite(str(frames / f"f{i}.png"), (rng.random((40, 48, 3)) * 255).astype(np.uint8))
+    (frames / "f2.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    png_bomb(frames / "f4.png")
+    float_tiff(frames / "f5.tif", bad=np.nan, count=4, rng=rng)
+    cv2.imwrite(str(frames / "f6.png"), (rng.random((1, 5000)) * 255).astype(np.uint8))  # unscorable strip
+    out = tmp_path / "out"
+    events = tmp_path / "events.jsonl"
+    rc = main(["camera", "--source", str(frames), "--anomaly", str(spot_model(tmp_path / "spot.onnx")),
+               "--frames", str(out), "--events", str(events)])
+    captured = capsys.readouterr()
+    assert rc == 1
+    skipped = [line for line in captured.err.splitlines() if "frame skipped" in line]
+    assert [Path(line.split(":")[1].strip()).name for line in skipped] == ["f2.png", "f4.png", "f5.tif", "f6.png"]
+    assert "over the limit" in skipped[1] and "NaN" in skipped[2] and "aspect ratio" in skipped[3]
+    assert "5 frames processed" in captured.out and "skipped frames: 4" in captured.out  # f0 f1 f3 f5.png f7
+    assert "stopped: end of source" in captured.out
+    assert len(list(out.iterdir())) == 5
+    assert events.read_text().count('"source_skipped"') == 4

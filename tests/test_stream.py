@@ -532,7 +532,7 @@ def test_leaving_a_with_block_finalises_at_once(tmp_path):
 
 def test_cli_reports_a_lost_camera_and_exits_1(monkeypatch, capsys):
     source, _ = flaky(good=3, refuse=10**6)
-    monkeypatch.setattr("edge_ae.video.stream.open_source", lambda spec, size=None: source)
+    monkeypatch.setattr("edge_ae.video.stream.open_source", lambda spec, **_: source)
     assert main(["camera", "--source", "0", "--reconnect-for", "0.2"]) == 1
     captured = capsys.readouterr()
     assert "camera 0: no frame (disconnected?)" in captured.err

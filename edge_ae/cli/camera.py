@@ -8,6 +8,7 @@ import math
 import sys
 import time
 
+from edge_ae.cli.limits import add_max_pixels
 from edge_ae.video.capture import Notice
 
 
@@ -59,6 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=positive(int), help="inference threads (default: onnxruntime's, all cores)")
     p.add_argument("--reconnect-for", type=float, default=60.0, metavar="SECONDS",
                    help="retry a lost camera for this long, with back-off (default 60; 'inf' for ever; 0 gives up at once)")
+    add_max_pixels(p)
     p.set_defaults(func=run)
 
 
@@ -112,9 +114,9 @@ def run(args: argparse.Namespace) -> int:
         anomaly=args.anomaly, record=args.record, frames=args.frames, events=args.events, show=args.show,
         max_fps=args.max_fps, max_frames=args.max_frames, duration=args.duration, threads=args.threads,
         reconnect_for=None if math.isinf(args.reconnect_for) else args.reconnect_for,
-        on_notice=status.notice, on_progress=status.progress,
+        on_notice=status.notice, on_progress=status.progress, max_pixels=args.max_pixels,
     )
     report = stream.run()
     status.clear()
     print(report.summary())
-    return 1 if report.failed else 0
+    return 1 if report.failed or report.frames_skipped else 0

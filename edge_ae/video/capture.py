@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_ae.video.sources import Source, SourceError, SourceLost
+from edge_ae.video.sources import FrameSkipped, Source, SourceError, SourceLost
 
 
 @dataclass(frozen=True)
@@ -28,12 +28,13 @@ class Frame:
     image: np.ndarray
     captured: float  # time.monotonic() when the source delivered it
     wall_time: float  # time.time() at the same moment, for logs
+    name: str = ""  # the file it came from, for a folder source
 
 
 @dataclass(frozen=True)
 class Notice:
     """Something the capture thread wants reported: ``kind`` is "lost", "reconnected",
-    "retry", "gave_up" or "error"."""
+    "retry", "gave_up", "skipped" (an unreadable frame, the source goes on) or "error"."""
 
     kind: str
     message: str
@@ -114,6 +115,7 @@ class Capture:
         self.backoff = backoff
         self.reconnect_for = reconnect_for  # None: keep trying for ever
         self.captured = 0
+        self.skipped = 0  # frames the source could not read and went past
         self.reconnects = 0
         self.failed: str | None = None  # why capture ended early, if it did
         self._notices: deque[Notice] = deque()
@@ -147,6 +149,10 @@ class Capture:
             while not self._stop.is_set():
                 try:
                     image = self.source.read()
+                except FrameSkipped as exc:
+                    self.skipped += 1
+                    self._notify("skipped", f"{exc} (frame skipped)")
+                    continue
                 except SourceLost as exc:
                     if not self._reconnect(str(exc)):
                         return
@@ -154,7 +160,8 @@ class Capture:
                 if image is None:
                     return  # end of file or folder
                 now = time.monotonic()
-                frame = Frame(index=self.captured, image=image, captured=now, wall_time=time.time())
+                frame = Frame(index=self.captured, image=image, captured=now, wall_time=time.time(),
+                              name=getattr(self.source, "current", ""))
                 self.captured += 1
                 self.mailbox.put(frame, stop=self._stop)
         except SourceError as exc:

@@ -21,8 +21,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge_ae.errors import EdgeAEError, ImageError
-from edge_ae.files.imageio import READ_SUFFIXES, read_image
+from edge_ae.errors import EdgeAEError
+from edge_ae.files.batch import failure_message
+from edge_ae.files.imageio import DEFAULT_MAX_PIXELS, READ_SUFFIXES, read_image
 
 PICAMERA = "picamera2"
 URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
@@ -34,6 +35,10 @@ class SourceError(EdgeAEError):
 
 class SourceLost(SourceError):
     """A live source stopped delivering frames; it may come back after ``open()``."""
+
+
+class FrameSkipped(SourceError):
+    """One frame could not be read (a corrupt file in a folder); the source goes on with the next."""
 
 
 class Source:
@@ -167,10 +172,12 @@ def natural_key(path: Path) -> list[object]:
 class FolderSource(Source):
     """The image files of a folder (not recursive), in natural order."""
 
-    def __init__(self, folder: str | Path, *, fps: float | None = None) -> None:
+    def __init__(self, folder: str | Path, *, fps: float | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
         self.folder = Path(folder)
         self.description = f"folder {self.folder}"
         self.fps = fps
+        self.max_pixels = max_pixels
+        self.current = ""  # the file of the frame read last
         self._files: list[Path] = []
         self._next = 0
 
@@ -188,16 +195,18 @@ class FolderSource(Source):
             return None
         path = self._files[self._next]
         self._next += 1
+        self.current = str(path)
         try:
-            return read_image(path)
-        except ImageError as exc:
-            raise SourceError(str(exc)) from None
+            return read_image(path, max_pixels=self.max_pixels)
+        except Exception as exc:  # noqa: BLE001 - one bad file is skipped and named; the folder goes on
+            raise FrameSkipped(failure_message(path, exc)) from None
 
 
-def open_source(spec: str | int | Path | Source, *, size: tuple[int, int] | None = None) -> Source:
+def open_source(spec: str | int | Path | Source, *, size: tuple[int, int] | None = None,
+                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Source:
     """A source from what a user types: ``0`` (camera index), ``picamera2``, a URL, a folder or
-    a video file. ``size`` (width, height) is asked of cameras. Nothing is opened yet; the
-    caller calls ``open()``."""
+    a video file. ``size`` (width, height) is asked of cameras; ``max_pixels`` bounds a folder's
+    images. Nothing is opened yet; the caller calls ``open()``."""
     if isinstance(spec, Source):
         return spec
     if isinstance(spec, int):
@@ -211,7 +220,7 @@ def open_source(spec: str | int | Path | Source, *, size: tuple[int, int] | None
         return VideoSource(text, live=True)
     path = Path(text)
     if path.is_dir():
-        return FolderSource(path)
+        return FolderSource(path, max_pixels=max_pixels)
     if path.is_file():
         return VideoSource(str(path), live=False)
     if text.startswith("/dev/video"):

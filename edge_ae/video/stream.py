@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 
 from edge_ae.denoise.noise_level import estimate_sigma
+from edge_ae.errors import ImageError
+from edge_ae.files.imageio import DEFAULT_MAX_PIXELS
 from edge_ae.video.capture import DEFAULT_BACKOFF, Backoff, Capture, Frame, Notice
 from edge_ae.video.sinks import EventLog, ImageSequenceSink, Output, SinkError, VideoSink, WindowSink, to_bgr8
 from edge_ae.video.sources import Source, open_source
@@ -88,6 +90,7 @@ class StreamReport:
     anomalies: int
     failed: str | None = None  # set when the run ended on an error (e.g. the camera never came back)
     outputs: dict[str, str] = field(default_factory=dict)
+    frames_skipped: int = 0  # frames that could not be read or processed (a corrupt file in a folder)
 
     def summary(self) -> str:
         lat = self.latency_ms
@@ -97,7 +100,8 @@ class StreamReport:
             f"latency capture->output: mean {lat['mean']:.0f} ms, p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms, "
             f"max {lat['max']:.0f} ms; work {self.work_ms:.0f} ms/frame",
             f"stopped: {self.stop_reason}" + (f"; reconnects: {self.reconnects}" if self.reconnects else "")
-            + (f"; anomalous frames: {self.anomalies}" if self.anomalies else ""),
+            + (f"; anomalous frames: {self.anomalies}" if self.anomalies else "")
+            + (f"; skipped frames: {self.frames_skipped} (unreadable or unusable)" if self.frames_skipped else ""),
         ]
         lines += [f"{name}: {where}" for name, where in self.outputs.items()]
         if self.failed:
@@ -125,7 +129,8 @@ class Stream:
     (a live source drops the frames in between; a file is slowed down), ``max_frames``,
     ``duration`` (seconds). ``drop`` overrides latest-frame-wins (default: on for live sources).
     A live source lost mid-run is reopened with ``backoff`` for up to ``reconnect_for`` seconds
-    (None: for ever).
+    (None: for ever). A folder's unreadable files (and frames a model refuses, such as NaN
+    pixels) are skipped, named in a notice and counted; ``max_pixels`` bounds a folder's images.
     """
 
     def __init__(
@@ -155,12 +160,13 @@ class Stream:
         on_notice: Callable[[Notice], None] | None = None,
         on_progress: Callable[[StreamReport], None] | None = None,
         progress_every: float = 1.0,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         if max_fps is not None and not max_fps > 0:
             raise ValueError(f"max_fps must be positive, got {max_fps}")
         if sigma is not None and not (np.isfinite(sigma) and sigma >= 0):
             raise ValueError(f"sigma must be a finite number >= 0 (0-255 scale), got {sigma}")
-        self.source = open_source(source, size=size)
+        self.source = open_source(source, size=size, max_pixels=max_pixels)
         # Models load here, before any camera opens: a bad model path fails fast.
         self.denoiser = _make_denoiser(denoise, threads)
         self.detector = _make_detector(anomaly, threads)
@@ -186,6 +192,7 @@ class Stream:
         self._sigma_ema: float | None = None
         self._hist = LatencyHistogram()
         self._processed = 0
+        self._skipped = 0  # frames read but refused by a model (a NaN frame, a strip too thin to score)
         self._anomalies = 0
         self._work = 0.0
         self._t0 = 0.0
@@ -257,7 +264,14 @@ class Stream:
                     continue
                 if self.max_fps:
                     next_due = max(next_due + 1.0 / self.max_fps, time.monotonic() - 1.0 / self.max_fps)
-                out = self._process(frame)
+                try:
+                    out = self._process(frame)
+                except ImageError as exc:
+                    if self.source.live:
+                        raise  # a camera's frames are all alike: one refused is all refused
+                    self._skipped += 1
+                    self._notice(Notice("skipped", f"{frame.name or f'frame {frame.index}'}: {exc} (frame skipped)"))
+                    continue
                 if self.window is not None and self.window.closed_by_user:
                     self.stop("window closed")
                 now = time.monotonic()
@@ -416,6 +430,7 @@ class Stream:
             anomalies=self._anomalies,
             failed=self._failed,
             outputs=outputs,
+            frames_skipped=self.capture.skipped + self._skipped,
         )
 
 
