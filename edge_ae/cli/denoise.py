@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,10 @@ class DenoiseJob:
         return job
 
 
+# --ray given without an address: start a private local instance.
+LOCAL_RAY = "local"
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("denoise", help="denoise image files into an output folder",
                        description="Denoise image files, folders or globs into OUTDIR, keeping relative "
@@ -84,8 +89,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sigma", type=float, help="noise level on the 0-255 scale (default: estimated per image)")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("-j", "--jobs", type=int, default=1, help="worker processes (default 1)")
-    p.add_argument("--threads", type=int, help="inference threads per worker (default: cores / jobs)")
+    p.add_argument("-j", "--jobs", type=int, help="worker processes (default 1); with --ray, Ray workers "
+                   "(default: the cluster's CPUs / --threads)")
+    p.add_argument("--threads", type=int, help="inference threads per worker (default: cores / jobs; with --ray, 1)")
+    p.add_argument("--ray", nargs="?", const=LOCAL_RAY, metavar="ADDRESS",
+                   help="run on Ray Data (pip install \"edge-ae[ray]\"; docs/SCALE_OUT.md): alone, a local Ray "
+                   "instance on this machine; with HOST:PORT, auto or ray://HOST:PORT, that cluster, whose "
+                   "workers must see the same paths. Put it after the inputs, or write --ray=ADDRESS")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality for lossy outputs (default 95)")
     p.add_argument("--tile", type=int, help="tile size in pixels (default: 1024 up to 1024x1024 images, else 512)")
     p.add_argument("--ensemble", type=int, default=1, choices=COPIES, metavar="N",
@@ -102,7 +112,13 @@ def run(args: argparse.Namespace) -> int:
         raise argparse.ArgumentTypeError(f"--sigma must be >= 0, got {args.sigma}")
     if not 0 <= args.quality <= 100:
         raise argparse.ArgumentTypeError(f"--quality must be 0-100, got {args.quality}")
-    threads = args.threads or batch.default_threads(args.jobs)
+    if args.jobs is not None and args.jobs < 1:
+        raise argparse.ArgumentTypeError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.ray not in (None, LOCAL_RAY) and Path(args.ray).exists():
+        raise argparse.ArgumentTypeError(f"--ray took the input {args.ray} for a cluster address: put --ray after "
+                                         "the inputs, or write --ray=ADDRESS")
+    jobs = args.jobs or 1
+    threads = args.threads or (1 if args.ray is not None else batch.default_threads(jobs))
     # Load once here so a bad --model fails before any file is touched.
     Denoiser(args.model, threads=threads, tile=args.tile, ensemble=args.ensemble)
     plan = batch.plan(args.inputs, args.output, recursive=args.recursive, overwrite=args.overwrite)
@@ -115,9 +131,18 @@ def run(args: argparse.Namespace) -> int:
         if folder is not None:
             batch.prepare_folder(folder, label=label)
             tidy(folder)
-    job = DenoiseJob(args.model, args.sigma, threads, args.tile, args.ensemble, args.quality, args.compare, args.output,
-                     args.max_pixels)
-    return run_and_report(plan, job, jobs=args.jobs, verb="denoised", out_dir=args.output)
+    model, compare, out_dir, runner = args.model, args.compare, args.output, None
+    if args.ray is not None:
+        from edge_ae.files import ray_engine  # Ray only on this path
+
+        # Ray workers may run elsewhere, in another folder: every path they get is absolute.
+        model = str(Path(model).absolute()) if model and Path(model).is_file() else model
+        compare = compare.absolute() if compare is not None else None
+        out_dir = out_dir.absolute()
+        address = None if args.ray == LOCAL_RAY else args.ray
+        runner = partial(ray_engine.run, address=address, workers=args.jobs, threads=threads)
+    job = DenoiseJob(model, args.sigma, threads, args.tile, args.ensemble, args.quality, compare, out_dir, args.max_pixels)
+    return run_and_report(plan, job, jobs=jobs, verb="denoised", out_dir=args.output, runner=runner)
 
 
 def _regenerate_missing_compares(plan: batch.Plan, out_dir: Path, compare_dir: Path) -> batch.Plan:

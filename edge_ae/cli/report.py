@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from edge_ae.cli.progress import Progress
 from edge_ae.files import batch
 
+Runner = Callable[[list[batch.Task], batch.JobFactory], Iterator[batch.Outcome]]
 
-def run_and_report(plan: batch.Plan, job: batch.JobFactory, *, jobs: int, verb: str, out_dir: Path) -> int:
-    """Run ``plan`` and print a summary; exit code 1 if any file failed, else 0."""
+
+def run_and_report(plan: batch.Plan, job: batch.JobFactory, *, jobs: int, verb: str, out_dir: Path,
+                   runner: Runner | None = None) -> int:
+    """Run ``plan`` and print a summary; exit code 1 if any file failed, else 0. ``runner``
+    replaces ``batch.run`` with ``jobs`` processes (``ray_engine.run`` for ``--ray``)."""
     counts = {"done": 0, "skipped": 0, "failed": 0}
     progress = Progress(len(plan.tasks), label=f"{verb} ")
     for problem in plan.problems:
         counts[problem.status] += 1
         if problem.status == "failed":
             progress.note(f"failed: {problem.message}")
-    for outcome in batch.run(plan.tasks, job, jobs=jobs):
+    outcomes = runner(plan.tasks, job) if runner is not None else batch.run(plan.tasks, job, jobs=jobs)
+    for outcome in outcomes:
         counts[outcome.status] += 1
         if outcome.status == "failed":
             progress.note(f"failed: {outcome.message}")

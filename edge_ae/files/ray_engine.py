@@ -31,7 +31,8 @@ from edge_ae.files import batch
 if TYPE_CHECKING:
     import ray.data
 
-# Columns of the task and result datasets.
+# Columns of the task and result datasets (an optional "extras_only" column carries
+# batch.Task.extras_only: the output exists, only its before|after picture is to be made).
 TASK_COLUMNS = ("source", "target")
 RESULT_COLUMNS = ("source", "target", "status", "message")
 
@@ -66,7 +67,9 @@ class RunTasks:
         self._job = factory()
 
     def __call__(self, rows: dict[str, Any]) -> dict[str, list[str]]:
-        tasks = [batch.Task(Path(str(s)), Path(str(t))) for s, t in zip(rows["source"], rows["target"], strict=True)]
+        extras = rows["extras_only"] if "extras_only" in rows else [False] * len(rows["source"])
+        tasks = [batch.Task(Path(str(s)), Path(str(t)), extras_only=bool(e))
+                 for s, t, e in zip(rows["source"], rows["target"], extras, strict=True)]
         # jobs=1 runs in this actor with the job built above (batch.run calls the factory once).
         outcomes = {o.task.target: o for o in batch.run(tasks, lambda: self._job, jobs=1)}
         result: dict[str, list[str]] = {name: [] for name in RESULT_COLUMNS}
@@ -80,9 +83,9 @@ class RunTasks:
 
 
 def tasks_dataset(tasks: list[batch.Task], *, files_per_block: int = FILES_PER_BLOCK, min_blocks: int = 1) -> ray.data.Dataset:
-    """A Dataset with one (source, target) row of path strings per task, in small blocks."""
+    """A Dataset with one (source, target, extras_only) row per task, paths as strings, in small blocks."""
     ray = _import_ray()
-    rows = [{"source": str(t.source), "target": str(t.target)} for t in tasks]
+    rows = [{"source": str(t.source), "target": str(t.target), "extras_only": t.extras_only} for t in tasks]
     blocks = max(1, min(len(rows), max(math.ceil(len(rows) / files_per_block), min_blocks)))
     return ray.data.from_items(rows, override_num_blocks=blocks)
 
@@ -122,7 +125,7 @@ def denoise_dataset(ds: ray.data.Dataset, *, model: str | None = None, sigma: fl
     threads. Existing targets are overwritten: plan with ``edge_ae.files.batch.plan`` (and
     ``tasks_dataset``) to skip them as the CLI does.
     """
-    # Imported here: the job lives with the CLI command whose options it carries.
+    # Imported here: the per-file job lives with the command whose options it carries (cli/denoise.py).
     from edge_ae.cli.denoise import DenoiseJob
 
     job = DenoiseJob(model, sigma, threads, tile, ensemble, quality, None, Path("."))
@@ -177,20 +180,25 @@ def run(tasks: list[batch.Task], factory: batch.JobFactory, *, address: str | No
     ray = _import_ray()
     try:
         _quiet_data(ray)
-        by_target = {str(t.target): t for t in tasks}
+        # Workers may run on other nodes, in another folder: they get absolute paths, and their
+        # messages are given back with the paths as the user wrote them, as the local path prints them.
+        rows = [batch.Task(t.source.absolute(), t.target.absolute(), t.extras_only) for t in tasks]
+        by_target = {str(row.target): (row, task) for row, task in zip(rows, tasks, strict=True)}
         # A fixed pool (an autoscaling one starts with one actor and grows late in a short run),
         # never larger than the work.
         pool_size = min(len(tasks), workers or max(1, int(ray.cluster_resources().get("CPU", 1)) // threads))
-        ds = map_tasks(tasks_dataset(tasks, min_blocks=4 * pool_size), factory, workers=pool_size, threads=threads)
+        ds = map_tasks(tasks_dataset(rows, min_blocks=4 * pool_size), factory, workers=pool_size, threads=threads)
         try:
-            for row in ds.iter_rows():
-                task = by_target.pop(row["target"], None)
+            for result in ds.iter_rows():
+                sent, task = by_target.pop(result["target"], (None, None))
                 if task is None:  # a batch retried after its worker died reports its rows again
                     continue
-                yield batch.Outcome(task, row["status"], row["message"])
+                message = result["message"].replace(str(sent.source), str(task.source))
+                message = message.replace(str(sent.target), str(task.target))
+                yield batch.Outcome(task, result["status"], message)
         except ray.exceptions.RayError as exc:
             reason = str(exc).strip().splitlines()[0]
-            for task in by_target.values():
+            for _, task in by_target.values():
                 yield batch.Outcome(task, "failed", f"{task.source}: not done, Ray failed ({reason}); rerun to finish")
     finally:
         if started:

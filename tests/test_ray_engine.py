@@ -1,0 +1,166 @@
+"""``edge-ae denoise --ray``: the Ray Data path gives the local path's outputs, failures and summary,
+and a worker killed mid-run loses nothing that a rerun does not complete.
+
+The Ray tests skip where the ``ray`` extra is not installed. One local Ray instance on the loopback interface
+(2 CPUs, small object store, no dashboard) serves the whole module and is shut down at the end.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_ae.cli.denoise import DenoiseJob
+from edge_ae.cli.main import main
+from edge_ae.errors import EdgeAEError
+from edge_ae.files import batch, ray_engine
+
+needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                               reason='Ray not installed (pip install "edge-ae[ray]")')
+
+
+def test_runtime_does_not_import_ray():
+    code = "import sys, edge_ae, edge_ae.cli.main, edge_ae.files.ray_engine; print('ray' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_without_ray_a_one_line_hint(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail as if not installed
+    with pytest.raises(EdgeAEError, match=r'pip install "edge-ae\[ray\]"'):
+        ray_engine.connect("auto")
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    # Not importorskip: connect() sets up the loopback-only environment before Ray starts.
+    started = ray_engine.connect(None, num_cpus=2)
+    import ray
+
+    assert started, "Ray was already running: this test needs its own loopback instance"
+    assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def noisy_folder(tmp_path):
+    """Colour PNGs, a JPEG, a 16-bit grey PNG and one broken file."""
+    rng = np.random.default_rng(7)
+    src = tmp_path / "in"
+    src.mkdir()
+    y, x = np.mgrid[0:96, 0:128]
+    for i in range(10):
+        clean = np.dstack([x * 2, y * 2, (x + y + 20 * i) % 256]).astype(np.float32)
+        noisy = np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8)
+        cv2.imwrite(str(src / f"img-{i:02d}.png"), noisy)
+    cv2.imwrite(str(src / "photo.jpg"), noisy)
+    cv2.imwrite(str(src / "deep16.png"), (rng.random((40, 52)) * 65535).astype(np.uint16))
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    return src
+
+
+def _outputs(folder: Path) -> dict[str, np.ndarray]:
+    return {p.name: cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted(folder.iterdir()) if not p.name.startswith(".")}
+
+
+def _job(model: Path, out: Path) -> DenoiseJob:
+    return DenoiseJob(str(model), None, 1, None, 1, 95, None, out)
+
+
+def _assert_same(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
+    assert sorted(got) == sorted(want)
+    for name, image in want.items():
+        assert got[name] is not None, f"{name} is not a readable image (half-written?)"
+        assert got[name].dtype == image.dtype and np.array_equal(got[name], image), name
+
+
+@needs_ray
+@pytest.mark.slow  # a Ray instance takes ~10-15 s to start on 2 cores
+def test_ray_path_equals_local_path(ray_local, tiny_models, noisy_folder, tmp_path):
+    model = tiny_models["color"]
+    local_out, ray_out = tmp_path / "local", tmp_path / "ray"
+    local_plan = batch.plan([str(noisy_folder)], local_out, recursive=False, overwrite=False)
+    local = {o.task.source.name: (o.status, o.message) for o in batch.run(local_plan.tasks, _job(model, local_out), jobs=1)}
+
+    ray_plan = batch.plan([str(noisy_folder)], ray_out, recursive=False, overwrite=False)
+    remote = {o.task.source.name: (o.status, o.message)
+              for o in ray_engine.run(ray_plan.tasks, _job(model, ray_out), workers=2, threads=1)}
+
+    assert remote == local  # same statuses, same one-line failure message
+    assert local["broken.png"][0] == "failed" and "not a readable image" in local["broken.png"][1]
+    _assert_same(_outputs(ray_out), _outputs(local_out))
+    assert _outputs(ray_out)["deep16.png"].dtype == np.uint16
+
+
+@needs_ray
+@pytest.mark.slow  # a Ray instance takes ~10-15 s to start on 2 cores
+def test_cli_summary_and_exit_code_match(ray_local, tiny_models, noisy_folder, tmp_path, capsys):
+    model = str(tiny_models["color"])
+    rc_local = main(["denoise", str(noisy_folder), "-o", str(tmp_path / "out"), "-m", model])
+    local = capsys.readouterr()
+    rc_ray = main(["denoise", str(noisy_folder), "-o", str(tmp_path / "out-ray"), "-m", model, "--ray"])
+    remote = capsys.readouterr()
+    assert rc_local == rc_ray == 1  # the broken file
+    assert remote.out.replace("out-ray", "out") == local.out
+    assert "broken.png: not a readable image" in remote.err
+    assert "Traceback" not in remote.err
+    # a rerun skips everything that exists, as locally
+    assert main(["denoise", str(noisy_folder), "-o", str(tmp_path / "out-ray"), "-m", model, "--ray"]) == 1
+    assert "0 denoised, 1 failed, 12 skipped" in capsys.readouterr().out
+
+
+def _actor_pids(ray) -> list[int]:
+    # ray.util.state needs the dashboard, which the local instance does not start; the GCS
+    # actor table has the PIDs too.
+    from ray._private.state import actors
+
+    return [a["Pid"] for a in actors().values() if "RunTasks" in a["ActorClassName"] and a["State"] == "ALIVE" and a["Pid"]]
+
+
+@needs_ray
+@pytest.mark.slow  # a Ray instance takes ~10-15 s to start on 2 cores
+def test_killed_worker_loses_nothing_and_rerun_completes(ray_local, tiny_models, noisy_folder, tmp_path):
+    model = tiny_models["color"]
+    want_dir = tmp_path / "local"
+    list(batch.run(batch.plan([str(noisy_folder)], want_dir, recursive=False, overwrite=False).tasks, _job(model, want_dir)))
+    want = _outputs(want_dir)
+    out = tmp_path / "ray"
+    killed: list[int] = []
+
+    def kill_one_worker_after_first_output() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if out.exists() and any(not p.name.startswith(".") for p in out.iterdir()):
+                pids = _actor_pids(ray_local)
+                if pids:
+                    os.kill(pids[0], signal.SIGKILL)
+                    killed.append(pids[0])
+                    return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_one_worker_after_first_output, daemon=True)
+    killer.start()
+    plan = batch.plan([str(noisy_folder)], out, recursive=False, overwrite=False)
+    first = list(ray_engine.run(plan.tasks, _job(model, out), workers=2, threads=1))
+    killer.join(timeout=5)
+    assert killed, "no worker was killed: the run ended before any output appeared"
+    assert len(first) == len(plan.tasks)  # every task reported, done or failed
+    # Whatever the first run finished is whole: every output present is readable and right.
+    partial = _outputs(out)
+    for name, image in partial.items():
+        assert image is not None and np.array_equal(image, want[name]), name
+
+    rerun = batch.plan([str(noisy_folder)], out, recursive=False, overwrite=False)
+    assert {t.target.name for t in rerun.tasks} == {"broken.png"} | (set(want) - set(partial))
+    list(ray_engine.run(rerun.tasks, _job(model, out), workers=2, threads=1))
+    _assert_same(_outputs(out), want)
