@@ -111,3 +111,28 @@ def test_contract_checks_the_new_fields() -> None:
     assert spec.input_names == ("image",) and spec.output_names == ("noise_map",)
     assert ModelSpec.from_json(ModelSpec(kind="denoiser", noise_input=True, noise_map=True, noise_estimator="e",
                                          **base).to_json()).noise_estimator == "e"
+
+
+def test_live_stream_reuses_the_learned_map(blind_model, tmp_path, rng) -> None:
+    import cv2
+
+    from edge_ae.video.stream import Stream
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(7):
+        cv2.imwrite(str(folder / f"{i:02d}.png"), rng.integers(0, 256, (40, 48, 3), dtype=np.uint8))
+
+    class Counting(Denoiser):
+        estimates = 0
+
+        def noise_map(self, image, **kw):  # noqa: ANN001, ANN003, ANN202
+            Counting.estimates += 1
+            return super().noise_map(image, **kw)
+
+    report = Stream(folder, denoise=Counting(blind_model, threads=1), estimate_every=3, strength=1.5,
+                    handle_signals=False).run()
+    assert report.frames_processed == 7
+    assert Counting.estimates == 3  # frames 0, 3 and 6
+    with pytest.raises(ValueError, match="strength must be"):
+        Stream(folder, strength=9.0, handle_signals=False)

@@ -48,6 +48,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "picamera2: 640x480)")
     p.add_argument("--denoise", metavar="MODEL", help="denoiser name or .onnx path")
     p.add_argument("--sigma", type=float, help="noise level on the 0-255 scale (default: estimated, smoothed over frames)")
+    p.add_argument("--strength", type=float, default=1.0, metavar="X",
+                   help="scale the estimated noise level (0.25-4, default 1): above 1 cleans harder, below keeps more grain")
+    p.add_argument("--estimate-every", type=positive(int), default=8, metavar="N",
+                   help="re-estimate the noise map every N frames with the denoiser's noise-level model (default 8)")
     p.add_argument("--temporal", action="store_true", help="temporal denoising for a fixed camera (no ghosting of moving things)")
     p.add_argument("--anomaly", metavar="MODEL", help="anomaly model name or .onnx path")
     p.add_argument("--record", metavar="VIDEO", help="write the processed video (.mp4, .avi, .mkv)")
@@ -104,13 +108,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.sigma is not None and not (math.isfinite(args.sigma) and args.sigma >= 0):
         raise argparse.ArgumentTypeError(f"--sigma must be >= 0, got {args.sigma}")
+    if not (math.isfinite(args.strength) and 0.25 <= args.strength <= 4.0):
+        raise argparse.ArgumentTypeError(f"--strength must be from 0.25 to 4, got {args.strength}")
     if math.isnan(args.reconnect_for) or args.reconnect_for < 0:
         raise argparse.ArgumentTypeError(f"--reconnect-for must be >= 0 or 'inf', got {args.reconnect_for}")
     # OpenCV's own warnings (a camera index that does not exist...) would duplicate our one-line errors.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     status = LiveStatus()
     stream = Stream(
-        args.source, size=args.size, denoise=args.denoise, sigma=args.sigma, temporal=args.temporal,
+        args.source, size=args.size, denoise=args.denoise, sigma=args.sigma, strength=args.strength,
+        estimate_every=args.estimate_every, temporal=args.temporal,
         anomaly=args.anomaly, record=args.record, frames=args.frames, events=args.events, show=args.show,
         max_fps=args.max_fps, max_frames=args.max_frames, duration=args.duration, threads=args.threads,
         reconnect_for=None if math.isinf(args.reconnect_for) else args.reconnect_for,

@@ -117,7 +117,10 @@ class Stream:
 
     Processing, each optional: ``denoise`` (model name, .onnx path, or any callable
     ``f(image, sigma=...)``), ``sigma`` (0-255 noise level; None: estimated, smoothed over
-    frames), ``temporal`` (True or a ``TemporalFilter``; for fixed cameras), ``anomaly``
+    frames: by the denoiser's learned noise-level model every ``estimate_every`` frames when it
+    has one, a per-pixel map, else by the wavelet estimate on every frame), ``strength``
+    (multiplies the estimate: above 1 cleans harder, below 1 keeps more grain), ``temporal``
+    (True or a ``TemporalFilter``; for fixed cameras), ``anomaly``
     (model name, path, or a detector object ``d(frame) -> AnomalyResult``) with ``overlay``
     (``f(frame, result) -> BGR uint8``; default ``edge_ae.anomaly.detector.draw_overlay``).
 
@@ -140,6 +143,8 @@ class Stream:
         size: tuple[int, int] | None = None,
         denoise: str | Path | Callable[..., np.ndarray] | None = None,
         sigma: float | None = None,
+        strength: float = 1.0,
+        estimate_every: int = 8,
         temporal: bool | TemporalFilter = False,
         anomaly: Any = None,
         overlay: Callable[[np.ndarray, Any], np.ndarray] | None = None,
@@ -166,6 +171,10 @@ class Stream:
             raise ValueError(f"max_fps must be positive, got {max_fps}")
         if sigma is not None and not (np.isfinite(sigma) and sigma >= 0):
             raise ValueError(f"sigma must be a finite number >= 0 (0-255 scale), got {sigma}")
+        if not (isinstance(strength, (int, float)) and 0.25 <= strength <= 4.0):
+            raise ValueError(f"strength must be a number from 0.25 to 4, got {strength!r}")
+        if isinstance(estimate_every, bool) or not isinstance(estimate_every, int) or estimate_every < 1:
+            raise ValueError(f"estimate_every must be a whole number >= 1, got {estimate_every!r}")
         self.source = open_source(source, size=size, max_pixels=max_pixels)
         # Models load here, before any camera opens: a bad model path fails fast.
         self.denoiser = _make_denoiser(denoise, threads)
@@ -173,6 +182,8 @@ class Stream:
         self.overlay = overlay
         self.temporal = temporal if isinstance(temporal, TemporalFilter) else (TemporalFilter() if temporal else None)
         self.sigma = sigma
+        self.strength = float(strength)
+        self.estimate_every = estimate_every
         self.max_fps = max_fps
         self.max_frames = max_frames
         self.duration = duration
@@ -190,6 +201,9 @@ class Stream:
         self._frames: Generator[Output, None, None] | None = None
         self._old_handlers: dict[int, Any] = {}
         self._sigma_ema: float | None = None
+        self._level_map: np.ndarray | None = None  # learned estimate, 0-255, reused between estimates
+        self._level_age = 0
+        self._learned = True  # until the denoiser turns out to have no noise-level model
         self._hist = LatencyHistogram()
         self._processed = 0
         self._skipped = 0  # frames read but refused by a model (a NaN frame, a strip too thin to score)
@@ -302,7 +316,8 @@ class Stream:
         if self.denoiser is not None:
             out = self.denoiser(image, sigma=sigma)
         if self.temporal is not None:
-            out = self.temporal(out, raw=image if self.denoiser is not None else None, sigma=sigma)
+            mean = float(np.mean(sigma)) if isinstance(sigma, np.ndarray) else sigma
+            out = self.temporal(out, raw=image if self.denoiser is not None else None, sigma=mean)
         result = self.detector(out) if self.detector is not None else None
         view = to_bgr8(out)
         if result is not None:
@@ -317,14 +332,35 @@ class Stream:
         self._processed += 1
         return output
 
-    def _noise_level(self, image: np.ndarray) -> float:
+    def _noise_level(self, image: np.ndarray) -> float | np.ndarray:
         if self.sigma is not None:
             return self.sigma
+        learned = self._learned_level(image)
+        if learned is not None:
+            return learned * np.float32(self.strength)
         # One frame's estimate wobbles by a few percent; smoothing keeps the denoising strength
         # from flickering on a fixed camera.
         estimate = estimate_sigma(image)
         self._sigma_ema = estimate if self._sigma_ema is None else 0.8 * self._sigma_ema + 0.2 * estimate
-        return self._sigma_ema
+        return self._sigma_ema * self.strength
+
+    def _learned_level(self, image: np.ndarray) -> np.ndarray | None:
+        """The denoiser's learned noise map, re-estimated every ``estimate_every`` frames (a
+        camera's noise changes with its exposure, not from frame to frame) and averaged with the
+        previous estimate so the strength does not flicker; None without a noise-level model."""
+        noise_map = getattr(self.denoiser, "noise_map", None)
+        if not self._learned or noise_map is None:
+            return None
+        stale = self._level_map is None or self._level_map.shape[:2] != image.shape[:2]
+        if stale or self._level_age >= self.estimate_every:
+            estimate = noise_map(image)
+            if estimate is None:
+                self._learned = False
+                return None
+            self._level_map = estimate if stale else 0.5 * (self._level_map + estimate)
+            self._level_age = 0
+        self._level_age += 1
+        return self._level_map
 
     def _overlay(self) -> Callable[[np.ndarray, Any], np.ndarray]:
         if self.overlay is None:
