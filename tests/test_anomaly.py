@@ -505,9 +505,9 @@ def test_bench_anomaly_on_a_made_up_split(tiny_anomaly, tiny_anomaly_48, folders
         cv2.imwrite(str(data / "test" / "blob" / f"b{i}.png"), blob)
         cv2.imwrite(str(data / "ground_truth" / "blob" / f"b{i}_mask.png"), np.where(blob != normal, 255, 0).astype(np.uint8))
     report = tmp_path / "bench.md"
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_anomaly.py"), "--model",
+    proc = subprocess.run([sys.executable, "-m", "tools.bench_anomaly", "--model",
                            str(tmp_path / "tiny-fused.onnx"), "--data", str(data), "--threads", "1", "--out", str(report)],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     figures = json.loads(proc.stdout)
     assert 0.0 <= figures["image_auroc"] <= 1.0 and 0.0 <= figures["pixel_auroc"] <= 1.0

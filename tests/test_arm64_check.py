@@ -18,7 +18,7 @@ SUBSET = ["denoise-gray-fast", "denoise-gray-fast-int8", "anomaly-magnetic-tile-
 
 
 def _run(out, *extra):
-    cmd = [sys.executable, "tools/arm64_check.py", "run", "--samples", str(ROOT / "samples"), "--out", str(out),
+    cmd = [sys.executable, "-m", "tools.arm64_check", "run", "--samples", str(ROOT / "samples"), "--out", str(out),
            "--crop", "64", "--count", "2", "--models", *SUBSET, *extra]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
@@ -36,7 +36,7 @@ def test_run_and_compare_on_x86(tmp_path):
     platform = json.loads((ref / "platform.json").read_text())
     assert platform["machine"] and platform["eight_bit_path"] and platform["inputs"]["photos"]
 
-    same = subprocess.run([sys.executable, "tools/arm64_check.py", "compare", str(ref), str(ref),
+    same = subprocess.run([sys.executable, "-m", "tools.arm64_check", "compare", str(ref), str(ref),
                            "--report", str(tmp_path / "r.md")], cwd=ROOT, capture_output=True, text=True)
     assert same.returncode == 0, same.stdout[-2000:]
     assert "All checks passed." in (tmp_path / "r.md").read_text()
@@ -50,7 +50,7 @@ def test_run_and_compare_on_x86(tmp_path):
     moved[0, 0] = moved[0, 0] + 2 if moved[0, 0] < 250 else moved[0, 0] - 2
     arrays[key] = moved.astype(np.uint8)
     np.savez_compressed(other / "denoise-gray-fast.npz", **{k.replace("/", "__"): v for k, v in arrays.items()})
-    differ = subprocess.run([sys.executable, "tools/arm64_check.py", "compare", str(ref), str(other)],
+    differ = subprocess.run([sys.executable, "-m", "tools.arm64_check", "compare", str(ref), str(other)],
                             cwd=ROOT, capture_output=True, text=True)
     assert differ.returncode == 1
     assert "denoise-gray-fast: uint8 outputs differ by 2 levels" in differ.stdout

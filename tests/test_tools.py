@@ -37,18 +37,18 @@ def test_macs_of_tiny_unet(tiny_models):
 @needs_shared("denoise", "val", "Set12")
 def test_bench_denoise_quick_run(tmp_path):
     out = tmp_path / "denoise.md"
-    cmd = [sys.executable, "tools/bench_denoise.py", "--limit", "1", "--sigmas", "25", "--sets", "Set12",
+    cmd = [sys.executable, "-m", "tools.bench_denoise", "--limit", "1", "--sigmas", "25", "--sets", "Set12",
            "--methods", "nlm", "--repeat", "1", "--out", str(out), "--json", str(tmp_path / "d.json")]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     text = out.read_text()
-    assert "| OpenCV NLM (tuned h) |" in text and "python tools/bench_denoise.py --limit 1" in text
+    assert "| OpenCV NLM (tuned h) |" in text and "python -m tools.bench_denoise --limit 1" in text
 
 
 @needs_shared("denoise", "val", "Set12")
 def test_bench_denoise_takes_a_trial_file_beside_the_shipped_models(tmp_path, tiny_models):
     manifest = (ROOT / "exported" / "manifest.json").read_bytes()
-    base = [sys.executable, "tools/bench_denoise.py", "--limit", "1", "--sigmas", "25", "--sets", "Set12",
+    base = [sys.executable, "-m", "tools.bench_denoise", "--limit", "1", "--sigmas", "25", "--sets", "Set12",
             "--methods", "models", "--repeat", "1", "--model", str(tiny_models["gray"])]
     refused = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert refused.returncode != 0 and "pass --out" in refused.stderr
@@ -65,7 +65,7 @@ def test_time_config_reports_the_cost_of_an_untrained_config(tmp_path):
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps({"name": "tiny", "network": "unet_dae", "channels": 1, "train_dirs": ["x"],
                                   "network_args": {"width": 4, "depths": [1, 1, 1], "unshuffle": 2}}))
-    cmd = [sys.executable, "tools/time_config.py", str(config), "--repeat", "1"]
+    cmd = [sys.executable, "-m", "tools.time_config", str(config), "--repeat", "1"]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     row = next(line for line in result.stdout.splitlines() if line.startswith("| tiny |"))
@@ -78,7 +78,7 @@ def test_time_config_reports_the_cost_of_an_untrained_config(tmp_path):
 
 
 def test_time_config_times_exported_models_as_they_are():
-    cmd = [sys.executable, "tools/time_config.py", "exported/denoise-gray-fast.onnx", "exported/denoise-gray-fast-int8.onnx",
+    cmd = [sys.executable, "-m", "tools.time_config", "exported/denoise-gray-fast.onnx", "exported/denoise-gray-fast-int8.onnx",
            "--repeat", "1"]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -101,7 +101,7 @@ def test_profile_graph_lists_every_node_once_with_its_share(tiny_models):
     assert profiled_ops.count("Conv") == graph_ops.count("Conv")
     assert profiled_ops.count("ConvTranspose") == graph_ops.count("ConvTranspose") == 2
     assert all(us >= 0 for us in times.values()) and sum(times.values()) > 0
-    cmd = [sys.executable, "tools/profile_graph.py", str(tiny_models["color"]), "--top", "3", "--repeat", "1"]
+    cmd = [sys.executable, "-m", "tools.profile_graph", str(tiny_models["color"]), "--top", "3", "--repeat", "1"]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and not line.startswith("| op")]

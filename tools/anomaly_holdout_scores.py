@@ -1,8 +1,8 @@
 """Does an anomaly model still score its own held-out normal images as it did when it was calibrated?
 
-    python tools/anomaly_holdout_scores.py anomaly-magnetic-tile-fast
-    python tools/anomaly_holdout_scores.py my-line.onnx --normal path/to/normal      # any model
-    python tools/anomaly_holdout_scores.py my-line.onnx --val-normal path/to/held-out
+    python -m tools.anomaly_holdout_scores anomaly-magnetic-tile-fast
+    python -m tools.anomaly_holdout_scores my-line.onnx --normal path/to/normal      # any model
+    python -m tools.anomaly_holdout_scores my-line.onnx --val-normal path/to/held-out
 
 Training holds out a seeded share of ``--normal`` (or takes ``--val-normal``), scores it and
 writes the mean and standard deviation of those scores into the model beside the threshold. This
@@ -22,16 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from edge_ae import AnomalyDetector
+from edge_ae.errors import EdgeAEError
+from edge_ae.files.imageio import read_image
+from edge_ae.model.contract import ModelSpec
+from tools.bench_anomaly import DATA
+from training.anomaly.config import AnomalyConfig
+from training.anomaly.data import folder, split
 
-from edge_ae import AnomalyDetector  # noqa: E402
-from edge_ae.errors import EdgeAEError  # noqa: E402
-from edge_ae.files.imageio import read_image  # noqa: E402
-from edge_ae.model.contract import ModelSpec  # noqa: E402
-from tools.bench_anomaly import DATA  # noqa: E402
-from training.anomaly.config import AnomalyConfig  # noqa: E402
-from training.anomaly.data import folder, split  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 # Training scores the held-out images through the PyTorch graph, this tool through onnxruntime:
 # the two agree to about 1e-7 (the export's parity check); a changed resize moves scores by 1e-3+.

@@ -1,8 +1,8 @@
 """Runs every shipped model on real images and saves the outputs, so that two machines (this x86
 host and an emulated aarch64 root, tools/arm64_check.sh) can be compared; and compares them.
 
-    python tools/arm64_check.py run --samples samples --out build/arm64-check/x86_64
-    python tools/arm64_check.py compare build/arm64-check/x86_64 build/arm64-check/cortex-a72 \
+    python -m tools.arm64_check run --samples samples --out build/arm64-check/x86_64
+    python -m tools.arm64_check compare build/arm64-check/x86_64 build/arm64-check/cortex-a72 \
         [more dirs] --report build/arm64-check/report.md
 
 ``run`` iterates the registry (``edge_ae.list_models()``), so a model added later is covered

@@ -80,9 +80,34 @@ mount_api() {
     done
 }
 umount_api() {
-    local m
-    for m in "${MOUNTED[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" || true; done
+    local i
+    for ((i = ${#MOUNTED[@]} - 1; i >= 0; i--)); do  # newest first: cpuinfo sits on proc
+        umount "${MOUNTED[i]}" 2>/dev/null || umount -l "${MOUNTED[i]}" || true
+    done
     MOUNTED=()
+}
+
+# qemu-user 7.2 passes the host's (x86) /proc/cpuinfo through to the emulated process, and
+# onnxruntime's CPU detection (the cpuinfo library) then crashes at import (SIGSEGV). A real Pi
+# has an ARM /proc/cpuinfo, so the root gets one for the emulated core: the Pi's Features line
+# and part number. onnxruntime reads the instruction-set features themselves (the 8-bit dot
+# product among them) from getauxval(AT_HWCAP), which qemu sets from QEMU_CPU.
+fake_cpuinfo() {
+    local cpu=$1 features part variant revision n i file="$ROOT/tmp/edge-ae-cpuinfo"
+    case $cpu in
+        cortex-a76) features="fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp"
+                    part=0xd0b variant=0x4 revision=1 ;;  # as a Pi 5 reports it
+        *)          features="fp asimd evtstrm crc32 cpuid" part=0xd08 variant=0x0 revision=3 ;;  # Pi 4 (A72)
+    esac
+    n="$(nproc)"
+    : > "$file"
+    for ((i = 0; i < n; i++)); do
+        printf 'processor\t: %d\nBogoMIPS\t: 108.00\nFeatures\t: %s\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: %s\nCPU part\t: %s\nCPU revision\t: %s\n\n' \
+            "$i" "$features" "$variant" "$part" "$revision" >> "$file"
+    done
+    while grep -q " $ROOT/proc/cpuinfo " /proc/mounts; do umount "$ROOT/proc/cpuinfo"; done
+    mount --bind "$file" "$ROOT/proc/cpuinfo"
+    case " ${MOUNTED[*]} " in *" $ROOT/proc/cpuinfo "*) ;; *) MOUNTED+=("$ROOT/proc/cpuinfo") ;; esac
 }
 trap umount_api EXIT
 
@@ -104,9 +129,12 @@ build_root() {
     cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/host-ca.crt"
     cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
     mount_api
+    fake_cpuinfo cortex-a72
 
     local versions
-    versions="$("$HOST_PY" -c 'import numpy, onnxruntime, cv2; print(f"numpy=={numpy.__version__} onnxruntime=={onnxruntime.__version__} opencv-python-headless=={cv2.__version__}")')"
+    # distribution versions (cv2.__version__ lacks OpenCV's packaging suffix, e.g. 5.1.0 vs 5.1.0.95)
+    versions="$("$HOST_PY" -c 'from importlib.metadata import version as v
+print(" ".join(f"{d}=={v(d)}" for d in ("numpy", "onnxruntime", "opencv-python-headless")))')"
     if [ ! -x "$ROOT$VENV/bin/python" ]; then
         in_root python3 -m venv "$VENV"
     fi
@@ -128,7 +156,9 @@ build_root() {
     rm -rf "$ROOT/tmp/edge-ae-wheel" && mkdir -p "$ROOT/tmp/edge-ae-wheel"
     cp "$tmp"/dist/edge_ae-*.whl "$ROOT/tmp/edge-ae-wheel/"
     rm -rf "$tmp"
-    in_root "$VENV/bin/pip" install --quiet --no-deps --force-reinstall /tmp/edge-ae-wheel/*.whl
+    local wheel
+    wheel="$(basename "$ROOT"/tmp/edge-ae-wheel/edge_ae-*.whl)"
+    in_root "$VENV/bin/pip" install --quiet --no-deps --force-reinstall "/tmp/edge-ae-wheel/$wheel"
     in_root "$VENV/bin/python" -c 'import edge_ae, platform; print("edge_ae", edge_ae.__version__, "on", platform.machine())'
 }
 
@@ -145,6 +175,7 @@ run_checks() {
     local cpu
     for cpu in $CPUS; do
         say "aarch64 under qemu, QEMU_CPU=$cpu (installed wheel; minutes)"
+        fake_cpuinfo "$cpu"
         QEMU_CPU=$cpu in_root "$VENV/bin/python" "$WORK/arm64_check.py" run \
             --samples "$WORK/samples" --out "$WORK/out-$cpu"
         rm -rf "${OUT:?}/$cpu" && cp -r "$ROOT$WORK/out-$cpu" "$OUT/$cpu"

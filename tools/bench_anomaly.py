@@ -1,8 +1,8 @@
 """Anomaly benchmark on the magnetic-tile surface-defect split (train/good for training, test/*
 for testing, masks for localisation).
 
-    python tools/bench_anomaly.py                       # writes docs/benchmarks/anomaly.md
-    python tools/bench_anomaly.py --model my.onnx --data DIR --out /tmp/a.md   # any model / folder
+    python -m tools.bench_anomaly                       # writes docs/benchmarks/anomaly.md
+    python -m tools.bench_anomaly --model my.onnx --data DIR --out /tmp/a.md   # any model / folder
 
 Image level: AUROC of the image score (test/good negative, every defect type positive), and
 precision / recall / F1 / false-positive rate at the model's own calibrated threshold (chosen at
@@ -33,13 +33,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from edge_ae import AnomalyDetector
+from edge_ae.files.imageio import read_image
+from edge_ae.model.contract import ModelSpec
+from training.metrics import auroc, binned_auroc, precision_recall_f1
 
-from edge_ae import AnomalyDetector  # noqa: E402
-from edge_ae.files.imageio import read_image  # noqa: E402
-from edge_ae.model.contract import ModelSpec  # noqa: E402
-from training.metrics import auroc, binned_auroc, precision_recall_f1  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DATA = ROOT.parent / "shared" / "data" / "anomaly" / "magnetic_tile" / "tile"
 # Log-spaced from 1e-4 to 1e4 on both sides of zero: a fused model's map is in z-score units and
@@ -222,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no test folder in {args.data}", file=sys.stderr)
         return 2
     detector = AnomalyDetector(args.model, threads=args.threads)
-    command = "python tools/bench_anomaly.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m tools.bench_anomaly " + " ".join(argv if argv is not None else sys.argv[1:])
     r = evaluate(detector, test_set(args.data))
     print(json.dumps(r, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)

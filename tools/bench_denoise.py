@@ -1,9 +1,9 @@
 """Denoiser benchmark: shipped models vs OpenCV non-local means, BM3D and the seeds' plain
 convolutional autoencoder, side by side in one run.
 
-    python tools/bench_denoise.py                # full run, writes docs/benchmarks/denoise.md
-    python tools/bench_denoise.py --limit 2 --sigmas 25 --methods models nlm --out /tmp/d.md   # quick look
-    python tools/bench_denoise.py --sets Set12 --methods models nlm --model trial.onnx --out /tmp/t.md  # a trial file too
+    python -m tools.bench_denoise                # full run, writes docs/benchmarks/denoise.md
+    python -m tools.bench_denoise --limit 2 --sigmas 25 --methods models nlm --out /tmp/d.md   # quick look
+    python -m tools.bench_denoise --sets Set12 --methods models nlm --model trial.onnx --out /tmp/t.md  # a trial file too
 
 Quality: Set12 (grey) and McMaster (colour) from ../shared/data/denoise/val at sigma 15/25/50,
 noise protocol of ../shared/README.md (clean in [0, 1] plus Gaussian noise of std sigma/255,
@@ -31,10 +31,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
 from edge_ae import Denoiser, list_models
 from edge_ae import image as im
 from tools.macs import count as count_macs
+
+ROOT = Path(__file__).resolve().parent.parent
 
 DATA = ROOT.parent / "shared" / "data" / "denoise"
 SETS = {"Set12": 1, "McMaster": 3}
@@ -250,7 +251,7 @@ def main() -> None:
 
 
 def render(rows, speed, graph_ms, cost, args, seconds: float) -> str:
-    cmd = "python tools/bench_denoise.py" + ("" if len(sys.argv) == 1 else " " + " ".join(sys.argv[1:]))
+    cmd = "python -m tools.bench_denoise" + ("" if len(sys.argv) == 1 else " " + " ".join(sys.argv[1:]))
     lines = [
         "## Denoising: quality and speed",
         "",

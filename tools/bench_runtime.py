@@ -1,7 +1,7 @@
 """Runtime start-up and large-image figures: import time, default model load time, and the time
 and peak memory to denoise a 4000x3000 colour photo.
 
-    python tools/bench_runtime.py          # writes docs/benchmarks/speed.md
+    python -m tools.bench_runtime          # writes docs/benchmarks/speed.md
 
 Each measurement runs in a fresh Python process (so imports are cold and peak memory, read from
 the kernel's max-RSS for that process, belongs to that one job).
@@ -63,7 +63,7 @@ def main() -> None:
     lines = [
         "## Runtime start-up and large images",
         "",
-        f"Command: `python tools/bench_runtime.py` — {datetime.date.today().isoformat()}, {platform.machine()} CPU, "
+        f"Command: `python -m tools.bench_runtime` — {datetime.date.today().isoformat()}, {platform.machine()} CPU, "
         f"Python {platform.python_version()}; each figure from a fresh process.",
         "",
         "| measurement | result |",
@@ -81,7 +81,6 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
     if args.out.resolve().parent == (ROOT / "docs" / "benchmarks").resolve():
-        sys.path.insert(0, str(ROOT))
         from tools.benchmarks_md import main as rebuild
 
         rebuild()

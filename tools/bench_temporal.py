@@ -1,6 +1,6 @@
 """Measure temporal denoising against per-frame denoising on synthetic fixed-camera clips.
 
-    python tools/bench_temporal.py [--model denoise-color] [--out docs/benchmarks/temporal.md]
+    python -m tools.bench_temporal [--model denoise-color] [--out docs/benchmarks/temporal.md]
 
 Each clip: a still image (the background) with a textured patch (the moving object, cut from
 another image) sliding across it, and fresh Gaussian noise on every frame, quantised to 8 bits
@@ -29,13 +29,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from edge_ae import Denoiser
+from edge_ae.files.imageio import read_image
+from edge_ae.video.sinks import to_bgr8
+from edge_ae.video.temporal import TemporalFilter
 
-from edge_ae import Denoiser  # noqa: E402
-from edge_ae.files.imageio import read_image  # noqa: E402
-from edge_ae.video.sinks import to_bgr8  # noqa: E402
-from edge_ae.video.temporal import TemporalFilter  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 VAL = ROOT.parent / "shared" / "data" / "denoise" / "val" / "McMaster"
 SAMPLES = ROOT / "samples" / "noisy"
@@ -214,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("need 1 <= --warmup < --frames")
     cv2.setNumThreads(1)  # one core for everything: figures comparable to a small board's
     argv = sys.argv[1:] if argv is None else argv
-    command = ("python tools/bench_temporal.py " + " ".join(shlex.quote(a) for a in argv)).strip()
+    command = ("python -m tools.bench_temporal " + " ".join(shlex.quote(a) for a in argv)).strip()
     denoiser = Denoiser(args.model, threads=args.threads)
     clips = [run_clip(denoiser, bg, obj, args, seed=args.seed + i) for i, (bg, obj) in enumerate(args.clip or default_clips())]
     text = report(args, clips, denoiser.model_for(3).path, command)

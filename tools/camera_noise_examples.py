@@ -1,7 +1,7 @@
 """Picture of the synthetic camera noise used for training (training/denoise/camera_pipeline.py)
 next to real noisy photos, to judge by eye whether the synthesis looks like a camera's.
 
-    python tools/camera_noise_examples.py      # writes docs/img/camera_noise_examples.png
+    python -m tools.camera_noise_examples      # writes docs/img/camera_noise_examples.png
 
 Rows: a clean crop (McMaster, from ../shared) and the same crop through the camera pipeline at
 three noise levels (colour, then the grey path); last row: crops of the real noisy RNI6 photos
@@ -13,17 +13,15 @@ licence forbids copying them into the project, and a picture of them is a copy.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from edge_ae.files.imageio import write_image
+from training.denoise.camera_pipeline import camera_batch
 
-from edge_ae.files.imageio import write_image  # noqa: E402
-from training.denoise.camera_pipeline import camera_batch  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 CROP = 96
 ZOOM = 2

@@ -1,6 +1,6 @@
 """Parameters and multiply-adds per pixel of an ONNX model, counted from its graph.
 
-    python tools/macs.py exported/denoise-color.onnx
+    python -m tools.macs exported/denoise-color.onnx
 
 Counts Conv, ConvTranspose, Gemm and MatMul nodes at a fixed probe size (shape inference with
 the ``onnx`` package), divided by the number of input pixels. Element-wise work is not counted.

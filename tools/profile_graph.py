@@ -1,8 +1,8 @@
 """Where a denoiser's time goes: onnxruntime's own profiler over the graph's nodes, on one
 640x480 frame at 2 threads, so a speed change can be aimed at the layers that cost the most.
 
-    python tools/profile_graph.py exported/denoise-color-int8.onnx
-    python tools/profile_graph.py exported/denoise-color.onnx exported/denoise-color-int8.onnx --top 5
+    python -m tools.profile_graph exported/denoise-color-int8.onnx
+    python -m tools.profile_graph exported/denoise-color.onnx exported/denoise-color-int8.onnx --top 5
 
 For each file: the nodes that took the longest (milliseconds per run, the mean over ``--repeat``
 profiled runs after a warm-up), their share of the kernel time, and the total. Profiling adds a
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -23,9 +22,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from edge_ae import load_model  # noqa: E402
+from edge_ae import load_model
 
 THREADS = 2
 HEIGHT, WIDTH = 480, 640

@@ -1,23 +1,21 @@
 """Before | after strip of the real noisy photos (RNI6, bundled in samples/noisy/) through the
 default denoiser with the noise level estimated per image, as a user would run it.
 
-    python tools/real_photos_strip.py      # writes docs/img/rni6_before_after.png
+    python -m tools.real_photos_strip      # writes docs/img/rni6_before_after.png
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from edge_ae import Denoiser, estimate_sigma
+from edge_ae.files.imageio import read_image, write_image
 
-from edge_ae import Denoiser, estimate_sigma  # noqa: E402
-from edge_ae.files.imageio import read_image, write_image  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def row(before: np.ndarray, after: np.ndarray, height: int, label: str) -> np.ndarray:

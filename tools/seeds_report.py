@@ -1,9 +1,9 @@
 """Render docs/SEEDS.md from the MNIST recipes' metrics JSON: no number is typed by hand.
 
     python -m training.mnist all          # writes runs/mnist/<recipe>/metrics.json and plots
-    python tools/seeds_report.py          # copies the plots to docs/img/seeds/, writes
+    python -m tools.seeds_report          # copies the plots to docs/img/seeds/, writes
                                           # docs/seeds-metrics.json and docs/SEEDS.md
-    python tools/seeds_report.py --from docs/seeds-metrics.json   # re-render from the copy
+    python -m tools.seeds_report --from docs/seeds-metrics.json   # re-render from the copy
 
 Refuses runs made with --epochs/--limit or on synthetic data: those are quick checks.
 """
@@ -145,7 +145,7 @@ def render(records: dict[str, dict]) -> str:
         "# The original MNIST autoencoder recipes",
         "",
         "Issue 4: the tutorials' seven MNIST recipes, retrained here in PyTorch with a fixed seed and exported "
-        "under the edge-ae ONNX contract. **Generated** by `python tools/seeds_report.py` from the metrics "
+        "under the edge-ae ONNX contract. **Generated** by `python -m tools.seeds_report` from the metrics "
         "JSON that `python -m training.mnist all` writes (`docs/seeds-metrics.json` keeps a copy); do not edit "
         "by hand. \"Test\" is the 10,000-image MNIST test split, which is also the tutorials' validation set.",
         "",

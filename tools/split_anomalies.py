@@ -6,8 +6,8 @@ a seeded fraction of each defect type goes to VAL/ (one flat folder, names prefi
 the rest of the defects, their masks and every test/good image go to EVAL/ in the same layout.
 Files are linked, not copied (symbolic links; the source stays untouched).
 
-    python tools/split_anomalies.py --val /tmp/split/val --eval /tmp/split/eval --fraction 0.15
-    python tools/bench_anomaly.py --model FILE --data /tmp/split/eval --out REPORT.md
+    python -m tools.split_anomalies --val /tmp/split/val --eval /tmp/split/eval --fraction 0.15
+    python -m tools.bench_anomaly --model FILE --data /tmp/split/eval --out REPORT.md
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tools.bench_anomaly import DATA, test_set  # noqa: E402  (the same listing the benchmark reads)
+from tools.bench_anomaly import DATA, test_set  # the same listing the benchmark reads
 
 GOOD = "good"
 

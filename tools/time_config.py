@@ -1,8 +1,8 @@
 """What a denoiser config would cost before training it: parameters, multiply-adds per pixel and
 milliseconds per 640x480 frame of the exported graph, with untrained weights.
 
-    python tools/time_config.py training/configs/denoise-gray-fast.json training/configs/trials/denoise-gray-fast-fold4.json
-    python tools/time_config.py exported/denoise-gray-fast.onnx exported/denoise-gray-fast-int8.onnx
+    python -m tools.time_config training/configs/denoise-gray-fast.json training/configs/trials/denoise-gray-fast-fold4.json
+    python -m tools.time_config exported/denoise-gray-fast.onnx exported/denoise-gray-fast-int8.onnx
 
 An ``.onnx`` argument (an exported denoiser, e.g. a float model and its 8-bit version) is timed
 as it is, the same way.
@@ -19,7 +19,6 @@ it. Needs the ``train`` extra (torch). Run nothing else meanwhile.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -28,14 +27,12 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from edge_ae import load_model  # noqa: E402
-from tools.bench_denoise import PASSES, time_in_passes  # noqa: E402
-from tools.macs import count as count_macs  # noqa: E402
-from training.export_denoiser import DenoiserGraph, as_shipped  # noqa: E402
-from training.nets import build  # noqa: E402
-from training.train_denoiser import DenoiserConfig  # noqa: E402
+from edge_ae import load_model
+from tools.bench_denoise import PASSES, time_in_passes
+from tools.macs import count as count_macs
+from training.export_denoiser import DenoiserGraph, as_shipped
+from training.nets import build
+from training.train_denoiser import DenoiserConfig
 
 THREADS = 2
 HEIGHT, WIDTH = 480, 640

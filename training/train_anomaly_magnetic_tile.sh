@@ -24,4 +24,4 @@ python -m training.anomaly --normal "$NORMAL" --name anomaly-magnetic-tile-fast-
 python -m training.anomaly.fuse "$MEMBERS/anomaly-magnetic-tile-fast.onnx" "$MEMBERS/anomaly-magnetic-tile-fast-gain-seed0.onnx" \
   --name anomaly-magnetic-tile \
   --description 'Surface-defect detector for magnetic tiles (grey): two 128 px keep-aspect autoencoder + segmenter members, one with exposure gain, fused'
-python tools/bench_anomaly.py --update-manifest
+python -m tools.bench_anomaly --update-manifest

@@ -9,4 +9,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m training.anomaly --normal ../shared/data/anomaly/magnetic_tile/tile/train/good \
   --name anomaly-magnetic-tile-fast --resize keep-aspect
-python tools/bench_anomaly.py --model anomaly-magnetic-tile-fast --out docs/benchmarks/anomaly-fast.md --update-manifest
+python -m tools.bench_anomaly --model anomaly-magnetic-tile-fast --out docs/benchmarks/anomaly-fast.md --update-manifest
