@@ -90,13 +90,14 @@ def test_ray_path_equals_local_path(ray_local, tiny_models, noisy_folder, tmp_pa
     model = tiny_models["color"]
     local_out, ray_out = tmp_path / "local", tmp_path / "ray"
     local_plan = batch.plan([str(noisy_folder)], local_out, recursive=False, overwrite=False)
-    local = {o.task.source.name: (o.status, o.message) for o in batch.run(local_plan.tasks, _job(model, local_out), jobs=1)}
+    local = {o.task.source.name: (o.status, o.message, getattr(o, "value", None))
+             for o in batch.run(local_plan.tasks, _job(model, local_out), jobs=1)}
 
     ray_plan = batch.plan([str(noisy_folder)], ray_out, recursive=False, overwrite=False)
-    remote = {o.task.source.name: (o.status, o.message)
+    remote = {o.task.source.name: (o.status, o.message, getattr(o, "value", None))
               for o in ray_engine.run(ray_plan.tasks, _job(model, ray_out), workers=2, threads=1)}
 
-    assert remote == local  # same statuses, same one-line failure message
+    assert remote == local  # same statuses, same one-line failure message, same value for the report
     assert local["broken.png"][0] == "failed" and "not a readable image" in local["broken.png"][1]
     _assert_same(_outputs(ray_out), _outputs(local_out))
     assert _outputs(ray_out)["deep16.png"].dtype == np.uint16

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 # Columns of the task and result datasets (an optional "extras_only" column carries
 # batch.Task.extras_only: the output exists, only its before|after picture is to be made).
 TASK_COLUMNS = ("source", "target")
-RESULT_COLUMNS = ("source", "target", "status", "message")
+RESULT_COLUMNS = ("source", "target", "status", "message", "value")
 
 # A local instance started for one command is a tool, not a cluster: small object store (rows
 # carry only paths), no dashboard.
@@ -60,25 +60,27 @@ class RunTasks:
     each batch of (source, target) rows through ``batch.run``, the local path's own code.
 
     ``factory`` is a picklable ``batch.JobFactory`` (for denoising, ``DenoiseJob``). Returns the
-    rows with ``status`` ("done" or "failed") and ``message`` (the one-line reason) added.
+    rows with ``status`` ("done" or "failed"), ``message`` (the one-line reason) and ``value``
+    (the number the job returned, for denoising the noise level used; None if none) added.
     """
 
     def __init__(self, factory: batch.JobFactory) -> None:
         self._job = factory()
 
-    def __call__(self, rows: dict[str, Any]) -> dict[str, list[str]]:
+    def __call__(self, rows: dict[str, Any]) -> dict[str, list]:
         extras = rows["extras_only"] if "extras_only" in rows else [False] * len(rows["source"])
         tasks = [batch.Task(Path(str(s)), Path(str(t)), extras_only=bool(e))
                  for s, t, e in zip(rows["source"], rows["target"], extras, strict=True)]
         # jobs=1 runs in this actor with the job built above (batch.run calls the factory once).
         outcomes = {o.task.target: o for o in batch.run(tasks, lambda: self._job, jobs=1)}
-        result: dict[str, list[str]] = {name: [] for name in RESULT_COLUMNS}
+        result: dict[str, list] = {name: [] for name in RESULT_COLUMNS}
         for task in tasks:
             outcome = outcomes[task.target]
             result["source"].append(str(task.source))
             result["target"].append(str(task.target))
             result["status"].append(outcome.status)
             result["message"].append(outcome.message)
+            result["value"].append(getattr(outcome, "value", None))  # the job's number for the report, if any
         return result
 
 
@@ -119,7 +121,8 @@ def denoise_dataset(ds: ray.data.Dataset, *, model: str | None = None, sigma: fl
 
     Each actor builds one ``Denoiser`` and writes every output itself, atomically, to its
     ``target`` (in the format the target's suffix names); returns a Dataset of
-    ``source, target, status, message`` rows, one per input, with status "done" or "failed".
+    ``source, target, status, message, value`` rows, one per input, with status "done" or
+    "failed" and value the noise level used (0-255 scale).
     Paths must be visible to every worker (shared file system). Options as for
     ``edge-ae denoise``; ``threads`` is both the CPUs reserved per actor and its inference
     threads. Existing targets are overwritten: plan with ``edge_ae.files.batch.plan`` (and
@@ -195,7 +198,9 @@ def run(tasks: list[batch.Task], factory: batch.JobFactory, *, address: str | No
                     continue
                 message = result["message"].replace(str(sent.source), str(task.source))
                 message = message.replace(str(sent.target), str(task.target))
-                yield batch.Outcome(task, result["status"], message)
+                value = result.get("value")
+                extra = {"value": float(value)} if value is not None and value == value else {}  # None and NaN: no value
+                yield batch.Outcome(task, result["status"], message, **extra)
         except ray.exceptions.RayError as exc:
             reason = str(exc).strip().splitlines()[0]
             for _, task in by_target.values():
