@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,15 +59,15 @@ def arm64_hwcap() -> int | None:
         return None
 
 
-def emulation_reason(*, machine: str | None = None, environ: dict[str, str] | None = None,
+def emulation_reason(*, machine: str | None = None, environ: Mapping[str, str] | None = None,
                      cpuinfo: str | None = None) -> str | None:
     """Why this process looks emulated (qemu-user), or None if nothing says so. Not every
     emulator can be told from the inside; these are the signs qemu-user leaves."""
     machine = platform.machine() if machine is None else machine
-    environ = os.environ if environ is None else environ
+    env: Mapping[str, str] = os.environ if environ is None else environ
     for var in ("QEMU_CPU", "QEMU_LD_PREFIX"):
-        if environ.get(var):
-            return f"{var}={environ[var]} is set (qemu-user)"
+        if env.get(var):
+            return f"{var}={env[var]} is set (qemu-user)"
     text = _read("/proc/cpuinfo") if cpuinfo is None else cpuinfo
     if machine in ARM64 and any(sign in text for sign in X86_SIGNS):
         # qemu-user (before 8.1) passes the host's /proc/cpuinfo through to the guest

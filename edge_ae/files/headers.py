@@ -37,7 +37,7 @@ def read_header(file: bytes | np.ndarray) -> Header | None:
     data = bytes(file[:65536])
     try:
         if data[:4] in (b"II*\x00", b"MM\x00*"):
-            return _tiff(memoryview(file).cast("B") if isinstance(file, np.ndarray) else memoryview(file), data[:2])
+            return _tiff(memoryview(file.tobytes()) if isinstance(file, np.ndarray) else memoryview(file), data[:2])
         if data.startswith(b"\x89PNG\r\n\x1a\n"):
             return _png(data)
         if data.startswith(b"\xff\xd8"):

@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 from types import TracebackType
+from typing import IO
 
 
 class NativeStderr:
@@ -21,7 +22,7 @@ class NativeStderr:
     def __init__(self) -> None:
         self.data = b""
         self._saved: int | None = None
-        self._tmp = None
+        self._tmp: IO[bytes] | None = None
 
     def __enter__(self) -> NativeStderr:
         try:
@@ -30,8 +31,9 @@ class NativeStderr:
         except (OSError, ValueError, AttributeError):  # no descriptor 2 (a daemon): nothing to catch
             self._saved = None
             return self
-        self._tmp = tempfile.TemporaryFile()
-        os.dup2(self._tmp.fileno(), 2)
+        tmp = tempfile.TemporaryFile()
+        self._tmp = tmp
+        os.dup2(tmp.fileno(), 2)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:

@@ -99,12 +99,14 @@ def check_graph(spec: ModelSpec, session: ort.InferenceSession, source: str) -> 
                 f"{source}: a denoiser must take any batch size, but the graph's image input is fixed at "
                 f"batch {image.shape[0]}; export it with a dynamic batch axis"
             )
-    if fixed and spec.short_side is not None:
+    if not fixed or image is None:
+        return
+    if spec.short_side is not None:
         raise ModelError(
             f"{source}: metadata says the aspect ratio is kept (short_side {spec.short_side}) but the graph's "
             f"image input is fixed at {image.shape[2]}x{image.shape[3]}"
         )
-    if fixed and spec.input_size is not None and tuple(image.shape[2:]) != tuple(spec.input_size):
+    if spec.input_size is not None and tuple(image.shape[2:]) != tuple(spec.input_size):
         raise ModelError(
             f"{source}: metadata says input_size {spec.input_size[0]}x{spec.input_size[1]} but the graph's "
             f"image input is fixed at {image.shape[2]}x{image.shape[3]}"

@@ -94,12 +94,14 @@ class VideoSink:
         if not self.realtime:
             self._put(view)
             return
-        slot = int((frame.wall_time - self._t0) * self.fps)  # where this frame starts on the timeline
+        fps = self.fps
+        assert fps is not None  # _open refused a sink without one
+        slot = int((frame.wall_time - self._t0) * fps)  # where this frame starts on the timeline
         if self._held is not None:
             repeats = slot - self.frames
-            longest = max(1, int(self.max_gap * self.fps))
+            longest = max(1, int(self.max_gap * fps))
             if repeats > longest:
-                self._t0 += (repeats - longest) / self.fps  # shorten the gap, keep later frames aligned
+                self._t0 += (repeats - longest) / fps  # shorten the gap, keep later frames aligned
                 repeats = longest
             for _ in range(repeats):  # 0 when frames come faster than fps: the held one is skipped
                 self._put(self._held)
@@ -109,7 +111,7 @@ class VideoSink:
         if self.fps is None:
             raise SinkError(f"{self.path}: no frame rate set")
         self._size = (view.shape[1], view.shape[0])
-        writer = cv2.VideoWriter(str(self.partial), cv2.VideoWriter_fourcc(*FOURCC[self.path.suffix.lower()]),
+        writer = cv2.VideoWriter(str(self.partial), cv2.VideoWriter.fourcc(*FOURCC[self.path.suffix.lower()]),
                                  float(self.fps), self._size)
         if not writer.isOpened():
             writer.release()

@@ -73,7 +73,7 @@ class VideoSource(Source):
     every ``open()``, which is how a lost camera is reconnected."""
 
     def __init__(self, target: int | str, *, live: bool | None = None, size: tuple[int, int] | None = None,
-                 capture_factory: Callable[[int | str], Any] = cv2.VideoCapture) -> None:
+                 capture_factory: Callable[..., Any] = cv2.VideoCapture) -> None:
         self.target = target
         self.size = size  # (width, height) to ask a camera for; files keep their own
         self.live = isinstance(target, int) if live is None else live

@@ -89,8 +89,10 @@ class TemporalFilter:
             self._var = np.ones(cur.shape[:2], np.float32)
             self.last_motion_fraction = 1.0
             return denoised.copy()
+        assert self._age is not None and self._var is not None  # set together with _prev
         motion = self.motion(cur, self._prev, sigma=sigma)
         if raw_f is not None:
+            assert self._raw is not None and sigma is not None  # raw_f exists only with both
             # The raw frames keep the texture the denoiser smooths, so texture moving inside an
             # object shows there even where the denoised frames barely change.
             motion = np.maximum(motion, self.motion(raw_f, self._raw, sigma=sigma))
@@ -102,6 +104,7 @@ class TemporalFilter:
         self.last_motion_fraction = float(np.mean(motion > 0.5))
         if raw_f is None:
             return im.merge(planes, out.copy())  # merge may reuse its argument; ``out`` is our state
+        assert self._raw is not None and sigma is not None
         self._raw = raw_f + w[:, :, None] * (self._raw - raw_f)
         # Exact noise variance of a weighted mean of independent frames, updated recursively.
         self._var = (1.0 - w) ** 2 + w**2 * self._var
