@@ -32,7 +32,8 @@ def test_run_and_compare_on_x86(tmp_path):
     assert results["models"]["denoise-gray-fast-int8"]["int8"] is True
     assert results["models"]["denoise-gray-fast"]["int8"] is False
     assert {r["exit"] for r in results["cli"].values()} == {0}
-    assert set(results["cli"]) == {"denoise", "anomaly", "camera"}
+    assert set(results["cli"]) == {"denoise", "anomaly", "camera", "bench"}
+    assert results["cli"]["bench"]["outputs"] == 2  # denoise-color-fast and its -int8 twin were timed
     platform = json.loads((ref / "platform.json").read_text())
     assert platform["machine"] and platform["eight_bit_path"] and platform["inputs"]["photos"]
 

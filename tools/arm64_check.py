@@ -345,6 +345,7 @@ def run_cli(out: Path, inp: Inputs, samples: Path, *, threads: int | None) -> di
     anomaly = pick([m.name for m in list_models("anomaly")], "anomaly-magnetic-tile-fast")
     thread_args = ["--threads", str(threads)] if threads else []
     runs = {}
+    pair: list[str] = []
     if denoiser:
         runs["denoise"] = [*edge_ae_command(), "denoise", str(photos), "-o", str(cli / "denoise"), "-m", denoiser,
                            "--sigma", "25", "--overwrite", *thread_args]
@@ -355,6 +356,10 @@ def run_cli(out: Path, inp: Inputs, samples: Path, *, threads: int | None) -> di
         camera = [*edge_ae_command(), "camera", "--source", str(photos), "--denoise", denoiser, "--sigma", "25",
                   "--frames", str(cli / "camera"), *thread_args]
         runs["camera"] = camera
+        # edge-ae bench must run here too; its times are meaningless under emulation, and it must say so
+        pair = [denoiser] + ([f"{denoiser}-int8"] if f"{denoiser}-int8" in {m.name for m in list_models()} else [])
+        runs["bench"] = [*edge_ae_command(), "bench", "--models", *pair, "--size", "160x120", "--repeat", "1",
+                         "--warmup", "0", "--fps", "1", "--threads", str(threads or 1)]
     results = {}
     for key, cmd in runs.items():
         start = time.perf_counter()
@@ -367,6 +372,10 @@ def run_cli(out: Path, inp: Inputs, samples: Path, *, threads: int | None) -> di
             "seconds": round(time.perf_counter() - start, 2),
             "stderr_tail": proc.stderr.strip().splitlines()[-3:],
         }
+        if key == "bench":
+            (cli / "bench.txt").write_text(proc.stdout)
+            results[key]["outputs"] = sum((line.split() or [""])[0] in pair for line in proc.stdout.splitlines())
+            results[key]["says_emulated"] = "looks emulated" in proc.stdout
     arrays = {}
     for key in ("denoise", "camera"):
         folder = cli / key
@@ -482,6 +491,8 @@ def judge(d: dict, int8: bool) -> list[str]:
 
 
 def fmt_diff(d: dict) -> str:
+    if "text" in d:
+        return d["text"]
     parts = []
     if d["levels"] or d["share"]:
         parts.append(f"max {d['levels']} level(s) on {100 * d['share']:.2f} % of pixels")
@@ -554,7 +565,14 @@ def compare_dirs(ref: Path, other: Path) -> tuple[list[str], list[str]]:
             problems = judge(d, int8=False)
             if r["exit"] != 0 or o["exit"] != 0:
                 problems.append(f"exit {r['exit']} / {o['exit']}: {o.get('stderr_tail') or r.get('stderr_tail')}")
-            if not sub_a:
+            if key == "bench":  # times, not outputs: it must run, and say so where the machine is emulated
+                if not o.get("outputs"):
+                    problems.append("no timing rows")
+                if op.get("emulated") and not o.get("says_emulated"):
+                    problems.append("did not say that the machine looks emulated")
+                d = {"levels": 0, "share": 0.0, "float": 0.0, "missing": [], "text": (
+                    f"{o.get('outputs', 0)} models timed; says emulated: {'yes' if o.get('says_emulated') else 'no'}")}
+            elif not sub_a:
                 problems.append("no outputs to compare")
             failures += [f"{label}: edge-ae {key}: {p}" for p in problems]
             d["has_u8"] = any(v.dtype == np.uint8 for v in sub_a.values())
