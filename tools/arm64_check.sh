@@ -18,6 +18,8 @@
 #                       root gets the same numpy / onnxruntime / OpenCV versions, so a difference
 #                       is the CPU's, not a library upgrade's
 #   DEBIAN_MIRROR       default http://deb.debian.org/debian
+#   ARM64_RUN_ARGS      extra options for every "arm64_check.py run", e.g. "--models NAME ... --no-cli"
+#                       to recheck only newly shipped models (emulation is ~300x slower than this host)
 #
 # Needs root (debootstrap, chroot, mounts) and takes minutes: it is not part of the test suite;
 # tests/test_arm64_check.py runs the Python half on x86 so that it cannot rot.
@@ -33,6 +35,7 @@ SUITE=bookworm            # Raspberry Pi OS 64-bit is Bookworm: same Python (3.1
 VENV=/opt/edge-ae-venv    # inside the root
 WORK=/opt/edge-ae-check   # inside the root: the check script, the samples, the outputs
 MODE="${1:-all}"
+read -r -a RUN_ARGS <<< "${ARM64_RUN_ARGS:-}"
 
 say() { printf 'arm64-check: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 2; }
@@ -170,14 +173,15 @@ run_checks() {
 
     say "x86 reference: $HOST_PY tools/arm64_check.py run (this checkout)"
     rm -rf "$OUT/x86_64"
-    (cd "$REPO" && OMP_NUM_THREADS=1 "$HOST_PY" tools/arm64_check.py run --samples samples --out "$OUT/x86_64")
+    (cd "$REPO" && OMP_NUM_THREADS=1 "$HOST_PY" tools/arm64_check.py run --samples samples --out "$OUT/x86_64" \
+        "${RUN_ARGS[@]}")
 
     local cpu
     for cpu in $CPUS; do
         say "aarch64 under qemu, QEMU_CPU=$cpu (installed wheel; minutes)"
         fake_cpuinfo "$cpu"
         QEMU_CPU=$cpu in_root "$VENV/bin/python" "$WORK/arm64_check.py" run \
-            --samples "$WORK/samples" --out "$WORK/out-$cpu"
+            --samples "$WORK/samples" --out "$WORK/out-$cpu" "${RUN_ARGS[@]}"
         rm -rf "${OUT:?}/$cpu" && cp -r "$ROOT$WORK/out-$cpu" "$OUT/$cpu"
     done
 
