@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from edge_ae.errors import ImageError
@@ -115,3 +116,24 @@ def restore_channels(batch: np.ndarray, how: str) -> np.ndarray:
     if how == "per_channel":
         return batch[:, 0].transpose(1, 2, 0)
     return batch[0].mean(axis=0, keepdims=True).transpose(1, 2, 0)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """The image at 8 bits per value, channels unchanged: uint16 divided by 257, float taken as
+    0-1 and rounded (clipped first). The one depth conversion for display and pictures."""
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == np.uint16:
+        return (image // 257).astype(np.uint8)
+    return np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def to_bgr8(image: np.ndarray) -> np.ndarray:
+    """Any contract image as 8-bit, 3-channel BGR (video files, windows, overlays): grey is
+    repeated, alpha dropped. Always a new array, so drawing on it never touches the input."""
+    image = to_uint8(check_image(image))
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return np.ascontiguousarray(image[:, :, :3])
+    return image.copy()

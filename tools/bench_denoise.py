@@ -68,16 +68,12 @@ def ssim(out: np.ndarray, clean: np.ndarray) -> float:
     return float(structural_similarity(clean, np.clip(out, 0, 1).astype(np.float32), data_range=1.0, channel_axis=axis))
 
 
-def to8(x: np.ndarray) -> np.ndarray:
-    return np.clip(x * 255 + 0.5, 0, 255).astype(np.uint8)
-
-
 def nlm(noisy: np.ndarray, sigma: float, factor: float) -> np.ndarray:
     h = factor * sigma
     if noisy.ndim == 2:
-        out = cv2.fastNlMeansDenoising(to8(noisy), None, h, 7, 21)
+        out = cv2.fastNlMeansDenoising(im.to_uint8(noisy), None, h, 7, 21)
     else:
-        out = cv2.fastNlMeansDenoisingColored(to8(noisy), None, h, h, 7, 21)
+        out = cv2.fastNlMeansDenoisingColored(im.to_uint8(noisy), None, h, h, 7, 21)
     return out.astype(np.float32) / 255
 
 

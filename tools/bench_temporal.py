@@ -31,7 +31,7 @@ import numpy as np
 
 from edge_ae import Denoiser
 from edge_ae.files.imageio import read_image
-from edge_ae.video.sinks import to_bgr8
+from edge_ae.image import to_bgr8
 from edge_ae.video.temporal import TemporalFilter
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from edge_ae.errors import ImageError, ModelError, a_model_of
-from edge_ae.image import check_image, split, to_float
+from edge_ae.image import check_image, split, to_bgr8, to_float
 from edge_ae.model.contract import AnomalyCalibration, ModelSpec
 from edge_ae.model.loading import LoadedModel, load_model
 
@@ -47,7 +47,8 @@ def check_working_size(spec: ModelSpec, height: int, width: int) -> tuple[int, i
     model input would be too large."""
     aspect = max(height, width) / max(1, min(height, width))
     if aspect > MAX_ASPECT:
-        raise ImageError(f"{width}x{height} image: aspect ratio {aspect:.3g}:1 is over the {MAX_ASPECT:g}:1 that "
+        shown = f"{aspect:.0f}" if aspect >= 100 else f"{aspect:.3g}"
+        raise ImageError(f"{width}x{height} image: aspect ratio {shown}:1 is over the {MAX_ASPECT:g}:1 that "
                          f"anomaly scoring accepts (the whole image is resized for {spec.name}): crop it into parts")
     size = model_input_size(spec, height, width)
     if size[0] * size[1] > MAX_WORK_PIXELS:
@@ -155,19 +156,6 @@ class AnomalyDetector:
         )
 
 
-def _to_bgr8(image: np.ndarray) -> np.ndarray:
-    image = check_image(image)
-    if image.dtype == np.uint16:
-        image = (image // 257).astype(np.uint8)
-    elif image.dtype == np.float32:
-        image = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    if image.ndim == 2 or image.shape[2] == 1:
-        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    return image.copy()
-
-
 def draw_overlay(image: np.ndarray, result: AnomalyResult, *, alpha: float = 0.45) -> np.ndarray:
     """The image with the anomaly map as a heatmap and the anomalous region outlined, as an 8-bit
     BGR image at the image's size.
@@ -175,7 +163,7 @@ def draw_overlay(image: np.ndarray, result: AnomalyResult, *, alpha: float = 0.4
     Colours are on a fixed scale (the threshold sits mid-scale, twice the threshold is full red),
     so heatmaps of different images compare; regions above the threshold get a white outline and
     the score is written in the corner (red when anomalous)."""
-    base = _to_bgr8(image)
+    base = to_bgr8(image)
     amap = result.anomaly_map
     if amap.shape != base.shape[:2]:
         amap = cv2.resize(amap, (base.shape[1], base.shape[0]), interpolation=cv2.INTER_LINEAR)

@@ -24,6 +24,7 @@ import numpy as np
 
 from edge_ae.errors import EdgeAEError, ImageError
 from edge_ae.files.imageio import write_image
+from edge_ae.image import to_bgr8
 
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
 
@@ -41,19 +42,6 @@ class Output:
     image: np.ndarray  # the processed frame (denoised / temporally filtered), source dtype
     view: np.ndarray  # what to look at: ``image`` as 8-bit BGR, with the anomaly overlay if any
     anomaly: Any = None  # an AnomalyResult, or None when no detector runs
-
-
-def to_bgr8(image: np.ndarray) -> np.ndarray:
-    """Any contract image as 8-bit, 3-channel BGR (for video files and windows)."""
-    if image.dtype == np.uint16:
-        image = (image // 257).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        image = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    if image.ndim == 2 or image.shape[2] == 1:
-        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
-    if image.shape[2] == 4:
-        return np.ascontiguousarray(image[:, :, :3])
-    return image
 
 
 class VideoSink:

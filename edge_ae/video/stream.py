@@ -33,8 +33,9 @@ import numpy as np
 from edge_ae.denoise.noise_level import estimate_sigma
 from edge_ae.errors import ImageError
 from edge_ae.files.imageio import DEFAULT_MAX_PIXELS
+from edge_ae.image import to_bgr8
 from edge_ae.video.capture import DEFAULT_BACKOFF, Backoff, Capture, Frame, Notice
-from edge_ae.video.sinks import EventLog, ImageSequenceSink, Output, SinkError, VideoSink, WindowSink, to_bgr8
+from edge_ae.video.sinks import EventLog, ImageSequenceSink, Output, SinkError, VideoSink, WindowSink
 from edge_ae.video.sources import Source, open_source
 from edge_ae.video.temporal import TemporalFilter
 
