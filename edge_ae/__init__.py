@@ -3,19 +3,24 @@
 numpy + onnxruntime + OpenCV only; never imports torch.
 """
 
+from edge_ae.anomaly.calibration import calibrate_f1, calibrate_fpr
 from edge_ae.anomaly.detector import AnomalyDetector, AnomalyResult, draw_overlay
 from edge_ae.autoencoder import Autoencoder
 from edge_ae.denoise.denoiser import Denoiser
 from edge_ae.denoise.noise_level import estimate_sigma
 from edge_ae.errors import EdgeAEError, ImageError, ModelError
-from edge_ae.model.contract import ModelSpec
+from edge_ae.model.contract import AnomalyCalibration, ModelSpec
 from edge_ae.model.loading import LoadedModel, load_model
 from edge_ae.model.registry import ModelEntry, list_models
+from edge_ae.video.sinks import SinkError
+from edge_ae.video.sources import Source, SourceError, open_source
 from edge_ae.video.stream import Stream, StreamReport, stream
+from edge_ae.video.temporal import TemporalFilter
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnomalyCalibration",
     "AnomalyDetector",
     "AnomalyResult",
     "Autoencoder",
@@ -26,12 +31,19 @@ __all__ = [
     "ModelEntry",
     "ModelError",
     "ModelSpec",
+    "SinkError",
+    "Source",
+    "SourceError",
     "Stream",
     "StreamReport",
-    "__version__",
+    "TemporalFilter",
+    "calibrate_f1",
+    "calibrate_fpr",
     "draw_overlay",
     "estimate_sigma",
     "list_models",
     "load_model",
+    "open_source",
     "stream",
+    "__version__",
 ]

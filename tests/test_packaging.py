@@ -34,3 +34,14 @@ def test_wheel_carries_exported_models(tmp_path):
     for init in (ROOT / "edge_ae").rglob("__init__.py"):
         module = init.parent.relative_to(ROOT).as_posix()
         assert f"{module}/__init__.py" in names, f"{module} is missing from pyproject's packages"
+
+
+def test_public_surface_is_declared_once_and_importable():
+    """Everything ``__all__`` names is importable from the top, and the names that documented
+    signatures use (sources, the temporal filter, errors, calibration) are among them."""
+    import edge_ae
+
+    for name in edge_ae.__all__:
+        assert getattr(edge_ae, name) is not None, name
+    for name in ("TemporalFilter", "Source", "SourceError", "SinkError", "calibrate_fpr", "calibrate_f1", "EdgeAEError"):
+        assert name in edge_ae.__all__, name
