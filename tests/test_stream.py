@@ -223,8 +223,11 @@ def test_slow_processing_drops_stale_frames_and_bounds_latency():
     assert report.frames_dropped > report.frames_processed > 5
     assert report.frames_captured >= report.frames_processed + report.frames_dropped
     # Latest frame wins: a frame waits at most one processing time, never in a growing queue.
-    # (The median, not the tail: a loaded test machine can stall any single frame.)
-    assert report.latency_ms["p50"] < 2 * 30 + 30, report.latency_ms
+    # (The median, not the tail: a loaded test machine can stall any single frame.) Measured
+    # against this run's own time per processed frame, not in absolute ms, so a slow machine
+    # cannot fail it; a queue that grew would put the median near half the run instead.
+    per_frame_ms = 1000 * report.elapsed_s / report.frames_processed
+    assert report.latency_ms["p50"] < 3 * per_frame_ms, (report.latency_ms, per_frame_ms)
     assert report.stop_reason == "0.8 s elapsed"
 
 
