@@ -37,6 +37,7 @@ arm64-check: $(DEV_VENV)/.stamp
 
 lint: $(DEV_VENV)/.stamp
 	$(DEV_VENV)/bin/python -m ruff check .
+	$(DEV_VENV)/bin/python -m mypy
 
 clean:
 	rm -rf $(DEMO_VENV) $(DEV_VENV) demo-output build *.egg-info
