@@ -136,3 +136,24 @@ def test_live_stream_reuses_the_learned_map(blind_model, tmp_path, rng) -> None:
     assert Counting.estimates == 3  # frames 0, 3 and 6
     with pytest.raises(ValueError, match="strength must be"):
         Stream(folder, strength=9.0, handle_signals=False)
+
+
+def test_cli_strength_and_reported_level(blind_model, tmp_path, rng, capsys) -> None:
+    import cv2
+
+    from edge_ae.cli.main import main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    photo = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    cv2.imwrite(str(src / "a.png"), photo)
+    cv2.imwrite(str(src / "g16.png"), (photo[:, :, 0].astype(np.uint16) * 257))
+    assert main(["denoise", str(src), "-o", str(tmp_path / "out"), "-m", str(blind_model), "--strength", "1.5",
+                 "-v", "--threads", "1"]) == 0
+    captured = capsys.readouterr()
+    expected = Denoiser(blind_model, threads=1)
+    expected(photo, strength=1.5)
+    assert "noise level (0-255, estimated, x1.5)" in captured.out
+    assert f"a.png: noise level (0-255, estimated, x1.5) {expected.last_sigma:.1f}" in captured.err
+    assert main(["denoise", str(src), "-o", str(tmp_path / "out2"), "-m", str(blind_model), "--strength", "9"]) != 0
+    assert "--strength must be from 0.25 to 4, got 9" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -51,25 +52,27 @@ class DenoiseJob:
     compare_dir: Path | None
     out_dir: Path
     max_pixels: int | None = None
+    strength: float = 1.0
 
     def __call__(self):  # noqa: ANN204 - returns the per-task callable
         denoiser = Denoiser(self.model, threads=self.threads, tile=self.tile, ensemble=self.ensemble)
 
-        def job(task: batch.Task) -> None:
+        def job(task: batch.Task) -> float | None:
             image, header = read_image_and_header(task.source, max_pixels=self.max_pixels)
             grey_alpha = header is not None and header.grey_alpha and image.ndim == 3 and image.shape[2] == 4
             if task.extras_only:  # the output exists, its compare picture does not: no need to denoise again
                 clean = read_image(task.target, max_pixels=None)
             elif grey_alpha:
                 # A grey+alpha PNG decodes as BGRA; denoised as grey, written back as grey+alpha.
-                grey = denoiser(image[:, :, 0], sigma=self.sigma)
+                grey = denoiser(image[:, :, 0], sigma=self.sigma, strength=self.strength)
                 clean = np.dstack([grey, grey, grey, image[:, :, 3]])
             else:
-                clean = denoiser(image, sigma=self.sigma)
+                clean = denoiser(image, sigma=self.sigma, strength=self.strength)
             if not task.extras_only:
                 write_image(task.target, clean, jpeg_quality=self.quality, grey_alpha=grey_alpha)
             if self.compare_dir is not None:
                 write_image(self.compare_dir / compare_name(task.target, self.out_dir), side_by_side(image, clean))
+            return None if task.extras_only else denoiser.last_sigma
 
         return job
 
@@ -87,6 +90,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR", help="output folder")
     p.add_argument("-m", "--model", help="model name or .onnx path (default: denoise-gray / denoise-color per image)")
     p.add_argument("--sigma", type=float, help="noise level on the 0-255 scale (default: estimated per image)")
+    p.add_argument("--strength", type=float, default=1.0, metavar="X",
+                   help="scale the noise level (0.25-4, default 1): above 1 cleans harder, below 1 keeps more grain")
+    p.add_argument("-v", "--verbose", action="store_true", help="print each file's noise level (0-255 scale)")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("-j", "--jobs", type=int, help="worker processes (default 1); with --ray, Ray workers "
@@ -110,6 +116,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.sigma is not None and args.sigma < 0:
         raise argparse.ArgumentTypeError(f"--sigma must be >= 0, got {args.sigma}")
+    if not (math.isfinite(args.strength) and 0.25 <= args.strength <= 4.0):
+        raise argparse.ArgumentTypeError(f"--strength must be from 0.25 to 4, got {args.strength}")
     if not 0 <= args.quality <= 100:
         raise argparse.ArgumentTypeError(f"--quality must be 0-100, got {args.quality}")
     if args.jobs is not None and args.jobs < 1:
@@ -141,8 +149,12 @@ def run(args: argparse.Namespace) -> int:
         out_dir = out_dir.absolute()
         address = None if args.ray == LOCAL_RAY else args.ray
         runner = partial(ray_engine.run, address=address, workers=args.jobs, threads=threads)
-    job = DenoiseJob(model, args.sigma, threads, args.tile, args.ensemble, args.quality, compare, out_dir, args.max_pixels)
-    return run_and_report(plan, job, jobs=jobs, verb="denoised", out_dir=args.output, runner=runner)
+    job = DenoiseJob(model, args.sigma, threads, args.tile, args.ensemble, args.quality, compare, out_dir, args.max_pixels,
+                     args.strength)
+    label = "noise level (0-255" + (", given" if args.sigma is not None else ", estimated") + (
+        f", x{args.strength:g}" if args.strength != 1 else "") + ")"
+    return run_and_report(plan, job, jobs=jobs, verb="denoised", out_dir=args.output, runner=runner,
+                          value_label=label, verbose=args.verbose)
 
 
 def _regenerate_missing_compares(plan: batch.Plan, out_dir: Path, compare_dir: Path) -> batch.Plan:

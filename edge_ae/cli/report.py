@@ -13,10 +13,13 @@ Runner = Callable[[list[batch.Task], batch.JobFactory], Iterator[batch.Outcome]]
 
 
 def run_and_report(plan: batch.Plan, job: batch.JobFactory, *, jobs: int, verb: str, out_dir: Path,
-                   runner: Runner | None = None) -> int:
+                   runner: Runner | None = None, value_label: str | None = None, verbose: bool = False) -> int:
     """Run ``plan`` and print a summary; exit code 1 if any file failed, else 0. ``runner``
-    replaces ``batch.run`` with ``jobs`` processes (``ray_engine.run`` for ``--ray``)."""
+    replaces ``batch.run`` with ``jobs`` processes (``ray_engine.run`` for ``--ray``). Values the
+    job returns per file (``Outcome.value``) are summarised as ``value_label`` and, ``verbose``,
+    printed per file."""
     counts = {"done": 0, "skipped": 0, "failed": 0}
+    values: list[float] = []
     progress = Progress(len(plan.tasks), label=f"{verb} ")
     for problem in plan.problems:
         counts[problem.status] += 1
@@ -27,8 +30,16 @@ def run_and_report(plan: batch.Plan, job: batch.JobFactory, *, jobs: int, verb: 
         counts[outcome.status] += 1
         if outcome.status == "failed":
             progress.note(f"failed: {outcome.message}")
+        elif outcome.value is not None and value_label:
+            values.append(outcome.value)
+            if verbose:
+                progress.note(f"{outcome.task.source}: {value_label} {outcome.value:.1f}")
         progress.advance()
     progress.close()
     skipped = f", {counts['skipped']} skipped (exist already; --overwrite replaces them)" if counts["skipped"] else ""
     print(f"{counts['done']} {verb}, {counts['failed']} failed{skipped} -> {out_dir}", file=sys.stdout)
+    if values:
+        mean = sum(values) / len(values)
+        spread = f"{min(values):.1f}-{max(values):.1f}, mean {mean:.1f}" if len(values) > 1 else f"{mean:.1f}"
+        print(f"{value_label}: {spread}", file=sys.stdout)
     return 1 if counts["failed"] else 0

@@ -30,6 +30,7 @@ class Outcome:
     task: Task
     status: str  # "done", "skipped" or "failed"
     message: str = ""
+    value: float | None = None  # a number the job returned for the report (denoise: the noise level used)
 
 
 @dataclass(frozen=True)
@@ -177,12 +178,12 @@ def failure_message(source: Path, exc: BaseException) -> str:
     return text if str(source) in text else f"{source}: {text}"
 
 
-def _run_one(job: Callable[[Task], None], task: Task) -> Outcome:
+def _run_one(job: Callable[[Task], float | None], task: Task) -> Outcome:
     try:
-        job(task)
+        value = job(task)
     except Exception as exc:  # noqa: BLE001 - one file's failure must never end the batch
         return Outcome(task, "failed", failure_message(task.source, exc))
-    return Outcome(task, "done")
+    return Outcome(task, "done", value=float(value) if isinstance(value, (int, float)) else None)
 
 
 def _run_in_worker(task: Task) -> Outcome:
