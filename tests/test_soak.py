@@ -31,9 +31,9 @@ real = stream.Stream._process
 
 def probe(self, frame):
     out = real(self, frame)
-    if self._processed in (%(warm)d, %(frames)d):
+    if self.stats.processed in (%(warm)d, %(frames)d):
         with open("/proc/self/statm") as f:
-            samples[self._processed] = int(f.read().split()[1]) * page
+            samples[self.stats.processed] = int(f.read().split()[1]) * page
     return out
 
 stream.Stream._process = probe

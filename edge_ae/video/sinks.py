@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -42,6 +42,16 @@ class Output:
     image: np.ndarray  # the processed frame (denoised / temporally filtered), source dtype
     view: np.ndarray  # what to look at: ``image`` as 8-bit BGR, with the anomaly overlay if any
     anomaly: Any = None  # an AnomalyResult, or None when no detector runs
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Anything a ``Stream`` hands processed frames to: ``write`` each frame, ``close`` once at
+    the end (raising ``SinkError`` if the output could not be finished)."""
+
+    def write(self, frame: Output) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class VideoSink:

@@ -24,93 +24,24 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edge_ae.denoise.noise_level import estimate_sigma
 from edge_ae.errors import ImageError
 from edge_ae.files.imageio import DEFAULT_MAX_PIXELS
-from edge_ae.image import to_bgr8
 from edge_ae.video.capture import DEFAULT_BACKOFF, Backoff, Capture, Frame, Notice
-from edge_ae.video.sinks import EventLog, ImageSequenceSink, Output, SinkError, VideoSink, WindowSink
+from edge_ae.video.pipeline import FramePipeline
+from edge_ae.video.sinks import EventLog, ImageSequenceSink, Output, Sink, SinkError, VideoSink, WindowSink
 from edge_ae.video.sources import Source, open_source
+from edge_ae.video.stats import LatencyHistogram, RunStats, StreamReport
 from edge_ae.video.temporal import TemporalFilter
+
+__all__ = ["LatencyHistogram", "Stream", "StreamReport", "stream"]
 
 DEFAULT_LIVE_FPS = 15.0
 DEFAULT_FILE_FPS = 25.0
-
-
-class LatencyHistogram:
-    """Latencies in 1 ms bins up to a minute: exact count, mean and max, percentiles to the
-    millisecond, in constant memory however long the run."""
-
-    BINS = 60_000
-
-    def __init__(self) -> None:
-        self.counts = np.zeros(self.BINS + 1, np.int64)
-        self.n = 0
-        self.total = 0.0
-        self.max = 0.0
-
-    def add(self, seconds: float) -> None:
-        ms = seconds * 1000.0
-        self.counts[min(int(ms), self.BINS)] += 1
-        self.n += 1
-        self.total += ms
-        self.max = max(self.max, ms)
-
-    def percentile(self, q: float) -> float:
-        if not self.n:
-            return 0.0
-        rank = int(np.ceil(q / 100.0 * self.n))
-        return float(np.searchsorted(np.cumsum(self.counts), max(rank, 1)) + 1)  # bin's upper edge, ms
-
-    def summary(self) -> dict[str, float]:
-        mean = self.total / self.n if self.n else 0.0
-        return {"mean": round(mean, 1), "p50": self.percentile(50), "p95": self.percentile(95), "max": round(self.max, 1)}
-
-
-@dataclass(frozen=True)
-class StreamReport:
-    """How a run went; ``summary()`` renders it for people, ``asdict`` for logs."""
-
-    source: str
-    stop_reason: str
-    frames_captured: int
-    frames_processed: int
-    frames_dropped: int  # stale frames replaced before processing (live sources only)
-    elapsed_s: float
-    fps: float  # frames processed per second
-    capture_fps: float  # frames delivered by the source per second
-    latency_ms: dict[str, float]  # capture to sinks done: mean, p50, p95, max
-    work_ms: float  # mean processing time per frame (models, filter, sinks)
-    reconnects: int
-    anomalies: int
-    failed: str | None = None  # set when the run ended on an error (e.g. the camera never came back)
-    outputs: dict[str, str] = field(default_factory=dict)
-    frames_skipped: int = 0  # frames that could not be read or processed (a corrupt file in a folder)
-
-    def summary(self) -> str:
-        lat = self.latency_ms
-        lines = [
-            f"{self.source}: {self.frames_processed} frames processed in {self.elapsed_s:.1f} s "
-            f"({self.fps:.1f} fps; source {self.capture_fps:.1f} fps, {self.frames_dropped} stale frames dropped)",
-            f"latency capture->output: mean {lat['mean']:.0f} ms, p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms, "
-            f"max {lat['max']:.0f} ms; work {self.work_ms:.0f} ms/frame",
-            f"stopped: {self.stop_reason}" + (f"; reconnects: {self.reconnects}" if self.reconnects else "")
-            + (f"; anomalous frames: {self.anomalies}" if self.anomalies else "")
-            + (f"; skipped frames: {self.frames_skipped} (unreadable or unusable)" if self.frames_skipped else ""),
-        ]
-        lines += [f"{name}: {where}" for name, where in self.outputs.items()]
-        if self.failed:
-            lines.append(f"error: {self.failed}")
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class Stream:
@@ -154,7 +85,7 @@ class Stream:
         frames: str | Path | None = None,
         events: str | Path | None = None,
         show: bool = False,
-        sinks: Sequence[Any] = (),
+        sinks: Sequence[Sink] = (),
         max_fps: float | None = None,
         max_frames: int | None = None,
         duration: float | None = None,
@@ -170,50 +101,41 @@ class Stream:
     ) -> None:
         if max_fps is not None and not max_fps > 0:
             raise ValueError(f"max_fps must be positive, got {max_fps}")
-        if sigma is not None and not (np.isfinite(sigma) and sigma >= 0):
-            raise ValueError(f"sigma must be a finite number >= 0 (0-255 scale), got {sigma}")
-        if not (isinstance(strength, (int, float)) and 0.25 <= strength <= 4.0):
-            raise ValueError(f"strength must be a number from 0.25 to 4, got {strength!r}")
-        if isinstance(estimate_every, bool) or not isinstance(estimate_every, int) or estimate_every < 1:
-            raise ValueError(f"estimate_every must be a whole number >= 1, got {estimate_every!r}")
-        self.source = open_source(source, size=size, max_pixels=max_pixels)
         # Models load here, before any camera opens: a bad model path fails fast.
-        self.denoiser = _make_denoiser(denoise, threads)
-        self.detector = _make_detector(anomaly, threads)
-        self.overlay = overlay
-        self.temporal = temporal if isinstance(temporal, TemporalFilter) else (TemporalFilter() if temporal else None)
-        self.sigma = sigma
-        self.strength = float(strength)
-        self.estimate_every = estimate_every
+        self.pipeline = FramePipeline(denoise=denoise, sigma=sigma, strength=strength, estimate_every=estimate_every,
+                                      temporal=temporal, anomaly=anomaly, overlay=overlay, threads=threads)
+        self.source = open_source(source, size=size, max_pixels=max_pixels)
         self.max_fps = max_fps
         self.max_frames = max_frames
         self.duration = duration
         self.handle_signals = handle_signals
         self.on_notice, self.on_progress, self.progress_every = on_notice, on_progress, progress_every
         self.capture = Capture(self.source, drop=drop, backoff=backoff, reconnect_for=reconnect_for)
-        self.sinks: list[Any] = []
+        self.sinks: list[Sink] = []
         # Sinks that can refuse (no display, no such folder) come before the event log opens its file.
         self.window = WindowSink() if show else None
         self.video = VideoSink(record, fps=record_fps, realtime=self.source.live) if record is not None else None
-        self._extra = [*([ImageSequenceSink(frames)] if frames is not None else []), *sinks]
+        self._extra = [*([ImageSequenceSink(frames)] if frames is not None else []), *_checked_sinks(sinks)]
         self.event_log = EventLog(events) if events is not None else None
         self._stop_reason: str | None = None
         self._started = False
         self._frames: Generator[Output, None, None] | None = None
         self._old_handlers: dict[int, Any] = {}
-        self._sigma_ema: float | None = None
-        self._level_map: np.ndarray | None = None  # learned estimate, 0-255, reused between estimates
-        self._level_age = 0
-        self._learned = True  # until the denoiser turns out to have no noise-level model
-        self._hist = LatencyHistogram()
-        self._processed = 0
-        self._skipped = 0  # frames read but refused by a model (a NaN frame, a strip too thin to score)
-        self._anomalies = 0
-        self._work = 0.0
-        self._t0 = 0.0
-        self._t_end: float | None = None
+        self.stats = RunStats()
         self._failed: str | None = None
         self.report: StreamReport | None = None
+
+    @property
+    def denoiser(self) -> Callable[..., np.ndarray] | None:
+        return self.pipeline.denoiser
+
+    @property
+    def detector(self) -> Any:
+        return self.pipeline.detector
+
+    @property
+    def temporal(self) -> TemporalFilter | None:
+        return self.pipeline.temporal
 
     # -- control ---------------------------------------------------------------------------
 
@@ -249,43 +171,24 @@ class Stream:
         return self._frames
 
     def _run(self) -> Generator[Output, None, None]:
-        try:
-            self.capture.start()  # raises SourceError if the source cannot be opened at all
-        except BaseException:
-            for sink in (self.event_log, self.window):
-                if sink is not None:
-                    sink.close()
-            raise
+        self._start_capture()
         try:
             self._open_sinks()
             self._install_signals()
-            self._t0 = last_progress = time.monotonic()
-            next_due = self._t0
+            self.stats.t0 = last_progress = time.monotonic()
+            pace = _Pace(self.max_fps, self.stats.t0)
             while self._stop_reason is None:
                 self._handle_notices()
                 if self._limit_reached():
                     break
-                if self.max_fps:
-                    wait = next_due - time.monotonic()
-                    if wait > 0:
-                        time.sleep(min(wait, 0.1))
-                        continue
-                frame = self.capture.mailbox.get(timeout=0.1)
-                if frame is None:
-                    if self.capture.mailbox.closed:
-                        self._handle_notices()
-                        self._failed = self.capture.failed
-                        self.stop("source failed" if self.capture.failed else "end of source")
+                if not pace.ready():
                     continue
-                if self.max_fps:
-                    next_due = max(next_due + 1.0 / self.max_fps, time.monotonic() - 1.0 / self.max_fps)
-                try:
-                    out = self._process(frame)
-                except ImageError as exc:
-                    if self.source.live:
-                        raise  # a camera's frames are all alike: one refused is all refused
-                    self._skipped += 1
-                    self._notice(Notice("skipped", f"{frame.name or f'frame {frame.index}'}: {exc} (frame skipped)"))
+                frame = self._next_frame()
+                if frame is None:
+                    continue
+                pace.taken()
+                out = self._process_or_skip(frame)
+                if out is None:
                     continue
                 if self.window is not None and self.window.closed_by_user:
                     self.stop("window closed")
@@ -295,85 +198,64 @@ class Stream:
                     self.on_progress(self._make_report("running"))
                 yield out
         finally:
-            self._t_end = time.monotonic()
-            self.stop()
-            if not self.capture.stop():
-                self._notice(Notice("error", f"{self.source.description}: capture thread did not stop within 2 s"))
+            self._finish()
+
+    def _start_capture(self) -> None:
+        try:
+            self.capture.start()  # raises SourceError if the source cannot be opened at all
+        except BaseException:
+            for sink in (self.event_log, self.window):
+                if sink is not None:
+                    sink.close()
+            raise
+
+    def _next_frame(self) -> Frame | None:
+        frame = self.capture.mailbox.get(timeout=0.1)
+        if frame is None and self.capture.mailbox.closed:
             self._handle_notices()
-            self._restore_signals()
-            self._close_sinks()
-            self.report = self._make_report(self._stop_reason or "stopped")
-            if self.event_log is not None:
-                self.event_log.log("stop", **{k: v for k, v in self.report.to_dict().items() if k != "outputs"})
-                self.event_log.close()
+            self._failed = self.capture.failed
+            self.stop("source failed" if self.capture.failed else "end of source")
+        return frame
+
+    def _process_or_skip(self, frame: Frame) -> Output | None:
+        try:
+            return self._process(frame)
+        except ImageError as exc:
+            if self.source.live:
+                raise  # a camera's frames are all alike: one refused is all refused
+            self.stats.skipped += 1
+            self._notice(Notice("skipped", f"{frame.name or f'frame {frame.index}'}: {exc} (frame skipped)"))
+            return None
+
+    def _finish(self) -> None:
+        self.stats.t_end = time.monotonic()
+        self.stop()
+        if not self.capture.stop():
+            self._notice(Notice("error", f"{self.source.description}: capture thread did not stop within 2 s"))
+        self._handle_notices()
+        self._restore_signals()
+        self._close_sinks()
+        self.report = self._make_report(self._stop_reason or "stopped")
+        if self.event_log is not None:
+            self.event_log.log("stop", **{k: v for k, v in self.report.to_dict().items() if k != "outputs"})
+            self.event_log.close()
 
     # -- per frame ---------------------------------------------------------------------------
 
     def _process(self, frame: Frame) -> Output:
         start = time.monotonic()
-        image = frame.image
-        out = image
-        sigma = self._noise_level(image) if (self.denoiser is not None or self.temporal is not None) else None
-        if self.denoiser is not None:
-            out = self.denoiser(image, sigma=sigma)
-        if self.temporal is not None:
-            mean = float(np.mean(sigma)) if isinstance(sigma, np.ndarray) else sigma
-            out = self.temporal(out, raw=image if self.denoiser is not None else None, sigma=mean)
-        result = self.detector(out) if self.detector is not None else None
-        view = to_bgr8(out)
-        if result is not None:
-            self._anomalies += bool(result.is_anomaly)
-            view = self._overlay()(view, result)
-        output = Output(index=frame.index, wall_time=frame.wall_time, image=out, view=view, anomaly=result)
+        done = self.pipeline(frame.image)
+        output = Output(index=frame.index, wall_time=frame.wall_time, image=done.image, view=done.view, anomaly=done.anomaly)
         for sink in self.sinks:
             sink.write(output)
-        done = time.monotonic()
-        self._work += done - start
-        self._hist.add(done - frame.captured)
-        self._processed += 1
+        anomalous = done.anomaly is not None and bool(done.anomaly.is_anomaly)
+        self.stats.frame_done(started=start, captured=frame.captured, anomalous=anomalous)
         return output
 
-    def _noise_level(self, image: np.ndarray) -> float | np.ndarray:
-        if self.sigma is not None:
-            return self.sigma
-        learned = self._learned_level(image)
-        if learned is not None:
-            return learned * np.float32(self.strength)
-        # One frame's estimate wobbles by a few percent; smoothing keeps the denoising strength
-        # from flickering on a fixed camera.
-        estimate = estimate_sigma(image)
-        self._sigma_ema = estimate if self._sigma_ema is None else 0.8 * self._sigma_ema + 0.2 * estimate
-        return self._sigma_ema * self.strength
-
-    def _learned_level(self, image: np.ndarray) -> np.ndarray | None:
-        """The denoiser's learned noise map, re-estimated every ``estimate_every`` frames (a
-        camera's noise changes with its exposure, not from frame to frame) and averaged with the
-        previous estimate so the strength does not flicker; None without a noise-level model."""
-        noise_map = getattr(self.denoiser, "noise_map", None)
-        if not self._learned or noise_map is None:
-            return None
-        stale = self._level_map is None or self._level_map.shape[:2] != image.shape[:2]
-        if stale or self._level_age >= self.estimate_every:
-            estimate = noise_map(image)
-            if estimate is None:
-                self._learned = False
-                return None
-            self._level_map = estimate if stale else 0.5 * (self._level_map + estimate)
-            self._level_age = 0
-        self._level_age += 1
-        return self._level_map
-
-    def _overlay(self) -> Callable[[np.ndarray, Any], np.ndarray]:
-        if self.overlay is None:
-            from edge_ae.anomaly.detector import draw_overlay  # the anomaly runtime, only when used
-
-            self.overlay = draw_overlay
-        return self.overlay
-
     def _limit_reached(self) -> bool:
-        if self.max_frames is not None and self._processed >= self.max_frames:
+        if self.max_frames is not None and self.stats.processed >= self.max_frames:
             self.stop(f"{self.max_frames} frames done")
-        elif self.duration is not None and time.monotonic() - self._t0 >= self.duration:
+        elif self.duration is not None and time.monotonic() - self.stats.t0 >= self.duration:
             self.stop(f"{self.duration:g} s elapsed")
         return self._stop_reason is not None
 
@@ -383,9 +265,7 @@ class Stream:
         for notice in self.capture.notices():
             if notice.kind == "reconnected":
                 # The view may have moved while the camera was away: start the average afresh.
-                if self.temporal is not None:
-                    self.temporal.reset()
-                self._sigma_ema = None
+                self.pipeline.reset()
             self._notice(notice)
 
     def _notice(self, notice: Notice) -> None:
@@ -402,8 +282,8 @@ class Stream:
         if self.event_log is not None:
             self.sinks.append(self.event_log)
             self.event_log.log("start", source=self.source.description, live=self.source.live,
-                               denoise=self.denoiser is not None, temporal=self.temporal is not None,
-                               anomaly=self.detector is not None)
+                               denoise=self.pipeline.denoiser is not None, temporal=self.pipeline.temporal is not None,
+                               anomaly=self.pipeline.detector is not None)
         if self.window is not None:
             self.sinks.append(self.window)
 
@@ -442,8 +322,6 @@ class Stream:
         self._old_handlers.clear()
 
     def _make_report(self, reason: str) -> StreamReport:
-        end = self._t_end if self._t_end is not None else time.monotonic()
-        elapsed = max(end - self._t0, 1e-9) if self._t0 else 0.0
         outputs = {}
         for sink in self.sinks:
             if isinstance(sink, VideoSink):
@@ -452,23 +330,33 @@ class Stream:
                 outputs["frames"] = str(sink.folder)
             elif isinstance(sink, EventLog):
                 outputs["events"] = f"{sink.path} ({sink.flagged} flagged frames; snapshots in {sink.snapshots})"
-        return StreamReport(
-            source=self.source.description,
-            stop_reason=reason,
-            frames_captured=self.capture.captured,
-            frames_processed=self._processed,
-            frames_dropped=self.capture.mailbox.dropped,
-            elapsed_s=round(elapsed, 3),
-            fps=round(self._processed / elapsed, 2) if elapsed else 0.0,
-            capture_fps=round(self.capture.captured / elapsed, 2) if elapsed else 0.0,
-            latency_ms=self._hist.summary(),
-            work_ms=round(1000.0 * self._work / self._processed, 1) if self._processed else 0.0,
-            reconnects=self.capture.reconnects,
-            anomalies=self._anomalies,
-            failed=self._failed,
-            outputs=outputs,
-            frames_skipped=self.capture.skipped + self._skipped,
+        return self.stats.report(
+            source=self.source.description, reason=reason, captured=self.capture.captured,
+            dropped=self.capture.mailbox.dropped, reconnects=self.capture.reconnects,
+            capture_skipped=self.capture.skipped, failed=self._failed, outputs=outputs,
         )
+
+
+class _Pace:
+    """``max_fps``: frames are taken no sooner than one period after the last (a late frame
+    does not earn a burst: the schedule never lags the clock by more than one period)."""
+
+    def __init__(self, max_fps: float | None, start: float) -> None:
+        self.period = 1.0 / max_fps if max_fps else 0.0
+        self.next_due = start
+
+    def ready(self) -> bool:
+        if not self.period:
+            return True
+        wait = self.next_due - time.monotonic()
+        if wait > 0:
+            time.sleep(min(wait, 0.1))
+            return False
+        return True
+
+    def taken(self) -> None:
+        if self.period:
+            self.next_due = max(self.next_due + self.period, time.monotonic() - self.period)
 
 
 def stream(source: str | int | Path | Source, **options: Any) -> StreamReport:
@@ -476,17 +364,8 @@ def stream(source: str | int | Path | Source, **options: Any) -> StreamReport:
     return Stream(source, **options).run()
 
 
-def _make_denoiser(denoise: Any, threads: int | None) -> Callable[..., np.ndarray] | None:
-    if denoise is None or callable(denoise):
-        return denoise
-    from edge_ae.denoise.denoiser import Denoiser
-
-    return Denoiser(denoise, threads=threads)
-
-
-def _make_detector(anomaly: Any, threads: int | None) -> Any:
-    if anomaly is None or callable(anomaly):
-        return anomaly
-    from edge_ae.anomaly.detector import AnomalyDetector  # the anomaly runtime, only when used
-
-    return AnomalyDetector(anomaly, threads=threads)
+def _checked_sinks(sinks: Sequence[Any]) -> list[Sink]:
+    bad = [type(s).__name__ for s in sinks if not isinstance(s, Sink)]
+    if bad:
+        raise TypeError(f"sinks need write(frame) and close() methods; {', '.join(bad)} lacks them")
+    return list(sinks)

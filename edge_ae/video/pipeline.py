@@ -1,0 +1,124 @@
+"""The per-frame work of a live run: noise level -> denoise -> temporal filter -> anomaly
+detection -> the picture to show. No threads, no sinks, no clock: one frame in, one out, so it
+can be tested and reused on its own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_ae.denoise.noise_level import estimate_sigma
+from edge_ae.image import to_bgr8
+from edge_ae.video.temporal import TemporalFilter
+
+
+@dataclass(frozen=True)
+class Processed:
+    image: np.ndarray  # the processed frame, source dtype
+    view: np.ndarray  # 8-bit BGR, with the anomaly overlay if any
+    anomaly: Any  # an AnomalyResult, or None
+
+
+class FramePipeline:
+    """Options as ``Stream`` documents them (``denoise``, ``sigma``, ``strength``,
+    ``estimate_every``, ``temporal``, ``anomaly``, ``overlay``, ``threads``). Models load here,
+    so a bad model path fails before any camera opens."""
+
+    def __init__(self, *, denoise: str | Path | Callable[..., np.ndarray] | None = None, sigma: float | None = None,
+                 strength: float = 1.0, estimate_every: int = 8, temporal: bool | TemporalFilter = False,
+                 anomaly: Any = None, overlay: Callable[[np.ndarray, Any], np.ndarray] | None = None,
+                 threads: int | None = None) -> None:
+        if sigma is not None and not (np.isfinite(sigma) and sigma >= 0):
+            raise ValueError(f"sigma must be a finite number >= 0 (0-255 scale), got {sigma}")
+        if not (isinstance(strength, (int, float)) and 0.25 <= strength <= 4.0):
+            raise ValueError(f"strength must be a number from 0.25 to 4, got {strength!r}")
+        if isinstance(estimate_every, bool) or not isinstance(estimate_every, int) or estimate_every < 1:
+            raise ValueError(f"estimate_every must be a whole number >= 1, got {estimate_every!r}")
+        self.denoiser = _make_denoiser(denoise, threads)
+        self.detector = _make_detector(anomaly, threads)
+        self.overlay = overlay
+        self.temporal = temporal if isinstance(temporal, TemporalFilter) else (TemporalFilter() if temporal else None)
+        self.sigma = sigma
+        self.strength = float(strength)
+        self.estimate_every = estimate_every
+        self._sigma_ema: float | None = None
+        self._level_map: np.ndarray | None = None  # learned estimate, 0-255, reused between estimates
+        self._level_age = 0
+        self._learned = True  # until the denoiser turns out to have no noise-level model
+
+    def __call__(self, image: np.ndarray) -> Processed:
+        out = image
+        sigma = self.noise_level(image) if (self.denoiser is not None or self.temporal is not None) else None
+        if self.denoiser is not None:
+            out = self.denoiser(image, sigma=sigma)
+        if self.temporal is not None:
+            mean = float(np.mean(sigma)) if isinstance(sigma, np.ndarray) else sigma
+            out = self.temporal(out, raw=image if self.denoiser is not None else None, sigma=mean)
+        result = self.detector(out) if self.detector is not None else None
+        view = to_bgr8(out)
+        if result is not None:
+            view = self._overlay()(view, result)
+        return Processed(image=out, view=view, anomaly=result)
+
+    def reset(self) -> None:
+        """Start afresh after the view may have changed (a camera reconnected)."""
+        if self.temporal is not None:
+            self.temporal.reset()
+        self._sigma_ema = None
+
+    def noise_level(self, image: np.ndarray) -> float | np.ndarray:
+        if self.sigma is not None:
+            return self.sigma
+        learned = self._learned_level(image)
+        if learned is not None:
+            return learned * np.float32(self.strength)
+        # One frame's estimate wobbles by a few percent; smoothing keeps the denoising strength
+        # from flickering on a fixed camera.
+        estimate = estimate_sigma(image)
+        self._sigma_ema = estimate if self._sigma_ema is None else 0.8 * self._sigma_ema + 0.2 * estimate
+        return self._sigma_ema * self.strength
+
+    def _learned_level(self, image: np.ndarray) -> np.ndarray | None:
+        """The denoiser's learned noise map, re-estimated every ``estimate_every`` frames (a
+        camera's noise changes with its exposure, not from frame to frame) and averaged with the
+        previous estimate so the strength does not flicker; None without a noise-level model."""
+        noise_map = getattr(self.denoiser, "noise_map", None)
+        if not self._learned or noise_map is None:
+            return None
+        stale = self._level_map is None or self._level_map.shape[:2] != image.shape[:2]
+        if stale or self._level_age >= self.estimate_every:
+            estimate = noise_map(image)
+            if estimate is None:
+                self._learned = False
+                return None
+            self._level_map = estimate if stale or self._level_map is None else 0.5 * (self._level_map + estimate)
+            self._level_age = 0
+        self._level_age += 1
+        return self._level_map
+
+    def _overlay(self) -> Callable[[np.ndarray, Any], np.ndarray]:
+        if self.overlay is None:
+            from edge_ae.anomaly.detector import draw_overlay  # the anomaly runtime, only when used
+
+            self.overlay = draw_overlay
+        return self.overlay
+
+
+def _make_denoiser(denoise: Any, threads: int | None) -> Callable[..., np.ndarray] | None:
+    if denoise is None or callable(denoise):
+        return denoise
+    from edge_ae.denoise.denoiser import Denoiser
+
+    return Denoiser(denoise, threads=threads)
+
+
+def _make_detector(anomaly: Any, threads: int | None) -> Any:
+    if anomaly is None or callable(anomaly):
+        return anomaly
+    from edge_ae.anomaly.detector import AnomalyDetector  # the anomaly runtime, only when used
+
+    return AnomalyDetector(anomaly, threads=threads)
