@@ -126,7 +126,7 @@ def test_live_stream_reuses_the_learned_map(blind_model, tmp_path, rng) -> None:
     class Counting(Denoiser):
         estimates = 0
 
-        def noise_map(self, image, **kw):  # noqa: ANN001, ANN003, ANN202
+        def noise_map(self, image, **kw):
             Counting.estimates += 1
             return super().noise_map(image, **kw)
 

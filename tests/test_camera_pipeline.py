@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("cv2")
-from training.denoise.camera_pipeline import camera_batch, sample_params, simulate  # noqa: E402
+from training.denoise.camera_pipeline import camera_batch, sample_params, simulate
 
 
 def clean_patches(n: int = 6, channels: int = 3, size: int = 32) -> np.ndarray:

@@ -90,7 +90,7 @@ class FlakyCamera:
         if not self.opened:
             state["refused"] += 1
 
-    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+    def isOpened(self) -> bool:  # OpenCV's name
         return self.opened
 
     def get(self, prop: int) -> float:
@@ -99,7 +99,7 @@ class FlakyCamera:
     def set(self, prop: int, value: float) -> bool:
         return True
 
-    def read(self):  # noqa: ANN201
+    def read(self):
         self.state["reads"] += 1
         if self.state["reads"] == self.state["good"] + 1:
             return False, None
@@ -114,7 +114,7 @@ def flaky(good: int, refuse: int) -> tuple[VideoSource, dict]:
     return VideoSource(0, capture_factory=lambda _target: FlakyCamera(state)), state
 
 
-def slow_denoise(delay: float):  # noqa: ANN201
+def slow_denoise(delay: float):
     def denoise(image: np.ndarray, *, sigma: float | None = None) -> np.ndarray:
         time.sleep(delay)
         return image
@@ -273,7 +273,7 @@ def test_capture_start_fails_fast_for_missing_camera():
 # -- sinks ---------------------------------------------------------------------------------
 
 
-def out(i: int, t: float, image: np.ndarray | None = None, anomaly=None) -> Output:  # noqa: ANN001
+def out(i: int, t: float, image: np.ndarray | None = None, anomaly=None) -> Output:
     image = scene(i) if image is None else image
     return Output(index=i, wall_time=t, image=image, view=image, anomaly=anomaly)
 

@@ -181,7 +181,7 @@ def _score_one(task: batch.Task, detector: AnomalyDetector, args: argparse.Names
     try:
         image = read_image(task.source, max_pixels=args.max_pixels)
         result: AnomalyResult = detector(image)
-    except Exception as exc:  # noqa: BLE001 - decoder, size or inference: one line, and the batch goes on
+    except Exception as exc:  # decoder, size or inference: one line, and the batch goes on
         message = batch.failure_message(task.source, exc)
         row.update(status="failed", message=message)
         progress.note(f"failed: {message}")
@@ -196,7 +196,7 @@ def _score_one(task: batch.Task, detector: AnomalyDetector, args: argparse.Names
             try:
                 write_image(task.target, draw_overlay(image, result))
                 row["heatmap"] = str(task.target)
-            except Exception as exc:  # noqa: BLE001 - an optional output never costs the score
+            except Exception as exc:  # an optional output never costs the score
                 note = f"heatmap not written: {batch.failure_message(task.target, exc)}"
     if note:
         row["message"] = note
@@ -214,7 +214,7 @@ def _scores(detector: AnomalyDetector, folder: str, what: str) -> list[float]:
     for src, _ in found:
         try:
             scores.append(detector.score(read_image(src)))
-        except Exception as exc:  # noqa: BLE001 - one bad file is skipped, never the calibration's end
+        except Exception as exc:  # one bad file is skipped, never the calibration's end
             progress.note(f"skipped: {batch.failure_message(src, exc)}")
         progress.advance()
     progress.close()

@@ -78,7 +78,7 @@ class LiveStatus:
         self.drawn = False
         self.last_logged = time.monotonic()
 
-    def progress(self, report) -> None:  # noqa: ANN001 - a StreamReport
+    def progress(self, report) -> None:  # a StreamReport
         lat = report.latency_ms
         line = (f"{report.frames_processed} frames  {report.fps:.1f} fps  latency p50 {lat['p50']:.0f} ms "
                 f"p95 {lat['p95']:.0f} ms  dropped {report.frames_dropped}"

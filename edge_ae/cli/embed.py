@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             latents.append(model.encode(read_image(source, max_pixels=args.max_pixels)))
             sources.append(source)
-        except Exception as exc:  # noqa: BLE001 - decoder or inference: this file's line, the rest go on
+        except Exception as exc:  # decoder or inference: this file's line, the rest go on
             failed.append(batch.failure_message(source, exc))
     for message in failed:
         print(f"failed: {message}", file=sys.stderr)

@@ -181,7 +181,7 @@ def failure_message(source: Path, exc: BaseException) -> str:
 def _run_one(job: Callable[[Task], float | None], task: Task) -> Outcome:
     try:
         value = job(task)
-    except Exception as exc:  # noqa: BLE001 - one file's failure must never end the batch
+    except Exception as exc:  # one file's failure must never end the batch
         return Outcome(task, "failed", failure_message(task.source, exc))
     return Outcome(task, "done", value=float(value) if isinstance(value, (int, float)) else None)
 

@@ -49,7 +49,7 @@ FILES_PER_BLOCK = 8
 def _import_ray() -> Any:
     try:
         import ray
-        import ray.data  # noqa: F401 - the Data library is a separate import
+        import ray.data  # the Data library is a separate import
     except ImportError:
         raise EdgeAEError('--ray needs Ray Data: pip install "edge-ae[ray]"') from None
     return ray

@@ -50,7 +50,7 @@ class Backoff:
     maximum: float = 8.0
     factor: float = 2.0
 
-    def delays(self):  # noqa: ANN201 - an endless generator of floats
+    def delays(self):  # an endless generator of floats
         delay = self.initial
         while True:
             yield delay

@@ -160,7 +160,7 @@ class PicameraSource(Source):
             for step in ("stop", "close"):
                 try:
                     getattr(cam, step)()
-                except Exception:  # noqa: BLE001 - closing a camera that already failed
+                except Exception:  # closing a camera that already failed
                     pass
 
 
@@ -198,7 +198,7 @@ class FolderSource(Source):
         self.current = str(path)
         try:
             return read_image(path, max_pixels=self.max_pixels)
-        except Exception as exc:  # noqa: BLE001 - one bad file is skipped and named; the folder goes on
+        except Exception as exc:  # one bad file is skipped and named; the folder goes on
             raise FrameSkipped(failure_message(path, exc)) from None
 
 
