@@ -55,8 +55,14 @@ def grey_alpha_png(path: Path, grey: np.ndarray, alpha: np.ndarray) -> Path:
 
 
 def multi_frame(path: Path, frames: int = 3) -> Path:
+    """An animated GIF / PNG / WebP or a multi-page TIFF, by the suffix of ``path``."""
     images = [np.full((24, 32, 3), 40 * i, np.uint8) for i in range(frames)]
-    assert cv2.imwritemulti(str(path), images)
+    if path.suffix in (".png", ".webp"):
+        animation = cv2.Animation()
+        animation.frames, animation.durations = images, [100] * frames
+        assert cv2.imwriteanimation(str(path), animation)
+    else:
+        assert cv2.imwritemulti(str(path), images)
     return path
 
 
@@ -168,7 +174,7 @@ def test_any_exception_of_one_file_becomes_its_failure_line(tiny_models, tmp_pat
 # -- 7: multi-frame files ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["anim.gif", "pages.tif"])
+@pytest.mark.parametrize("name", ["anim.gif", "pages.tif", "apng.png", "anim.webp"])
 def test_multi_frame_files_are_refused_not_cut_to_one_frame(tiny_models, tmp_path, rng, capsys, name):
     src = good_images(tmp_path / "in", rng)
     multi_frame(src / name)
@@ -176,7 +182,7 @@ def test_multi_frame_files_are_refused_not_cut_to_one_frame(tiny_models, tmp_pat
     rc = main(["denoise", str(src / "good1.png"), str(src / name), "-o", str(out), "-m", str(tiny_models["color"])])
     captured = capsys.readouterr()
     assert rc == 1 and "1 denoised, 1 failed" in captured.out
-    assert "3 frames" in captured.err and name in captured.err
+    assert ("several frames" if name.endswith(".webp") else "3 frames") in captured.err and name in captured.err
     assert not (out / name).exists()
 
 
@@ -556,3 +562,33 @@ def test_camera_folder_source_skips_and_names_bad_files(tmp_path, rng, capsys):
     assert "stopped: end of source" in captured.out
     assert len(list(out.iterdir())) == 5
     assert events.read_text().count('"source_skipped"') == 4
+
+
+# -- a worker process that dies ----------------------------------------------------------------------
+
+
+class DyingJob:
+    """A picklable job factory whose job kills its own worker process on ``die.png``."""
+
+    def __call__(self):
+        def job(task):
+            if task.source.name == "die.png":
+                os._exit(9)  # as the kernel's out-of-memory killer would end it
+            task.target.write_bytes(task.source.read_bytes())
+
+        return job
+
+
+def test_a_dead_worker_gives_every_task_an_outcome(tmp_path):
+    from edge_ae.files import batch
+
+    names = ["a.png", "b.png", "die.png", "c.png", "d.png"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "out").mkdir()
+    tasks = [batch.Task(tmp_path / n, tmp_path / "out" / n) for n in names]
+    outcomes = list(batch.run(tasks, DyingJob(), jobs=2))
+    assert sorted(o.task.source.name for o in outcomes) == sorted(names)  # none dropped, no exception
+    dead = [o for o in outcomes if o.status == "failed"]
+    assert any(o.task.source.name == "die.png" for o in dead)
+    assert all("worker process died" in o.message for o in dead)
