@@ -32,10 +32,6 @@ def load_image(path: Path, channels: int) -> np.ndarray:
     return image[:, :, None] if image.ndim == 2 else image
 
 
-def load_folders(folders: list[str | Path], channels: int) -> list[np.ndarray]:
-    return [load_image(p, channels) for folder in folders for p in list_images(folder)]
-
-
 def at_scales(images: list[np.ndarray], scales: list[float]) -> list[np.ndarray]:
     """Each image at each scale (1.0: as it is). Why smaller copies: shrinking a photo by area
     averaging shrinks its own sensor noise and JPEG blocks too, so the network also learns from

@@ -3,7 +3,7 @@ images (nothing here is tuned to one data set)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 # What both sides of an aspect-kept input are rounded to: the autoencoder halves the resolution
 # four times, the segmenter three (tests check this against the networks' own size_multiple).
@@ -52,7 +52,6 @@ class AnomalyConfig:
     seed: int = 0
     split_seed: int | None = None  # seeds the held-out split; None: ``seed`` (members of a fusion share one split)
     threads: int = 2
-    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def keep_aspect(self) -> bool:
