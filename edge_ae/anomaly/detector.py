@@ -114,6 +114,7 @@ class AnomalyDetector:
         assert spec.anomaly is not None
         self.spec: ModelSpec = spec
         self.calibration: AnomalyCalibration = spec.anomaly
+        self.fit_result = None  # what AnomalyDetector.fit did (edge_ae.anomaly.fit.FitResult); None when loaded
 
     @property
     def input_size(self) -> tuple[int, int] | None:
@@ -122,6 +123,29 @@ class AnomalyDetector:
         if self.spec.input_size is None:
             return None
         return (int(self.spec.input_size[0]), int(self.spec.input_size[1]))
+
+    @classmethod
+    def fit(cls, normal: str | Path | list, *, name: str = "my-line", threads: int | None = None,
+            **fit: object) -> AnomalyDetector:
+        """A detector fitted on normal images (a folder, or a list of images / paths) on this machine,
+        without torch: pretrained features and a memory of normal patches (``edge_ae.anomaly.fit``;
+        keyword options ``val_normal``, ``val_anomalous``, ``options=FitOptions(...)``, ``progress``,
+        ``on_skip``). Needs the ``onnx`` package. ``detector.fit_result`` says what was done;
+        ``detector.save(path)`` writes the model."""
+        from edge_ae.anomaly.fit import fit_anomaly_model, loaded_model
+
+        result = fit_anomaly_model(normal, name=name, threads=threads, **fit)  # type: ignore[arg-type]
+        detector = cls(loaded_model(result.data, result.spec, threads))
+        detector.fit_result = result
+        return detector
+
+    def save(self, path: str | Path) -> Path:
+        """Write this detector's ONNX file to ``path`` (whole or not at all)."""
+        from edge_ae.files.atomic import write_bytes_atomic
+
+        data = self.fit_result.data if self.fit_result is not None else self.model.path.read_bytes()
+        write_bytes_atomic(path, data)
+        return Path(path)
 
     def raw(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Maps (N, h, w) at the model's input size and scores (N,), for one batch of images (for a

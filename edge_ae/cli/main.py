@@ -4,11 +4,14 @@ and exit status 2, never a traceback."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from edge_ae import __version__
 from edge_ae.cli import anomaly, bench, camera, denoise, embed, models
 from edge_ae.errors import EdgeAEError
+
+ANOMALY_SUBCOMMANDS = {"calibrate": "edge_ae.cli.anomaly_calibrate", "fit": "edge_ae.cli.anomaly_fit"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,8 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) >= 2 and argv[0] == "anomaly" and argv[1] in ANOMALY_SUBCOMMANDS:
+        # 'anomaly' takes image paths positionally, so its sub-commands are told apart by the
+        # word itself (a folder of that name is scored as ./calibrate) and parse on their own.
+        module = importlib.import_module(ANOMALY_SUBCOMMANDS[argv[1]])
+        args = module.build_parser().parse_args(argv[2:])
+    else:
+        args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (EdgeAEError, argparse.ArgumentTypeError) as exc:

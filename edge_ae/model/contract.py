@@ -16,7 +16,7 @@ from edge_ae.errors import ModelError
 
 METADATA_KEY = "edge_ae"
 SCHEMA_VERSION = 1
-KINDS = ("denoiser", "noise-level", "anomaly", "autoencoder", "encoder", "decoder")
+KINDS = ("denoiser", "noise-level", "anomaly", "autoencoder", "encoder", "decoder", "features")
 COLOR_ORDERS = {1: "GRAY", 3: "BGR"}
 
 # Graph input and output names, fixed per kind so the runtime never guesses.
@@ -27,6 +27,7 @@ IO_NAMES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "autoencoder": (("image",), ("reconstruction",)),
     "encoder": (("image",), ("latent",)),
     "decoder": (("latent",), ("image",)),
+    "features": (("image",), ("features",)),  # frozen pretrained extractor that anomaly fitting builds on
 }
 
 

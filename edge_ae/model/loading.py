@@ -41,7 +41,9 @@ def _reason(exc: Exception) -> str:
     return text if len(text) <= 240 else text[:237] + "..."
 
 
-def make_session(path: Path, threads: int | None) -> ort.InferenceSession:
+def make_session(path: Path | bytes, threads: int | None) -> ort.InferenceSession:
+    """One onnxruntime session for a model file, or for a model's serialized bytes (a model fitted
+    in memory, ``edge_ae.anomaly.fit``)."""
     options = ort.SessionOptions()
     if threads is not None:
         if threads < 1:
@@ -52,10 +54,12 @@ def make_session(path: Path, threads: int | None) -> ort.InferenceSession:
     # that edge-ae reports in its own line (logged too, it would print a second, coloured line).
     options.log_severity_level = 4
     try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(path if isinstance(path, bytes) else str(path), sess_options=options,
+                                    providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises several private exception types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: not a usable ONNX model ({first})") from None
+        source = "model bytes" if isinstance(path, bytes) else path
+        raise ModelError(f"{source}: not a usable ONNX model ({first})") from None
 
 
 def read_spec(session: ort.InferenceSession, source: str) -> ModelSpec:

@@ -1,0 +1,118 @@
+"""``edge-ae anomaly fit``: teach a detector "normal" from a folder of good images, on the device.
+
+    edge-ae anomaly fit --normal DIR -o my-line.onnx [--val-normal DIR] [--val-anomalous DIR]
+                        [--size N] [--resize stretch|keep-aspect]
+
+No torch: the shipped pretrained feature extractor describes the images, a memory of normal
+patches is chosen, and one self-contained ONNX file is written (``edge_ae.anomaly.fit``) that
+``edge-ae anomaly``, ``anomaly calibrate`` and ``camera --anomaly`` use like any anomaly model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from edge_ae.anomaly.fit import RESIZE_MODES, FitOptions, fit_anomaly_model
+from edge_ae.cli.progress import Progress
+from edge_ae.errors import EdgeAEError
+from edge_ae.files.atomic import write_bytes_atomic
+
+STAGES = {"features": "features ", "memory": "memory ", "calibrate": "calibrate ",
+          "calibrate anomalous": "calibrate anomalous "}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = FitOptions()
+    p = argparse.ArgumentParser(
+        prog="edge-ae anomaly fit",
+        description="Fit an anomaly detector on a folder of normal images, without torch: pretrained features, a "
+        "memory of normal patches, a threshold from held-out normal images. Writes one ONNX file.")
+    p.add_argument("--normal", required=True, metavar="DIR", help="folder of normal (good) images")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="MODEL.onnx", help="where to write the model")
+    p.add_argument("--val-normal", metavar="DIR",
+                   help="normal images to set the threshold on (default: hold out a share of --normal)")
+    p.add_argument("--val-anomalous", metavar="DIR", help="anomalous images too: F1-optimal threshold")
+    p.add_argument("--size", type=int, default=defaults.size,
+                   help=f"input size in pixels (stretch: size x size; keep-aspect: shorter side; default {defaults.size})")
+    p.add_argument("--resize", choices=RESIZE_MODES, default=defaults.resize,
+                   help=f"stretch to a square or keep the aspect ratio (default {defaults.resize})")
+    p.add_argument("--memory", type=int, default=defaults.memory_patches,
+                   help=f"normal patches the model keeps (more: finer, slower; default {defaults.memory_patches})")
+    p.add_argument("--fpr", type=float, default=defaults.fpr,
+                   help=f"target false-positive rate on held-out normal images (default {defaults.fpr})")
+    p.add_argument("--name", help="model name recorded in the file (default: the output's file name)")
+    p.add_argument("--threads", type=int, help="inference threads (default: all cores)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.set_defaults(func=run)
+    return p
+
+
+class _Bars:
+    """One progress line per stage, switched when the fit reports another stage."""
+
+    def __init__(self) -> None:
+        self.bar: Progress | None = None
+        self.stage = ""
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self.stage or self.bar is None:
+            self.close()
+            self.stage, self.bar = stage, Progress(total, label=STAGES.get(stage, stage + " "))
+        if done:
+            self.bar.advance()
+
+    def note(self, message: str) -> None:
+        if self.bar is not None:
+            self.bar.note(message)
+        else:
+            print(message, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def run(args: argparse.Namespace) -> int:
+    out: Path = args.output
+    if out.suffix.lower() != ".onnx":
+        raise EdgeAEError(f"output must be an .onnx file, got {out}")
+    if out.is_dir():
+        raise EdgeAEError(f"output {out} is a folder; give a file name such as {out / 'my-line.onnx'}")
+    if out.exists() and not args.overwrite:
+        raise EdgeAEError(f"{out} exists; pass --overwrite to replace it")
+    for flag in ("normal", "val_normal", "val_anomalous"):
+        folder = getattr(args, flag)
+        if folder is not None and not Path(folder).is_dir():
+            raise EdgeAEError(f"--{flag.replace('_', '-')} {folder}: not a folder")
+    try:
+        options = FitOptions(size=args.size, resize=args.resize, memory_patches=args.memory,
+                             pool_patches=max(FitOptions().pool_patches, args.memory), fpr=args.fpr)
+    except ValueError as exc:
+        raise EdgeAEError(str(exc)) from None
+    bars = _Bars()
+    words = ["--normal", args.normal, "-o", str(out), "--size", str(args.size), "--resize", args.resize,
+             "--memory", str(args.memory), "--fpr", str(args.fpr)]
+    for flag in ("val_normal", "val_anomalous", "name"):
+        if getattr(args, flag) is not None:
+            words += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
+    command = "edge-ae anomaly fit " + shlex.join(words)
+    try:
+        result = fit_anomaly_model(args.normal, name=args.name or out.stem, val_normal=args.val_normal,
+                                   val_anomalous=args.val_anomalous, options=options, threads=args.threads,
+                                   progress=bars, on_skip=lambda m: bars.note(f"skipped: {m}"), command=command)
+    finally:
+        bars.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(out, result.data)
+    cal = result.spec.anomaly
+    assert cal is not None
+    how = (f"best F1 on {cal.n_images} validation images" if cal.method == "f1"
+           else f"false-positive rate {cal.target_fpr} on {cal.n_images} held-out normal images")
+    print(f"fitted {out}: {result.fit_images} normal images, {result.memory_patches} memory patches, "
+          f"threshold {cal.threshold:.4g} ({how}), {result.seconds:.1f} s"
+          + (f"; {len(result.skipped)} unreadable image(s) skipped" if result.skipped else ""))
+    return 0

