@@ -592,3 +592,21 @@ def test_a_dead_worker_gives_every_task_an_outcome(tmp_path):
     dead = [o for o in outcomes if o.status == "failed"]
     assert any(o.task.source.name == "die.png" for o in dead)
     assert all("worker process died" in o.message for o in dead)
+
+
+def test_output_folder_write_probe_failure_is_one_line_naming_it(tiny_models, tmp_path, rng, capsys, monkeypatch):
+    """As the permission test above, where it cannot run (root may write anywhere): the probe
+    file fails as on a read-only mount."""
+    import errno
+
+    import edge_ae.files.batch as batch
+
+    def read_only(*_args, **_kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    src = good_images(tmp_path / "in", rng)
+    monkeypatch.setattr(batch.tempfile, "TemporaryFile", read_only)
+    rc = main(["denoise", str(src), "-o", str(tmp_path / "ro"), "-m", str(tiny_models["color"])])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert f"output folder {tmp_path / 'ro'} is not writable (Read-only file system)" in err
