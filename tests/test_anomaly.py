@@ -364,7 +364,9 @@ def test_calibrate_cli(tiny_anomaly, folders, tmp_path, capsys):
     rc = main(["anomaly", "calibrate", str(tiny_anomaly), "--normal", str(folders["val_normal"]),
                "--anomalous", str(folders["anomalous"]), "-o", str(tmp_path / "f1.onnx")])
     assert rc == 0 and AnomalyDetector(tmp_path / "f1.onnx").calibration.method == "f1"
-    assert main(["anomaly", "calibrate", str(tiny_anomaly), "-o", str(tmp_path / "x.onnx")]) == 2
+    with pytest.raises(SystemExit) as missing:  # --normal is required: argparse's usage error
+        main(["anomaly", "calibrate", str(tiny_anomaly), "-o", str(tmp_path / "x.onnx")])
+    assert missing.value.code == 2
     assert main(["anomaly", "calibrate", str(tiny_anomaly), "--normal", str(folders["val_normal"]),
                  "-o", str(tiny_anomaly)]) == 2
     assert main(["anomaly", "calibrate", str(tiny_anomaly), "--normal", str(tmp_path / "none"),
@@ -403,11 +405,27 @@ def test_anomaly_cli_folder_with_broken_file(tiny_anomaly, folders, tmp_path, ca
     assert len(list(heat2.glob("*.png"))) == flagged
 
 
-def test_anomaly_cli_refuses_calibrate_flags_and_bad_report(tiny_anomaly, tmp_path):
+def test_anomaly_cli_refuses_calibrate_flags_and_bad_report(tiny_anomaly, tmp_path, capsys):
     img = tmp_path / "a.png"
     cv2.imwrite(str(img), texture(np.random.default_rng(0)))
-    assert main(["anomaly", str(img), "-m", str(tiny_anomaly), "--normal", str(tmp_path)]) == 2
+    with pytest.raises(SystemExit) as wrong:  # calibrate's options are not scoring's
+        main(["anomaly", str(img), "-m", str(tiny_anomaly), "--normal", str(tmp_path)])
+    assert wrong.value.code == 2 and "--normal" in capsys.readouterr().err
     assert main(["anomaly", str(img), "-m", str(tiny_anomaly), "--report", str(tmp_path / "r.txt")]) == 2
+
+
+def test_a_folder_named_calibrate_is_scored_and_scoring_help_has_no_calibrate_options(tiny_anomaly, tmp_path,
+                                                                                      capsys, monkeypatch):
+    folder = tmp_path / "calibrate"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), texture(np.random.default_rng(0)))
+    monkeypatch.chdir(tmp_path)
+    assert main(["anomaly", "./calibrate", "-m", str(tiny_anomaly), "--threads", "1"]) == 0
+    assert "1 scored" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["anomaly", "--help"])
+    options = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.startswith("  -")]
+    assert "-m" in options and "--normal" not in options and "-o" not in options
 
 
 SHIPPED = [e.name for e in list_models("anomaly")]

@@ -1,26 +1,22 @@
-"""``edge-ae anomaly``: score images against a model of "normal", and re-calibrate a model.
+"""``edge-ae anomaly``: score images against a model of "normal".
 
     edge-ae anomaly INPUT... [-m MODEL] [--report report.csv|.json] [--heatmaps DIR]
-    edge-ae anomaly calibrate MODEL --normal DIR -o NEW.onnx [--fpr 0.01] [--anomalous DIR]
 
-Calibration needs no torch: it scores the new normal images with the model as it is and
-writes a copy whose metadata holds the new threshold and score statistics (the graph and its
-weights are copied byte for byte).
+Its sub-commands have parsers of their own (``edge_ae.cli.main`` picks them by the word after
+``anomaly``): ``anomaly calibrate`` (anomaly_calibrate.py) and ``anomaly fit`` (anomaly_fit.py).
+A folder of images named like one of them is scored as ``./calibrate``.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
-import datetime
 import io
 import json
 import sys
 import time
 from pathlib import Path
 
-from edge_ae.anomaly.calibration import DEFAULT_FPR, calibrate_f1, calibrate_fpr
 from edge_ae.anomaly.detector import AnomalyDetector, AnomalyResult, draw_overlay
 from edge_ae.cli.limits import add_max_pixels, tidy
 from edge_ae.cli.progress import Progress
@@ -28,8 +24,6 @@ from edge_ae.errors import EdgeAEError
 from edge_ae.files import batch
 from edge_ae.files.atomic import write_text_atomic
 from edge_ae.files.imageio import read_image, write_image
-from edge_ae.model.contract import METADATA_KEY
-from edge_ae.model.onnx_meta import rewrite_metadata_file
 from edge_ae.model.registry import list_models
 
 REPORT_FIELDS = ("file", "status", "score", "normalized_score", "is_anomaly", "heatmap", "message")
@@ -37,13 +31,15 @@ REPORT_FIELDS = ("file", "status", "score", "normalized_score", "is_anomaly", "h
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "anomaly", help="flag anomalous images; 'anomaly calibrate' re-calibrates a model",
+        "anomaly", help="flag anomalous images ('anomaly calibrate', 'anomaly fit': see their --help)",
         description="Score image files, folders or quoted globs with an anomaly model: one line per image, a "
         "summary, optional report and heatmap overlays of the flagged images.\n\n"
-        "'edge-ae anomaly calibrate MODEL --normal DIR -o NEW.onnx' writes a copy of MODEL whose threshold "
-        "is re-calibrated on the normal images in DIR (e.g. after the camera moved).",
+        "Sub-commands (each with its own --help):\n"
+        "  edge-ae anomaly calibrate [MODEL] --normal DIR -o NEW.onnx   re-calibrate the threshold (camera moved)\n"
+        "  edge-ae anomaly fit --normal DIR -o MY-LINE.onnx             build a detector from normal images\n"
+        "A folder named 'calibrate' or 'fit' is scored as ./calibrate or ./fit.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or quoted globs (or: calibrate MODEL)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or quoted globs")
     p.add_argument("-m", "--model", help="anomaly model name or .onnx path (default: the shipped anomaly model, if only one)")
     p.add_argument("--report", type=Path, help="write per-image results to this .csv or .json file")
     p.add_argument("--heatmaps", type=Path, metavar="DIR",
@@ -52,13 +48,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     p.add_argument("--threads", type=int, help="inference threads (default: all cores)")
     add_max_pixels(p)
-    cal = p.add_argument_group("calibrate")
-    cal.add_argument("--normal", metavar="DIR", help="calibrate: folder of normal images (searched recursively)")
-    cal.add_argument("--anomalous", metavar="DIR", help="calibrate: anomalous images too: F1-optimal threshold")
-    cal.add_argument("-o", "--output", type=Path, metavar="NEW.onnx", help="calibrate: where to write the re-calibrated copy")
-    cal.add_argument("--fpr", type=float, default=DEFAULT_FPR,
-                     help=f"calibrate: target false-positive rate (default {DEFAULT_FPR})")
-    cal.add_argument("--name", help="calibrate: model name recorded in the copy (default: unchanged)")
     p.set_defaults(func=run)
 
 
@@ -71,11 +60,6 @@ def default_model() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.inputs[0] == "calibrate":
-        return run_calibrate(args)
-    for flag in ("normal", "anomalous", "output", "name"):
-        if getattr(args, flag) is not None:
-            raise argparse.ArgumentTypeError(f"--{flag} belongs to 'edge-ae anomaly calibrate'")
     return run_detect(args)
 
 
@@ -221,42 +205,3 @@ def _scores(detector: AnomalyDetector, folder: str, what: str) -> list[float]:
     if not scores:
         raise EdgeAEError(f"--{what}: no readable images in {folder}")
     return scores
-
-
-def run_calibrate(args: argparse.Namespace) -> int:
-    rest = args.inputs[1:]
-    if len(rest) > 1 or (rest and args.model):
-        raise argparse.ArgumentTypeError("usage: edge-ae anomaly calibrate MODEL --normal DIR -o NEW.onnx [--fpr 0.01]")
-    model = rest[0] if rest else (args.model or default_model())
-    if args.normal is None or args.output is None:
-        raise argparse.ArgumentTypeError("anomaly calibrate needs --normal DIR and -o NEW.onnx")
-    if args.output.suffix.lower() != ".onnx":
-        raise argparse.ArgumentTypeError(f"-o must name an .onnx file, got {args.output}")
-    if not 0.0 < args.fpr < 1.0:
-        raise argparse.ArgumentTypeError(f"--fpr must be between 0 and 1, got {args.fpr}")
-    detector = AnomalyDetector(model, threads=args.threads)
-    source = detector.model.path
-    if args.output.resolve() == source.resolve():
-        raise EdgeAEError(f"-o {args.output} is the model itself: write a copy")
-    normal = _scores(detector, args.normal, "normal")
-    if args.anomalous:
-        cal = calibrate_f1(normal, _scores(detector, args.anomalous, "anomalous"))
-    else:
-        cal = calibrate_fpr(normal, fpr=args.fpr)
-        if len(normal) < 1 / args.fpr:
-            print(f"note: {len(normal)} normal images are few for a {args.fpr:g} false-positive rate "
-                  f"(the threshold is close to their highest score); {int(round(1 / args.fpr))}+ are better",
-                  file=sys.stderr)
-    spec = detector.spec
-    previous = spec.anomaly.threshold if spec.anomaly else None
-    history = {"date": datetime.date.today().isoformat(), "normal": str(args.normal), "anomalous": args.anomalous,
-               "method": cal.method, "n_images": cal.n_images, "previous_threshold": previous}
-    new_spec = dataclasses.replace(spec, name=args.name or spec.name, anomaly=cal,
-                                   provenance={**spec.provenance, "recalibrated": history})
-    rewrite_metadata_file(source, args.output, METADATA_KEY, new_spec.to_json())
-    AnomalyDetector(args.output, threads=1)  # the copy must load before we say it is done
-    old = spec.anomaly.threshold if spec.anomaly else float("nan")
-    target = f"target FPR {cal.target_fpr:g}" if cal.method == "fpr" else "best F1"
-    print(f"re-calibrated {spec.name} on {cal.n_images} images ({target}): threshold {old:.4g} -> {cal.threshold:.4g}, "
-          f"normal scores {cal.score_mean:.4g} +- {cal.score_std:.4g} -> {args.output}")
-    return 0

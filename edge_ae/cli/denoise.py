@@ -16,18 +16,12 @@ from edge_ae.denoise.denoiser import Denoiser
 from edge_ae.denoise.ensemble import COPIES
 from edge_ae.files import batch
 from edge_ae.files.imageio import read_image, read_image_and_header, write_image
+from edge_ae.image import to_uint8
 
 
 def side_by_side(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     """Before | after as one 8-bit image with a white separator, for viewing."""
-    def to8(x: np.ndarray) -> np.ndarray:
-        if x.dtype == np.uint16:
-            return (x // 257).astype(np.uint8)
-        if x.dtype == np.float32:
-            return np.clip(x * 255 + 0.5, 0, 255).astype(np.uint8)
-        return x
-
-    a, b = to8(before), to8(after)
+    a, b = to_uint8(before), to_uint8(after)
     sep_shape = (a.shape[0], 4) + a.shape[2:]
     return np.concatenate([a, np.full(sep_shape, 255, np.uint8), b], axis=1)
 
@@ -54,7 +48,7 @@ class DenoiseJob:
     max_pixels: int | None = None
     strength: float = 1.0
 
-    def __call__(self):  # noqa: ANN204 - returns the per-task callable
+    def __call__(self):  # returns the per-task callable
         denoiser = Denoiser(self.model, threads=self.threads, tile=self.tile, ensemble=self.ensemble)
 
         def job(task: batch.Task) -> float | None:

@@ -1,0 +1,94 @@
+"""``edge-ae anomaly calibrate``: re-calibrate an anomaly model's threshold on new normal images.
+
+    edge-ae anomaly calibrate [MODEL] --normal DIR -o NEW.onnx [--fpr 0.01] [--anomalous DIR]
+
+No torch: it scores the new normal images with the model as it is and writes a copy whose
+metadata holds the new threshold and score statistics (the graph and its weights are copied
+byte for byte). Use it when the camera moved or the lighting changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import sys
+from pathlib import Path
+
+from edge_ae.anomaly.calibration import DEFAULT_FPR, calibrate_f1, calibrate_fpr
+from edge_ae.anomaly.detector import AnomalyDetector
+from edge_ae.cli.anomaly import default_model
+from edge_ae.cli.progress import Progress
+from edge_ae.errors import EdgeAEError
+from edge_ae.files import batch
+from edge_ae.files.imageio import read_image
+from edge_ae.model.contract import METADATA_KEY
+from edge_ae.model.onnx_meta import rewrite_metadata_file
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="edge-ae anomaly calibrate",
+        description="Write a copy of an anomaly model whose threshold is re-calibrated on the normal images in "
+        "--normal (a target false-positive rate), or for the best F1 when --anomalous images are given too.")
+    p.add_argument("model", nargs="?", help="anomaly model name or .onnx path (default: the shipped one, if only one)")
+    p.add_argument("--normal", required=True, metavar="DIR", help="folder of normal images (searched recursively)")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="NEW.onnx", help="where to write the copy")
+    p.add_argument("--anomalous", metavar="DIR", help="anomalous images too: F1-optimal threshold")
+    p.add_argument("--fpr", type=float, default=DEFAULT_FPR, help=f"target false-positive rate (default {DEFAULT_FPR})")
+    p.add_argument("--name", help="model name recorded in the copy (default: unchanged)")
+    p.add_argument("--threads", type=int, help="inference threads (default: all cores)")
+    p.set_defaults(func=run)
+    return p
+
+
+def scores_of_folder(detector: AnomalyDetector, folder: str, what: str) -> list[float]:
+    if not Path(folder).is_dir():
+        raise EdgeAEError(f"--{what}: no such folder: {folder}")
+    found, _ = batch.find_inputs([folder], recursive=True)
+    scores = []
+    progress = Progress(len(found), label=f"{what} ")
+    for src, _ in found:
+        try:
+            scores.append(detector.score(read_image(src)))
+        except Exception as exc:  # one bad file is skipped, never the calibration's end
+            progress.note(f"skipped: {batch.failure_message(src, exc)}")
+        progress.advance()
+    progress.close()
+    if not scores:
+        raise EdgeAEError(f"--{what}: no readable images in {folder}")
+    return scores
+
+
+def run(args: argparse.Namespace) -> int:
+    model = args.model or default_model()
+    if args.output.suffix.lower() != ".onnx":
+        raise argparse.ArgumentTypeError(f"-o must name an .onnx file, got {args.output}")
+    if not 0.0 < args.fpr < 1.0:
+        raise argparse.ArgumentTypeError(f"--fpr must be between 0 and 1, got {args.fpr}")
+    detector = AnomalyDetector(model, threads=args.threads)
+    source = detector.model.path
+    if args.output.resolve() == source.resolve():
+        raise EdgeAEError(f"-o {args.output} is the model itself: write a copy")
+    normal = scores_of_folder(detector, args.normal, "normal")
+    if args.anomalous:
+        cal = calibrate_f1(normal, scores_of_folder(detector, args.anomalous, "anomalous"))
+    else:
+        cal = calibrate_fpr(normal, fpr=args.fpr)
+        if len(normal) < 1 / args.fpr:
+            print(f"note: {len(normal)} normal images are few for a {args.fpr:g} false-positive rate "
+                  f"(the threshold is close to their highest score); {int(round(1 / args.fpr))}+ are better",
+                  file=sys.stderr)
+    spec = detector.spec
+    previous = spec.anomaly.threshold if spec.anomaly else None
+    history = {"date": datetime.date.today().isoformat(), "normal": str(args.normal), "anomalous": args.anomalous,
+               "method": cal.method, "n_images": cal.n_images, "previous_threshold": previous}
+    new_spec = dataclasses.replace(spec, name=args.name or spec.name, anomaly=cal,
+                                   provenance={**spec.provenance, "recalibrated": history})
+    rewrite_metadata_file(source, args.output, METADATA_KEY, new_spec.to_json())
+    AnomalyDetector(args.output, threads=1)  # the copy must load before we say it is done
+    old = spec.anomaly.threshold if spec.anomaly else float("nan")
+    target = f"target FPR {cal.target_fpr:g}" if cal.method == "fpr" else "best F1"
+    print(f"re-calibrated {spec.name} on {cal.n_images} images ({target}): threshold {old:.4g} -> {cal.threshold:.4g}, "
+          f"normal scores {cal.score_mean:.4g} +- {cal.score_std:.4g} -> {args.output}")
+    return 0
