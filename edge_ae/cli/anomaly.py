@@ -129,7 +129,8 @@ def run_detect(args: argparse.Namespace) -> int:
         tidy(args.report.parent, names=(args.report.name,))
     # Overlay names keep the image's own suffix (a.jpg -> a.jpg.png), so a.jpg and a.png get one
     # each; a clash left (the same file given twice) costs the overlay only, never the score.
-    tasks, owner = [], {}
+    tasks: list[batch.Task] = []
+    owner: dict[Path, Path] = {}
     for src, rel in found:
         target = args.heatmaps / rel.with_name(rel.name + ".png") if args.heatmaps is not None else Path()
         tasks.append(batch.Task(src, target))
@@ -138,9 +139,9 @@ def run_detect(args: argparse.Namespace) -> int:
     # Per-image lines are results, so they go to stdout (with the bar when it is a terminal).
     progress = Progress(len(tasks), label="scored ", stream=sys.stdout)
     try:
-        for message in problems:
-            progress.note(f"failed: {message}")
-            report.add({"file": message.split(":")[0], "status": "failed", "message": message})
+        for problem in problems:
+            progress.note(f"failed: {problem}")
+            report.add({"file": problem.item, "status": "failed", "message": str(problem)})
         width = max([len(str(t.source)) for t in tasks] + [10])
         for task in tasks:
             report.add(_score_one(task, detector, args, owner, progress, width))
@@ -149,7 +150,7 @@ def run_detect(args: argparse.Namespace) -> int:
     finally:
         report.write(complete=len(report.rows) == len(tasks) + len(problems))
     summary = report.summary(complete=True)
-    done, flagged, failed = summary["images"], summary["anomalous"], summary["failed"]
+    done, flagged, failed = int(summary["images"]), int(summary["anomalous"]), int(summary["failed"])  # type: ignore[call-overload]
     cal = detector.calibration
     rows = report.rows
     where = f"; overlays in {args.heatmaps}" if args.heatmaps is not None and any("heatmap" in r for r in rows) else ""
@@ -187,21 +188,3 @@ def _score_one(task: batch.Task, detector: AnomalyDetector, args: argparse.Names
     progress.note(f"{str(task.source):<{width}}  score {result.score:9.4f}  normalized {result.normalized_score:.3f}  "
                   f"{'ANOMALY' if result.is_anomaly else 'normal'}" + (f"  ({note})" if note else ""))
     return row
-
-
-def _scores(detector: AnomalyDetector, folder: str, what: str) -> list[float]:
-    if not Path(folder).is_dir():
-        raise EdgeAEError(f"--{what}: no such folder: {folder}")
-    found, _ = batch.find_inputs([folder], recursive=True)
-    scores = []
-    progress = Progress(len(found), label=f"{what} ")
-    for src, _ in found:
-        try:
-            scores.append(detector.score(read_image(src)))
-        except Exception as exc:  # one bad file is skipped, never the calibration's end
-            progress.note(f"skipped: {batch.failure_message(src, exc)}")
-        progress.advance()
-    progress.close()
-    if not scores:
-        raise EdgeAEError(f"--{what}: no readable images in {folder}")
-    return scores

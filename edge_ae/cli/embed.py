@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     found, missing = batch.find_inputs(args.inputs, recursive=args.recursive)
     batch.prepare_folder(args.output.parent, label="folder of --output")
     tidy(args.output.parent, names=(args.output.name, args.output.with_suffix(".files.txt").name))
-    failed = list(missing)
+    failed = [str(m) for m in missing]
     sources, latents = [], []
     for source, _ in found:
         try:

@@ -34,6 +34,18 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class MissingInput:
+    """An input that named nothing to read; the input is kept as given, so reports never have to
+    recover it from the message (a path may contain ':')."""
+
+    item: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.item}: {self.reason}"
+
+
+@dataclass(frozen=True)
 class Plan:
     tasks: list[Task]
     problems: list[Outcome]  # inputs refused before any work (missing, clashing, unsafe)
@@ -43,15 +55,15 @@ def _is_image(path: Path) -> bool:
     return path.suffix.lower() in READ_SUFFIXES
 
 
-def find_inputs(inputs: list[str], *, recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
+def find_inputs(inputs: list[str], *, recursive: bool) -> tuple[list[tuple[Path, Path]], list[MissingInput]]:
     """Expand files, folders and globs into (source, path relative to its output folder)."""
     found: list[tuple[Path, Path]] = []
-    missing: list[str] = []
+    missing: list[MissingInput] = []
     for item in inputs:
         if any(ch in item for ch in "*?[") and not Path(item).exists():
             matches = sorted(glob.glob(item, recursive=recursive))
             if not matches:
-                missing.append(f"{item}: no file matches")
+                missing.append(MissingInput(item, "no file matches"))
             found += [(Path(m), Path(Path(m).name)) for m in matches if Path(m).is_file()]
             continue
         path = Path(item)
@@ -62,7 +74,7 @@ def find_inputs(inputs: list[str], *, recursive: bool) -> tuple[list[tuple[Path,
         elif path.is_file():
             found.append((path, Path(path.name)))
         else:
-            missing.append(f"{item}: no such file or folder")
+            missing.append(MissingInput(item, "no such file or folder"))
     return found, missing
 
 
@@ -132,7 +144,7 @@ def plan(inputs: list[str], out_dir: Path, *, recursive: bool, overwrite: bool, 
     found, missing = find_inputs(inputs, recursive=recursive)
     sources = {src.resolve() for src, _ in found}
     tasks: list[Task] = []
-    problems = [Outcome(Task(Path(m.split(":")[0]), Path()), "failed", m) for m in missing]
+    problems = [Outcome(Task(Path(m.item), Path()), "failed", str(m)) for m in missing]
     seen: dict[Path, Path] = {}
     for src, rel in found:
         if append:
