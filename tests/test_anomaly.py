@@ -603,3 +603,11 @@ def test_holdout_scores_tool_recovers_the_split_and_notices_other_images(tiny_an
     assert holdout_main([str(tiny_anomaly), "--normal", str(folders["normal"]), "--holdout", "0.3"]) == 1
     assert "DIFFERENT" in capsys.readouterr().out
     assert holdout_main([str(tiny_anomaly), "--normal", str(folders["normal"] / "missing")]) == 2
+
+
+def test_a_missing_input_with_a_colon_keeps_its_whole_name_in_the_report(tiny_anomaly, tmp_path):
+    report = tmp_path / "r.json"
+    missing = str(tmp_path / "12:30 shots" / "x.png")
+    assert main(["anomaly", missing, "-m", str(tiny_anomaly), "--report", str(report)]) == 1
+    rows = json.loads(report.read_text())["images"]
+    assert [r["file"] for r in rows] == [missing] and rows[0]["status"] == "failed"
