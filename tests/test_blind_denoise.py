@@ -157,3 +157,28 @@ def test_cli_strength_and_reported_level(blind_model, tmp_path, rng, capsys) -> 
     assert f"a.png: noise level (0-255, estimated, x1.5) {expected.last_sigma:.1f}" in captured.err
     assert main(["denoise", str(src), "-o", str(tmp_path / "out2"), "-m", str(blind_model), "--strength", "9"]) != 0
     assert "--strength must be from 0.25 to 4, got 9" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["noise-level-color-fast", "noise-level-color"])
+def test_shipped_estimator_reads_synthetic_camera_noise(name) -> None:
+    """A flat mid-grey frame through the synthetic camera (shot + read noise, demosaicing; no
+    sharpening, chroma smoothing or JPEG) at three levels: the estimate grows with the noise and
+    stays within 0.75-2.5x its RMS. Not 1x: the estimator reads the level its denoiser cleans
+    best at, which for the weak, correlated noise of a camera is about twice the RMS
+    (docs/experiments/2026-12-05-real-noise.md)."""
+    from edge_ae import list_models
+    from training.denoise.camera_pipeline import camera_batch
+
+    if name not in {e.name for e in list_models("noise-level")}:
+        pytest.skip(f"{name} is not shipped")
+    denoiser = next(e.name for e in list_models("denoiser") if e.name == name.replace("noise-level", "denoise"))
+    d = Denoiser(denoiser, threads=1)
+    flat = np.full((1, 3, 96, 96), 0.5, np.float32)
+    readings = []
+    for shot in (3e-4, 3e-3, 1e-2):
+        noisy, _, rms = camera_batch(flat, np.random.default_rng(0), shot=shot, jpeg_probability=0.0,
+                                     sharpen_probability=0.0, chroma_blur_probability=0.0)
+        level = float(d.noise_map((noisy[0].transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)).mean())
+        assert 0.75 * rms[0, 0] * 255 <= level <= 2.5 * rms[0, 0] * 255, (shot, rms[0, 0] * 255, level)
+        readings.append(level)
+    assert readings[0] < readings[1] < readings[2]

@@ -108,8 +108,9 @@ def graph_feeds(spec, frame: np.ndarray) -> dict[str, np.ndarray]:
     graph's alone (no noise estimate, no conversions)."""
     batch, _ = im.adapt_channels(im.split(frame).color, spec.channels)
     feeds = {"image": im.to_float(batch)}
-    if spec.noise_input:
-        feeds["sigma"] = np.full((batch.shape[0], 1), 25 / 255, np.float32)
+    if spec.noise_input:  # a map model takes the level per pixel and channel (docs/MODEL_CONTRACT.md)
+        shape = batch.shape if spec.noise_map else (batch.shape[0], 1)
+        feeds["sigma"] = np.full(shape, 25 / 255, np.float32)
     return feeds
 
 

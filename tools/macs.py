@@ -33,10 +33,13 @@ def count(path: Path, height: int = 256, width: int = 256) -> tuple[int, float]:
                 d.dim_value = v
     for i in model.graph.input:
         if i.name != image.name:
-            for d in i.type.tensor_type.shape.dim:
+            other = i.type.tensor_type.shape.dim
+            # A per-pixel input (a denoiser's noise map) has the image's height and width.
+            sizes = (1, 1, height, width) if len(other) == 4 else (1,) * len(other)
+            for d, v in zip(other, sizes, strict=True):
                 if d.dim_param:
                     d.ClearField("dim_param")
-                    d.dim_value = 1
+                    d.dim_value = v
     inferred = shape_inference.infer_shapes(model)
     shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
               for v in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input)}

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_ae import Denoiser, estimate_sigma
+from edge_ae import Denoiser
 from edge_ae.files.imageio import read_image, write_image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,8 +42,8 @@ def main() -> None:
         image = read_image(path)
         if image.ndim == 3:
             image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        sigma = estimate_sigma(image)
-        rows.append(row(image, denoise(image), args.height, f"{path.stem}  est. sigma {sigma:.1f}"))
+        clean = denoise(image)  # the default call: the level is estimated (learned model, else wavelet)
+        rows.append(row(image, clean, args.height, f"{path.stem}  est. sigma {denoise.last_sigma:.1f}"))
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 6), (0, width - r.shape[1])), constant_values=255) for r in rows]
     write_image(args.out, np.concatenate(rows, axis=0))

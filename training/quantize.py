@@ -169,10 +169,17 @@ class _Feeds:
         pass
 
 
+def as_map(feeds: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    """The feeds with each (N, 1) sigma spread over the image as the (N, C, H, W) map a
+    ``noise_map`` model takes (docs/MODEL_CONTRACT.md)."""
+    return [{**f, "sigma": np.ascontiguousarray(np.broadcast_to(f["sigma"][:, :, None, None], f["image"].shape))}
+            for f in feeds]
+
+
 def _run(model: LoadedModel, feed: dict[str, np.ndarray]) -> np.ndarray:
     feeds = {"image": feed["image"]}
     if model.spec.noise_input:  # the seeds' plain autoencoder has no sigma input
-        feeds["sigma"] = feed["sigma"]
+        feeds["sigma"] = as_map([feed])[0]["sigma"] if model.spec.noise_map else feed["sigma"]
     return model.run(feeds)[0]
 
 
@@ -302,6 +309,7 @@ def quantize(source: str | Path, *, out_dir: Path = EXPORTED, name: str | None =
         failures = []
         for n in counts:
             feeds = noisy_patches(calibration, spec.channels, count=n, size=patch, sigma_max=sigma_max, seed=seed)
+            feeds = as_map(feeds) if spec.noise_map else feeds
             for rule in methods:
                 try:
                     results[(n, rule)] = search_layers(feeds, rule, f"c{n}-{rule}")

@@ -12,13 +12,14 @@ Parity with PyTorch is checked for both files; manifest entries are added or rep
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from edge_ae.model.contract import COLOR_ORDERS, ModelSpec
-from training.denoise.train_blind import BlindConfig, build_denoiser
+from training.denoise.train_blind import ROOT, BlindConfig, build_denoiser
 from training.export_denoiser import DenoiserGraph, as_shipped, measure_receptive_field, parity_images
 from training.nets.noise_estimator import NoiseEstimator
 from training.onnx_export import EXPORTED, check_parity, export, provenance, update_manifest
@@ -36,9 +37,20 @@ class EstimatorAsDenoiser(torch.nn.Module):
 
 
 def command_for(checkpoint: Path, cfg: BlindConfig, denoiser: str, estimator: str) -> str:
+    """The whole recipe: how the starting denoiser was trained (its manifest entry), then this run."""
     config = Path("training/denoise/configs") / f"{cfg.name}.json"
-    return (f"python -m training.denoise.train_blind {config} && python -m training.denoise.export_blind "
-            f"runs/{cfg.name}/{checkpoint.name} --denoiser {denoiser} --estimator {estimator}")
+    own = (f"python -m training.denoise.train_blind {config} && python -m training.denoise.export_blind "
+           f"runs/{cfg.name}/{checkpoint.name} --denoiser {denoiser} --estimator {estimator}")
+    start = Path(cfg.denoiser_init)
+    manifest = ROOT / start.parent / "manifest.json"
+    if start.suffix == ".onnx" and manifest.is_file():
+        entry = next((m for m in json.loads(manifest.read_text())["models"] if m["file"] == start.name), None)
+        before = entry.get("training_command", "") if entry else ""
+        if before and "train_blind" not in before:  # a re-export keeps the chain it already has
+            return f"{before} && {own}"
+        if before:
+            return before
+    return own
 
 
 def export_run(checkpoint: Path, *, denoiser_name: str, estimator_name: str, out_dir: Path = EXPORTED,

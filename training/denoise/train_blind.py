@@ -65,6 +65,9 @@ class BlindConfig:
     poisson_fraction: float = 0.125  # training/noise.py camera noise; the rest is Gaussian
     sigma_max: float = 55.0
     tv_weight: float = 0.05
+    camera_weight: float = 1.0  # weight of the estimated samples' output error against the Gaussian ones'
+    # Options of camera_pipeline.sample_params, e.g. {"shot_range": [2e-5, 0.012]}.
+    camera_options: dict[str, object] = field(default_factory=dict)
     asym_weight: float = 1.0
     asym_alpha: float = 0.3
     seed: int = 0
@@ -111,7 +114,7 @@ def batch(sampler: data.PatchSampler, cfg: BlindConfig, rng: np.random.Generator
     clean = sampler.batch(cfg.batch)
     k_cam = int(round(cfg.batch * cfg.camera_fraction))
     k_poi = int(round(cfg.batch * cfg.poisson_fraction))
-    cam_noisy, cam_target, _ = camera_pipeline.camera_batch(clean[:k_cam], rng)
+    cam_noisy, cam_target, _ = camera_pipeline.camera_batch(clean[:k_cam], rng, **cfg.camera_options)
     poi_noisy, _ = noise.camera(clean[k_cam : k_cam + k_poi], rng, cfg.sigma_max / 255)
     g_noisy, g_sigma = noise.gaussian(clean[k_cam + k_poi :], rng, cfg.sigma_max / 255)
     return {
@@ -138,8 +141,31 @@ def losses(est: NoiseEstimator, den: UNetDAE, b: dict[str, torch.Tensor],
     both = torch.cat([coarse, g_coarse])
     tv = (both[:, :, 1:] - both[:, :, :-1]).abs().mean() + (both[:, :, :, 1:] - both[:, :, :, :-1]).abs().mean()
     n_e, n_g = x.shape[0], g.shape[0]
-    total = (n_e * rec + n_g * rec_g) / (n_e + n_g) + cfg.asym_weight * asym + cfg.tv_weight * tv
+    total = (cfg.camera_weight * n_e * rec + n_g * rec_g) / (n_e + n_g) + cfg.asym_weight * asym + cfg.tv_weight * tv
     return total, {"rec": rec.item(), "rec_gauss": rec_g.item(), "asym": asym.item(), "tv": tv.item()}
+
+
+PROBE_SHOTS = (3e-4, 3e-3, 1e-2)  # camera noise from good light to low light
+
+
+def probe_batches(val_images: list[np.ndarray], seed: int) -> list[tuple[torch.Tensor, float]]:
+    """Camera-noised crops of the held-out images at three fixed levels, with their RMS noise
+    (0-255): does the estimate follow the camera's noise level, not only white noise's?"""
+    rng = np.random.default_rng(seed)
+    crops = np.stack([im[:64, :64].transpose(2, 0, 1) for im in val_images if min(im.shape[:2]) >= 64])
+    out = []
+    for shot in PROBE_SHOTS:
+        noisy, _, level = camera_pipeline.camera_batch(crops, rng, shot=shot)
+        out.append((torch.from_numpy(noisy), float(level.mean()) * 255))
+    return out
+
+
+@torch.no_grad()
+def probe_levels(est: NoiseEstimator, probes: list[tuple[torch.Tensor, float]]) -> list[float]:
+    est.eval()
+    levels = [float(est(x).mean()) * 255 for x, _ in probes]
+    est.train()
+    return levels
 
 
 def train(cfg: BlindConfig, out_root: Path, threads: int = 1) -> Path:
@@ -163,7 +189,9 @@ def train(cfg: BlindConfig, out_root: Path, threads: int = 1) -> Path:
         p.requires_grad_(False)
     sampler = data.PatchSampler(train_images, cfg.patch, rng)
     log_path = run / "log.csv"
-    log_path.write_text("step,loss,rec,rec_gauss,asym,tv,real_psnr,real_level,holdout_psnr25,seconds\n")
+    probes = probe_batches(val_images, cfg.seed) if cfg.channels == 3 else []
+    log_path.write_text("step,loss,rec,rec_gauss,asym,tv,real_psnr,real_level,holdout_psnr25,"
+                        + "".join(f"est_camera_rms{rms:.1f}," for _, rms in probes) + "seconds\n")
     real, level = real_eval.blind_psnr(est, den, pairs) if pairs else (float("nan"), float("nan"))
     print(f"{cfg.name} start: real {real:.2f} dB (level {level:.1f}), holdout@25 "
           f"{evaluate(den, val_images, 25.0, cfg.seed):.2f} dB", flush=True)
@@ -190,12 +218,14 @@ def train(cfg: BlindConfig, out_root: Path, threads: int = 1) -> Path:
         if step % cfg.eval_every == 0 or step == cfg.steps:
             real, level = real_eval.blind_psnr(est, den, pairs) if pairs else (float("nan"), float("nan"))
             hold = evaluate(den, val_images, 25.0, cfg.seed)
+            probed = probe_levels(est, probes)
             m = np.mean(parts, axis=0)
             with log_path.open("a") as f:
                 f.write(",".join(f"{v:.6f}" for v in [step, *m]) + f",{real:.3f},{level:.2f},{hold:.3f},"
-                        f"{time.time() - t0:.0f}\n")
+                        + "".join(f"{v:.2f}," for v in probed) + f"{time.time() - t0:.0f}\n")
             print(f"{cfg.name} step {step}/{cfg.steps} loss {m[0]:.5f} real {real:.2f} dB (level {level:.1f}) "
-                  f"holdout@25 {hold:.2f} dB  {time.time() - t0:.0f}s", flush=True)
+                  f"holdout@25 {hold:.2f} dB, camera noise rms {' / '.join(f'{r:.1f}' for _, r in probes)} "
+                  f"read as {' / '.join(f'{v:.1f}' for v in probed)}  {time.time() - t0:.0f}s", flush=True)
             parts = []
             state = {"estimator": est.state_dict(), "denoiser": den.state_dict(), "config": asdict(cfg),
                      "step": step, "real_psnr": real, "holdout_psnr25": hold}
