@@ -47,7 +47,7 @@ class FitOptions:
     size: int = 256  # stretch: images resized to size x size; keep-aspect: shorter side
     resize: str = "stretch"
     memory_patches: int = 3000  # coreset size: the normal patches the model keeps
-    pool_patches: int = 30000  # patches collected over all images before the coreset
+    pool_patches: int = 60000  # patches collected over all images before the coreset
     holdout: float = 0.15  # share of the normal images held out for calibration (no val_normal)
     fpr: float = DEFAULT_FPR  # target false-positive rate when only normal images are known
     blur_sigma: float = 4.0  # Gaussian smoothing of the map, in input pixels (PatchCore's 4)

@@ -3,7 +3,8 @@ imported here only, so ``import edge_ae`` stays light).
 
 The graph: the frozen feature extractor's nodes, then for every feature patch the distance to its
 nearest neighbour in the memory of normal patches, as one matrix product against an initializer
-(|a - b|^2 = |a|^2 - 2 a.b + |b|^2, minimum over the memory), resized bilinearly to the input size,
+(|a - b|^2 = |a|^2 - 2 a.b + |b|^2, minimum over the memory), resized bilinearly to the input size
+(cell i at pixel i * stride),
 smoothed with a Gaussian (reflected borders, so a defect at the edge keeps its height), and the
 image score = the map's maximum. Inputs and outputs follow the anomaly contract (``image`` ->
 ``anomaly_map``, ``score``); the input keeps the extractor's dynamic height and width, so the same
@@ -71,8 +72,11 @@ def build_anomaly_graph(features_model: bytes, memory: np.ndarray, *, blur_sigma
         n("Slice", ["nn/in_shape", "nn/i0", "nn/i1"], ["nn/batch"]),
         n("Slice", ["nn/in_shape", "nn/i2", "nn/i4"], ["nn/in_hw"]),
         n("Concat", ["nn/batch", "nn/one", "nn/in_hw"], ["nn/map_size"], axis=0),
+        # "asymmetric": input pixel x reads the map at x / stride, so cell i sits at pixel i * stride,
+        # where the extractor's symmetric-padded stride-2 convolutions centre it (half_pixel would
+        # shift the map by half a cell).
         n("Resize", ["nn/dist4", "", "", "nn/map_size"], ["nn/map_raw"], mode="linear",
-          coordinate_transformation_mode="half_pixel"),
+          coordinate_transformation_mode="asymmetric"),
         n("Pad", ["nn/map_raw", "nn/blur_pads"], ["nn/map_padded"], mode="reflect"),
         n("Conv", ["nn/map_padded", "nn/blur_v"], ["nn/map_v"]),
         n("Conv", ["nn/map_v", "nn/blur_h"], ["anomaly_map"]),
