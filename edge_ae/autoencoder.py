@@ -25,15 +25,11 @@ import cv2
 import numpy as np
 
 from edge_ae.errors import EdgeAEError, ImageError, ModelError
-from edge_ae.image import check_image, to_float
+from edge_ae.image import check_image, is_single_image, to_float
 from edge_ae.model.loading import LoadedModel, load_model
 from edge_ae.model.registry import get_entry
 
 CHUNK = 1024  # images per inference call: bounds memory on large batches
-
-
-def _is_single(images: np.ndarray) -> bool:
-    return images.ndim == 2 or (images.ndim == 3 and images.shape[2] in (1, 3, 4))
 
 
 def _to_gray(image: np.ndarray, size: tuple[int, int], name: str) -> np.ndarray:
@@ -58,7 +54,7 @@ def to_batch(images: object, size: tuple[int, int]) -> tuple[np.ndarray, bool]:
         return np.stack([_to_gray(im, size, f"images[{i}]") for i, im in enumerate(images)])[:, None], False
     if not isinstance(images, np.ndarray):
         raise ImageError(f"images must be a numpy array or a list of arrays, got {type(images).__name__}")
-    if _is_single(images):
+    if is_single_image(images):
         return _to_gray(images, size, "image")[None, None], True
     if images.ndim not in (3, 4):
         raise ImageError(
@@ -75,7 +71,7 @@ class Autoencoder:
     ``model`` is a shipped model name (``edge-ae models --kind autoencoder``) or a path to
     an .onnx file; ``threads`` caps inference threads (default: onnxruntime's choice)."""
 
-    def __init__(self, model: str | Path, *, threads: int | None = None) -> None:
+    def __init__(self, model: str | Path | LoadedModel, *, threads: int | None = None) -> None:
         self.model: LoadedModel = load_model(model, kind="autoencoder", threads=threads)
         self.spec = self.model.spec
         if self.spec.input_size is None or not self.spec.latent_dim:

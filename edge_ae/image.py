@@ -118,6 +118,12 @@ def restore_channels(batch: np.ndarray, how: str) -> np.ndarray:
     return batch[0].mean(axis=0, keepdims=True).transpose(1, 2, 0)
 
 
+def is_single_image(images: np.ndarray) -> bool:
+    """Whether an array is one image (HxW, or HxWxC with C of 1, 3 or 4) rather than a batch
+    (N x H x W or N x H x W x C): how the task classes tell ``score(image)`` from ``score(batch)``."""
+    return images.ndim == 2 or (images.ndim == 3 and images.shape[2] in (1, 3, 4))
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """The image at 8 bits per value, channels unchanged: uint16 divided by 257, float taken as
     0-1 and rounded (clipped first). The one depth conversion for display and pictures."""

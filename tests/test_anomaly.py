@@ -611,3 +611,21 @@ def test_a_missing_input_with_a_colon_keeps_its_whole_name_in_the_report(tiny_an
     assert main(["anomaly", missing, "-m", str(tiny_anomaly), "--report", str(report)]) == 1
     rows = json.loads(report.read_text())["images"]
     assert [r["file"] for r in rows] == [missing] and rows[0]["status"] == "failed"
+
+
+def test_task_classes_share_a_loaded_model_and_score_batches_alike(tiny_anomaly, folders):
+    """One family: each task class takes a name, a path or a loaded model; ``score`` is a float
+    for one image and an (N,) array for a list, higher meaning less normal."""
+    from edge_ae import load_model
+
+    loaded = load_model(tiny_anomaly, threads=1)
+    det = AnomalyDetector(loaded)
+    assert det.model is loaded
+    images = [read_image(p) for p in sorted(folders["val_normal"].iterdir())[:3]]
+    one = det.score(images[0])
+    many = det.score(images)
+    assert isinstance(one, float) and many.shape == (3,) and many[0] == pytest.approx(one, rel=1e-6)
+    with pytest.raises(ModelError, match="expected a denoiser"):
+        from edge_ae import Denoiser
+
+        Denoiser(loaded)

@@ -12,6 +12,7 @@ ignored.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import cv2
 import numpy as np
 
 from edge_ae.errors import ImageError, ModelError, a_model_of
-from edge_ae.image import check_image, split, to_bgr8, to_float
+from edge_ae.image import check_image, is_single_image, split, to_bgr8, to_float
 from edge_ae.model.contract import AnomalyCalibration, ModelSpec
 from edge_ae.model.loading import LoadedModel, load_model
 
@@ -105,7 +106,7 @@ class AnomalyDetector:
     """
 
     def __init__(self, model: str | Path | LoadedModel, *, threads: int | None = None) -> None:
-        self.model = model if isinstance(model, LoadedModel) else load_model(model, kind="anomaly", threads=threads)
+        self.model = load_model(model, kind="anomaly", threads=threads)
         spec = self.model.spec
         if spec.kind != "anomaly":
             raise ModelError(f"{spec.name}: expected an anomaly model, found {a_model_of(spec.kind)}")
@@ -160,9 +161,16 @@ class AnomalyDetector:
         maps, scores = self.model.run({"image": batch})
         return maps[:, 0], scores.reshape(-1)
 
-    def score(self, image: np.ndarray) -> float:
-        """Only the raw image score (what calibration needs)."""
-        return float(self.raw([image])[1][0])
+    def score(self, images: np.ndarray | Sequence[np.ndarray]) -> float | np.ndarray:
+        """The anomaly score, without map or verdict (what calibration needs): higher means less
+        like the normal images, in the units of ``calibration.threshold``. A float for one image,
+        an (N,) array for a list of images or an N x H x W (x C) batch, as ``Autoencoder.score``."""
+        if isinstance(images, np.ndarray) and is_single_image(images):
+            return float(self.raw([images])[1][0])
+        if len(images) == 0:
+            raise ImageError("images is empty: nothing to score")
+        # One at a time: images of a keep-aspect model may resize to different input sizes.
+        return np.array([self.raw([image])[1][0] for image in images], np.float32)
 
     def __call__(self, image: np.ndarray) -> AnomalyResult:
         image = check_image(image)

@@ -50,7 +50,7 @@ def scores_of_folder(detector: AnomalyDetector, folder: str, what: str) -> list[
     progress = Progress(len(found), label=f"{what} ")
     for src, _ in found:
         try:
-            scores.append(detector.score(read_image(src)))
+            scores.append(float(detector.score(read_image(src))))
         except Exception as exc:  # one bad file is skipped, never the calibration's end
             progress.note(f"skipped: {batch.failure_message(src, exc)}")
         progress.advance()

@@ -51,7 +51,7 @@ class Denoiser:
     grey image sees the grey plane repeated as BGR and its output is averaged back to grey.
     """
 
-    def __init__(self, model: str | Path | None = None, *, threads: int | None = None, tile: int | None = None,
+    def __init__(self, model: str | Path | LoadedModel | None = None, *, threads: int | None = None, tile: int | None = None,
                  ensemble: int = 1) -> None:
         self.threads = threads
         self.tile = tile

@@ -117,15 +117,23 @@ def check_graph(spec: ModelSpec, session: ort.InferenceSession, source: str) -> 
         )
 
 
-def load_model(model: str | Path, *, kind: str | tuple[str, ...] | None = None, threads: int | None = None) -> LoadedModel:
-    """Load a shipped model by name or any edge-ae ONNX file by path.
+def load_model(model: str | Path | LoadedModel, *, kind: str | tuple[str, ...] | None = None,
+               threads: int | None = None) -> LoadedModel:
+    """Load a shipped model by name or any edge-ae ONNX file by path; a model loaded already is
+    taken as it is (its session keeps the threads it was built with), so one session can serve
+    several task objects.
 
     ``kind`` restricts what is accepted (e.g. ``"denoiser"``); a model of another kind is
     refused with a message naming both."""
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if isinstance(model, LoadedModel):
+        if kinds is not None and model.spec.kind not in kinds:
+            raise ModelError(f"{model.path}: expected {' or '.join(a_model_of(k) for k in kinds)}, "
+                             f"found {a_model_of(model.spec.kind)}")
+        return model
     path, source = resolve_model(model)
     session = make_session(path, threads)
     spec = read_spec(session, source)
-    kinds = (kind,) if isinstance(kind, str) else kind
     if kinds is not None and spec.kind not in kinds:
         raise ModelError(f"{source}: expected {' or '.join(a_model_of(k) for k in kinds)}, found {a_model_of(spec.kind)}")
     check_graph(spec, session, source)
