@@ -82,6 +82,12 @@ class ModelSpec:
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
+        problems = [*self._format_problems(), *self._size_problems(), *self._kind_problems()]
+        if problems:
+            raise ModelError(f"model {self.name!r}: invalid edge-ae metadata: " + "; ".join(problems))
+
+    def _format_problems(self) -> list[str]:
+        """What every model must say about its pixels: kind, channels, order, value range."""
         problems = []
         if self.kind not in KINDS:
             problems.append(f"kind must be one of {', '.join(KINDS)}, found {self.kind!r}")
@@ -94,12 +100,15 @@ class ModelSpec:
             )
         if tuple(self.value_range) != (0.0, 1.0):
             problems.append(f"value_range must be [0, 1], found {list(self.value_range)}")
+        return problems
+
+    def _size_problems(self) -> list[str]:
+        """Size multiple, receptive field, and a fixed input size or a short side (not both)."""
+        problems = []
         if not isinstance(self.size_multiple, int) or self.size_multiple < 1:
             problems.append(f"size_multiple must be a positive integer, found {self.size_multiple!r}")
         if not isinstance(self.receptive_field, int) or self.receptive_field < 1:
             problems.append(f"receptive_field must be a positive integer, found {self.receptive_field!r}")
-        if self.kind == "anomaly" and self.anomaly is None:
-            problems.append("an anomaly model needs its 'anomaly' calibration (threshold, score statistics)")
         if self.short_side is not None:
             if self.input_size is not None:
                 problems.append("a model has either a fixed input_size or a short_side, not both")
@@ -109,16 +118,23 @@ class ModelSpec:
                 problems.append(f"short_side ({self.short_side}) must be a multiple of size_multiple ({self.size_multiple})")
         elif self.kind == "anomaly" and self.input_size is None:
             problems.append("an anomaly model needs a fixed input_size or a short_side")
-        if self.noise_map and not (self.kind == "denoiser" and self.noise_input):
+        return problems
+
+    def _kind_problems(self) -> list[str]:
+        """Fields that belong to one kind: calibration, noise map and estimator, latent size."""
+        problems = []
+        if self.kind == "anomaly" and self.anomaly is None:
+            problems.append("an anomaly model needs its 'anomaly' calibration (threshold, score statistics)")
+        noise_model = self.kind == "denoiser" and self.noise_input
+        if self.noise_map and not noise_model:
             problems.append("noise_map is for a denoiser with noise_input")
-        if self.noise_estimator is not None and not (self.kind == "denoiser" and self.noise_input):
+        if self.noise_estimator is not None and not noise_model:
             problems.append("noise_estimator is for a denoiser with noise_input")
         if self.noise_estimator is not None and (not isinstance(self.noise_estimator, str) or not self.noise_estimator):
             problems.append(f"noise_estimator must be a model name, found {self.noise_estimator!r}")
         if self.kind in ("encoder", "decoder") and not self.latent_dim:
             problems.append(f"an {self.kind} model needs 'latent_dim'")
-        if problems:
-            raise ModelError(f"model {self.name!r}: invalid edge-ae metadata: " + "; ".join(problems))
+        return problems
 
     @property
     def input_names(self) -> tuple[str, ...]:
