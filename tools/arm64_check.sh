@@ -13,7 +13,8 @@
 #                       the repository, as it is a whole Debian system (~1 GiB with the wheels)
 #   ARM64_CPUS          the QEMU_CPU profiles to run (default "cortex-a72 cortex-a76": the Pi 4's
 #                       core, without 8-bit dot-product instructions, and the Pi 5's, with them)
-#   ARM64_OUT           where outputs and the report go (default build/arm64-check in the repo)
+#   ARM64_OUT           where outputs and the report go (default: the root's folder name + "-out";
+#                       not build/, which `make clean` and wheel builds in this shared tree remove)
 #   HOST_PY             the x86 Python that runs the reference (default .venv/bin/python); the
 #                       root gets the same numpy / onnxruntime / OpenCV versions, so a difference
 #                       is the CPU's, not a library upgrade's
@@ -28,7 +29,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ROOT="${EDGE_AE_ARM64_ROOT:-$HOME/.cache/edge-ae-arm64}"
 CPUS="${ARM64_CPUS:-cortex-a72 cortex-a76}"
-OUT="${ARM64_OUT:-$REPO/build/arm64-check}"
+OUT="${ARM64_OUT:-$ROOT-out}"
 HOST_PY="${HOST_PY:-$REPO/.venv/bin/python}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=bookworm            # Raspberry Pi OS 64-bit is Bookworm: same Python (3.11) and glibc
@@ -182,7 +183,7 @@ run_checks() {
         fake_cpuinfo "$cpu"
         QEMU_CPU=$cpu in_root "$VENV/bin/python" "$WORK/arm64_check.py" run \
             --samples "$WORK/samples" --out "$WORK/out-$cpu" "${RUN_ARGS[@]}"
-        rm -rf "${OUT:?}/$cpu" && cp -r "$ROOT$WORK/out-$cpu" "$OUT/$cpu"
+        rm -rf "${OUT:?}/$cpu" && mkdir -p "$OUT" && cp -r "$ROOT$WORK/out-$cpu" "$OUT/$cpu"
     done
 
     local args=()
