@@ -140,9 +140,10 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
     a private local instance on the loopback interface with ``num_cpus`` (default: all) when
     None. Returns True when this call started or joined it (so the caller shuts it down), False
     when Ray was already initialised."""
-    if address is None:
-        # Read by every Ray process at start (raylet and workers inherit it): each node address
-        # becomes 127.0.0.1, so the local instance listens on and talks to the loopback only.
+    if address is None or _is_loopback(address):
+        # Read by every Ray process when it imports ray (raylet and workers inherit it): the node
+        # address becomes 127.0.0.1, so a local instance listens on and talks to the loopback only,
+        # and a driver joining one at 127.0.0.1 is not redirected to the machine's network address.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     ray = _import_ray()
     if ray.is_initialized():
@@ -158,6 +159,11 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
         where = address or "a local instance"
         raise EdgeAEError(f"cannot start or join Ray at {where}: {str(exc).strip().splitlines()[0]}") from None
     return True
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _quiet_data(ray: Any) -> None:
