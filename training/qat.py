@@ -25,7 +25,6 @@ records the fine-tuning, and the exporter copies it into the model's provenance.
 from __future__ import annotations
 
 import argparse
-import math
 import shlex
 import sys
 import time
@@ -37,6 +36,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from training import data
+from training.loop import cosine_schedule, eta_minutes, save_checkpoint
 from training.nets import build
 from training.nets.unet_dae import UNetDAE
 from training.train_denoiser import DenoiserConfig, evaluate, noisy_batch, split_images
@@ -144,7 +144,7 @@ def fine_tune(checkpoint: Path, out_root: Path, *, steps: int = 3000, lr: float 
     sim.enable()
     simulated_before = evaluate(net, val_images, cfg.val_sigma, cfg.seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    sched = cosine_schedule(opt, steps)
     t0 = time.time()
     for step in range(1, steps + 1):
         noisy, sigma, clean = noisy_batch(sampler, cfg, rng)
@@ -155,9 +155,9 @@ def fine_tune(checkpoint: Path, out_root: Path, *, steps: int = 3000, lr: float 
         sched.step()
         if step % 500 == 0 or step == steps:
             val = evaluate(net, val_images, cfg.val_sigma, cfg.seed)
-            eta = (time.time() - t0) / step * (steps - step)
+            eta = eta_minutes(time.time() - t0, step, steps - step)
             print(f"qat step {step}/{steps} loss {loss.item():.5f} simulated 8-bit PSNR@{cfg.val_sigma:g} {val:.2f} dB "
-                  f"ETA {eta / 60:.1f} min", file=sys.stderr, flush=True)
+                  f"ETA {eta:.1f} min", file=sys.stderr, flush=True)
     simulated_after = evaluate(net, val_images, cfg.val_sigma, cfg.seed)
     net = sim.remove()
     float_after = evaluate(net, val_images, cfg.val_sigma, cfg.seed)
@@ -168,8 +168,8 @@ def fine_tune(checkpoint: Path, out_root: Path, *, steps: int = 3000, lr: float 
     run.mkdir(parents=True, exist_ok=True)
     best = run / "best.pt"
     # The hold-out PSNR the exporter reports is the fine-tuned float network's.
-    torch.save({"model": net.state_dict(), "config": ckpt["config"], "step": ckpt.get("step", 0),
-                "val_psnr": float_after, "qat": record}, best)
+    save_checkpoint({"model": net.state_dict(), "config": ckpt["config"], "step": ckpt.get("step", 0),
+                     "val_psnr": float_after, "qat": record}, best)
     return best
 
 

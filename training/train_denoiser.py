@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from training import data, noise, warm_start
+from training.loop import cosine_schedule, eta_minutes, save_checkpoint
 from training.nets import build
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
@@ -148,11 +149,7 @@ def train(cfg: DenoiserConfig, out_root: Path, threads: int = 2, init: Path | No
     rng = np.random.default_rng(cfg.seed + 1)
     model = build(cfg.network, channels=cfg.channels, **cfg.network_args)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    warmup = max(1, cfg.steps // 50)
-    # Linear warm-up, then cosine decay to zero at ``steps``.
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps))
-    )
+    sched = cosine_schedule(opt, cfg.steps, warmup=max(1, cfg.steps // 50))
     step, best, started_from = 0, -1.0, None
     ckpt_path = run / "checkpoint.pt"
     if ckpt_path.exists():  # resume exactly where the last run stopped
@@ -189,19 +186,18 @@ def train(cfg: DenoiserConfig, out_root: Path, threads: int = 2, init: Path | No
             val = evaluate(model, val_images, cfg.val_sigma, cfg.seed)
             with log_path.open("a") as f:
                 f.write(f"{step},{np.mean(running):.6f},{val:.3f},{time.time() - t0:.1f}\n")
-            eta = (time.time() - t0) / max(1, step - start_step) * (cfg.steps - step)
+            eta = eta_minutes(time.time() - t0, step - start_step, cfg.steps - step)
             print(f"{cfg.name} step {step}/{cfg.steps} loss {np.mean(running):.5f} "
-                  f"val PSNR@{cfg.val_sigma:g} {val:.2f} dB  ETA {eta / 60:.1f} min", flush=True)
+                  f"val PSNR@{cfg.val_sigma:g} {val:.2f} dB  ETA {eta:.1f} min", flush=True)
             running = []
             state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                      "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                      "step": step, "best": max(best, val), "config": asdict(cfg), "init": started_from}
             if val > best:
                 best = val
-                torch.save({"model": model.state_dict(), "config": asdict(cfg), "step": step,
-                            "val_psnr": val, "init": started_from}, run / "best.pt")
-            torch.save(state, run / "checkpoint.tmp")
-            (run / "checkpoint.tmp").replace(ckpt_path)
+                save_checkpoint({"model": model.state_dict(), "config": asdict(cfg), "step": step,
+                                 "val_psnr": val, "init": started_from}, run / "best.pt")
+            save_checkpoint(state, ckpt_path)
             plot_log(log_path, run / "loss.png")
     return run / "best.pt"
 

@@ -29,6 +29,7 @@ from training.anomaly.scoring import (
     top_mean,
 )
 from training.anomaly.segmenter import DefectSegmenter, focal_loss
+from training.loop import eta_minutes, save_checkpoint
 from training.metrics import auroc
 
 
@@ -215,20 +216,20 @@ def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str]
                 m.eval()
             score = validation_auroc(net, val_neg, val_pos, cfg, kernel, segmenter)
             elapsed = time.monotonic() - start
-            eta = elapsed / step * (total - step)
+            eta = eta_minutes(elapsed, step, total - step)
             improved = score > best[0] + 1e-4
             if improved:
                 best, stale = (score, step), 0
-                torch.save({"model": net.state_dict(), "step": step, "val_auroc": score, "config": cfg.to_dict(),
-                            "channels": prep.channels, **seg_state(segmenter)}, run_dir / "best.pt")
+                save_checkpoint({"model": net.state_dict(), "step": step, "val_auroc": score, "config": cfg.to_dict(),
+                                 "channels": prep.channels, **seg_state(segmenter)}, run_dir / "best.pt")
             else:
                 stale += 1
-            torch.save({"model": net.state_dict(), "opt": opt.state_dict(), "step": step, "config": cfg.to_dict(),
-                        "channels": prep.channels, **seg_state(segmenter)}, run_dir / "checkpoint.pt")
+            save_checkpoint({"model": net.state_dict(), "opt": opt.state_dict(), "step": step, "config": cfg.to_dict(),
+                             "channels": prep.channels, **seg_state(segmenter)}, run_dir / "checkpoint.pt")
             log_rows.append(f"{step},{running:.5f},{score:.4f},{elapsed:.1f}")
             (run_dir / "log.csv").write_text("\n".join(log_rows) + "\n")
             log(f"step {step}/{total} loss {running:.4f} val AUROC ({val_kind}) {score:.4f}"
-                f"{' *' if improved else ''}  {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min")
+                f"{' *' if improved else ''}  {elapsed / 60:.1f} min, ETA {eta:.1f} min")
             if stale >= cfg.patience:
                 log(f"early stop: no better validation score for {stale} evaluations")
                 break
