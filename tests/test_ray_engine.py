@@ -40,6 +40,16 @@ def test_without_ray_a_one_line_hint(monkeypatch):
         ray_engine.connect("auto")
 
 
+def test_ray_flag_before_an_input_is_a_usage_error(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    # argparse gives --ray the input after it; said in one line, before Ray is started or imported
+    assert main(["denoise", str(tmp_path / "a"), "--ray", str(tmp_path / "b"), "-o", str(tmp_path / "out")]) == 2
+    assert "put --ray after the inputs" in capsys.readouterr().err
+    assert main(["denoise", str(tmp_path / "a"), "-o", str(tmp_path / "out"), "--jobs", "0"]) == 2
+    assert "--jobs must be at least 1" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def ray_local():
     # Not importorskip: connect() sets up the loopback-only environment before Ray starts.
