@@ -629,3 +629,21 @@ def test_task_classes_share_a_loaded_model_and_score_batches_alike(tiny_anomaly,
         from edge_ae import Denoiser
 
         Denoiser(loaded)
+
+
+def test_anomaly_check_command_compares_held_out_scores_with_the_calibration(tiny_anomaly, folders, tmp_path, capsys):
+    """``edge-ae anomaly check`` (no training package needed): the held-out images the model was
+    calibrated on give back the recorded statistics; other images do not."""
+    import shutil
+
+    from tools.anomaly_holdout_scores import training_split
+
+    held_out = tmp_path / "held-out"
+    held_out.mkdir()
+    for path in training_split(AnomalyDetector(tiny_anomaly).spec, folders["normal"])[1]:
+        shutil.copy(path, held_out / path.name)
+    assert main(["anomaly", "check", str(tiny_anomaly), "--val-normal", str(held_out), "--threads", "1"]) == 0
+    assert "the same to float precision" in capsys.readouterr().out
+    assert main(["anomaly", "check", str(tiny_anomaly), "--val-normal", str(folders["val_normal"])]) == 1
+    assert "DIFFERENT" in capsys.readouterr().out
+    assert main(["anomaly", "check", str(tiny_anomaly), "--val-normal", str(tmp_path / "missing")]) == 2

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_ae import AnomalyDetector
+from edge_ae.cli.anomaly_check import holdout_report
 from edge_ae.errors import EdgeAEError
-from edge_ae.files.imageio import read_image
 from edge_ae.model.contract import ModelSpec
 from tools.bench_anomaly import DATA
 from training.anomaly.config import AnomalyConfig
@@ -32,9 +32,6 @@ from training.anomaly.data import folder, split
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Training scores the held-out images through the PyTorch graph, this tool through onnxruntime:
-# the two agree to about 1e-7 (the export's parity check); a changed resize moves scores by 1e-3+.
-TOLERANCE = 1e-5
 HOLDOUT = AnomalyConfig.holdout  # training's default share (its --holdout)
 
 
@@ -57,18 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         detector = AnomalyDetector(args.model, threads=2)
         paths = folder(args.val_normal) if args.val_normal else training_split(detector.spec, args.normal, args.holdout)[1]
-        scores = np.array([detector.score(read_image(p)) for p in paths])
+        same, text = holdout_report(detector, paths)
     except (EdgeAEError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    cal = detector.calibration
-    same = (len(scores) == cal.n_images and abs(scores.mean() - cal.score_mean) <= TOLERANCE
-            and abs(scores.std() - cal.score_std) <= TOLERANCE)
-    print(f"{detector.spec.name}: {len(scores)} held-out images")
-    print(f"  recorded at calibration: {cal.score_mean:.8f} +- {cal.score_std:.8f} ({cal.n_images} images)")
-    print(f"  scored now:              {scores.mean():.8f} +- {scores.std():.8f}")
-    print("  the same to float precision" if same else
-          f"  DIFFERENT (tolerance {TOLERANCE:g}): other images, or they reach the graph otherwise than in training")
+    print(text)
     return 0 if same else 1
 
 

@@ -11,7 +11,11 @@ from edge_ae import __version__
 from edge_ae.cli import anomaly, bench, camera, denoise, embed, models
 from edge_ae.errors import EdgeAEError
 
-ANOMALY_SUBCOMMANDS = {"calibrate": "edge_ae.cli.anomaly_calibrate", "fit": "edge_ae.cli.anomaly_fit"}
+ANOMALY_SUBCOMMANDS = {
+    "calibrate": "edge_ae.cli.anomaly_calibrate",
+    "check": "edge_ae.cli.anomaly_check",
+    "fit": "edge_ae.cli.anomaly_fit",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
