@@ -20,10 +20,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_ae.cli.denoise import DenoiseJob
 from edge_ae.cli.main import main
 from edge_ae.errors import EdgeAEError
 from edge_ae.files import batch, ray_engine
+from edge_ae.files.denoise_job import DenoiseJob
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                                reason='Ray not installed (pip install "edge-ae[ray]")')

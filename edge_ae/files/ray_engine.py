@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge_ae.errors import EdgeAEError
 from edge_ae.files import batch
+from edge_ae.files.denoise_job import DenoiseJob
 
 if TYPE_CHECKING:
     import ray.data
@@ -128,9 +129,6 @@ def denoise_dataset(ds: ray.data.Dataset, *, model: str | None = None, sigma: fl
     threads. Existing targets are overwritten: plan with ``edge_ae.files.batch.plan`` (and
     ``tasks_dataset``) to skip them as the CLI does.
     """
-    # Imported here: the per-file job lives with the command whose options it carries (cli/denoise.py).
-    from edge_ae.cli.denoise import DenoiseJob
-
     job = DenoiseJob(model, sigma, threads, tile, ensemble, quality, None, Path("."))
     return map_tasks(ds, job, workers=workers, threads=threads)
 

@@ -1,0 +1,68 @@
+"""The per-file job of ``edge-ae denoise``: read, denoise, write atomically, and the optional
+before|after picture. A picklable recipe, built once per worker process (``--jobs``) or Ray actor
+(``--ray``, ``ray_engine.denoise_dataset``) and then called for each task, so both paths run the
+same code per file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_ae.denoise.denoiser import Denoiser
+from edge_ae.files import batch
+from edge_ae.files.imageio import read_image, read_image_and_header, write_image
+from edge_ae.image import to_uint8
+
+
+def side_by_side(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Before | after as one 8-bit image with a white separator, for viewing."""
+    a, b = to_uint8(before), to_uint8(after)
+    sep_shape = (a.shape[0], 4) + a.shape[2:]
+    return np.concatenate([a, np.full(sep_shape, 255, np.uint8), b], axis=1)
+
+
+def compare_name(target: Path, out_dir: Path) -> Path:
+    """The before|after picture's path relative to the compare folder: the output's relative path
+    with ".png" added, not replacing its suffix, so same.jpg and same.png get one each."""
+    rel = target.relative_to(out_dir)
+    return rel.with_name(rel.name + ".png")
+
+
+@dataclass(frozen=True)
+class DenoiseJob:
+    """Picklable recipe for the per-file job, built once per worker process."""
+
+    model: str | None
+    sigma: float | None
+    threads: int
+    tile: int | None
+    ensemble: int
+    quality: int
+    compare_dir: Path | None
+    out_dir: Path
+    max_pixels: int | None = None
+    strength: float = 1.0
+
+    def __call__(self):  # returns the per-task callable
+        denoiser = Denoiser(self.model, threads=self.threads, tile=self.tile, ensemble=self.ensemble)
+
+        def job(task: batch.Task) -> float | None:
+            image, header = read_image_and_header(task.source, max_pixels=self.max_pixels)
+            grey_alpha = header is not None and header.grey_alpha and image.ndim == 3 and image.shape[2] == 4
+            if task.extras_only:  # the output exists, its compare picture does not: no need to denoise again
+                clean = read_image(task.target, max_pixels=None)
+            elif grey_alpha:
+                # A grey+alpha PNG decodes as BGRA; denoised as grey, written back as grey+alpha.
+                grey = denoiser(image[:, :, 0], sigma=self.sigma, strength=self.strength)
+                clean = np.dstack([grey, grey, grey, image[:, :, 3]])
+            else:
+                clean = denoiser(image, sigma=self.sigma, strength=self.strength)
+            if not task.extras_only:
+                write_image(task.target, clean, jpeg_quality=self.quality, grey_alpha=grey_alpha)
+            if self.compare_dir is not None:
+                write_image(self.compare_dir / compare_name(task.target, self.out_dir), side_by_side(image, clean))
+            return None if task.extras_only else denoiser.last_sigma
+
+        return job
