@@ -458,6 +458,7 @@ def tiny_anomaly_48(folders, tmp_path_factory) -> Path:
     return out / "tiny-anomaly-48.onnx"
 
 
+@pytest.mark.slow
 def test_fuse_two_sizes(tiny_anomaly, tiny_anomaly_48, folders, tmp_path):
     """Fusing is checked inside the command against the members run one by one; here: the result
     is a usable anomaly model at the larger size whose provenance names both members."""
@@ -478,6 +479,7 @@ def test_fuse_two_sizes(tiny_anomaly, tiny_anomaly_48, folders, tmp_path):
     assert np.allclose(scores, maps.reshape(2, -1).max(axis=1), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_train_sizes_in_one_command(folders, tmp_path, capsys):
     """--sizes trains one member per size (the larger on crops of the smaller) and fuses them."""
     from training.anomaly.cli import main as train_main

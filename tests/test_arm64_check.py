@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import ROOT
 from tools import arm64_check
@@ -23,6 +24,7 @@ def _run(out, *extra):
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_run_and_compare_on_x86(tmp_path):
     ref = tmp_path / "ref"
     result = _run(ref)

@@ -305,6 +305,7 @@ def _denoise_cmd(src: Path, out: Path, model: Path) -> list[str]:
     return [sys.executable, "-m", "edge_ae", "denoise", str(src), "-o", str(out), "-m", str(model), "--threads", "1"]
 
 
+@pytest.mark.slow
 def test_kill_9_then_rerun_gives_the_clean_run_arrays(tiny_models, tmp_path, rng):
     src = tmp_path / "in"
     src.mkdir()

@@ -86,6 +86,7 @@ def test_evaluate_scores_a_denoiser_against_the_noisy_input(tmp_path):
         evaluate(lambda x: x[..., 0], folder=folder)
 
 
+@pytest.mark.slow
 def test_the_benchmark_runs_end_to_end_on_a_tiny_folder(tmp_path, tiny_models):
     folder = make_pairs(tmp_path / "pairs", count=3, height=32, width=32)
     out = tmp_path / "real.md"

@@ -54,6 +54,7 @@ def test_readme_starts_with_the_two_commands():
     assert "make test" in ci
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", _sh_commands())
 def test_readme_cli_command_runs(command, checkout):
     args = shlex.split(command)[1:]
@@ -69,6 +70,7 @@ def test_declared_exit_statuses_are_of_readme_commands():
     assert set(EXIT_STATUS) <= set(_sh_commands())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", [i for i, (kind, _) in enumerate(BLOCKS) if kind == "python"])
 def test_readme_python_runs(index, checkout, monkeypatch):
     monkeypatch.chdir(checkout)

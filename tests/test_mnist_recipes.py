@@ -32,6 +32,7 @@ def _parities(export: dict) -> list[float]:
     return [v for sub in export.values() if isinstance(sub, dict) for v in _parities(sub)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(RECIPES))
 def test_recipe_runs_on_a_slice(ctx, name):
     record = run_recipe(name, ctx)

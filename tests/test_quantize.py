@@ -132,6 +132,7 @@ def test_quantize_rejects_an_unknown_range_rule(float_model, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_quantize_refuses_a_model_that_loses_too_much(float_model, tmp_path, capsys):
     source, folder = float_model
     with pytest.raises(SystemExit) as exc:  # no drop can be below -1 dB: must give up, write nothing

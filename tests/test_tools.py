@@ -10,6 +10,7 @@ import sys
 import cv2
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from conftest import ROOT, needs_shared
@@ -34,6 +35,7 @@ def test_macs_of_tiny_unet(tiny_models):
     assert params > 0 and 500 < per_pixel < 5000
 
 
+@pytest.mark.slow
 @needs_shared("denoise", "val", "Set12")
 def test_bench_denoise_quick_run(tmp_path):
     out = tmp_path / "denoise.md"
@@ -45,6 +47,7 @@ def test_bench_denoise_quick_run(tmp_path):
     assert "| OpenCV NLM (tuned h) |" in text and "python -m tools.bench_denoise --limit 1" in text
 
 
+@pytest.mark.slow
 @needs_shared("denoise", "val", "Set12")
 def test_bench_denoise_takes_a_trial_file_beside_the_shipped_models(tmp_path, tiny_models):
     manifest = (ROOT / "exported" / "manifest.json").read_bytes()
@@ -61,6 +64,7 @@ def test_bench_denoise_takes_a_trial_file_beside_the_shipped_models(tmp_path, ti
     assert (ROOT / "exported" / "manifest.json").read_bytes() == manifest
 
 
+@pytest.mark.slow
 def test_time_config_reports_the_cost_of_an_untrained_config(tmp_path):
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps({"name": "tiny", "network": "unet_dae", "channels": 1, "train_dirs": ["x"],
@@ -77,6 +81,7 @@ def test_time_config_reports_the_cost_of_an_untrained_config(tmp_path):
     assert 0 < float(macs.replace(",", "")) < 1000 and float(ms) > 0
 
 
+@pytest.mark.slow
 def test_time_config_times_exported_models_as_they_are():
     cmd = [sys.executable, "-m", "tools.time_config", "exported/denoise-gray-fast.onnx", "exported/denoise-gray-fast-int8.onnx",
            "--repeat", "1"]
@@ -90,6 +95,7 @@ def test_time_config_times_exported_models_as_they_are():
     assert 1000 < float(macs["denoise-gray-fast"].replace(",", "")) <= 5000
 
 
+@pytest.mark.slow
 def test_profile_graph_lists_every_node_once_with_its_share(tiny_models):
     from tools.profile_graph import profile
 

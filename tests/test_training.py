@@ -39,6 +39,7 @@ def test_train_logs_checkpoints_and_resumes(clean_folder, tmp_path):
     assert steps == [3, 6, 9]
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights(clean_folder, tmp_path):
     a = train(_config(clean_folder), tmp_path / "a", threads=1)
     b = train(_config(clean_folder), tmp_path / "b", threads=1)
