@@ -100,11 +100,11 @@ def test_ray_path_equals_local_path(ray_local, tiny_models, noisy_folder, tmp_pa
     model = tiny_models["color"]
     local_out, ray_out = tmp_path / "local", tmp_path / "ray"
     local_plan = batch.plan([str(noisy_folder)], local_out, recursive=False, overwrite=False)
-    local = {o.task.source.name: (o.status, o.message, getattr(o, "value", None))
+    local = {o.task.source.name: (o.status, o.message, o.value)
              for o in batch.run(local_plan.tasks, _job(model, local_out), jobs=1)}
 
     ray_plan = batch.plan([str(noisy_folder)], ray_out, recursive=False, overwrite=False)
-    remote = {o.task.source.name: (o.status, o.message, getattr(o, "value", None))
+    remote = {o.task.source.name: (o.status, o.message, o.value)
               for o in ray_engine.run(ray_plan.tasks, _job(model, ray_out), workers=2, threads=1)}
 
     assert remote == local  # same statuses, same one-line failure message, same value for the report

@@ -81,7 +81,7 @@ class RunTasks:
             result["target"].append(str(task.target))
             result["status"].append(outcome.status)
             result["message"].append(outcome.message)
-            result["value"].append(getattr(outcome, "value", None))  # the job's number for the report, if any
+            result["value"].append(outcome.value)  # the job's number for the report, if any
         return result
 
 
@@ -197,14 +197,15 @@ def run(tasks: list[batch.Task], factory: batch.JobFactory, *, address: str | No
         ds = map_tasks(tasks_dataset(rows, min_blocks=4 * pool_size), factory, workers=pool_size, threads=threads)
         try:
             for result in ds.iter_rows():
-                sent, task = by_target.pop(result["target"], (None, None))
-                if task is None:  # a batch retried after its worker died reports its rows again
+                pair = by_target.pop(result["target"], None)
+                if pair is None:  # a batch retried after its worker died reports its rows again
                     continue
+                sent, task = pair
                 message = result["message"].replace(str(sent.source), str(task.source))
                 message = message.replace(str(sent.target), str(task.target))
                 value = result.get("value")
-                extra = {"value": float(value)} if value is not None and value == value else {}  # None and NaN: no value
-                yield batch.Outcome(task, result["status"], message, **extra)
+                value = float(value) if value is not None and value == value else None  # NaN: an empty Arrow cell
+                yield batch.Outcome(task, result["status"], message, value=value)
         except ray.exceptions.RayError as exc:
             reason = str(exc).strip().splitlines()[0]
             for _, task in by_target.values():
