@@ -46,7 +46,7 @@ import numpy as np
 # a 256-step grid, so a one-ulp difference before a requantization moves a value a whole step,
 # which later layers can grow to a few grey levels.
 FLOAT_LEVELS = 1  # uint8 outputs of float models
-FLOAT_ABS = 1e-5  # float outputs on [0, 1] (and anomaly scores, relative to max(1, |score|))
+FLOAT_ABS = 1e-5  # float outputs on [0, 1] (larger ones: relative to their largest magnitude)
 INT8_LEVELS = 8  # uint8 outputs of 8-bit models: largest difference allowed
 INT8_SHARE = 0.15  # ... and the largest share of pixels allowed to differ at all
 INT8_ABS = INT8_LEVELS / 255.0  # float outputs of 8-bit models
@@ -450,7 +450,8 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
 
 def diff_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict:
     """Largest differences over all outputs, split by dtype: uint8 in grey levels (and the share
-    of pixels that differ), floats absolutely (scores relative to max(1, |score|))."""
+    of pixels that differ), floats absolutely, divided by the array's largest magnitude where that
+    exceeds 1."""
     missing = sorted(set(a) ^ set(b))
     levels, share, differing, total, fmax = 0, 0.0, 0, 0, 0.0
     for key in sorted(set(a) & set(b)):
@@ -464,10 +465,11 @@ def diff_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict:
             differing += int(np.count_nonzero(d))
             total += d.size
         else:
-            d = np.abs(x.astype(np.float64) - y.astype(np.float64))
-            if key.startswith("score") or key.startswith("anomaly/") or x.ndim == 0:
-                d = d / np.maximum(1.0, np.abs(x.astype(np.float64)))
-            fmax = max(fmax, float(d.max(initial=0.0)))
+            # relative to the array's scale where it exceeds 1 (scores, feature vectors): images on
+            # [0, 1] are compared absolutely
+            x64, y64 = x.astype(np.float64), y.astype(np.float64)
+            scale = max(1.0, float(np.abs(x64).max(initial=0.0)))
+            fmax = max(fmax, float(np.abs(x64 - y64).max(initial=0.0)) / scale)
     share = differing / total if total else 0.0
     return {"levels": levels, "share": share, "float": fmax, "missing": missing}
 
@@ -502,6 +504,32 @@ def fmt_diff(d: dict) -> str:
     return "; ".join(parts)
 
 
+def model_row(name: str, r: dict, o: dict | None, ref: Path, other: Path) -> tuple[str, list[str]]:
+    """One model's table row against the reference, and its problems."""
+    if o is None:
+        return f"| {name} | {r['kind']} | | not run here | | FAIL |", ["was not run"]
+    if "error" in r or "error" in o:
+        error = o.get("error") or r.get("error")
+        return f"| {name} | {r['kind']} | | error: {error} | | FAIL |", [f"failed: {error}"]
+    int8 = bool(r.get("int8"))
+    a, b = load_npz(ref / f"{name}.npz"), load_npz(other / f"{name}.npz")
+    d = diff_arrays(a, b)
+    d["has_u8"] = any(v.dtype == np.uint8 for v in a.values())
+    problems = judge(d, int8)
+    psnr_text = ""
+    if "psnr_mean" in r and "psnr_mean" in o:
+        gap = abs(r["psnr_mean"] - o["psnr_mean"])
+        psnr_text = f"{r['psnr_mean']:.3f} / {o['psnr_mean']:.3f}"
+        if gap > PSNR_DB:
+            problems.append(f"PSNR differs by {gap:.3f} dB (bound {PSNR_DB})")
+    if r.get("flagged") != o.get("flagged"):
+        problems.append(f"anomaly verdicts differ: {r.get('flagged')} vs {o.get('flagged')}")
+    if r.get("generic"):
+        psnr_text += " (raw graph)"
+    result = "ok" if not problems else "FAIL: " + "; ".join(problems)
+    return f"| {name} | {r['kind']} | {'8-bit' if int8 else 'float'} | {fmt_diff(d)} | {psnr_text} | {result} |", problems
+
+
 def compare_dirs(ref: Path, other: Path) -> tuple[list[str], list[str]]:
     """Markdown table rows and the list of failures of ``other`` against ``ref``."""
     rp, op = (json.loads((p / "platform.json").read_text()) for p in (ref, other))
@@ -526,33 +554,9 @@ def compare_dirs(ref: Path, other: Path) -> tuple[list[str], list[str]]:
     lines += ["| model | kind | weights | outputs against reference | PSNR noisy set, ref / this (dB) | result |",
               "|---|---|---|---|---|---|"]
     for name, r in rr["models"].items():
-        o = orr["models"].get(name)
-        if o is None:
-            failures.append(f"{label}: {name} was not run")
-            lines.append(f"| {name} | {r['kind']} | | not run here | | FAIL |")
-            continue
-        if "error" in r or "error" in o:
-            failures.append(f"{label}: {name} failed: {o.get('error') or r.get('error')}")
-            lines.append(f"| {name} | {r['kind']} | | error: {o.get('error') or r.get('error')} | | FAIL |")
-            continue
-        int8 = bool(r.get("int8"))
-        a, b = load_npz(ref / f"{name}.npz"), load_npz(other / f"{name}.npz")
-        d = diff_arrays(a, b)
-        d["has_u8"] = any(v.dtype == np.uint8 for v in a.values())
-        problems = judge(d, int8)
-        psnr_text = ""
-        if "psnr_mean" in r and "psnr_mean" in o:
-            gap = abs(r["psnr_mean"] - o["psnr_mean"])
-            psnr_text = f"{r['psnr_mean']:.3f} / {o['psnr_mean']:.3f}"
-            if gap > PSNR_DB:
-                problems.append(f"PSNR differs by {gap:.3f} dB (bound {PSNR_DB})")
-        if r.get("flagged") != o.get("flagged"):
-            problems.append(f"anomaly verdicts differ: {r.get('flagged')} vs {o.get('flagged')}")
-        if r.get("generic"):
-            psnr_text += " (raw graph)"
+        row, problems = model_row(name, r, orr["models"].get(name), ref, other)
+        lines.append(row)
         failures += [f"{label}: {name}: {p}" for p in problems]
-        result = "ok" if not problems else "FAIL: " + "; ".join(problems)
-        lines.append(f"| {name} | {r['kind']} | {'8-bit' if int8 else 'float'} | {fmt_diff(d)} | {psnr_text} | {result} |")
     # End-to-end CLI runs: both must exit 0; their outputs are judged like the model's.
     if rr.get("cli"):
         a, b = load_npz(ref / "cli.npz"), load_npz(other / "cli.npz")
