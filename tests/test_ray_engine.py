@@ -175,3 +175,17 @@ def test_killed_worker_loses_nothing_and_rerun_completes(ray_local, tiny_models,
     assert {t.target.name for t in rerun.tasks} == {"broken.png"} | (set(want) - set(partial))
     list(ray_engine.run(rerun.tasks, _job(model, out), workers=2, threads=1))
     _assert_same(_outputs(out), want)
+
+
+@needs_ray
+@pytest.mark.slow  # a Ray instance takes ~10-15 s to start on 2 cores
+def test_denoise_dataset_for_an_existing_ray_pipeline(ray_local, tiny_models, noisy_folder, tmp_path):
+    local_out = tmp_path / "local"
+    plan = batch.plan([str(noisy_folder / "img-00.png")], local_out, recursive=False, overwrite=False)
+    list(batch.run(plan.tasks, _job(tiny_models["color"], local_out)))
+    rows = [{"source": str(noisy_folder / name), "target": str(tmp_path / "ds" / name)} for name in ("img-00.png", "broken.png")]
+    ds = ray_engine.denoise_dataset(ray_local.data.from_items(rows), model=str(tiny_models["color"]), workers=1)
+    results = {Path(r["source"]).name: r for r in ds.iter_rows()}
+    assert results["img-00.png"]["status"] == "done" and results["img-00.png"]["value"] > 0
+    assert results["broken.png"]["status"] == "failed" and "not a readable image" in results["broken.png"]["message"]
+    _assert_same(_outputs(tmp_path / "ds"), _outputs(local_out))

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from edge_ae.errors import EdgeAEError
 from edge_ae.files import batch
 from edge_ae.files.denoise_job import DenoiseJob
+from edge_ae.files.imageio import DEFAULT_MAX_PIXELS
 
 if TYPE_CHECKING:
     import ray.data
@@ -116,7 +117,8 @@ def map_tasks(ds: ray.data.Dataset, factory: batch.JobFactory, *, workers: int |
 
 
 def denoise_dataset(ds: ray.data.Dataset, *, model: str | None = None, sigma: float | None = None,
-                    tile: int | None = None, ensemble: int = 1, quality: int = 95, threads: int = 1,
+                    strength: float = 1.0, tile: int | None = None, ensemble: int = 1, quality: int = 95,
+                    max_pixels: int | None = DEFAULT_MAX_PIXELS, threads: int = 1,
                     workers: int | None = None) -> ray.data.Dataset:
     """Denoise the images named by a Ray Dataset of ``source``/``target`` path strings.
 
@@ -129,7 +131,7 @@ def denoise_dataset(ds: ray.data.Dataset, *, model: str | None = None, sigma: fl
     threads. Existing targets are overwritten: plan with ``edge_ae.files.batch.plan`` (and
     ``tasks_dataset``) to skip them as the CLI does.
     """
-    job = DenoiseJob(model, sigma, threads, tile, ensemble, quality, None, Path("."))
+    job = DenoiseJob(model, sigma, threads, tile, ensemble, quality, None, Path("."), max_pixels, strength)
     return map_tasks(ds, job, workers=workers, threads=threads)
 
 
