@@ -13,6 +13,7 @@ from edge_ae.model.registry import get_entry, list_models
 
 # Graph parts of an autoencoder (their inputs are latents, not frames): timed only when named.
 PARTS = ("encoder", "decoder")
+CAMERA_KINDS = ("denoiser", "anomaly")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -69,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
           "the model's multiply-adds per pixel)")
 
     print(f"\nFor {args.fps:g} fps ({1000 / args.fps:.0f} ms a frame) at {w}x{h} on this machine:")
-    for pick in recommend(timings, fps=args.fps):
+    # only what `edge-ae camera` runs on each frame is recommended; the other kinds are parts or tools
+    for pick in recommend([t for t in timings if t.kind in CAMERA_KINDS], fps=args.fps):
         group = f"{pick.kind}, {'grey' if pick.channels == 1 else 'colour'}"
         if pick.model is not None:
             quality = f"; {pick.model.quality:g} {pick.model.quality_label}" if pick.model.quality is not None else ""
