@@ -107,6 +107,7 @@ def test_export_contract_and_parity(tiny_anomaly, folders):
     assert check_outputs(graph, tiny_anomaly, images) < 1e-4
 
 
+@pytest.mark.slow
 def test_error_map_mode_trains_and_exports(folders, tmp_path):
     """The reconstruction-error map (``--map error``), with per-pixel normal statistics."""
     from training.anomaly.cli import main as train_main
@@ -122,6 +123,7 @@ def test_error_map_mode_trains_and_exports(folders, tmp_path):
     assert result.anomaly_map.shape == (48, 64) and np.isfinite(result.score)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("exposure", ["none", "gain"])  # the shipped fusion has a member of each
 def test_training_is_reproducible_with_a_fixed_seed(folders, tmp_path, exposure):
     """The same command twice gives the same weights: a shipped model can be remade from the
@@ -193,6 +195,7 @@ def test_relight_option_reaches_the_config():
     assert parse(["--normal", "n", "--name", "m", "--relight"])[1].relight is True
 
 
+@pytest.mark.slow
 def test_training_with_textures(folders, tmp_path):
     """--textures reaches the batches: texture crops fit each image's shape, and a run trains and exports."""
     from training.anomaly.cli import main as train_main

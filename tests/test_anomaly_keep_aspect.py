@@ -120,6 +120,7 @@ def test_keep_aspect_data_of_mixed_shapes():
         data.Batches(images, synthetic_fraction=0.5, input_noise=0.0, flips=False, rng=rng, patch=40)
 
 
+@pytest.mark.slow
 def test_keep_aspect_error_map_without_positional_statistics(mixed_folder, tmp_path):
     from training.anomaly.cli import main as train_main
 
@@ -148,6 +149,7 @@ def test_keep_aspect_refuses_what_needs_a_fixed_size(options, message, tmp_path,
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_fuse_keep_aspect_members(keep_aspect_model, mixed_folder, tmp_path):
     """A 64 px member on 32 px crops fused with the 32 px one: the fused graph keeps the aspect
     ratio at 64 px (both sides multiples of 32, so the 32 px member gets a 2x box average)."""

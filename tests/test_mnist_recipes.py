@@ -58,6 +58,7 @@ def test_recipe_runs_on_a_slice(ctx, name):
         assert ae.reconstruct(x).shape == (4, 28, 28)
 
 
+@pytest.mark.slow
 def test_oneclass_reports_every_class(ctx):
     record = json.loads((ctx.out / "oneclass" / "metrics.json").read_text()) if (ctx.out / "oneclass").exists() \
         else run_recipe("oneclass", ctx)
