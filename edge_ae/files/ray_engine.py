@@ -42,10 +42,15 @@ RESULT_COLUMNS = ("source", "target", "status", "message", "value")
 # carry only paths), no dashboard.
 LOCAL_OBJECT_STORE_BYTES = 200 * 1024**2
 
-# Files per Dataset block. Small blocks balance the load across actors and make a retried block
-# (after a worker died) redo little; many blocks cost scheduling time. 8 kept the overhead
-# small in tools/bench_ray.py.
+# Files per Dataset block (at least 4 blocks per actor). Small blocks balance the load across
+# actors and make a retried block (after a worker died) redo little; many blocks cost scheduling
+# time. Not tuned: tools/bench_ray.py measures the overhead with it.
 FILES_PER_BLOCK = 8
+
+# Ray Data restarts a dead actor and retries its block without end by default: a file that kills
+# its worker every time (a decoder crash) would never let the run finish. After this many, the
+# run ends, the files not done are reported as failed, and a rerun resumes.
+RESTARTS = 5
 
 
 def _import_ray() -> Any:
@@ -113,7 +118,7 @@ def map_tasks(ds: ray.data.Dataset, factory: batch.JobFactory, *, workers: int |
     else:
         pool = ray.data.ActorPoolStrategy(size=workers)
     return ds.map_batches(RunTasks, fn_constructor_kwargs={"factory": factory}, batch_size=batch_size,
-                          compute=pool, num_cpus=threads)
+                          compute=pool, num_cpus=threads, max_restarts=RESTARTS, max_task_retries=RESTARTS)
 
 
 def denoise_dataset(ds: ray.data.Dataset, *, model: str | None = None, sigma: float | None = None,
