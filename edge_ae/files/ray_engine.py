@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,8 +118,15 @@ def map_tasks(ds: ray.data.Dataset, factory: batch.JobFactory, *, workers: int |
         raise EdgeAEError(f"workers must be at least 1, got {workers}")
     else:
         pool = ray.data.ActorPoolStrategy(size=workers)
-    return ds.map_batches(RunTasks, fn_constructor_kwargs={"factory": factory}, batch_size=batch_size,
-                          compute=pool, num_cpus=threads, max_restarts=RESTARTS, max_task_retries=RESTARTS)
+    options = {"fn_constructor_kwargs": {"factory": factory}, "batch_size": batch_size, "compute": pool, "num_cpus": threads}
+    with warnings.catch_warnings():
+        # Ray 2.60 deprecates passing actor options this way (removal announced for 2.64) and has
+        # no named parameter for them yet; without them, Ray's default (retry without end) applies.
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
+        try:
+            return ds.map_batches(RunTasks, **options, max_restarts=RESTARTS, max_task_retries=RESTARTS)
+        except TypeError:
+            return ds.map_batches(RunTasks, **options)
 
 
 def denoise_dataset(ds: ray.data.Dataset, *, model: str | None = None, sigma: float | None = None,
