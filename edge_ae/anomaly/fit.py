@@ -51,6 +51,9 @@ class FitOptions:
     holdout: float = 0.15  # share of the normal images held out for calibration (no val_normal)
     fpr: float = DEFAULT_FPR  # target false-positive rate when only normal images are known
     blur_sigma: float = 4.0  # Gaussian smoothing of the map, in input pixels (PatchCore's 4)
+    # Image score: mean of the map's top share of size x size pixels (0: its maximum). The mean of
+    # the top 1 % is steadier than one pixel (docs/experiments/2026-12-05-anomaly-v2.md).
+    score_top: float = 0.01
     seed: int = 0
     features: str = FEATURES  # extractor: a shipped name or a path to a "features" model
 
@@ -66,6 +69,13 @@ class FitOptions:
             raise ValueError(f"holdout must be a share between 0 and 1, got {self.holdout}")
         if not self.blur_sigma > 0:
             raise ValueError(f"blur_sigma must be positive, got {self.blur_sigma}")
+        if not 0.0 <= self.score_top < 1.0:
+            raise ValueError(f"score_top must be a share in [0, 1), got {self.score_top}")
+
+    @property
+    def score_pixels(self) -> int:
+        """How many of the map's highest pixels the image score averages (1: the maximum)."""
+        return max(1, round(self.score_top * self.size * self.size))
 
 
 @dataclass(frozen=True)
@@ -218,7 +228,8 @@ def fit_anomaly_model(normal: str | Path | Sequence[Item], *, name: str = "my-li
 
     def build(spec: ModelSpec) -> bytes:
         return build_anomaly_graph(features_bytes, memory, blur_sigma=options.blur_sigma, channels=channels,
-                                   metadata={METADATA_KEY: spec.to_json()}, doc=spec.description).SerializeToString()
+                                   score_pixels=options.score_pixels, metadata={METADATA_KEY: spec.to_json()},
+                                   doc=spec.description).SerializeToString()
 
     draft = _spec(name, channels, extractor.stride, options, AnomalyCalibration(threshold=0.0, score_mean=0.0, score_std=0.0))
     scorer = AnomalyDetector(loaded_model(build(draft), draft, threads))

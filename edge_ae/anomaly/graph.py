@@ -6,7 +6,8 @@ nearest neighbour in the memory of normal patches, as one matrix product against
 (|a - b|^2 = |a|^2 - 2 a.b + |b|^2, minimum over the memory), resized bilinearly to the input size
 (cell i at pixel i * stride),
 smoothed with a Gaussian (reflected borders, so a defect at the edge keeps its height), and the
-image score = the map's maximum. Inputs and outputs follow the anomaly contract (``image`` ->
+image score = the mean of the map's highest pixels (a fixed count: 1 % of size x size by default).
+Inputs and outputs follow the anomaly contract (``image`` ->
 ``anomaly_map``, ``score``); the input keeps the extractor's dynamic height and width, so the same
 graph serves fixed-size and aspect-keeping models.
 """
@@ -27,9 +28,10 @@ def gaussian_kernel(sigma: float) -> np.ndarray:
 
 
 def build_anomaly_graph(features_model: bytes, memory: np.ndarray, *, blur_sigma: float, channels: int,
-                        metadata: dict[str, str], doc: str = ""):
+                        metadata: dict[str, str], score_pixels: int = 1, doc: str = ""):
     """The anomaly model (an ``onnx.ModelProto``) from the extractor's serialized ONNX, whose output
-    ``features`` is (N, D, h, w), and ``memory`` (M, D): the normal patches."""
+    ``features`` is (N, D, h, w), and ``memory`` (M, D): the normal patches. The image score is the
+    mean of the map's ``score_pixels`` highest pixels (1: its maximum)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -80,8 +82,14 @@ def build_anomaly_graph(features_model: bytes, memory: np.ndarray, *, blur_sigma
         n("Pad", ["nn/map_raw", "nn/blur_pads"], ["nn/map_padded"], mode="reflect"),
         n("Conv", ["nn/map_padded", "nn/blur_v"], ["nn/map_v"]),
         n("Conv", ["nn/map_v", "nn/blur_h"], ["anomaly_map"]),
-        n("ReduceMax", ["anomaly_map"], ["score"], axes=[1, 2, 3], keepdims=0),
     ]
+    if score_pixels <= 1:
+        nodes.append(n("ReduceMax", ["anomaly_map"], ["score"], axes=[1, 2, 3], keepdims=0))
+    else:
+        inits += [const("flat_map", np.array([0, -1], np.int64)), const("score_k", np.array([score_pixels], np.int64))]
+        nodes += [n("Reshape", ["anomaly_map", "nn/flat_map"], ["nn/map_flat"]),
+                  n("TopK", ["nn/map_flat", "nn/score_k"], ["nn/top", "nn/top_index"], axis=1),
+                  n("ReduceMean", ["nn/top"], ["score"], axes=[1], keepdims=0)]
     image = helper.make_tensor_value_info(graph.input[0].name, TensorProto.FLOAT,
                                           ["batch", channels, "height", "width"])
     outputs = [helper.make_tensor_value_info("anomaly_map", TensorProto.FLOAT, ["batch", 1, "height", "width"]),

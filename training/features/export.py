@@ -55,39 +55,43 @@ def stride_of(tap: int) -> int:
 
 
 class FeatureGraph(nn.Module):
-    def __init__(self, trunk: Lite0Trunk) -> None:
+    def __init__(self, trunk: Lite0Trunk, *, pool: int = 3) -> None:
         super().__init__()
         self.trunk = trunk
+        self.pool = pool
         self.register_buffer("three", torch.ones(1, 3, 1, 1))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = image * self.three  # grey (N, 1, H, W) broadcast to three channels; BGR unchanged
         x = x.flip(1)  # BGR -> RGB (grey is the same either way)
         x = (x - INPUT_MEAN) / INPUT_STD
-        taps = [nn.functional.avg_pool2d(t, 3, 1, 1, count_include_pad=False) for t in self.trunk(x)]
+        taps = [nn.functional.avg_pool2d(t, self.pool, 1, self.pool // 2, count_include_pad=False) for t in self.trunk(x)]
         first = taps[0]
         up = [nn.functional.interpolate(t, size=first.shape[-2:], mode="bilinear", align_corners=False) for t in taps[1:]]
         return torch.cat([first, *up], dim=1)
 
 
-def build(taps: tuple[int, ...]) -> tuple[FeatureGraph, Path, int]:
+def build(taps: tuple[int, ...], *, pool: int = 3) -> tuple[FeatureGraph, Path, int]:
     path = weights_path()
     trunk = Lite0Trunk(taps=taps)
     state = torch.load(path, map_location="cpu", weights_only=True)
     loaded = trunk.load_pretrained(state)
-    return FeatureGraph(trunk).eval(), path, loaded
+    return FeatureGraph(trunk, pool=pool).eval(), path, loaded
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--taps", default=",".join(map(str, DEFAULT_TAPS)), help="Lite0 block indices to tap (0-10)")
+    ap.add_argument("--pool", type=int, default=3, help="local averaging window (odd; 1: none)")
     ap.add_argument("--name", default="features-lite0")
     ap.add_argument("--out-dir", type=Path, default=EXPORTED)
     ap.add_argument("--no-manifest", action="store_true")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
     taps = tuple(int(t) for t in args.taps.split(","))
-    graph, wpath, loaded = build(taps)
+    if args.pool < 1 or args.pool % 2 == 0:
+        ap.error(f"--pool must be odd and positive, got {args.pool}")
+    graph, wpath, loaded = build(taps, pool=args.pool)
     channels = sum(BLOCKS[t][3] for t in taps)
     stride = stride_of(min(taps))
     sha = hashlib.sha256(wpath.read_bytes()).hexdigest()
@@ -96,13 +100,14 @@ def main(argv: list[str] | None = None) -> int:
         name=args.name, kind="features", channels=3, color_order="BGR", size_multiple=stride,
         receptive_field=1,
         description=(f"Frozen EfficientNet-Lite0 (ImageNet) features for anomaly fitting: blocks {list(taps)} "
-                     f"3x3-averaged, concatenated at 1/{stride} resolution ({channels} channels); grey or BGR input."),
+                     f"{args.pool}x{args.pool}-averaged, concatenated at 1/{stride} resolution ({channels} channels); "
+                     "grey or BGR input."),
         provenance=provenance(
             command=command.strip(), data="none (ImageNet weights, frozen)", metrics={},
             extra={"weights": {"package": PACKAGE, "version": PACKAGE_VERSION, "file": wpath.name, "sha256": sha,
                                "licence": "Apache-2.0 (exported/LICENSE-efficientnet-lite0.txt)",
                                "tensors_loaded": loaded},
-                   "taps": list(taps), "feature_channels": channels, "stride": stride},
+                   "taps": list(taps), "pool": args.pool, "feature_channels": channels, "stride": stride},
         ),
     )
     axes = {"image": {0: "batch", 1: "channels", 2: "height", 3: "width"},
