@@ -17,9 +17,9 @@ again, as in Brooks et al., "Unprocessing Images for Learned Raw Denoising" (CVP
   -> OpenCV demosaicing on uint16 (bilinear or edge-aware) -> white balance -> colour matrix
   -> gamma -> tone curve -> optional mild sharpening -> optional chroma smoothing -> optional JPEG.
 
-The training target is the same forward pipeline without noise (and JPEG at quality 100 where
-the noisy copy has JPEG: the same colour subsampling), so the network learns to remove the
-noise, not to redo the demosaicing. Ranges are Brooks's unless stated. numpy + OpenCV only; the
+The training target is the same forward pipeline without noise (and the same JPEG where the noisy
+copy has one), so the network learns to remove the noise, not to redo the demosaicing or undo the
+JPEG. Ranges are Brooks's unless stated. numpy + OpenCV only; the
 per-image work (demosaic, JPEG) is OpenCV on small patches.
 """
 
@@ -60,13 +60,16 @@ class CameraParams:
     sharpen: float  # unsharp-mask amount, 0: none
     chroma_blur: float  # Gaussian sigma (pixels) of the chroma smoothing, 0: none
     jpeg_quality: int  # 0: no JPEG
+    jpeg_target_quality: int = 0  # the target's JPEG quality; 0: the same as the noisy image's
 
 
 def sample_params(rng: np.random.Generator, *, shot: float | None = None,
                   shot_range: tuple[float, float] = SHOT_RANGE, jpeg_probability: float = 0.8,
                   jpeg_quality: tuple[int, int] = (75, 98), sharpen_probability: float = 0.5,
-                  chroma_blur_probability: float = 0.5) -> CameraParams:
-    """A random camera. ``shot`` fixes the noise level (else log-uniform over ``shot_range``)."""
+                  chroma_blur_probability: float = 0.5, jpeg_target_quality: int = 0) -> CameraParams:
+    """A random camera. ``shot`` fixes the noise level (else log-uniform over ``shot_range``).
+    ``jpeg_target_quality`` 100 gives the target a near-lossless JPEG instead of the noisy
+    image's (how the first trials ran, docs/experiments/2026-12-05-real-noise.md)."""
     weights = rng.uniform(1e-8, 1.0, size=(len(XYZ2CAMS), 1, 1))
     xyz2cam = (XYZ2CAMS * weights).sum(axis=0) / weights.sum()
     rgb2cam = xyz2cam @ RGB2XYZ
@@ -86,6 +89,7 @@ def sample_params(rng: np.random.Generator, *, shot: float | None = None,
         sharpen=float(rng.uniform(0.1, 0.6)) if rng.random() < sharpen_probability else 0.0,
         chroma_blur=float(rng.uniform(0.5, 1.5)) if rng.random() < chroma_blur_probability else 0.0,
         jpeg_quality=int(rng.integers(jpeg_quality[0], jpeg_quality[1] + 1)) if rng.random() < jpeg_probability else 0,
+        jpeg_target_quality=jpeg_target_quality,
     )
 
 
@@ -162,9 +166,12 @@ def simulate(rgb: np.ndarray, p: CameraParams, rng: np.random.Generator) -> tupl
         noisy = _smooth_chroma(noisy, p.chroma_blur)
     if p.jpeg_quality:
         noisy = _jpeg(noisy, p.jpeg_quality)
-        # JPEG halves the colour resolution (4:2:0), which no denoiser can undo and which the
-        # camera's reference images have too: the target gets it as well (at quality 100).
-        target = _jpeg(target, 100)
+        # The target is what this camera would have written without sensor noise: the same JPEG
+        # of the noise-free rendering. JPEG's loss on the scene itself (4:2:0 colour, blocks,
+        # ringing) is not noise: no denoiser can undo it, and a real reference (the mean of many
+        # shots of one scene, as in PolyU) carries it too. A target without it asked the network,
+        # and so the end-to-end noise estimate, to smooth harder than real photos want.
+        target = _jpeg(target, p.jpeg_target_quality or p.jpeg_quality)
     return noisy.astype(np.float32), target.astype(np.float32)
 
 
