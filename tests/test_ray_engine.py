@@ -130,12 +130,13 @@ def test_cli_summary_and_exit_code_match(ray_local, tiny_models, noisy_folder, t
     assert "0 denoised, 1 failed, 12 skipped" in capsys.readouterr().out
 
 
-def _actor_pids(ray) -> list[int]:
-    # ray.util.state needs the dashboard, which the local instance does not start; the GCS
-    # actor table has the PIDs too.
+def _workers(ray) -> dict[str, int]:
+    """Actor id -> PID of the live RunTasks actors. ray.util.state needs the dashboard, which the
+    local instance does not start; the GCS actor table has the PIDs too."""
     from ray._private.state import actors
 
-    return [a["Pid"] for a in actors().values() if "RunTasks" in a["ActorClassName"] and a["State"] == "ALIVE" and a["Pid"]]
+    return {a["ActorID"]: a["Pid"] for a in actors().values()
+            if "RunTasks" in a["ActorClassName"] and a["State"] == "ALIVE" and a["Pid"]}
 
 
 @needs_ray
@@ -147,12 +148,13 @@ def test_killed_worker_loses_nothing_and_rerun_completes(ray_local, tiny_models,
     want = _outputs(want_dir)
     out = tmp_path / "ray"
     killed: list[int] = []
+    earlier = set(_workers(ray_local))  # actors of earlier tests, maybe not yet reaped
 
     def kill_one_worker_after_first_output() -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if out.exists() and any(not p.name.startswith(".") for p in out.iterdir()):
-                pids = _actor_pids(ray_local)
+                pids = [pid for actor, pid in _workers(ray_local).items() if actor not in earlier]
                 if pids:
                     os.kill(pids[0], signal.SIGKILL)
                     killed.append(pids[0])
