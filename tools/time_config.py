@@ -3,6 +3,7 @@ milliseconds per 640x480 frame of the exported graph, with untrained weights.
 
     python -m tools.time_config training/configs/denoise-gray-fast.json training/configs/trials/denoise-gray-fast-fold4.json
     python -m tools.time_config exported/denoise-gray-fast.onnx exported/denoise-gray-fast-int8.onnx
+    python -m tools.time_config exported/denoise-color-fast.onnx exported/noise-level-color-fast.onnx
 
 An ``.onnx`` argument (an exported denoiser, e.g. a float model and its 8-bit version) is timed
 as it is, the same way.
@@ -45,8 +46,10 @@ def graph_call(path: Path, channels: int, noise_input: bool) -> Callable[[object
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     feeds = {"image": np.random.default_rng(0).random((1, channels, HEIGHT, WIDTH), dtype=np.float32)}
-    if noise_input:
-        feeds["sigma"] = np.full((1, 1), 25 / 255, np.float32)
+    sigma = next((i for i in session.get_inputs() if i.name == "sigma"), None)
+    if noise_input and sigma is not None:  # a noise-map model takes it per pixel and channel
+        shape = (1, channels, HEIGHT, WIDTH) if len(sigma.shape) == 4 else (1, 1)
+        feeds["sigma"] = np.full(shape, 25 / 255, np.float32)
     session.run(None, feeds)  # warm-up: the first run allocates
     return lambda _: session.run(None, feeds)
 
@@ -71,7 +74,8 @@ def export_config(config_path: Path, folder: Path) -> tuple[str, Path, int, bool
 
 
 def describe_onnx(path: Path) -> tuple[str, Path, int, bool]:
-    spec = load_model(path, kind="denoiser").spec  # channels and noise input from the metadata
+    # channels and noise input from the metadata; a noise-level estimator is timed the same way
+    spec = load_model(path, kind=("denoiser", "noise-level")).spec
     return spec.name, path, spec.channels, spec.noise_input
 
 
