@@ -98,7 +98,7 @@ def test_the_benchmark_runs_end_to_end_on_a_tiny_folder(tmp_path, tiny_models):
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     text = out.read_text()
-    assert "python -m tools.bench_real_noise --folder" in text
+    assert "python -m tools.bench_real_noise --folder" in text and "load average" in text
     for row in (f"| {tiny_models['color']} (blind) | – |", f"| {tiny_models['color']} (oracle) | σ=",
                 "| OpenCV NLM (oracle) | h=", "| CBM3D (oracle) | – | – | – |", "| noisy input | – | 34.15 |",
                 f"| {tiny_models['gray']} (blind) |", "on the 2 CBM3D pairs", "best at the grid's edge"):

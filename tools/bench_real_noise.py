@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import statistics
 import sys
@@ -372,7 +373,8 @@ def targets(colour: Sequence[Result], subset: Sequence[int]) -> list[str]:
 
 
 def render(colour: tuple[list[Result], list[int]] | None, grey: tuple[list[Result], list[int]] | None,
-           count: int, size: tuple[int, ...], args: argparse.Namespace, seconds: float) -> str:
+           count: int, size: tuple[int, ...], args: argparse.Namespace, seconds: float,
+           load: tuple[float, float] | None = None) -> str:
     cmd = "python -m tools.bench_real_noise" + ("" if len(sys.argv) == 1 else " " + " ".join(sys.argv[1:]))
     which = f"{count} pairs" if args.limit is None else f"{count} pairs (--limit {args.limit}, spread over the set)"
     if args.folder.resolve() == DATA.resolve():
@@ -385,7 +387,10 @@ def render(colour: tuple[list[Result], list[int]] | None, grey: tuple[list[Resul
         "## Denoising real camera noise (PolyU, Canon)",
         "",
         f"Command: `{cmd}` — {datetime.date.today().isoformat()}, {platform.machine()} CPU, {THREADS} threads, "
-        f"Python {platform.python_version()}, {seconds / 60:.0f} min.",
+        f"Python {platform.python_version()}, {seconds / 60:.0f} min"
+        # The times are only comparable with the machine's load beside them.
+        + (f", 1-minute load average {load[0]:.1f} at the start and {load[1]:.1f} at the end "
+           f"on {os.cpu_count()} cores." if load else "."),
         "",
         f"{data} PSNR and SSIM on 8-bit outputs (data range 255; SSIM: scikit-image defaults). "
         "*Blind* is the default call `Denoiser(name)(image)`, no sigma. "
@@ -477,6 +482,7 @@ def main() -> None:
         sys.exit(f"bench_real_noise: {e}")
     cv2.setNumThreads(THREADS)
     started = time.time()
+    load_at_start = os.getloadavg()[0]
 
     def log(text: str) -> None:
         print(f"[{(time.time() - started) / 60:5.1f} min] {text}", flush=True)
@@ -495,7 +501,8 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(data, indent=1) + "\n")
-        args.out.write_text(render(colour, grey, len(names), size, args, time.time() - started))
+        args.out.write_text(render(colour, grey, len(names), size, args, time.time() - started,
+                                   (load_at_start, os.getloadavg()[0])))
         if args.out.resolve().parent == OUT.parent.resolve():
             from tools.benchmarks_md import main as rebuild
 
