@@ -22,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ROOT / "docs" / "benchmarks"
 MANIFEST = ROOT / "exported" / "manifest.json"
-ORDER = ["denoise.md", "real-noise.md", "temporal.md", "anomaly.md", "anomaly-fast.md", "speed.md"]
+ORDER = ["denoise.md", "real-noise.md", "temporal.md", "anomaly.md", "anomaly-fit.md", "anomaly-ae.md", "anomaly-fast.md",
+         "speed.md"]
 
 INTRO = """# Benchmarks
 
@@ -49,8 +50,12 @@ PURPOSE = {
     "denoise-color-fast": ("colour live video", "every frame counts (`edge-ae camera`)"),
     "plain-cae-gray": ("baseline: the seeds' plain autoencoder", "comparisons only"),
     "plain-cae-color": ("baseline: the seeds' plain autoencoder", "comparisons only"),
-    "anomaly-magnetic-tile": ("magnetic-tile surface defects", "the default: finer map, more defects found"),
+    "anomaly-magnetic-tile": ("magnetic-tile surface defects, pretrained features fitted on the device",
+                              "the default: best image and pixel AUROC; refit on your own folder with `edge-ae anomaly fit`"),
+    "anomaly-magnetic-tile-ae": ("magnetic-tile surface defects, two autoencoders fused",
+                                 "the from-scratch model, for comparison"),
     "anomaly-magnetic-tile-fast": ("magnetic-tile surface defects, one network", "time per frame matters (a Pi camera)"),
+    "features-lite0": ("frozen EfficientNet-Lite0 features", "not run alone: what `edge-ae anomaly fit` builds on"),
     "mnist-dense36": ("MNIST tutorial: dense autoencoder, 36-d code", "learning; encoding digits"),
     "mnist-deep": ("MNIST tutorial: deep dense autoencoder", "learning; encoding digits"),
     "mnist-conv": ("MNIST tutorial: convolutional autoencoder", "learning; encoding digits"),

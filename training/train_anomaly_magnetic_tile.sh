@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce exported/anomaly-magnetic-tile.onnx: two anomaly models on the same normal images
+# Reproduce exported/anomaly-magnetic-tile-ae.onnx (shipped as anomaly-magnetic-tile until 2026-12-05): two anomaly models on the same normal images
 # (same split seed, so the same held-out images), both at 128 px on the shorter side with the
 # aspect ratio kept, trained on whole images batched by shape: the anomaly-magnetic-tile-fast
 # recipe, and the same with --exposure gain (each image scaled to one mean brightness first);
@@ -22,6 +22,6 @@ python -m training.anomaly --normal "$NORMAL" --name anomaly-magnetic-tile-fast 
 python -m training.anomaly --normal "$NORMAL" --name anomaly-magnetic-tile-fast-gain-seed0 --resize keep-aspect \
   --exposure gain --seed 0 --split-seed 0 --out "$MEMBERS" --no-manifest
 python -m training.anomaly.fuse "$MEMBERS/anomaly-magnetic-tile-fast.onnx" "$MEMBERS/anomaly-magnetic-tile-fast-gain-seed0.onnx" \
-  --name anomaly-magnetic-tile \
+  --name anomaly-magnetic-tile-ae \
   --description 'Surface-defect detector for magnetic tiles (grey): two 128 px keep-aspect autoencoder + segmenter members, one with exposure gain, fused'
-python -m tools.bench_anomaly --update-manifest
+python -m tools.bench_anomaly --model anomaly-magnetic-tile-ae --out docs/benchmarks/anomaly-ae.md --update-manifest
