@@ -30,6 +30,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ROOT="${EDGE_AE_ARM64_ROOT:-$HOME/.cache/edge-ae-arm64}"
 CPUS="${ARM64_CPUS:-cortex-a72 cortex-a76}"
 OUT="${ARM64_OUT:-$ROOT-out}"
+SNAP="$OUT/snapshot"  # the checkout as built into the wheel; the x86 reference runs it too
 HOST_PY="${HOST_PY:-$REPO/.venv/bin/python}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=bookworm            # Raspberry Pi OS 64-bit is Bookworm: same Python (3.11) and glibc
@@ -149,17 +150,17 @@ print(" ".join(f"{d}=={v(d)}" for d in ("numpy", "onnxruntime", "opencv-python-h
         echo "$versions" > "$ROOT$VENV/.edge-ae-deps"
     fi
 
-    # The wheel is built from a copy of the checkout's files (tracked and new, not ignored), so
-    # the build never writes into the shared working tree. It is pure Python + ONNX files.
-    local tmp
-    tmp="$(mktemp -d)"
+    # The wheel is built from a snapshot of the checkout's files (tracked and new, not ignored),
+    # so the build never writes into the working tree, and the x86 reference runs the same
+    # snapshot (code and models) even while the tree changes. Pure Python + ONNX files.
+    rm -rf "$SNAP" && mkdir -p "$SNAP"
     (cd "$REPO" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar -cf - 2>/dev/null) \
-        | tar -xf - -C "$tmp"
-    say "building the edge-ae wheel from the checkout"
-    "$HOST_PY" -m pip wheel --quiet --no-deps --no-build-isolation "$tmp" -w "$tmp/dist" >/dev/null
+        | tar -xf - -C "$SNAP"
+    say "building the edge-ae wheel from the checkout (snapshot in $SNAP)"
+    "$HOST_PY" -m pip wheel --quiet --no-deps --no-build-isolation "$SNAP" -w "$SNAP/dist" >/dev/null
     rm -rf "$ROOT/tmp/edge-ae-wheel" && mkdir -p "$ROOT/tmp/edge-ae-wheel"
-    cp "$tmp"/dist/edge_ae-*.whl "$ROOT/tmp/edge-ae-wheel/"
-    rm -rf "$tmp"
+    cp "$SNAP"/dist/edge_ae-*.whl "$ROOT/tmp/edge-ae-wheel/"
+    rm -rf "$SNAP/build" "$SNAP"/*.egg-info
     local wheel
     wheel="$(basename "$ROOT"/tmp/edge-ae-wheel/edge_ae-*.whl)"
     in_root "$VENV/bin/pip" install --quiet --no-deps --force-reinstall "/tmp/edge-ae-wheel/$wheel"
@@ -169,26 +170,29 @@ print(" ".join(f"{d}=={v(d)}" for d in ("numpy", "onnxruntime", "opencv-python-h
 run_checks() {
     mkdir -p "$OUT"
     rm -rf "$ROOT$WORK" && mkdir -p "$ROOT$WORK"
-    cp "$REPO/tools/arm64_check.py" "$ROOT$WORK/"
-    cp -r "$REPO/samples" "$ROOT$WORK/samples"
+    cp "$SNAP/tools/arm64_check.py" "$ROOT$WORK/"
+    cp -r "$SNAP/samples" "$ROOT$WORK/samples"
 
-    say "x86 reference: $HOST_PY tools/arm64_check.py run (this checkout)"
+    # A run that reports failures does not stop the others: compare lists them all at the end.
+    say "x86 reference: $HOST_PY tools/arm64_check.py run (the snapshot's code and models)"
     rm -rf "$OUT/x86_64"
-    (cd "$REPO" && OMP_NUM_THREADS=1 "$HOST_PY" tools/arm64_check.py run --samples samples --out "$OUT/x86_64" \
-        "${RUN_ARGS[@]}")
+    (cd "$SNAP" && PYTHONPATH="$SNAP" EDGE_AE_MODELS="$SNAP/exported" OMP_NUM_THREADS=1 \
+        "$HOST_PY" tools/arm64_check.py run --samples samples --out "$OUT/x86_64" "${RUN_ARGS[@]}") \
+        || say "the x86 run reported failures"
 
     local cpu
     for cpu in $CPUS; do
         say "aarch64 under qemu, QEMU_CPU=$cpu (installed wheel; minutes)"
         fake_cpuinfo "$cpu"
         QEMU_CPU=$cpu in_root "$VENV/bin/python" "$WORK/arm64_check.py" run \
-            --samples "$WORK/samples" --out "$WORK/out-$cpu" "${RUN_ARGS[@]}"
+            --samples "$WORK/samples" --out "$WORK/out-$cpu" "${RUN_ARGS[@]}" \
+            || say "the $cpu run reported failures"
         rm -rf "${OUT:?}/$cpu" && mkdir -p "$OUT" && cp -r "$ROOT$WORK/out-$cpu" "$OUT/$cpu"
     done
 
     local args=()
     for cpu in $CPUS; do args+=("$OUT/$cpu"); done
-    "$HOST_PY" "$REPO/tools/arm64_check.py" compare "$OUT/x86_64" "${args[@]}" --report "$OUT/report.md"
+    "$HOST_PY" "$SNAP/tools/arm64_check.py" compare "$OUT/x86_64" "${args[@]}" --report "$OUT/report.md"
 }
 
 need_tools
