@@ -66,6 +66,9 @@ class BlindConfig:
     sigma_max: float = 55.0
     tv_weight: float = 0.05
     camera_weight: float = 1.0  # weight of the estimated samples' output error against the Gaussian ones'
+    # Output error of the estimated samples: "l1", or "l2", whose optimum is PSNR's: L1 weighs the
+    # many small residuals of noise left behind more, so it asks for more smoothing.
+    loss: str = "l1"
     # Options of camera_pipeline.sample_params, e.g. {"shot_range": [2e-5, 0.012]}.
     camera_options: dict[str, object] = field(default_factory=dict)
     asym_weight: float = 1.0
@@ -76,7 +79,10 @@ class BlindConfig:
 
     @staticmethod
     def load(path: str | Path) -> BlindConfig:
-        return BlindConfig(**json.loads(Path(path).read_text()))
+        cfg = BlindConfig(**json.loads(Path(path).read_text()))
+        if cfg.loss not in ("l1", "l2"):
+            raise ValueError(f"{path}: loss must be 'l1' or 'l2', got {cfg.loss!r}")
+        return cfg
 
 
 def map_channels_from_scalar(net: UNetDAE, source: dict[str, torch.Tensor]) -> bool:
@@ -131,7 +137,11 @@ def losses(est: NoiseEstimator, den: UNetDAE, b: dict[str, torch.Tensor],
     x = b["estimated"]
     coarse = est.coarse(x)
     level = F.interpolate(coarse, scale_factor=est.fold, mode="bilinear", align_corners=False)
-    rec = F.l1_loss(den(x, level), b["estimated_target"])
+    out = den(x, level)
+    if cfg.loss == "l2":  # scaled to the size of L1 at typical errors (~0.02) so the weights keep their sense
+        rec = F.mse_loss(out, b["estimated_target"]) / 0.02
+    else:
+        rec = F.l1_loss(out, b["estimated_target"])
     g = b["gauss"]
     g_sigma = b["gauss_sigma"]
     rec_g = F.l1_loss(den(g, g_sigma), b["gauss_target"])
