@@ -155,3 +155,19 @@ def test_cli_fit_writes_a_model_the_anomaly_commands_use(normal_dir, tmp_path, c
     again = tmp_path / "again.onnx"
     assert main(["anomaly", "calibrate", str(out), "--normal", str(normal_dir), "-o", str(again)]) == 0
     assert AnomalyDetector(again).spec.anomaly is not None
+
+
+def test_fit_never_imports_torch(tmp_path):
+    """The point of fitting on the device: numpy, onnxruntime and onnx only."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from edge_ae import AnomalyDetector\n"
+            "from edge_ae.anomaly.fit import FitOptions\n"
+            "rng = np.random.default_rng(0)\n"
+            "images = [(rng.random((64, 64)) * 255).astype(np.uint8) for _ in range(4)]\n"
+            "AnomalyDetector.fit(images, options=FitOptions(size=64, memory_patches=50, pool_patches=500), threads=1)\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
