@@ -171,3 +171,14 @@ def test_fit_never_imports_torch(tmp_path):
             "assert 'torch' not in sys.modules, 'torch was imported'\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_labelled_validation_images_give_the_f1_threshold(normal_dir):
+    rng = np.random.default_rng(11)
+    val_normal = [texture(rng) for _ in range(4)]
+    val_anomalous = [with_defect(texture(rng), (30 + 10 * i, 50)) for i in range(3)]
+    detector = AnomalyDetector.fit(normal_dir, val_normal=val_normal, val_anomalous=val_anomalous, options=OPTIONS,
+                                   threads=1)
+    cal = detector.calibration
+    assert cal.method == "f1" and cal.n_images == 7
+    assert detector.fit_result.fit_images == 20  # every readable normal image is fitted when val_normal is given
