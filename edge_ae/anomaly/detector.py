@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -23,6 +24,9 @@ from edge_ae.errors import ImageError, ModelError, a_model_of
 from edge_ae.image import check_image, is_single_image, split, to_bgr8, to_float
 from edge_ae.model.contract import AnomalyCalibration, ModelSpec
 from edge_ae.model.loading import LoadedModel, load_model
+
+if TYPE_CHECKING:  # fit.py needs the onnx package; only its type is named here
+    from edge_ae.anomaly.fit import FitResult
 
 
 def keep_aspect_size(height: int, width: int, *, short_side: int, multiple: int) -> tuple[int, int]:
@@ -115,7 +119,7 @@ class AnomalyDetector:
         assert spec.anomaly is not None
         self.spec: ModelSpec = spec
         self.calibration: AnomalyCalibration = spec.anomaly
-        self.fit_result = None  # what AnomalyDetector.fit did (edge_ae.anomaly.fit.FitResult); None when loaded
+        self.fit_result: FitResult | None = None  # what AnomalyDetector.fit did; None when loaded
 
     @property
     def input_size(self) -> tuple[int, int] | None:

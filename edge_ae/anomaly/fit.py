@@ -233,10 +233,10 @@ def fit_anomaly_model(normal: str | Path | Sequence[Item], *, name: str = "my-li
 
     draft = _spec(name, channels, extractor.stride, options, AnomalyCalibration(threshold=0.0, score_mean=0.0, score_std=0.0))
     scorer = AnomalyDetector(loaded_model(build(draft), draft, threads))
-    normal_scores = [scorer.score(im) for im in read(hold_items, "calibrate")]
+    normal_scores = [float(scorer.score(im)) for im in read(hold_items, "calibrate")]
     if not normal_scores:
         raise EdgeAEError("no readable normal image left to set the threshold on")
-    anomalous = ([scorer.score(im) for im in read(list_images(val_anomalous), "calibrate anomalous")]
+    anomalous = ([float(scorer.score(im)) for im in read(list_images(val_anomalous), "calibrate anomalous")]
                  if val_anomalous is not None else [])
     cal = calibrate_f1(normal_scores, anomalous) if anomalous else calibrate_fpr(normal_scores, fpr=options.fpr)
     seconds = time.perf_counter() - start

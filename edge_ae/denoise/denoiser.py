@@ -162,7 +162,7 @@ class Denoiser:
             if feed_map:
                 return model.run({"image": np.ascontiguousarray(tile[:, :c]), "sigma": np.ascontiguousarray(tile[:, c:])})[0]
             feeds = {"image": im.to_float(tile)}
-            if spec.noise_input:
+            if spec.noise_input and sigma_feed is not None:
                 feeds["sigma"] = sigma_feed
             return model.run(feeds)[0]
 
