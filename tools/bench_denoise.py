@@ -144,7 +144,7 @@ def time_in_passes(calls: dict[object, tuple[object, object, int]], passes: int)
     return {key: statistics.median(v) for key, v in samples.items()}
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sigmas", type=float, nargs="+", default=[15, 25, 50])
     ap.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
@@ -166,27 +166,32 @@ def main() -> None:
     missing = [str(m) for m in args.model if not m.is_file()]
     if missing:
         sys.exit(f"bench_denoise: no such model file: {', '.join(missing)}")
-    cv2.setNumThreads(THREADS)
-    shipped, baselines = models_by_kind()
-    if "models" in args.methods:
-        shipped += [str(m) for m in args.model]
-    started = time.time()
+    return args
 
-    # ---- quality
-    rows: dict[tuple[str, str, float], tuple[float, float]] = {}  # (set, method, sigma) -> (psnr, ssim)
+
+def model_methods(names: list[str], channels: int) -> dict[str, object]:
+    """The denoisers of ``names`` that take ``channels``, as ``f(noisy, sigma)``; the quality models
+    also blind (est.) and as an 8-copy ensemble."""
+    methods: dict[str, object] = {}
+    for name in names:
+        d = Denoiser(name, threads=THREADS)
+        if d.model_for(channels).spec.channels != channels:
+            continue  # grey models on the grey set, colour models on the colour set
+        methods[name] = lambda x, s, d=d: d(x, sigma=s)
+        if name in QUALITY_MODELS:
+            methods[f"{name} (est.)"] = lambda x, s, d=d: d(x)
+            e = Denoiser(name, threads=THREADS, ensemble=ENSEMBLE)
+            methods[ensemble_name(name)] = lambda x, s, e=e: e(x, sigma=s)
+    return methods
+
+
+def measure_quality(args: argparse.Namespace, names: list[str]) -> dict[tuple[str, str, float], tuple[float, float]]:
+    """(set, method, sigma) -> (mean PSNR, mean SSIM), the same noisy images for every method."""
+    rows: dict[tuple[str, str, float], tuple[float, float]] = {}
     for set_name in args.sets:
         channels = SETS[set_name]
         images = load_set(set_name, channels, args.limit)
-        methods: dict[str, object] = {}
-        for name in (shipped if "models" in args.methods else []) + (baselines if "baseline" in args.methods else []):
-            d = Denoiser(name, threads=THREADS)
-            if d.model_for(channels).spec.channels != channels:
-                continue  # grey models on the grey set, colour models on the colour set
-            methods[name] = lambda x, s, d=d: d(x, sigma=s)
-            if name in QUALITY_MODELS:
-                methods[f"{name} (est.)"] = lambda x, s, d=d: d(x)
-                e = Denoiser(name, threads=THREADS, ensemble=ENSEMBLE)
-                methods[ensemble_name(name)] = lambda x, s, e=e: e(x, sigma=s)
+        methods = model_methods(names, channels)
         for sigma in args.sigmas:
             todo = dict(methods)
             if "nlm" in args.methods:
@@ -200,17 +205,20 @@ def main() -> None:
                     noisy = add_noise(clean, sigma, seed=1000 * i + int(sigma))
                     out = fn(noisy, sigma)
                     scores.append((psnr(out, clean), ssim(out, clean)))
-                rows[(set_name, method.replace(f"h={factor:g}σ", "tuned h") if "NLM" in method else method, sigma)] = (
-                    float(np.mean([s[0] for s in scores])), float(np.mean([s[1] for s in scores])))
-                print(f"{set_name} sigma {sigma:g} {method}: {rows[list(rows)[-1]][0]:.2f} dB", flush=True)
+                label = method.replace(f"h={factor:g}σ", "tuned h") if "NLM" in method else method
+                rows[(set_name, label, sigma)] = (float(np.mean([s[0] for s in scores])), float(np.mean([s[1] for s in scores])))
+                print(f"{set_name} sigma {sigma:g} {method}: {rows[(set_name, label, sigma)][0]:.2f} dB", flush=True)
+    return rows
 
-    # ---- speed, params, MACs
+
+def measure_speed(args: argparse.Namespace, names: list[str]) -> tuple[dict, dict, dict]:
+    """End-to-end ms per 640x480 frame, graph-only ms, and (params, multiply-adds per pixel)."""
     rng = np.random.default_rng(0)
     frames = {1: (rng.random((480, 640)) * 255).astype(np.uint8), 3: (rng.random((480, 640, 3)) * 255).astype(np.uint8)}
     end_to_end: dict[tuple[str, int], tuple[object, object, int]] = {}
     graph_only: dict[str, tuple[object, object, int]] = {}
     cost: dict[str, tuple[int, float]] = {}
-    for name in (shipped if "models" in args.methods else []) + (baselines if "baseline" in args.methods else []):
+    for name in names:
         d = Denoiser(name, threads=THREADS)
         model = d.model_for(1)
         frame = frames[model.spec.channels]
@@ -231,7 +239,19 @@ def main() -> None:
     if "bm3d" in args.methods:
         speed[("BM3D", 1)] = time_call(lambda f: bm3d_denoise(f.astype(np.float32) / 255, 25), frames[1], 1)
         speed[("CBM3D", 3)] = time_call(lambda f: bm3d_denoise(f.astype(np.float32) / 255, 25), frames[3], 1)
+    return speed, graph_ms, cost
 
+
+def main() -> None:
+    args = parse_args()
+    cv2.setNumThreads(THREADS)
+    shipped, baselines = models_by_kind()
+    if "models" in args.methods:
+        shipped += [str(m) for m in args.model]
+    names = (shipped if "models" in args.methods else []) + (baselines if "baseline" in args.methods else [])
+    started = time.time()
+    rows = measure_quality(args, names)
+    speed, graph_ms, cost = measure_speed(args, names)
     record = {"rows": [[*k, *v] for k, v in rows.items()], "speed": [[*k, v] for k, v in speed.items()],
               "graph_ms": graph_ms, "cost": {k: list(v) for k, v in cost.items()}}
     args.json.parent.mkdir(parents=True, exist_ok=True)
