@@ -158,6 +158,7 @@ class _Reader:
         return None
 
     def __call__(self, items: list[Item], stage: str) -> Iterator[np.ndarray]:
+        self.step(stage, 0, len(items))  # the stage starts now (its rate and ETA count from here)
         for i, item in enumerate(items):
             image = self._one(item, i)
             self.step(stage, i + 1, len(items))
