@@ -99,6 +99,8 @@ def test_graph_equals_numpy_reference_on_the_same_features(fitted, tmp_path):
     x = to_model_input(image, channels=1, size=(SIZE, SIZE))[None]
     feats = features.run({"image": x})[0][0].astype(np.float64)  # (D, h, w)
     patches = feats.reshape(feats.shape[0], -1).T
+    if "nn/proj_axes" in inits:
+        patches = (patches - numpy_helper.to_array(inits["nn/proj_mean"])) @ numpy_helper.to_array(inits["nn/proj_axes"])
     nearest = np.sqrt(((patches[:, None, :] - memory[None]) ** 2).sum(-1).min(1)).reshape(feats.shape[1:])
     up = resize_cells(nearest, SIZE, SIZE).astype(np.float32)
     k = gaussian_kernel(sigma)
@@ -120,6 +122,14 @@ def test_drawn_defect_is_flagged_and_its_map_peaks_on_it(fitted):
     assert np.hypot(peak_x - center[0], peak_y - center[1]) <= 6 + 8  # within the disc's radius + one cell
     clean = [detector(texture(rng)).score for _ in range(4)]
     assert max(clean) < result.score
+
+
+def test_projected_features_fit_and_match_the_reference(normal_dir, tmp_path):
+    options = FitOptions(size=SIZE, memory_patches=150, pool_patches=1500, project_dim=32)
+    detector = AnomalyDetector.fit(normal_dir, options=options, threads=1)
+    test_graph_equals_numpy_reference_on_the_same_features((detector, [], set()), tmp_path)
+    memory = onnx.load(str(tmp_path / "synthetic.onnx")).graph.initializer
+    assert {t.name: tuple(t.dims) for t in memory}["nn/proj_axes"] == (152, 32)
 
 
 def test_keep_aspect_fit_takes_images_of_any_shape(tmp_path):

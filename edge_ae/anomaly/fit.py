@@ -54,6 +54,9 @@ class FitOptions:
     # Image score: mean of the map's top share of size x size pixels (0: its maximum). The mean of
     # the top 1 % is steadier than one pixel (docs/experiments/2026-12-05-anomaly-v2.md).
     score_top: float = 0.01
+    # Features projected on their first principal axes (fitted on the pool) before the nearest-
+    # neighbour search; 0 keeps all. Fewer dimensions buy more memory for the same time per image.
+    project_dim: int = 0
     seed: int = 0
     features: str = FEATURES  # extractor: a shipped name or a path to a "features" model
 
@@ -69,6 +72,8 @@ class FitOptions:
             raise ValueError(f"holdout must be a share between 0 and 1, got {self.holdout}")
         if not self.blur_sigma > 0:
             raise ValueError(f"blur_sigma must be positive, got {self.blur_sigma}")
+        if self.project_dim < 0:
+            raise ValueError(f"project_dim must be 0 (none) or positive, got {self.project_dim}")
         if not 0.0 <= self.score_top < 1.0:
             raise ValueError(f"score_top must be a share in [0, 1), got {self.score_top}")
 
@@ -197,6 +202,15 @@ def _collect(images: Iterator[np.ndarray], extractor: _Extractor, per_image: int
     return np.concatenate(pool), len(pool), channels
 
 
+def _principal_axes(pool: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(mean, the first ``dims`` principal axes as columns) of the pool; None for 0 or no fewer dims."""
+    if not dims or dims >= pool.shape[1]:
+        return None
+    mean = pool.mean(0)
+    _, _, vt = np.linalg.svd(pool - mean, full_matrices=False)
+    return mean.astype(np.float32), np.ascontiguousarray(vt[:dims].T, dtype=np.float32)
+
+
 def fit_anomaly_model(normal: str | Path | Sequence[Item], *, name: str = "my-line",
                       val_normal: str | Path | Sequence[Item] | None = None,
                       val_anomalous: str | Path | Sequence[Item] | None = None,
@@ -223,13 +237,17 @@ def fit_anomaly_model(normal: str | Path | Sequence[Item], *, name: str = "my-li
     per_image = max(1, math.ceil(options.pool_patches / len(fit_items)))
     pool, n_fit, channels = _collect(read(fit_items, "features"), extractor, per_image, rng)
     read.step("memory", 0, 1)
+    projection = _principal_axes(pool, options.project_dim)
+    if projection is not None:
+        pool = (pool - projection[0]) @ projection[1]
     memory = pool[greedy_coreset(pool, options.memory_patches, seed=options.seed)]
     read.step("memory", 1, 1)
     features_bytes = extractor.model.path.read_bytes()
 
     def build(spec: ModelSpec) -> bytes:
         return build_anomaly_graph(features_bytes, memory, blur_sigma=options.blur_sigma, channels=channels,
-                                   score_pixels=options.score_pixels, metadata={METADATA_KEY: spec.to_json()},
+                                   score_pixels=options.score_pixels, projection=projection,
+                                   metadata={METADATA_KEY: spec.to_json()},
                                    doc=spec.description).SerializeToString()
 
     draft = _spec(name, channels, extractor.stride, options, AnomalyCalibration(threshold=0.0, score_mean=0.0, score_std=0.0))

@@ -28,10 +28,13 @@ def gaussian_kernel(sigma: float) -> np.ndarray:
 
 
 def build_anomaly_graph(features_model: bytes, memory: np.ndarray, *, blur_sigma: float, channels: int,
-                        metadata: dict[str, str], score_pixels: int = 1, doc: str = ""):
+                        metadata: dict[str, str], score_pixels: int = 1,
+                        projection: tuple[np.ndarray, np.ndarray] | None = None, doc: str = ""):
     """The anomaly model (an ``onnx.ModelProto``) from the extractor's serialized ONNX, whose output
-    ``features`` is (N, D, h, w), and ``memory`` (M, D): the normal patches. The image score is the
-    mean of the map's ``score_pixels`` highest pixels (1: its maximum)."""
+    ``features`` is (N, D, h, w), and ``memory`` (M, d): the normal patches. With ``projection``
+    (mean (D,), axes (D, d)) every patch is first centred and projected, ``(f - mean) @ axes``, the
+    space ``memory`` is in. The image score is the mean of the map's ``score_pixels`` highest pixels
+    (1: its maximum)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -39,7 +42,6 @@ def build_anomaly_graph(features_model: bytes, memory: np.ndarray, *, blur_sigma
     graph = feat.graph
     fout = graph.output[0].name
     memory = np.ascontiguousarray(memory, dtype=np.float32)
-    dims = memory.shape[1]
     kernel = gaussian_kernel(blur_sigma)
     radius = (kernel.size - 1) // 2
 
@@ -49,7 +51,7 @@ def build_anomaly_graph(features_model: bytes, memory: np.ndarray, *, blur_sigma
     inits = [
         const("memory_t_neg2", (-2.0 * memory.T).astype(np.float32)),  # (D, M)
         const("memory_sq", np.einsum("ij,ij->i", memory, memory).astype(np.float32)),  # (M,)
-        const("flat_shape", np.array([0, dims, -1], np.int64)),
+        const("flat_shape", np.array([0, 0, -1], np.int64)),  # 0: keep that dimension
         const("one", np.array([1], np.int64)),
         const("i0", np.array([0], np.int64)), const("i1", np.array([1], np.int64)),
         const("i2", np.array([2], np.int64)), const("i4", np.array([4], np.int64)),
@@ -58,17 +60,30 @@ def build_anomaly_graph(features_model: bytes, memory: np.ndarray, *, blur_sigma
     ]
     n = helper.make_node
     nodes = [
+        n("Shape", [fout], ["nn/f_shape"]),
+        n("Slice", ["nn/f_shape", "nn/i0", "nn/i1"], ["nn/f_batch"]),
+        n("Slice", ["nn/f_shape", "nn/i2", "nn/i4"], ["nn/f_hw"]),
+        n("Concat", ["nn/f_batch", "nn/f_hw"], ["nn/grid"], axis=0),  # (N, h, w)
         n("Reshape", [fout, "nn/flat_shape"], ["nn/flat"]),  # (N, D, P)
-        n("Transpose", ["nn/flat"], ["nn/patches"], perm=[0, 2, 1]),  # (N, P, D)
-        n("MatMul", ["nn/patches", "nn/memory_t_neg2"], ["nn/cross"]),  # (N, P, M): -2 a.b
+        n("Transpose", ["nn/flat"], ["nn/patches_full"], perm=[0, 2, 1]),  # (N, P, D)
+    ]
+    patches = "nn/patches_full"
+    if projection is not None:
+        mean, axes = projection
+        inits += [const("proj_mean", np.asarray(mean, np.float32).reshape(-1)),
+                  const("proj_axes", np.asarray(axes, np.float32))]
+        nodes += [n("Sub", [patches, "nn/proj_mean"], ["nn/centred"]),
+                  n("MatMul", ["nn/centred", "nn/proj_axes"], ["nn/patches"])]  # (N, P, d)
+        patches = "nn/patches"
+    nodes += [
+        n("MatMul", [patches, "nn/memory_t_neg2"], ["nn/cross"]),  # (N, P, M): -2 a.b
         n("Add", ["nn/cross", "nn/memory_sq"], ["nn/partial"]),
         n("ReduceMin", ["nn/partial"], ["nn/nearest"], axes=[2], keepdims=0),  # (N, P)
-        n("ReduceSumSquare", [fout], ["nn/patch_sq"], axes=[1], keepdims=0),  # (N, h, w)
-        n("Shape", ["nn/patch_sq"], ["nn/grid"]),
-        n("Reshape", ["nn/nearest", "nn/grid"], ["nn/nearest_grid"]),
-        n("Add", ["nn/nearest_grid", "nn/patch_sq"], ["nn/dist_sq"]),
+        n("ReduceSumSquare", [patches], ["nn/patch_sq"], axes=[2], keepdims=0),  # (N, P)
+        n("Add", ["nn/nearest", "nn/patch_sq"], ["nn/dist_sq"]),
         n("Relu", ["nn/dist_sq"], ["nn/dist_sq_pos"]),  # rounding can dip just below zero
-        n("Sqrt", ["nn/dist_sq_pos"], ["nn/dist"]),
+        n("Sqrt", ["nn/dist_sq_pos"], ["nn/dist_flat"]),
+        n("Reshape", ["nn/dist_flat", "nn/grid"], ["nn/dist"]),  # (N, h, w)
         n("Unsqueeze", ["nn/dist", "nn/i1"], ["nn/dist4"]),  # (N, 1, h, w)
         n("Shape", [graph.input[0].name], ["nn/in_shape"]),
         n("Slice", ["nn/in_shape", "nn/i0", "nn/i1"], ["nn/batch"]),
