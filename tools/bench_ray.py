@@ -6,8 +6,9 @@ much Ray costs on top.
 
 Each configuration runs as a user runs it: a fresh ``python -m edge_ae denoise`` process into an
 empty output folder, timed wall clock from start to exit (process start, model loading, and for
-``--ray`` starting and stopping Ray, included). The configurations alternate ``--repeat`` times
-and the fastest run of each is reported: other jobs on the machine only ever slow a run down.
+``--ray`` starting and stopping Ray, included). The configurations alternate ``--repeat`` times;
+the fastest and slowest run of each are reported (other jobs on the machine only ever slow a run
+down, and the spread says how much they did).
 Ray's start-up alone (start and stop a local instance, in a fresh process) is timed the same
 way. Then a local instance is started once and held by a helper process, and ``--ray ADDRESS``
 joins it: what a run on an already running cluster pays (connecting, starting the actors,
@@ -71,49 +72,53 @@ def _run_config(name: str, cmd: list[str], out: Path, *, count: int, label: str,
     return seconds
 
 
-def measure(folder: Path, *, count: int, repeat: int, model: str | None) -> dict[str, float]:
+def measure(folder: Path, *, count: int, repeat: int, model: str | None) -> dict[str, list[float]]:
+    """Seconds of every run of each configuration."""
     base = [sys.executable, "-m", "edge_ae", "denoise", str(folder)] + (["-m", model] if model else [])
     out = folder.parent / "out"
-    best = {name: float("inf") for name in ("jobs2", "ray", "ray_start", "ray_join")}
+    runs: dict[str, list[float]] = {name: [] for name in ("jobs2", "ray", "ray_start", "ray_join")}
     for i in range(repeat):
         label = f"run {i + 1}/{repeat}"
-        best["jobs2"] = min(best["jobs2"], _run_config("jobs2", [*base, "-o", str(out), "--jobs", "2"], out,
-                                                       count=count, label=label))
-        best["ray"] = min(best["ray"], _run_config("ray", [*base, "-o", str(out), "--ray"], out, count=count, label=label))
-        seconds = _timed([sys.executable, "-c", RAY_START_STOP])
-        best["ray_start"] = min(best["ray_start"], seconds)
-        print(f"{label} Ray start+stop alone: {seconds:.1f} s", flush=True)
+        runs["jobs2"].append(_run_config("jobs2", [*base, "-o", str(out), "--jobs", "2"], out, count=count, label=label))
+        runs["ray"].append(_run_config("ray", [*base, "-o", str(out), "--ray"], out, count=count, label=label))
+        runs["ray_start"].append(_timed([sys.executable, "-c", RAY_START_STOP]))
+        print(f"{label} Ray start+stop alone: {runs['ray_start'][-1]:.1f} s", flush=True)
     holder = subprocess.Popen([sys.executable, "-c", RAY_HOLD], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True)
     try:
+        assert holder.stdout is not None and holder.stdin is not None
         address = holder.stdout.readline().strip()
         if not address.startswith("127.0.0.1:"):
             raise SystemExit(f"the held Ray instance did not start on the loopback interface: {address!r}")
         # A local instance uses Ray's token authentication; a second driver must ask for it.
         env = {**os.environ, "RAY_AUTH_MODE": "token"}
         for i in range(repeat):
-            best["ray_join"] = min(best["ray_join"], _run_config(
-                "ray_join", [*base, "-o", str(out), "--ray", address], out, count=count, label=f"run {i + 1}/{repeat}", env=env))
+            runs["ray_join"].append(_run_config("ray_join", [*base, "-o", str(out), "--ray", address], out, count=count,
+                                                label=f"run {i + 1}/{repeat}", env=env))
     finally:
-        holder.stdin.close()
+        if holder.stdin is not None:
+            holder.stdin.close()
         holder.wait(timeout=120)
-    return best
+    return runs
 
 
-def render(best: dict[str, float], *, count: int, size: str, repeat: int, command: str, minutes: float,
+def render(runs: dict[str, list[float]], *, count: int, size: str, repeat: int, command: str, minutes: float,
            load: tuple[float, float, float]) -> str:
     import ray
 
+    best = {name: min(times) for name, times in runs.items()}
     local, remote, start, join = best["jobs2"], best["ray"], best["ray_start"], best["ray_join"]
     rows = [
-        ("`edge-ae denoise DIR -o OUT --jobs 2` (2 processes, 1 thread each)", local),
-        ("`edge-ae denoise DIR -o OUT --ray` (starts and stops a local Ray; 2 actors, 1 CPU each)", remote),
-        ("`edge-ae denoise DIR -o OUT --ray 127.0.0.1:PORT` (joins a Ray already running here; 2 actors)", join),
+        ("`edge-ae denoise DIR -o OUT --jobs 2` (2 processes, 1 thread each)", "jobs2"),
+        ("`edge-ae denoise DIR -o OUT --ray` (starts and stops a local Ray; 2 actors, 1 CPU each)", "ray"),
+        ("`edge-ae denoise DIR -o OUT --ray 127.0.0.1:PORT` (joins a Ray already running here; 2 actors)", "ray_join"),
     ]
+    # How far the runs of one configuration lay apart: differences below it are the other jobs' doing.
+    spread = max(max(runs[key]) / min(runs[key]) - 1 for _, key in rows)
 
-    def longer(seconds: float) -> str:
+    def versus(seconds: float) -> str:
         change = seconds / local - 1
-        return f"{abs(change):.0%} {'longer' if change >= 0 else 'shorter'}"
+        return f"{abs(change):.0%} {'more' if change >= 0 else 'less'} time than `--jobs 2`"
 
     lines = [
         "## Batch cleaning on Ray (`edge-ae denoise --ray`)",
@@ -122,18 +127,21 @@ def render(best: dict[str, float], *, count: int, size: str, repeat: int, comman
         f"Python {platform.python_version()}, Ray {ray.__version__}, {minutes:.0f} min; "
         f"load average at start {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (other jobs on the machine). "
         f"{count} synthetic noisy {size} colour PNGs (`python -m tools.make_noisy_folder`, seed 0), default model; "
-        f"each figure is the fastest of {repeat} runs of a fresh process, wall clock from start to exit.",
+        f"{repeat} runs of each, a fresh process each time, wall clock from start to exit; "
+        "images/s from the fastest run.",
         "",
-        "| run | wall time | images/s |",
-        "|---|---|---|",
+        "| run | fastest | slowest | images/s |",
+        "|---|---|---|---|",
     ]
-    lines += [f"| {name} | {seconds:.1f} s | {count / seconds:.2f} |" for name, seconds in rows]
+    lines += [f"| {name} | {min(runs[key]):.1f} s | {max(runs[key]):.1f} s | {count / min(runs[key]):.2f} |"
+              for name, key in rows]
     lines += [
         "",
-        f"Ray's overhead on {count} images: a private local instance costs {start:.1f} s to start and stop "
-        f"(timed alone), and `--ray` takes {longer(remote)} than `--jobs 2`; joining a running instance, "
-        f"as on a cluster, takes {longer(join)}. The fixed cost matters for small folders and on one machine; "
-        "more machines are what `--ray` is for.",
+        f"Ray's overhead on {count} images: starting and stopping a private local instance takes {start:.1f} s "
+        f"(timed alone: a fixed cost per run, large for a small folder). Fastest runs: `--ray` took {versus(remote)}, "
+        f"joining a running instance, as on a cluster, {versus(join)}; the runs of one configuration lay up to "
+        f"{spread:.0%} apart, so a difference smaller than that is the other jobs', not Ray's. "
+        "On one machine `--jobs` needs nothing more; `--ray` is for more machines.",
         "",
     ]
     return "\n".join(lines)
@@ -143,7 +151,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--count", type=int, default=200)
     ap.add_argument("--size", default="640x480")
-    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--model", help="model name (default: the CLI's default)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "ray.md")
     ap.add_argument("--no-rebuild", action="store_true", help="do not rebuild docs/BENCHMARKS.md")
@@ -154,10 +162,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-ray-") as tmp:
         folder = Path(tmp) / "noisy"
         write_folder(folder, count=args.count, width=width, height=height, sigma=25.0, seed=0)
-        best = measure(folder, count=args.count, repeat=args.repeat, model=args.model)
+        runs = measure(folder, count=args.count, repeat=args.repeat, model=args.model)
     niceness = os.nice(0)
     command = " ".join([*(["nice", "-n", str(niceness)] if niceness else []), "python -m tools.bench_ray", *sys.argv[1:]])
-    text = render(best, count=args.count, size=args.size, repeat=args.repeat, command=command,
+    text = render(runs, count=args.count, size=args.size, repeat=args.repeat, command=command,
                   minutes=(time.monotonic() - start) / 60, load=load)
     args.out.write_text(text)
     if not args.no_rebuild:
