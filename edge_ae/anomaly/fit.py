@@ -46,7 +46,7 @@ class FitOptions:
 
     size: int = 256  # stretch: images resized to size x size; keep-aspect: shorter side
     resize: str = "stretch"
-    memory_patches: int = 3000  # coreset size: the normal patches the model keeps
+    memory_patches: int = 4000  # coreset size: the normal patches the model keeps
     pool_patches: int = 60000  # patches collected over all images before the coreset
     holdout: float = 0.15  # share of the normal images held out for calibration (no val_normal)
     fpr: float = DEFAULT_FPR  # target false-positive rate when only normal images are known
@@ -55,8 +55,9 @@ class FitOptions:
     # the top 1 % is steadier than one pixel (docs/experiments/2026-12-05-anomaly-v2.md).
     score_top: float = 0.01
     # Features projected on their first principal axes (fitted on the pool) before the nearest-
-    # neighbour search; 0 keeps all. Fewer dimensions buy more memory for the same time per image.
-    project_dim: int = 0
+    # neighbour search; 0 keeps all. 64 of 152 keep 95 % of the variance, drop dimensions that are
+    # mostly noise (better on the magnetic-tile trial) and cost less per memory patch.
+    project_dim: int = 64
     seed: int = 0
     features: str = FEATURES  # extractor: a shipped name or a path to a "features" model
 

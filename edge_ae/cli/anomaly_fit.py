@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"stretch to a square or keep the aspect ratio (default {defaults.resize})")
     p.add_argument("--memory", type=int, default=defaults.memory_patches,
                    help=f"normal patches the model keeps (more: finer, slower; default {defaults.memory_patches})")
+    p.add_argument("--project-dim", type=int, default=defaults.project_dim,
+                   help="features projected on this many principal axes before the search (0: all; "
+                   f"default {defaults.project_dim})")
     p.add_argument("--fpr", type=float, default=defaults.fpr,
                    help=f"target false-positive rate on held-out normal images (default {defaults.fpr})")
     p.add_argument("--name", help="model name recorded in the file (default: the output's file name)")
@@ -90,12 +93,13 @@ def run(args: argparse.Namespace) -> int:
             raise EdgeAEError(f"--{flag.replace('_', '-')} {folder}: not a folder")
     try:
         options = FitOptions(size=args.size, resize=args.resize, memory_patches=args.memory,
-                             pool_patches=max(FitOptions().pool_patches, args.memory), fpr=args.fpr)
+                             pool_patches=max(FitOptions().pool_patches, args.memory), fpr=args.fpr,
+                             project_dim=args.project_dim)
     except ValueError as exc:
         raise EdgeAEError(str(exc)) from None
     bars = _Bars()
     words = ["--normal", args.normal, "-o", str(out), "--size", str(args.size), "--resize", args.resize,
-             "--memory", str(args.memory), "--fpr", str(args.fpr)]
+             "--memory", str(args.memory), "--project-dim", str(args.project_dim), "--fpr", str(args.fpr)]
     for flag in ("val_normal", "val_anomalous", "name"):
         if getattr(args, flag) is not None:
             words += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
