@@ -69,6 +69,9 @@ class BlindConfig:
     # Output error of the estimated samples: "l1", or "l2", whose optimum is PSNR's: L1 weighs the
     # many small residuals of noise left behind more, so it asks for more smoothing.
     loss: str = "l1"
+    # Share of the camera and Gaussian samples made grey (noise added to the grey image, then
+    # repeated to BGR, as the runtime feeds a grey photo): grey models borrow this estimate.
+    grey_fraction: float = 0.0
     # Options of camera_pipeline.sample_params, e.g. {"shot_range": [2e-5, 0.012]}.
     camera_options: dict[str, object] = field(default_factory=dict)
     asym_weight: float = 1.0
@@ -120,15 +123,32 @@ def batch(sampler: data.PatchSampler, cfg: BlindConfig, rng: np.random.Generator
     clean = sampler.batch(cfg.batch)
     k_cam = int(round(cfg.batch * cfg.camera_fraction))
     k_poi = int(round(cfg.batch * cfg.poisson_fraction))
-    cam_noisy, cam_target, _ = camera_pipeline.camera_batch(clean[:k_cam], rng, **cfg.camera_options)
+    grey_cam = int(round(k_cam * cfg.grey_fraction))
+    grey_g = int(round((cfg.batch - k_cam - k_poi) * cfg.grey_fraction))
+    if grey_cam or grey_g:  # the first of each part become grey photos
+        clean = clean.copy()
+        for start, count in ((0, grey_cam), (k_cam + k_poi, grey_g)):
+            part = clean[start : start + count]
+            clean[start : start + count] = np.repeat(np.tensordot(camera_pipeline.GREY_WEIGHTS, part, axes=([0], [1]))
+                                                     [:, None], 3, axis=1)
+    cam_noisy, cam_target, _ = camera_pipeline.camera_batch(clean[grey_cam:k_cam], rng, **cfg.camera_options)
+    if grey_cam:
+        grey_noisy, grey_target, _ = camera_pipeline.camera_batch(clean[:grey_cam, :1], rng, **cfg.camera_options)
+        cam_noisy = np.concatenate([np.repeat(grey_noisy, 3, axis=1), cam_noisy])
+        cam_target = np.concatenate([np.repeat(grey_target, 3, axis=1), cam_target])
     poi_noisy, _ = noise.camera(clean[k_cam : k_cam + k_poi], rng, cfg.sigma_max / 255)
-    g_noisy, g_sigma = noise.gaussian(clean[k_cam + k_poi :], rng, cfg.sigma_max / 255)
+    g_start = k_cam + k_poi
+    g_noisy, g_sigma = noise.gaussian(clean[g_start + grey_g :], rng, cfg.sigma_max / 255)
+    if grey_g:
+        gg_noisy, gg_sigma = noise.gaussian(clean[g_start : g_start + grey_g, :1], rng, cfg.sigma_max / 255)
+        g_noisy = np.concatenate([np.repeat(gg_noisy, 3, axis=1), g_noisy])
+        g_sigma = np.concatenate([gg_sigma, g_sigma])
     return {
         "estimated": torch.from_numpy(np.concatenate([cam_noisy, poi_noisy])),
         "estimated_target": torch.from_numpy(np.concatenate([cam_target, clean[k_cam : k_cam + k_poi]])),
-        "gauss": torch.from_numpy(g_noisy),
+        "gauss": torch.from_numpy(np.ascontiguousarray(g_noisy)),
         "gauss_sigma": torch.from_numpy(g_sigma),
-        "gauss_target": torch.from_numpy(clean[k_cam + k_poi :]),
+        "gauss_target": torch.from_numpy(clean[g_start:]),
     }
 
 
