@@ -91,7 +91,9 @@ def test_graph_equals_numpy_reference_on_the_same_features(fitted, tmp_path):
     path = detector.save(tmp_path / "synthetic.onnx")
     graph = onnx.load(str(path)).graph
     inits = {t.name: t for t in graph.initializer}
-    memory = -0.5 * numpy_helper.to_array(inits["nn/memory_t_neg2"]).T.astype(np.float64)  # (M, D)
+    stacked = numpy_helper.to_array(inits["nn/memory_t_neg2"]).astype(np.float64)  # (d + 1, M): -2 b over |b|^2
+    memory = -0.5 * stacked[:-1].T  # (M, d)
+    np.testing.assert_allclose(stacked[-1], (memory**2).sum(1), rtol=1e-5)
     sigma = detector.spec.provenance["options"]["blur_sigma"]
     features = load_model("features-lite0", threads=1)
     rng = np.random.default_rng(5)

@@ -3,8 +3,8 @@ imported here only, so ``import edge_ae`` stays light).
 
 The graph: the frozen feature extractor's nodes, then for every feature patch the distance to its
 nearest neighbour in the memory of normal patches, as one matrix product against an initializer
-(|a - b|^2 = |a|^2 - 2 a.b + |b|^2, minimum over the memory), resized bilinearly to the input size
-(cell i at pixel i * stride),
+(|a - b|^2 = |a|^2 + min over the memory of (|b|^2 - 2 a.b), the bracket one product of [a, 1]),
+resized bilinearly to the input size (cell i at pixel i * stride),
 smoothed with a Gaussian (reflected borders, so a defect at the edge keeps its height), and the
 image score = the mean of the map's highest pixels (a fixed count: 1 % of size x size by default).
 Inputs and outputs follow the anomaly contract (``image`` ->
@@ -49,8 +49,11 @@ def build_anomaly_graph(features_model: bytes, memory: np.ndarray, *, blur_sigma
         return numpy_helper.from_array(np.asarray(value), name=f"nn/{name}")
 
     inits = [
-        const("memory_t_neg2", (-2.0 * memory.T).astype(np.float32)),  # (D, M)
-        const("memory_sq", np.einsum("ij,ij->i", memory, memory).astype(np.float32)),  # (M,)
+        # (d + 1, M): -2 b above |b|^2, so [a, 1] @ it = |b|^2 - 2 a.b in one product (a separate
+        # broadcast Add over the (P, M) distances cost half as much again as the product).
+        const("memory_t_neg2", np.vstack([-2.0 * memory.T, np.einsum("ij,ij->i", memory, memory)[None]]).astype(np.float32)),
+        const("ones_pad", np.array([0, 0, 0, 0, 0, 1], np.int64)),
+        const("one_f", np.array(1.0, np.float32)),
         const("flat_shape", np.array([0, 0, -1], np.int64)),  # 0: keep that dimension
         const("one", np.array([1], np.int64)),
         const("i0", np.array([0], np.int64)), const("i1", np.array([1], np.int64)),
@@ -76,8 +79,8 @@ def build_anomaly_graph(features_model: bytes, memory: np.ndarray, *, blur_sigma
                   n("MatMul", ["nn/centred", "nn/proj_axes"], ["nn/patches"])]  # (N, P, d)
         patches = "nn/patches"
     nodes += [
-        n("MatMul", [patches, "nn/memory_t_neg2"], ["nn/cross"]),  # (N, P, M): -2 a.b
-        n("Add", ["nn/cross", "nn/memory_sq"], ["nn/partial"]),
+        n("Pad", [patches, "nn/ones_pad", "nn/one_f"], ["nn/patches_1"], mode="constant"),  # (N, P, d + 1): [a, 1]
+        n("MatMul", ["nn/patches_1", "nn/memory_t_neg2"], ["nn/partial"]),  # (N, P, M): |b|^2 - 2 a.b
         n("ReduceMin", ["nn/partial"], ["nn/nearest"], axes=[2], keepdims=0),  # (N, P)
         n("ReduceSumSquare", [patches], ["nn/patch_sq"], axes=[2], keepdims=0),  # (N, P)
         n("Add", ["nn/nearest", "nn/patch_sq"], ["nn/dist_sq"]),
