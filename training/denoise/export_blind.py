@@ -39,6 +39,8 @@ class EstimatorAsDenoiser(torch.nn.Module):
 def command_for(checkpoint: Path, cfg: BlindConfig, denoiser: str, estimator: str) -> str:
     """The whole recipe: how the starting denoiser was trained (its manifest entry), then this run."""
     config = Path("training/denoise/configs") / f"{cfg.name}.json"
+    if not (ROOT / config).is_file():  # a trial's config
+        config = config.parent / "trials" / config.name
     own = (f"python -m training.denoise.train_blind {config} && python -m training.denoise.export_blind "
            f"runs/{cfg.name}/{checkpoint.name} --denoiser {denoiser} --estimator {estimator}")
     start = Path(cfg.denoiser_init)
@@ -54,7 +56,7 @@ def command_for(checkpoint: Path, cfg: BlindConfig, denoiser: str, estimator: st
 
 
 def export_run(checkpoint: Path, *, denoiser_name: str, estimator_name: str, out_dir: Path = EXPORTED,
-               manifest: bool = True) -> tuple[Path, Path]:
+               manifest: bool = True, estimator_only: bool = False) -> tuple[Path | None, Path]:
     ckpt = torch.load(checkpoint, weights_only=False, map_location="cpu")
     cfg = BlindConfig(**ckpt["config"])
     den = build_denoiser(cfg)
@@ -87,6 +89,11 @@ def export_run(checkpoint: Path, *, denoiser_name: str, estimator_name: str, out
     est_path = export(est, (torch.rand(1, cfg.channels, 64, 64),), est_spec, out_dir / f"{estimator_name}.onnx",
                       dynamic_axes=dyn)
     worst_est = max(check_parity(est, est_path, {"image": im}) for im in images)
+    if estimator_only:  # the denoiser's weights never change here, so its file (and 8-bit twin) can stay
+        if manifest:
+            update_manifest(est_spec, est_path)
+        print(f"exported {est_path} (receptive field {est_spec.receptive_field}px, parity {worst_est:.1e})")
+        return None, est_path
 
     den_spec = ModelSpec(
         name=denoiser_name, kind="denoiser", channels=cfg.channels, color_order=COLOR_ORDERS[cfg.channels],
@@ -124,9 +131,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--estimator", required=True, help="name of the exported noise-level model")
     ap.add_argument("--out", type=Path, default=EXPORTED)
     ap.add_argument("--no-manifest", action="store_true", help="do not touch the manifest (trial exports)")
+    ap.add_argument("--estimator-only", action="store_true",
+                    help="export only the estimator (the frozen denoiser's file and its 8-bit twin stay as they are)")
     args = ap.parse_args(argv)
     export_run(args.checkpoint, denoiser_name=args.denoiser, estimator_name=args.estimator, out_dir=args.out,
-               manifest=not args.no_manifest)
+               manifest=not args.no_manifest, estimator_only=args.estimator_only)
 
 
 if __name__ == "__main__":
