@@ -19,6 +19,7 @@
 #                       root gets the same numpy / onnxruntime / OpenCV versions, so a difference
 #                       is the CPU's, not a library upgrade's
 #   DEBIAN_MIRROR       default http://deb.debian.org/debian
+#   ARM64_FROM          a git revision (e.g. HEAD) to build from instead of the working tree's files
 #   ARM64_RUN_ARGS      extra options for every "arm64_check.py run", e.g. "--models NAME ... --no-cli"
 #                       to recheck only newly shipped models (emulation is ~300x slower than this host)
 #
@@ -154,8 +155,12 @@ print(" ".join(f"{d}=={v(d)}" for d in ("numpy", "onnxruntime", "opencv-python-h
     # so the build never writes into the working tree, and the x86 reference runs the same
     # snapshot (code and models) even while the tree changes. Pure Python + ONNX files.
     rm -rf "$SNAP" && mkdir -p "$SNAP"
-    (cd "$REPO" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar -cf - 2>/dev/null) \
-        | tar -xf - -C "$SNAP"
+    if [ -n "${ARM64_FROM:-}" ]; then
+        (cd "$REPO" && git archive "$ARM64_FROM") | tar -xf - -C "$SNAP"
+    else
+        (cd "$REPO" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar -cf - 2>/dev/null) \
+            | tar -xf - -C "$SNAP"
+    fi
     say "building the edge-ae wheel from the checkout (snapshot in $SNAP)"
     "$HOST_PY" -m pip wheel --quiet --no-deps --no-build-isolation "$SNAP" -w "$SNAP/dist" >/dev/null
     rm -rf "$ROOT/tmp/edge-ae-wheel" && mkdir -p "$ROOT/tmp/edge-ae-wheel"
