@@ -10,9 +10,9 @@ empty output folder, timed wall clock from start to exit (process start, model l
 the fastest and slowest run of each are reported (other jobs on the machine only ever slow a run
 down, and the spread says how much they did).
 Ray's start-up alone (start and stop a local instance, in a fresh process) is timed the same
-way. Then a local instance is started once and held by a helper process, and ``--ray ADDRESS``
-joins it: what a run on an already running cluster pays (connecting, starting the actors,
-loading the model in each). Everything stays on the loopback interface. The images come from
+way. Last in each turn, a helper process starts a local instance (untimed) and holds it while
+``--ray ADDRESS`` joins it: what a run on an already running cluster pays (connecting, starting
+the actors, loading the model in each). Everything stays on the loopback interface. The images come from
 ``tools/make_noisy_folder.py`` (fixed seed) and are written to a temporary folder, never the
 repository.
 """
@@ -72,17 +72,9 @@ def _run_config(name: str, cmd: list[str], out: Path, *, count: int, label: str,
     return seconds
 
 
-def measure(folder: Path, *, count: int, repeat: int, model: str | None) -> dict[str, list[float]]:
-    """Seconds of every run of each configuration."""
-    base = [sys.executable, "-m", "edge_ae", "denoise", str(folder)] + (["-m", model] if model else [])
-    out = folder.parent / "out"
-    runs: dict[str, list[float]] = {name: [] for name in ("jobs2", "ray", "ray_start", "ray_join")}
-    for i in range(repeat):
-        label = f"run {i + 1}/{repeat}"
-        runs["jobs2"].append(_run_config("jobs2", [*base, "-o", str(out), "--jobs", "2"], out, count=count, label=label))
-        runs["ray"].append(_run_config("ray", [*base, "-o", str(out), "--ray"], out, count=count, label=label))
-        runs["ray_start"].append(_timed([sys.executable, "-c", RAY_START_STOP]))
-        print(f"{label} Ray start+stop alone: {runs['ray_start'][-1]:.1f} s", flush=True)
+def _joined(base: list[str], out: Path, *, count: int, label: str) -> float:
+    """One ``--ray ADDRESS`` run against a local instance that a helper process started (untimed)
+    and holds until the run is over."""
     holder = subprocess.Popen([sys.executable, "-c", RAY_HOLD], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True)
     try:
@@ -92,13 +84,25 @@ def measure(folder: Path, *, count: int, repeat: int, model: str | None) -> dict
             raise SystemExit(f"the held Ray instance did not start on the loopback interface: {address!r}")
         # A local instance uses Ray's token authentication; a second driver must ask for it.
         env = {**os.environ, "RAY_AUTH_MODE": "token"}
-        for i in range(repeat):
-            runs["ray_join"].append(_run_config("ray_join", [*base, "-o", str(out), "--ray", address], out, count=count,
-                                                label=f"run {i + 1}/{repeat}", env=env))
+        return _run_config("ray_join", [*base, "-o", str(out), "--ray", address], out, count=count, label=label, env=env)
     finally:
         if holder.stdin is not None:
             holder.stdin.close()
         holder.wait(timeout=120)
+
+
+def measure(folder: Path, *, count: int, repeat: int, model: str | None) -> dict[str, list[float]]:
+    """Seconds of every run of each configuration, the configurations taking turns."""
+    base = [sys.executable, "-m", "edge_ae", "denoise", str(folder)] + (["-m", model] if model else [])
+    out = folder.parent / "out"
+    runs: dict[str, list[float]] = {name: [] for name in ("jobs2", "ray", "ray_start", "ray_join")}
+    for i in range(repeat):
+        label = f"run {i + 1}/{repeat}"
+        runs["jobs2"].append(_run_config("jobs2", [*base, "-o", str(out), "--jobs", "2"], out, count=count, label=label))
+        runs["ray"].append(_run_config("ray", [*base, "-o", str(out), "--ray"], out, count=count, label=label))
+        runs["ray_start"].append(_timed([sys.executable, "-c", RAY_START_STOP]))
+        print(f"{label} Ray start+stop alone: {runs['ray_start'][-1]:.1f} s", flush=True)
+        runs["ray_join"].append(_joined(base, out, count=count, label=label))
     return runs
 
 
@@ -127,7 +131,7 @@ def render(runs: dict[str, list[float]], *, count: int, size: str, repeat: int, 
         f"Python {platform.python_version()}, Ray {ray.__version__}, {minutes:.0f} min; "
         f"load average at start {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (other jobs on the machine). "
         f"{count} synthetic noisy {size} colour PNGs (`python -m tools.make_noisy_folder`, seed 0), default model; "
-        f"{repeat} runs of each, a fresh process each time, wall clock from start to exit; "
+        f"{repeat} runs of each, taking turns, a fresh process each time, wall clock from start to exit; "
         "images/s from the fastest run.",
         "",
         "| run | fastest | slowest | images/s |",
