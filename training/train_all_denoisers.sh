@@ -14,3 +14,10 @@ for name in denoise-color-3x3 denoise-color-separable denoise-color denoise-gray
 done
 # The fast grey model is run in 8 bits: fine-tune it with the quantizer's rounding simulated (docs/DENOISING.md).
 python -m training.qat runs/denoise-gray-fast/best.pt --out runs/qat
+# Blind by default (issue 45): once denoise-color and denoise-color-fast are exported as above, each
+# colour model's noise-level estimator is learnt through it (frozen), and the pair is exported again
+# with a noise-map input; then quantize those two for their -int8 twins.
+#   python -m training.denoise.train_blind training/denoise/configs/blind-color.json
+#   python -m training.denoise.export_blind runs/blind-color/best.pt --denoiser denoise-color --estimator noise-level-color
+#   python -m training.denoise.train_blind training/denoise/configs/blind-color-fast.json
+#   python -m training.denoise.export_blind runs/blind-color-fast/best.pt --denoiser denoise-color-fast --estimator noise-level-color-fast

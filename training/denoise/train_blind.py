@@ -272,10 +272,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default="runs")
     ap.add_argument("--steps", type=int)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--train-dir", action="append", help="train on this folder of clean images instead")
     args = ap.parse_args(argv)
-    cfg = BlindConfig.load(args.config)
+    try:
+        cfg = BlindConfig.load(args.config)
+    except (OSError, TypeError, ValueError) as exc:
+        raise SystemExit(f"train_blind: {args.config}: {exc}") from None
     if args.steps:
         cfg = BlindConfig(**{**asdict(cfg), "steps": args.steps})
+    if args.train_dir:
+        cfg = BlindConfig(**{**asdict(cfg), "train_dirs": [str(Path(d).resolve()) for d in args.train_dir]})
     try:
         best = train(cfg, Path(args.out), args.threads)
     except (FileNotFoundError, ValueError) as exc:
