@@ -8,13 +8,21 @@ enough for choosing, several times cheaper); the chosen patches are kept at full
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
+REPORT_EVERY = 100  # picks between two progress reports
 
-def greedy_coreset(features: np.ndarray, size: int, *, project_dim: int = 64, seed: int = 0) -> np.ndarray:
-    """Indices of ``size`` rows of ``features`` (n, d) chosen by greedy k-centre selection."""
+
+def greedy_coreset(features: np.ndarray, size: int, *, project_dim: int = 64, seed: int = 0,
+                   progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Indices of ``size`` rows of ``features`` (n, d) chosen by greedy k-centre selection;
+    ``progress(picked, size)`` is called every ``REPORT_EVERY`` picks and at the end."""
     n = features.shape[0]
     if size >= n:
+        if progress is not None:
+            progress(n, n)
         return np.arange(n)
     if size < 1:
         raise ValueError(f"coreset size must be at least 1, got {size}")
@@ -31,6 +39,8 @@ def greedy_coreset(features: np.ndarray, size: int, *, project_dim: int = 64, se
         c = chosen[i - 1]
         d = sq - 2.0 * (x @ x[c]) + sq[c]
         np.minimum(best, d, out=best)
+        if progress is not None and (i % REPORT_EVERY == 0 or i == size):
+            progress(i, size)
         if i == size:
             break
         chosen[i] = int(np.argmax(best))

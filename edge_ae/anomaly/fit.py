@@ -237,12 +237,13 @@ def fit_anomaly_model(normal: str | Path | Sequence[Item], *, name: str = "my-li
     extractor = _Extractor(options, threads)
     per_image = max(1, math.ceil(options.pool_patches / len(fit_items)))
     pool, n_fit, channels = _collect(read(fit_items, "features"), extractor, per_image, rng)
-    read.step("memory", 0, 1)
+    keep = min(options.memory_patches, pool.shape[0])
+    read.step("memory", 0, keep)
     projection = _principal_axes(pool, options.project_dim)
     if projection is not None:
         pool = (pool - projection[0]) @ projection[1]
-    memory = pool[greedy_coreset(pool, options.memory_patches, seed=options.seed)]
-    read.step("memory", 1, 1)
+    memory = pool[greedy_coreset(pool, options.memory_patches, seed=options.seed,
+                                 progress=lambda done, total: read.step("memory", done, total))]
     features_bytes = extractor.model.path.read_bytes()
 
     def build(spec: ModelSpec) -> bytes:

@@ -64,7 +64,7 @@ class _Bars:
         if stage != self.stage or self.bar is None:
             self.close()
             self.stage, self.bar = stage, Progress(total, label=STAGES.get(stage, stage + " "))
-        if done:
+        while self.bar.count < done:  # a stage may report several items at once (the memory's picks)
             self.bar.advance()
 
     def note(self, message: str) -> None:
