@@ -19,7 +19,7 @@ import numpy as np
 
 from edge_ae.model.registry import ModelEntry
 
-# Op types that mark a graph as 8-bit (training/quantize.py writes QDQ / QLinear graphs).
+# Op types that mark a graph as 8-bit (training/denoise/quantize.py writes QDQ / QLinear graphs).
 _INT8_OPS = (b"QuantizeLinear", b"QLinearConv", b"ConvInteger", b"MatMulInteger", b"QLinearMatMul")
 
 

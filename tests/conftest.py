@@ -36,7 +36,7 @@ def export_tiny_denoiser(out_dir: Path, *, channels: int, name: str = "tiny", no
     import torch
 
     from edge_ae.model.contract import COLOR_ORDERS, ModelSpec
-    from training.export_denoiser import DenoiserGraph, measure_receptive_field
+    from training.denoise.export import DenoiserGraph, measure_receptive_field
     from training.nets import build
     from training.onnx_export import export
 

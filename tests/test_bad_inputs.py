@@ -346,7 +346,7 @@ def test_denoiser_with_a_fixed_input_size_is_refused_at_load(tmp_path, rng, caps
     import torch
 
     from edge_ae.model.contract import ModelSpec
-    from training.export_denoiser import DenoiserGraph
+    from training.denoise.export import DenoiserGraph
     from training.nets import build
     from training.onnx_export import export
 

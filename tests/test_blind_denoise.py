@@ -17,8 +17,8 @@ def export_blind_pair(out: Path, *, estimator: str = "tiny-level") -> Path:
     """A map denoiser (noise_channels 3, folded 2x2) and its estimator, untrained but seeded."""
     import torch
 
+    from training.denoise.export import DenoiserGraph, as_shipped, measure_receptive_field
     from training.denoise.export_blind import EstimatorAsDenoiser
-    from training.export_denoiser import DenoiserGraph, as_shipped, measure_receptive_field
     from training.nets.noise_estimator import NoiseEstimator
     from training.nets.unet_dae import UNetDAE
     from training.onnx_export import export

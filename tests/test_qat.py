@@ -1,4 +1,4 @@
-"""Quantization-aware fine-tuning (training/qat.py): the simulation rounds what onnxruntime will
+"""Quantization-aware fine-tuning (training/denoise/qat.py): the simulation rounds what onnxruntime will
 round, comes off cleanly, and the fine-tuned checkpoint exports and quantizes like any other."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from torch.nn.utils import parametrize
 
 from conftest import write_wave_images
 from edge_ae import load_model
-from training.export_denoiser import export_checkpoint
+from training.denoise.export import export_checkpoint
+from training.denoise.qat import Simulation, fine_tune
+from training.denoise.qat import main as qat_main
+from training.denoise.train import DenoiserConfig, train
 from training.nets import build
-from training.qat import Simulation, fine_tune
-from training.qat import main as qat_main
-from training.train_denoiser import DenoiserConfig, train
 
 
 def test_simulation_rounds_weights_and_activations_and_comes_off_cleanly():
@@ -63,7 +63,7 @@ def test_fine_tuned_checkpoint_exports_with_its_record(tmp_path):
         "float_before", "simulated_before", "simulated_after", "float_after"}
     path, spec = export_checkpoint(tuned, tmp_path / "exported", manifest=False)
     assert spec.provenance["qat"]["command"] == "test"
-    assert spec.provenance["training_command"].endswith("&& python -m training.qat runs/tiny/best.pt --out runs/qat")
+    assert spec.provenance["training_command"].endswith("&& python -m training.denoise.qat runs/tiny/best.pt --out runs/qat")
     out = load_model(path).run({"image": np.full((1, 1, 32, 32), 0.5, np.float32),
                                 "sigma": np.full((1, 1), 0.1, np.float32)})[0]
     assert out.shape == (1, 1, 32, 32) and np.isfinite(out).all()

@@ -1,4 +1,4 @@
-"""8-bit quantization of an exported denoiser (training/quantize.py), on a tiny model trained for a
+"""8-bit quantization of an exported denoiser (training/denoise/quantize.py), on a tiny model trained for a
 few steps on images the test makes itself: runs in CI without ../shared."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import pytest
 from conftest import write_wave_images
 from edge_ae import Denoiser, load_model
 from tools.macs import count
-from training.export_denoiser import export_checkpoint
-from training.quantize import main as quantize_main
-from training.quantize import quantize
-from training.train_denoiser import DenoiserConfig, train
+from training.denoise.export import export_checkpoint
+from training.denoise.quantize import main as quantize_main
+from training.denoise.quantize import quantize
+from training.denoise.train import DenoiserConfig, train
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def concat_inputs_from_dequantize(path) -> dict[str, bool]:
 
 
 def test_skip_joins_are_8_bit_and_a_float_layer_keeps_its_join_float(float_model, tmp_path):
-    from training.quantize import float_joins, joins_feeding
+    from training.denoise.quantize import float_joins, joins_feeding
 
     source, folder = float_model
     model = onnx.load(str(source))
@@ -83,7 +83,7 @@ def test_skip_joins_are_8_bit_and_a_float_layer_keeps_its_join_float(float_model
 
 
 def test_added_skips_are_joined_in_8_bits(tmp_path):
-    from training.quantize import joins_feeding
+    from training.denoise.quantize import joins_feeding
 
     folder = write_wave_images(tmp_path / "clean", height=96, width=112)
     cfg = DenoiserConfig(name="tiny-add", network="unet_dae",
@@ -182,7 +182,7 @@ def dequantize_then_depth_to_space() -> onnx.ModelProto:
 def test_depth_to_space_moves_onto_the_8_bit_tensor_with_the_same_output():
     import onnxruntime as ort
 
-    from training.quantize import depth_to_space_on_8_bits
+    from training.denoise.quantize import depth_to_space_on_8_bits
 
     before = dequantize_then_depth_to_space()
     after = dequantize_then_depth_to_space()
@@ -198,7 +198,7 @@ def test_depth_to_space_moves_onto_the_8_bit_tensor_with_the_same_output():
 
 
 def test_depth_to_space_stays_float_behind_a_per_channel_dequantization():
-    from training.quantize import depth_to_space_on_8_bits
+    from training.denoise.quantize import depth_to_space_on_8_bits
 
     model = dequantize_then_depth_to_space()
     scale = next(t for t in model.graph.initializer if t.name == "s")

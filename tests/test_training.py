@@ -10,10 +10,10 @@ import torch
 
 from conftest import ROOT, write_wave_images
 from edge_ae import Denoiser, load_model
-from training import noise
-from training.export_denoiser import export_checkpoint, measure_receptive_field
+from training.denoise import noise
+from training.denoise.export import export_checkpoint, measure_receptive_field
+from training.denoise.train import DenoiserConfig, main, split_images, train
 from training.nets import build
-from training.train_denoiser import DenoiserConfig, main, split_images, train
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_export_parity_and_runtime_use(clean_folder, tmp_path):
     assert model.spec == spec and spec.noise_input and spec.size_multiple == 4
     manifest = json.loads((tmp_path / "exported" / "manifest.json").read_text())
     assert manifest["models"][0]["name"] == "tiny"
-    assert "train_denoiser" in spec.provenance["training_command"]
+    assert "training.denoise.train" in spec.provenance["training_command"]
     out = Denoiser(path, threads=1)(np.zeros((33, 35, 3), np.uint8))
     assert out.shape == (33, 35, 3)
 
@@ -112,8 +112,11 @@ def test_scales_add_shrunk_copies_for_training_only(clean_folder):
         split_images(_config(clean_folder, scales=[0.0]))
 
 
-@pytest.mark.parametrize("path", sorted(ROOT.glob("training/configs/**/*.json")),
-                         ids=lambda p: p.stem)
+# The denoiser configs; blind-* configs train a noise-level estimator (training/denoise/train_blind.py).
+DENOISER_CONFIGS = sorted(p for p in ROOT.glob("training/denoise/configs/**/*.json") if not p.stem.startswith("blind-"))
+
+
+@pytest.mark.parametrize("path", DENOISER_CONFIGS, ids=lambda p: p.stem)
 def test_every_config_builds_a_net_that_fits_its_patches(path):
     cfg = DenoiserConfig.load(path)
     net = build(cfg.network, channels=cfg.channels, **cfg.network_args)
@@ -146,7 +149,7 @@ def test_heads_and_their_measured_receptive_fields():
 
 
 def test_a_separable_head_starts_from_the_closest_factorisation_of_a_3x3_one():
-    from training.warm_start import separable_head_from_full
+    from training.denoise.warm_start import separable_head_from_full
 
     torch.manual_seed(0)
     full = build("unet_dae", channels=3, width=4, depths=[1, 1, 1]).eval()
@@ -203,14 +206,14 @@ def test_warm_start_copies_what_fits_and_records_it(clean_folder, tmp_path):
     path, spec = export_checkpoint(best, tmp_path / "exported", manifest=False)
     assert spec.provenance["init"]["sha256"] == record["sha256"]
     assert spec.provenance["training_command"] == (
-        "python -m training.train_denoiser training/configs/base.json && "
-        "python -m training.train_denoiser training/configs/tiny.json")
+        "python -m training.denoise.train training/denoise/configs/base.json && "
+        "python -m training.denoise.train training/denoise/configs/tiny.json")
 
 
 def test_training_command_walks_the_whole_chain_of_starting_configs():
-    from training.export_denoiser import CONFIGS, init_chain
+    from training.denoise.export import CONFIGS, init_chain
 
-    for path in sorted(CONFIGS.glob("*.json")):
+    for path in (p for p in sorted(CONFIGS.glob("*.json")) if not p.stem.startswith("blind-")):
         chain = init_chain(DenoiserConfig.load(path))
         assert chain[-1] == path.stem and len(set(chain)) == len(chain)
         # Every step but the first starts from the one before it; the first starts from nothing.
@@ -221,7 +224,7 @@ def test_training_command_walks_the_whole_chain_of_starting_configs():
 
 @pytest.mark.parametrize("unshuffle", [1, 2])
 def test_warm_start_from_an_exported_model_equals_its_checkpoint(clean_folder, tmp_path, unshuffle):
-    from training.warm_start import weights_of
+    from training.denoise.warm_start import weights_of
 
     best = train(_config(clean_folder, network_args={"width": 4, "depths": [1, 1, 1], "unshuffle": unshuffle}),
                  tmp_path / "runs", threads=1)
@@ -235,7 +238,7 @@ def test_warm_start_from_an_exported_model_equals_its_checkpoint(clean_folder, t
 def test_warm_start_refuses_what_cannot_seed_a_run(clean_folder, tmp_path):
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps({**_config(clean_folder).__dict__, "init_from": "missing-base"}))
-    with pytest.raises(SystemExit, match="first run python -m training.train_denoiser training/configs/missing-base.json"):
+    with pytest.raises(SystemExit, match="first run python -m training.denoise.train training/denoise/configs/missing-base.json"):
         main([str(cfg), "--out", str(tmp_path / "runs"), "--threads", "1"])
     other = tmp_path / "other.pt"
     torch.save({"model": {"unrelated.weight": torch.zeros(2)}}, other)

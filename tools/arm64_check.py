@@ -52,7 +52,7 @@ INT8_SHARE = 0.15  # ... and the largest share of pixels allowed to differ at al
 INT8_ABS = INT8_LEVELS / 255.0  # float outputs of 8-bit models
 PSNR_DB = 0.05  # PSNR on the noisy set: |arm - x86| for every model
 
-# Op types that mark a graph as 8-bit (training/quantize.py writes QDQ / QLinear graphs).
+# Op types that mark a graph as 8-bit (training/denoise/quantize.py writes QDQ / QLinear graphs).
 INT8_OPS = (b"QuantizeLinear", b"QLinearConv", b"ConvInteger", b"MatMulInteger", b"QLinearMatMul")
 AT_HWCAP, AT_HWCAP2 = 16, 26
 HWCAP_ASIMDDP = 1 << 20  # arm64: SDOT/UDOT (8-bit dot products), Armv8.2 DotProd

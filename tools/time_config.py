@@ -1,7 +1,8 @@
 """What a denoiser config would cost before training it: parameters, multiply-adds per pixel and
 milliseconds per 640x480 frame of the exported graph, with untrained weights.
 
-    python -m tools.time_config training/configs/denoise-gray-fast.json training/configs/trials/denoise-gray-fast-fold4.json
+    python -m tools.time_config training/denoise/configs/denoise-gray-fast.json \
+        training/denoise/configs/trials/denoise-gray-fast-fold4.json
     python -m tools.time_config exported/denoise-gray-fast.onnx exported/denoise-gray-fast-int8.onnx
     python -m tools.time_config exported/denoise-color-fast.onnx exported/noise-level-color-fast.onnx
 
@@ -9,7 +10,7 @@ An ``.onnx`` argument (an exported denoiser, e.g. a float model and its 8-bit ve
 as it is, the same way.
 
 Each config's network is built with random weights, exported to ONNX in a temporary folder
-(the same graph as ``training/export_denoiser.py``: network plus clipping, first layer fused)
+(the same graph as ``training/denoise/export.py``: network plus clipping, first layer fused)
 and timed with onnxruntime at 2 threads on one 640x480 frame: the median of ``--repeat`` runs,
 taken in rounds over all the arguments as in ``tools/bench_denoise.py`` (``time_in_passes``), so
 that the models compared see the same fast and slow spells of a shared machine. The time is the
@@ -31,9 +32,9 @@ import torch
 from edge_ae import load_model
 from tools.bench_denoise import PASSES, time_in_passes
 from tools.macs import count as count_macs
-from training.export_denoiser import DenoiserGraph, as_shipped
+from training.denoise.export import DenoiserGraph, as_shipped
+from training.denoise.train import DenoiserConfig
 from training.nets import build
-from training.train_denoiser import DenoiserConfig
 
 THREADS = 2
 HEIGHT, WIDTH = 480, 640
@@ -82,7 +83,7 @@ def describe_onnx(path: Path) -> tuple[str, Path, int, bool]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("configs", nargs="+", type=Path,
-                    help="denoiser JSON configs (training/configs/) or exported denoisers (.onnx)")
+                    help="denoiser JSON configs (training/denoise/configs/) or exported denoisers (.onnx)")
     ap.add_argument("--repeat", type=int, default=30, help="timed runs per config (default 30)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)

@@ -1,6 +1,6 @@
 """Export a trained denoiser checkpoint to ONNX under the edge-ae contract.
 
-    python -m training.export_denoiser runs/denoise-color/best.pt [--out exported/]
+    python -m training.denoise.export runs/denoise-color/best.pt [--out exported/]
 
 Clipping to [0, 1] is part of the exported graph, so the runtime cannot forget it. A folded
 model's first layer is exported as one strided convolution (``UNetDAE.fuse_stem``): the same
@@ -20,10 +20,10 @@ import torch
 
 from edge_ae.model.contract import COLOR_ORDERS, ModelSpec
 from training import data
+from training.denoise.train import SHARED, DenoiserConfig
 from training.nets import build
 from training.nets.unet_dae import UNetDAE
 from training.onnx_export import EXPORTED, check_parity, export, provenance, update_manifest
-from training.train_denoiser import SHARED, DenoiserConfig
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 
@@ -98,7 +98,7 @@ def parity_images(channels: int, rng: np.random.Generator) -> list[np.ndarray]:
 
 def init_chain(cfg: DenoiserConfig) -> list[str]:
     """The config names whose runs make this model, oldest first: each ``init_from`` starts from
-    the run before it (a name without a config file in training/configs/ ends the chain)."""
+    the run before it (a name without a config file in training/denoise/configs/ ends the chain)."""
     chain = [cfg.name]
     start = cfg.init_from
     while start and start not in chain:
@@ -121,10 +121,10 @@ def export_checkpoint(checkpoint: Path, out_dir: Path = EXPORTED, name: str | No
     graph = DenoiserGraph(as_shipped(net), noise_input)
     name = name or cfg.name
     # Trained on from other configs' weights: those runs come first, oldest first.
-    command = " && ".join(f"python -m training.train_denoiser training/configs/{step}.json"
+    command = " && ".join(f"python -m training.denoise.train training/denoise/configs/{step}.json"
                           for step in init_chain(cfg))
     if "qat" in ckpt:  # then fine-tuned for 8 bits, as train_all_denoisers.sh does
-        command += f" && python -m training.qat runs/{cfg.name}/best.pt --out runs/qat"
+        command += f" && python -m training.denoise.qat runs/{cfg.name}/best.pt --out runs/qat"
     spec = ModelSpec(
         name=name,
         kind="denoiser",
@@ -144,7 +144,7 @@ def export_checkpoint(checkpoint: Path, out_dir: Path = EXPORTED, name: str | No
                      "holdout_sigma": cfg.val_sigma},
             extra={"steps": int(ckpt.get("step", 0)), "seed": cfg.seed, "network": cfg.network,
                    "network_args": cfg.network_args,
-                   **({"qat": ckpt["qat"]} if "qat" in ckpt else {}),  # fine-tuned by training.qat
+                   **({"qat": ckpt["qat"]} if "qat" in ckpt else {}),  # fine-tuned by training.denoise.qat
                    **({"init": ckpt["init"]} if ckpt.get("init") else {})},  # started from these weights
         ),
     )

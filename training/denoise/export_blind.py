@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from edge_ae.model.contract import COLOR_ORDERS, ModelSpec
+from training.denoise.export import DenoiserGraph, as_shipped, measure_receptive_field, parity_images
 from training.denoise.train_blind import ROOT, BlindConfig, build_denoiser
-from training.export_denoiser import DenoiserGraph, as_shipped, measure_receptive_field, parity_images
 from training.nets.noise_estimator import NoiseEstimator
 from training.onnx_export import EXPORTED, check_parity, export, provenance, update_manifest
 

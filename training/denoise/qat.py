@@ -1,13 +1,13 @@
 """Quantization-aware fine-tuning: teach a trained U-Net denoiser to tolerate the rounding that
-``training.quantize`` will apply, so that more of its layers can run in 8 bits within the allowed
+``training.denoise.quantize`` will apply, so that more of its layers can run in 8 bits within the allowed
 PSNR drop (docs/DENOISING.md has the trial that motivated it).
 
-    python -m training.qat runs/denoise-gray-fast/best.pt --out runs/qat            # -> runs/qat/denoise-gray-fast/best.pt
-    python -m training.export_denoiser runs/qat/denoise-gray-fast/best.pt --out DIR
-    python -m training.quantize DIR/denoise-gray-fast.onnx
+    python -m training.denoise.qat runs/denoise-gray-fast/best.pt --out runs/qat   # -> runs/qat/denoise-gray-fast/best.pt
+    python -m training.denoise.export runs/qat/denoise-gray-fast/best.pt --out DIR
+    python -m training.denoise.quantize DIR/denoise-gray-fast.onnx
 
 What is simulated (fake quantization with straight-through gradients), matching what
-``training.quantize`` asks onnxruntime for:
+``training.denoise.quantize`` asks onnxruntime for:
 
 * weights of every convolution but the first: int8 per output channel, 7-bit range;
 * activations after every ReLU, each transposed convolution, each skip join and the last
@@ -36,10 +36,10 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from training import data
+from training.denoise.train import DenoiserConfig, evaluate, noisy_batch, split_images
 from training.loop import cosine_schedule, eta_minutes, save_checkpoint
 from training.nets import build
 from training.nets.unet_dae import UNetDAE
-from training.train_denoiser import DenoiserConfig, evaluate, noisy_batch, split_images
 
 WEIGHT_RANGE = (-64, 63)  # int8 weights in the 7-bit range quantize uses (reduce_range)
 MOMENTUM = 0.01  # weight of each new batch in the activation ranges
@@ -161,7 +161,7 @@ def fine_tune(checkpoint: Path, out_root: Path, *, steps: int = 3000, lr: float 
     simulated_after = evaluate(net, val_images, cfg.val_sigma, cfg.seed)
     net = sim.remove()
     float_after = evaluate(net, val_images, cfg.val_sigma, cfg.seed)
-    record = {"command": command or f"python -m training.qat {checkpoint}", "steps": steps, "lr": lr, "seed": seed,
+    record = {"command": command or f"python -m training.denoise.qat {checkpoint}", "steps": steps, "lr": lr, "seed": seed,
               "holdout_psnr_db": {"float_before": round(float_before, 3), "simulated_before": round(simulated_before, 3),
                                   "simulated_after": round(simulated_after, 3), "float_after": round(float_after, 3)}}
     run = out_root / cfg.name
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if not args.checkpoint.is_file():
         sys.exit(f"error: no checkpoint at {args.checkpoint}")
-    command = "python -m training.qat " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = "python -m training.denoise.qat " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     try:
         best = fine_tune(args.checkpoint, args.out, steps=args.steps, lr=args.lr, seed=args.seed,
                          threads=args.threads, command=command)

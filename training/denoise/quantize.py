@@ -2,7 +2,7 @@
 integer dot-product instructions (x86 VNNI, Arm dot product) run 8-bit convolutions faster than
 float ones (the measured gain is in docs/DENOISING.md).
 
-    python -m training.quantize exported/denoise-color.onnx          # -> exported/denoise-color-int8.onnx
+    python -m training.denoise.quantize exported/denoise-color.onnx          # -> exported/denoise-color-int8.onnx
 
 Static quantization with onnxruntime (QDQ format, per-channel weight scales): activation ranges
 are calibrated on noisy patches of clean training images at noise levels spread over the model's
@@ -58,9 +58,9 @@ from edge_ae.model.contract import METADATA_KEY, ModelSpec
 from edge_ae.model.loading import LoadedModel, load_model
 from edge_ae.model.registry import sha256_of
 from training import data
+from training.denoise.train import psnr
 from training.onnx_export import EXPORTED, git_commit, update_manifest
 from training.paths import SHARED
-from training.train_denoiser import psnr
 
 # Same images the float models were trained on: calibration data is training data, never test.
 CALIBRATION_DIRS = {1: SHARED / "denoise" / "train" / "train400", 3: SHARED / "denoise" / "train" / "bsd432"}
@@ -325,7 +325,7 @@ def quantize(source: str | Path, *, out_dir: Path = EXPORTED, name: str | None =
             description=f"{spec.description} 8-bit (int8) version of {spec.name}.",
             provenance={
                 **spec.provenance,
-                "training_command": command or f"python -m training.quantize exported/{spec.name}.onnx",
+                "training_command": command or f"python -m training.denoise.quantize exported/{spec.name}.onnx",
                 "float_training_command": spec.provenance.get("training_command", ""),
                 "git_commit": git_commit(),
                 "date": datetime.date.today().isoformat(),
@@ -375,7 +375,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-drop", type=float, default=0.3, help="largest PSNR loss allowed, dB (default 0.3)")
     ap.add_argument("--no-manifest", action="store_true")
     args = ap.parse_args(argv)
-    command = "python -m training.quantize " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    args_given = argv if argv is not None else sys.argv[1:]
+    command = "python -m training.denoise.quantize " + " ".join(shlex.quote(a) for a in args_given)
     try:
         path, spec, drops = quantize(
             args.model, out_dir=args.out, name=args.name, calibration=args.calibration, count=tuple(args.count),

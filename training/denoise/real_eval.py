@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 
-from training.train_denoiser import SHARED
+from training.denoise.train import SHARED
 
 POLYU = SHARED / "denoise" / "real" / "polyu-canon"
 

@@ -1,13 +1,13 @@
 """Train a denoiser from a JSON config with a fixed seed; log, checkpoint, resume.
 
-    python -m training.train_denoiser training/configs/denoise-color.json [--steps N] [--out runs/]
+    python -m training.denoise.train training/denoise/configs/denoise-color.json [--steps N] [--out runs/]
 
 A config with ``init_from`` starts from the weights of another config's run (``<out>/<that
 name>/best.pt``; train that one first) or, with ``--init FILE``, from a checkpoint or an exported
-``.onnx`` (``training/warm_start.py``). Writes ``runs/<name>/``: ``log.csv`` (step, loss,
+``.onnx`` (``training/denoise/warm_start.py``). Writes ``runs/<name>/``: ``log.csv`` (step, loss,
 validation PSNR), ``loss.png``, ``checkpoint.pt`` (every epoch, resumed automatically) and
 ``best.pt``. Export with
-``python -m training.export_denoiser runs/<name>/best.pt``.
+``python -m training.denoise.export runs/<name>/best.pt``.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training import data, noise, warm_start
+from training import data
+from training.denoise import noise, warm_start
 from training.loop import cosine_schedule, eta_minutes, save_checkpoint
 from training.nets import build
-
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+from training.paths import SHARED
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class DenoiserConfig:
     val_sigma: float = 25.0
     seed: int = 0
     description: str = ""
-    init_from: str = ""  # another config's name: start from its run's best.pt (training/warm_start.py)
+    init_from: str = ""  # another config's name: start from its run's best.pt (training/denoise/warm_start.py)
 
     @staticmethod
     def load(path: str | Path) -> DenoiserConfig:
@@ -108,7 +108,7 @@ def plot_log(log_path: Path, out: Path) -> None:
 
 def split_images(cfg: DenoiserConfig) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(training images, held-out images) of a config: the split is seeded by the config, so
-    fine-tuning (training/qat.py) validates on the same images as training did."""
+    fine-tuning (training/denoise/qat.py) validates on the same images as training did."""
     files = [p for d in cfg.train_dirs for p in data.list_images(resolve(d))]
     split = np.random.default_rng(cfg.seed).permutation(len(files))
     train = [data.load_image(files[i], cfg.channels) for i in split[cfg.holdout :]]
@@ -132,7 +132,7 @@ def initial_weights(cfg: DenoiserConfig, out_root: Path, init: Path | None) -> P
     if not path.is_file():
         raise FileNotFoundError(
             f"{cfg.name} starts from the weights of {cfg.init_from}, and {path} does not exist: first run "
-            f"python -m training.train_denoiser training/configs/{cfg.init_from}.json --out {out_root}, "
+            f"python -m training.denoise.train training/denoise/configs/{cfg.init_from}.json --out {out_root}, "
             "or pass --init FILE (a .pt checkpoint or an exported .onnx)")
     return path
 
@@ -204,7 +204,7 @@ def train(cfg: DenoiserConfig, out_root: Path, threads: int = 2, init: Path | No
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("config", help="JSON config (see training/configs/)")
+    ap.add_argument("config", help="JSON config (see training/denoise/configs/)")
     ap.add_argument("--out", default="runs", help="folder for run outputs (default: runs/)")
     ap.add_argument("--steps", type=int, help="override the number of steps (quick tries)")
     ap.add_argument("--train-dir", action="append", help="train on this folder of clean images instead")
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         best = train(cfg, Path(args.out), args.threads, init=args.init)
     except (FileNotFoundError, ValueError) as exc:
-        raise SystemExit(f"train_denoiser: {exc}") from None
+        raise SystemExit(f"training.denoise.train: {exc}") from None
     print(f"best checkpoint: {best}")
 
 

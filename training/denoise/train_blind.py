@@ -11,7 +11,7 @@ estimate is trained by the denoiser's output error, as in CBDNet (Guo et al. 201
 Each batch mixes three noises on clean training patches:
 * camera noise from training/denoise/camera_pipeline.py (target: the camera's noise-free
   rendering): the denoiser is told the estimator's map, and both learn from its output error;
-* today's Poisson-Gaussian + JPEG noise (training/noise.py): the same way;
+* today's Poisson-Gaussian + JPEG noise (training/denoise/noise.py): the same way;
 * white Gaussian noise of known sigma: the denoiser is told the true sigma (so it stays calibrated
   for an explicit ``sigma=`` and the synthetic benchmarks), and the estimator learns the true
   sigma there by CBDNet's asymmetric loss (under-estimates cost more: they leave noise behind).
@@ -34,11 +34,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from training import data, noise, warm_start
-from training.denoise import camera_pipeline, real_eval
+from training import data
+from training.denoise import camera_pipeline, noise, real_eval, warm_start
+from training.denoise.train import evaluate, resolve
 from training.nets.noise_estimator import NoiseEstimator
 from training.nets.unet_dae import UNetDAE
-from training.train_denoiser import evaluate, resolve
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -62,7 +62,7 @@ class BlindConfig:
     lr: float = 1e-3  # estimator
     denoiser_lr: float = 5e-5  # after freeze_steps; 0 keeps it frozen
     camera_fraction: float = 0.5  # camera pipeline
-    poisson_fraction: float = 0.125  # training/noise.py camera noise; the rest is Gaussian
+    poisson_fraction: float = 0.125  # training/denoise/noise.py camera noise; the rest is Gaussian
     sigma_max: float = 55.0
     tv_weight: float = 0.05
     camera_weight: float = 1.0  # weight of the estimated samples' output error against the Gaussian ones'
@@ -204,7 +204,7 @@ def train(cfg: BlindConfig, out_root: Path, threads: int = 1) -> Path:
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     files = [p for d in cfg.train_dirs for p in data.list_images(resolve(d))]
-    split = np.random.default_rng(cfg.seed).permutation(len(files))  # the split train_denoiser uses
+    split = np.random.default_rng(cfg.seed).permutation(len(files))  # the split training.denoise.train uses
     train_images = data.at_scales([data.load_image(files[i], cfg.channels) for i in split[cfg.holdout :]], cfg.scales)
     val_images = [data.load_image(files[i], cfg.channels) for i in split[: cfg.holdout]]
     pairs = real_eval.load_pairs(crop=cfg.real_crop) if real_eval.POLYU.is_dir() and cfg.channels == 3 else []
