@@ -68,3 +68,24 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+def write_hand_made_denoiser(path: Path, node, initializer, *, name: str, receptive_field: int) -> Path:
+    """An edge-ae colour denoiser ONNX file made by hand (no torch): one ``node`` from ``image``
+    to ``denoised`` with one ``initializer``, dynamic batch and size, and valid metadata."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edge_ae.model.contract import METADATA_KEY, ModelSpec
+
+    graph = helper.make_graph(
+        [node], name,
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+        [helper.make_tensor_value_info("denoised", TensorProto.FLOAT, ["n", 3, "h", "w"])], [initializer])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    spec = ModelSpec(name=name, kind="denoiser", channels=3, color_order="BGR", receptive_field=receptive_field)
+    helper.set_model_props(model, {METADATA_KEY: spec.to_json()})
+    onnx.save(model, str(path))
+    return path
+

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, write_hand_made_denoiser
 from edge_ae import Denoiser, ImageError
 from edge_ae.cli.main import main
 from edge_ae.files.imageio import read_image
@@ -368,22 +368,11 @@ def test_denoiser_with_a_fixed_input_size_is_refused_at_load(tmp_path, rng, caps
 def size_bound_denoiser(path: Path, size: int = 32) -> Path:
     """A denoiser that loads (dynamic input) but can only run on size x size images: it adds a
     constant of that size, so any other size fails inside onnxruntime."""
-    import onnx
     from onnx import TensorProto, helper
 
-    from edge_ae.model.contract import METADATA_KEY, ModelSpec
-
     const = helper.make_tensor("c", TensorProto.FLOAT, [1, 3, size, size], np.zeros(3 * size * size, np.float32))
-    graph = helper.make_graph(
-        [helper.make_node("Add", ["image", "c"], ["denoised"])], "bound",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, "h", "w"])],
-        [helper.make_tensor_value_info("denoised", TensorProto.FLOAT, ["n", 3, "h", "w"])], [const])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 9
-    spec = ModelSpec(name="bound", kind="denoiser", channels=3, color_order="BGR", receptive_field=1)
-    helper.set_model_props(model, {METADATA_KEY: spec.to_json()})
-    onnx.save(model, str(path))
-    return path
+    return write_hand_made_denoiser(path, helper.make_node("Add", ["image", "c"], ["denoised"]), const,
+                                    name="bound", receptive_field=1)
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])

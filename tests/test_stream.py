@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import write_hand_made_denoiser
 from edge_ae.cli.main import main
 from edge_ae.video.capture import Backoff, Capture, Frame, Mailbox
 from edge_ae.video.sinks import EventLog, Output, SinkError, VideoSink, WindowSink
@@ -362,26 +363,13 @@ def test_event_log_appends_json_lines(tmp_path):
 
 def blur_denoiser(path: Path) -> Path:
     """A real edge-ae denoiser ONNX file, made by hand (no torch): a 3x3 depthwise blur."""
-    import onnx
     from onnx import TensorProto, helper
-
-    from edge_ae.model.contract import METADATA_KEY, ModelSpec
 
     kernel = np.full((3, 1, 3, 3), 0.5 / 8, np.float32)
     kernel[:, :, 1, 1] = 0.5
-    graph = helper.make_graph(
-        [helper.make_node("Conv", ["image", "w"], ["denoised"], group=3, pads=[1, 1, 1, 1])],
-        "blur",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, "h", "w"])],
-        [helper.make_tensor_value_info("denoised", TensorProto.FLOAT, ["n", 3, "h", "w"])],
-        [helper.make_tensor("w", TensorProto.FLOAT, kernel.shape, kernel.flatten())],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 9
-    spec = ModelSpec(name="blur", kind="denoiser", channels=3, color_order="BGR", receptive_field=3)
-    helper.set_model_props(model, {METADATA_KEY: spec.to_json()})
-    onnx.save(model, str(path))
-    return path
+    return write_hand_made_denoiser(
+        path, helper.make_node("Conv", ["image", "w"], ["denoised"], group=3, pads=[1, 1, 1, 1]),
+        helper.make_tensor("w", TensorProto.FLOAT, kernel.shape, kernel.flatten()), name="blur", receptive_field=3)
 
 
 def test_video_file_whole_path_with_a_real_denoiser(tmp_path):
