@@ -53,6 +53,11 @@ def make_session(path: Path | bytes, threads: int | None) -> ort.InferenceSessio
     # Fatal only: warnings are not the user's business, and an error is raised as an exception
     # that edge-ae reports in its own line (logged too, it would print a second, coloured line).
     options.log_severity_level = 4
+    # No spin-waiting after a run: the blind denoiser runs two sessions in turn (estimator, then
+    # denoiser), and one session's spinning threads took the cores the next one needed: on 2
+    # cores a 512x512 blind call went from 70 to 41 ms (fast model) and 134 to 91 ms (quality
+    # model), a single session unchanged (docs/experiments/2026-12-05-session-spinning.md).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(path if isinstance(path, bytes) else str(path), sess_options=options,
                                     providers=["CPUExecutionProvider"])
