@@ -25,6 +25,7 @@ import itertools
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -67,6 +68,12 @@ def by_shape(kinds: np.ndarray, aspects: np.ndarray, scores: np.ndarray) -> list
     return rows
 
 
+def user_command(command: object) -> str:
+    """A recorded command as a user would type it: a scratch folder of the machine that ran it
+    (``/tmp/...``) becomes ``OUT/`` plus its last part, since that path means nothing elsewhere."""
+    return re.sub(r"(?<![\w.])/tmp/[^\s`']*", lambda m: "OUT/" + m.group(0).rstrip("/").rsplit("/", 1)[-1], str(command))
+
+
 def trained_with(prov: dict[str, object]) -> str:
     """How the model was made, from its provenance: one training run, the members of a fused model,
     or a fit on the device."""
@@ -75,7 +82,8 @@ def trained_with(prov: dict[str, object]) -> str:
                 f"{prov.get('calibration_images', '?')} held out for the threshold, {prov.get('memory_patches', '?')} memory "
                 f"patches, {prov.get('fit_seconds', '?')} s on the fitting machine, {prov.get('date', '?')}).")
     def run(p: dict) -> str:
-        return (f"`{p.get('training_command', '?')}` ({p.get('steps', '?')} steps, best at step {p.get('best_step', '?')}, "
+        return (f"`{user_command(p.get('training_command', '?'))}` ({p.get('steps', '?')} steps, "
+                f"best at step {p.get('best_step', '?')}, "
                 f"{p.get('train_seconds', '?')} s on the training machine; commit {p.get('git_commit', '?')})")
     members = prov.get("members")
     if isinstance(members, list):

@@ -27,9 +27,10 @@ ORDER = ["denoise.md", "real-noise.md", "temporal.md", "anomaly.md", "anomaly-fi
 
 INTRO = """# Benchmarks
 
-Every figure below was written by a script in `tools/`; each section names the command that
-produced it, on which machine, and when. Rerun the command to reproduce or update it; this page
-is then rebuilt by `python -m tools.benchmarks_md`. Where a target is missed, the section says so.
+Every figure was written by a script in `tools/` into `docs/benchmarks/`; each file names the
+command that produced it, on which machine, and when, and says where a target is missed. Rerun
+the command to reproduce or update it; this index is then rebuilt by `python -m tools.benchmarks_md`.
+The README's models table holds one quality and one speed figure per model from the same runs.
 """
 
 START = "<!-- models-table:start"
@@ -72,8 +73,21 @@ SPEED_UNITS = {"grey_640x480_ms": "ms (640x480 grey)", "colour_640x480_ms": "ms 
 
 
 def build() -> str:
+    """An index: each section's title, the command that wrote it and a link to its full tables, so
+    this page stays short however many rows the benchmarks grow (the figures live in the files)."""
     files = sorted(SECTIONS.glob("*.md"), key=lambda p: (ORDER.index(p.name) if p.name in ORDER else 99, p.name))
-    return INTRO + "".join("\n" + p.read_text().strip() + "\n" for p in files)
+    return INTRO + "".join(_entry(p) for p in files)
+
+
+def _entry(section: Path) -> str:
+    lines = section.read_text().splitlines()
+    heading = next((line for line in lines if line.startswith("#")), f"## {section.stem}")
+    title = "## " + heading.lstrip("#").strip()
+    command = next((line.strip() for line in lines if "python -m tools." in line), "")
+    if command and "`" not in command:  # a bare command line inside a code block
+        command = f"Command: `{command}`"
+    link = f"Tables: [benchmarks/{section.name}](benchmarks/{section.name})."
+    return "\n".join(["", title, "", *([command, ""] if command else []), link, ""])
 
 
 def _number(value: object) -> float | None:
