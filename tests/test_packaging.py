@@ -39,6 +39,7 @@ def test_wheel_carries_exported_models(tmp_path):
     assert "edge_ae/exported/manifest.json" in names
     for entry in manifest["models"]:
         assert f"edge_ae/exported/{entry['file']}" in names, entry["name"]
+    assert "edge_ae/video/web/index.html" in names  # the page of `edge-ae camera --serve`
     assert not any(n.startswith(("training/", "tests/", "tools/")) for n in names)
     # Every runtime subpackage ships (pyproject lists them; a new folder must be added there).
     for init in (ROOT / "edge_ae").rglob("__init__.py"):

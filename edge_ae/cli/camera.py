@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from edge_ae.cli.limits import add_max_pixels
 from edge_ae.video.capture import Notice
+
+if TYPE_CHECKING:
+    from edge_ae.video.serve import ServeOptions, ServeSink
 
 
 def positive(kind: type) -> object:
@@ -64,6 +69,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=positive(int), help="inference threads (default: onnxruntime's, all cores)")
     p.add_argument("--reconnect-for", type=float, default=60.0, metavar="SECONDS",
                    help="retry a lost camera for this long, with back-off (default 60; 'inf' for ever; 0 gives up at once)")
+    p.add_argument("--serve", metavar="[HOST:]PORT",
+                   help="serve a live page (before/after, anomaly overlay, figures, strength control) at "
+                   "http://HOST:PORT/; HOST defaults to 127.0.0.1 (this machine only), 0.0.0.0 opens it to the network")
+    p.add_argument("--serve-token", metavar="TOKEN",
+                   help="every request to --serve must carry it (open http://HOST:PORT/?token=TOKEN); default: "
+                   "$EDGE_AE_SERVE_TOKEN, which keeps it out of the process list")
     add_max_pixels(p)
     p.set_defaults(func=run)
 
@@ -112,18 +123,54 @@ def run(args: argparse.Namespace) -> int:
         raise argparse.ArgumentTypeError(f"--strength must be from 0.25 to 4, got {args.strength}")
     if math.isnan(args.reconnect_for) or args.reconnect_for < 0:
         raise argparse.ArgumentTypeError(f"--reconnect-for must be >= 0 or 'inf', got {args.reconnect_for}")
+    serve_options = _serve_options(args)
     # OpenCV's own warnings (a camera index that does not exist...) would duplicate our one-line errors.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     status = LiveStatus()
-    stream = Stream(
-        args.source, size=args.size, denoise=args.denoise, sigma=args.sigma, strength=args.strength,
-        estimate_every=args.estimate_every, temporal=args.temporal,
-        anomaly=args.anomaly, record=args.record, frames=args.frames, events=args.events, show=args.show,
-        max_fps=args.max_fps, max_frames=args.max_frames, duration=args.duration, threads=args.threads,
-        reconnect_for=None if math.isinf(args.reconnect_for) else args.reconnect_for,
-        on_notice=status.notice, on_progress=status.progress, max_pixels=args.max_pixels,
-    )
+    serve = _start_serving(serve_options) if serve_options is not None else None
+    try:
+        stream = Stream(
+            args.source, size=args.size, denoise=args.denoise, sigma=args.sigma, strength=args.strength,
+            estimate_every=args.estimate_every, temporal=args.temporal,
+            anomaly=args.anomaly, record=args.record, frames=args.frames, events=args.events, show=args.show,
+            max_fps=args.max_fps, max_frames=args.max_frames, duration=args.duration, threads=args.threads,
+            reconnect_for=None if math.isinf(args.reconnect_for) else args.reconnect_for,
+            on_notice=status.notice, on_progress=status.progress, max_pixels=args.max_pixels,
+            sinks=[serve] if serve is not None else (),
+        )
+    except BaseException:
+        if serve is not None:
+            serve.close()  # a model or source refused: the port is given back before the error shows
+        raise
+    if serve is not None:
+        serve.attach(stream)
     report = stream.run()
     status.clear()
     print(report.summary())
     return 1 if report.failed or report.frames_skipped else 0
+
+
+def _serve_options(args: argparse.Namespace) -> ServeOptions | None:
+    """--serve / --serve-token checked before any work starts (usage errors exit 2)."""
+    if args.serve is None:
+        if args.serve_token is not None:
+            raise argparse.ArgumentTypeError("--serve-token needs --serve [HOST:]PORT")
+        return None
+    from edge_ae.video.serve import ServeOptions
+
+    token = args.serve_token if args.serve_token is not None else os.environ.get("EDGE_AE_SERVE_TOKEN") or None
+    try:
+        return ServeOptions.parse(args.serve, token=token)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--serve: {exc}") from None
+
+
+def _start_serving(options: ServeOptions) -> ServeSink:
+    from edge_ae.video.serve import ServeSink
+
+    sink = ServeSink(options)  # listens now: a port in use fails before any model loads
+    token = f"?token={options.token[:2]}..." if options.token else ""
+    print(f"edge-ae: serving {sink.url}{token} (Ctrl-C stops)", file=sys.stderr, flush=True)
+    if sink.warning:
+        print(f"edge-ae: warning: {sink.warning}", file=sys.stderr, flush=True)
+    return sink

@@ -64,6 +64,13 @@ class Denoiser:
         if model is not None:
             self._fixed = load_model(model, kind="denoiser", threads=threads)
 
+    @property
+    def name(self) -> str:
+        """The model's manifest name, or what is loaded by default for grey and colour frames."""
+        if self._fixed is not None:
+            return self._fixed.spec.name
+        return f"{DEFAULT_MODELS[1]} / {DEFAULT_MODELS[3]} (by channels)"
+
     def model_for(self, channels: int) -> LoadedModel:
         """The model used for an image with ``channels`` colour planes (1 or 3)."""
         if self._fixed is not None:

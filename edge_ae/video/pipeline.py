@@ -13,6 +13,7 @@ import numpy as np
 
 from edge_ae.denoise.noise_level import estimate_sigma
 from edge_ae.image import to_bgr8
+from edge_ae.video.controls import ControlChange, LiveControls
 from edge_ae.video.temporal import TemporalFilter
 
 
@@ -26,7 +27,11 @@ class Processed:
 class FramePipeline:
     """Options as ``Stream`` documents them (``denoise``, ``sigma``, ``strength``,
     ``estimate_every``, ``temporal``, ``anomaly``, ``overlay``, ``threads``). Models load here,
-    so a bad model path fails before any camera opens."""
+    so a bad model path fails before any camera opens.
+
+    ``controls`` takes changes from other threads (``strength``, denoising on or off), applied at
+    the start of the next frame; ``last_sigma`` is the mean noise level (0-255) the last frame
+    was cleaned at (None when nothing denoised it)."""
 
     def __init__(self, *, denoise: str | Path | Callable[..., np.ndarray] | None = None, sigma: float | None = None,
                  strength: float = 1.0, estimate_every: int = 8, temporal: bool | TemporalFilter = False,
@@ -49,20 +54,37 @@ class FramePipeline:
         self._level_map: np.ndarray | None = None  # learned estimate, 0-255, reused between estimates
         self._level_age = 0
         self._learned = True  # until the denoiser turns out to have no noise-level model
+        self.controls = LiveControls()
+        self.denoise_enabled = True  # False: the denoiser and the temporal filter are bypassed
+        self.last_sigma: float | None = None
 
     def __call__(self, image: np.ndarray) -> Processed:
+        change = self.controls.take()
+        if change is not None:
+            self._apply(change)
         out = image
-        sigma = self.noise_level(image) if (self.denoiser is not None or self.temporal is not None) else None
-        if self.denoiser is not None:
-            out = self.denoiser(image, sigma=sigma)
-        if self.temporal is not None:
-            mean = float(np.mean(sigma)) if isinstance(sigma, np.ndarray) else sigma
-            out = self.temporal(out, raw=image if self.denoiser is not None else None, sigma=mean)
+        denoiser = self.denoiser if self.denoise_enabled else None
+        temporal = self.temporal if self.denoise_enabled else None
+        sigma = self.noise_level(image) if (denoiser is not None or temporal is not None) else None
+        mean = float(np.mean(sigma)) if isinstance(sigma, np.ndarray) else sigma
+        self.last_sigma = mean
+        if denoiser is not None:
+            out = denoiser(image, sigma=sigma)
+        if temporal is not None:
+            out = temporal(out, raw=image if denoiser is not None else None, sigma=mean)
         result = self.detector(out) if self.detector is not None else None
         view = to_bgr8(out)
         if result is not None:
             view = self._overlay()(view, result)
         return Processed(image=out, view=view, anomaly=result)
+
+    def _apply(self, change: ControlChange) -> None:
+        if change.strength is not None:
+            self.strength = change.strength
+        if change.denoise is not None and change.denoise != self.denoise_enabled:
+            self.denoise_enabled = change.denoise
+            if change.denoise and self.temporal is not None:
+                self.temporal.reset()  # its average is of frames from before the pause
 
     def reset(self) -> None:
         """Start afresh after the view may have changed (a camera reconnected)."""

@@ -42,6 +42,7 @@ class Output:
     image: np.ndarray  # the processed frame (denoised / temporally filtered), source dtype
     view: np.ndarray  # what to look at: ``image`` as 8-bit BGR, with the anomaly overlay if any
     anomaly: Any = None  # an AnomalyResult, or None when no detector runs
+    raw: np.ndarray | None = None  # the frame as captured, before any processing (for before/after views)
 
 
 @runtime_checkable

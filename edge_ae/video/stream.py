@@ -245,7 +245,8 @@ class Stream:
     def _process(self, frame: Frame) -> Output:
         start = time.monotonic()
         done = self.pipeline(frame.image)
-        output = Output(index=frame.index, wall_time=frame.wall_time, image=done.image, view=done.view, anomaly=done.anomaly)
+        output = Output(index=frame.index, wall_time=frame.wall_time, image=done.image, view=done.view, anomaly=done.anomaly,
+                        raw=frame.image)
         for sink in self.sinks:
             sink.write(output)
         anomalous = done.anomaly is not None and bool(done.anomaly.is_anomaly)
