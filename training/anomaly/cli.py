@@ -38,6 +38,8 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, AnomalyConfig]:
     ap.add_argument("--name", required=True, help="model name; writes OUT/NAME.onnx")
     ap.add_argument("--out", type=Path, default=EXPORTED, help="export folder (default exported/)")
     ap.add_argument("--runs", type=Path, default=ROOT / "runs", help="checkpoints go to RUNS/NAME (default runs/)")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue from RUNS/NAME/checkpoint.pt if it holds a stopped run of the same options")
     ap.add_argument("--no-manifest", action="store_true", help="do not add the model to OUT/manifest.json")
     ap.add_argument("--description", default="", help="one line for the manifest")
     for key in OPTIONS:
@@ -166,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for problem in prep.problems:
         log(f"skipped: {problem}")
-    trained = train(cfg, prep, args.runs / cfg.name, log)
+    trained = train(cfg, prep, args.runs / cfg.name, log, resume=args.resume)
     log(f"trained {trained.steps} steps in {trained.seconds / 60:.1f} min; best step {trained.best_step} "
         f"(val AUROC {trained.val_auroc:.4f} on {trained.val_kind})")
     export_anomaly(cfg, prep, trained, args.out, command=command, manifest=not args.no_manifest, log=log,

@@ -5,8 +5,6 @@ else against synthetic defects pasted into the held-out normal images)."""
 from __future__ import annotations
 
 import json
-import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +27,7 @@ from training.anomaly.scoring import (
     top_mean,
 )
 from training.anomaly.segmenter import DefectSegmenter, focal_loss
-from training.loop import eta_minutes, save_checkpoint
+from training.loop import Loop, NumpyRNG, Progress, Stateful, TorchRNG, cosine_factor, save_checkpoint, seed_all, set_lr
 from training.metrics import auroc
 
 
@@ -156,10 +154,12 @@ def seg_state(segmenter: torch.nn.Module | None) -> dict[str, object]:
     return {} if segmenter is None else {"segmenter": segmenter.state_dict()}
 
 
-def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str], None]) -> Trained:
-    torch.manual_seed(cfg.seed)
+def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str], None], *,
+          resume: bool = False) -> Trained:
+    """Train until early stopping, the step count or the time budget; with ``resume``, continue
+    from ``run_dir/checkpoint.pt`` if it holds this config's run."""
+    rng = seed_all(cfg.seed)
     torch.set_num_threads(cfg.threads)
-    rng = np.random.default_rng(cfg.seed + 1)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     net = ConvAutoencoder(prep.channels, width=cfg.width, latent_channels=cfg.latent_channels)
@@ -177,17 +177,25 @@ def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str]
     else:
         val_pos = data.synthetic_set(val_neg, np.random.default_rng(cfg.seed + 2), relight=cfg.relight)[0]
         val_kind = "synthetic defects"
-    total = cfg.steps  # re-planned after a few steps to fit the time budget
-    start = time.monotonic()
-    best = (-1.0, 0)
-    stale = 0
-    step = 0
-    running = 0.0
+    state: dict[str, Stateful] = {"model": net, "opt": opt, "rng": NumpyRNG(rng), "torch_rng": TorchRNG()}
+    if segmenter is not None:
+        state["segmenter"] = segmenter
+    running = [0.0]  # smoothed training loss
     log_rows = ["step,loss,val_auroc,seconds"]
-    while step < total:
-        lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(total, 1))))
-        for group in opt.param_groups:
-            group["lr"] = max(lr, cfg.lr * 0.02)
+    # The schedule is planned on the fly to fit the time budget (``minutes``), if any.
+    loop = Loop(steps=cfg.steps, eval_every=cfg.eval_every, checkpoint=run_dir / "checkpoint.pt", state=state,
+                extra=lambda: {"config": cfg.to_dict(), "channels": prep.channels, "running": running[0],
+                               "log_rows": log_rows},
+                patience=cfg.patience, min_delta=1e-4, minutes=cfg.minutes, log=log)
+    if resume:
+        saved = loop.resume(matching={"config": cfg.to_dict(), "channels": prep.channels})
+        if saved is not None:
+            running[0], log_rows[:] = saved["running"], saved["log_rows"]
+            log(f"resumed at step {loop.step}")
+
+    def step(n: int) -> None:
+        lr = cfg.lr * cosine_factor(min(1.0, (n - 1) / max(loop.total, 1)), 1)
+        set_lr(opt, max(lr, cfg.lr * 0.02))
         for m in modules:
             m.train()
         x, y, masks = (torch.from_numpy(a) for a in batches.batch(cfg.batch))
@@ -203,56 +211,34 @@ def train(cfg: AnomalyConfig, prep: Prepared, run_dir: Path, log: Callable[[str]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        step += 1
-        running = loss.item() if step == 1 else 0.95 * running + 0.05 * loss.item()
-        elapsed = time.monotonic() - start
-        budget = cfg.minutes > 0
-        if step == 20 and budget:  # plan the schedule to end inside the time budget
-            total = max(step + 1, min(cfg.steps, int(cfg.minutes * 60 / (elapsed / step) * 0.92)))
-            log(f"{elapsed / step:.2f} s/step: planning {total} steps (budget {cfg.minutes:g} min)")
-        over_time = budget and elapsed > cfg.minutes * 60
-        if step % cfg.eval_every == 0 or step == total or over_time:
-            for m in modules:
-                m.eval()
-            score = validation_auroc(net, val_neg, val_pos, cfg, kernel, segmenter)
-            elapsed = time.monotonic() - start
-            eta = eta_minutes(elapsed, step, total - step)
-            improved = score > best[0] + 1e-4
-            if improved:
-                best, stale = (score, step), 0
-                save_checkpoint({"model": net.state_dict(), "step": step, "val_auroc": score, "config": cfg.to_dict(),
-                                 "channels": prep.channels, **seg_state(segmenter)}, run_dir / "best.pt")
-            else:
-                stale += 1
-            save_checkpoint({"model": net.state_dict(), "opt": opt.state_dict(), "step": step, "config": cfg.to_dict(),
-                             "channels": prep.channels, **seg_state(segmenter)}, run_dir / "checkpoint.pt")
-            log_rows.append(f"{step},{running:.5f},{score:.4f},{elapsed:.1f}")
-            (run_dir / "log.csv").write_text("\n".join(log_rows) + "\n")
-            log(f"step {step}/{total} loss {running:.4f} val AUROC ({val_kind}) {score:.4f}"
-                f"{' *' if improved else ''}  {elapsed / 60:.1f} min, ETA {eta:.1f} min")
-            if stale >= cfg.patience:
-                log(f"early stop: no better validation score for {stale} evaluations")
-                break
-            # Re-plan on the measured speed (other jobs on the machine change it): the cosine
-            # schedule then still ends inside the budget.
-            if budget:
-                left = cfg.minutes * 60 - (time.monotonic() - start)
-                total = min(cfg.steps, step + int(left / (elapsed / step)))
-            if step >= cfg.steps:
-                break
-            if over_time or total <= step:
-                log(f"time budget of {cfg.minutes:g} min spent at step {step}")
-                break
-    seconds = time.monotonic() - start
+        running[0] = loss.item() if n == 1 else 0.95 * running[0] + 0.05 * loss.item()
+
+    def validate(_: int) -> float:
+        for m in modules:
+            m.eval()
+        return validation_auroc(net, val_neg, val_pos, cfg, kernel, segmenter)
+
+    def report(p: Progress) -> None:
+        if p.improved:
+            save_checkpoint({"model": net.state_dict(), "step": p.step, "val_auroc": p.score, "config": cfg.to_dict(),
+                             "channels": prep.channels, **seg_state(segmenter)}, run_dir / "best.pt")
+        log_rows.append(f"{p.step},{running[0]:.5f},{p.score:.4f},{p.elapsed_s:.1f}")
+        (run_dir / "log.csv").write_text("\n".join(log_rows) + "\n")
+        log(f"step {p.step}/{p.total} loss {running[0]:.4f} val AUROC ({val_kind}) {p.score:.4f}"
+            f"{' *' if p.improved else ''}  {p.elapsed_s / 60:.1f} min, ETA {p.eta_min:.1f} min")
+
+    loop.run(step=step, evaluate=validate, report=report)
     ckpt = torch.load(run_dir / "best.pt", weights_only=False)
     net.load_state_dict(ckpt["model"])
     net.eval()
     if segmenter is not None:
         segmenter.load_state_dict(ckpt["segmenter"])
         segmenter.eval()
-        return Trained(net, torch.ones(1), step, best[1], best[0], val_kind, seconds, segmenter=segmenter)
+        return Trained(net, torch.ones(1), loop.step, loop.best_step, loop.best, val_kind, loop.elapsed_s,
+                       segmenter=segmenter)
     # The graph's constants come from training images, so the held-out images stay untouched
     # for calibration.
     graph = finish_graph(net, prep.train[: min(len(prep.train), 256)], cfg, kernel)
     position = (graph.position_mean, graph.position_std) if graph.positional else None
-    return Trained(net, graph.norms.flatten(), step, best[1], best[0], val_kind, seconds, position)
+    return Trained(net, graph.norms.flatten(), loop.step, loop.best_step, loop.best, val_kind, loop.elapsed_s,
+                   position)

@@ -27,17 +27,15 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
 from training import data
 from training.denoise.train import DenoiserConfig, evaluate, noisy_batch, split_images
-from training.loop import cosine_schedule, eta_minutes, save_checkpoint
+from training.loop import Loop, NumpyRNG, Progress, TorchRNG, cosine_schedule, save_checkpoint, seed_all
 from training.nets import build
 from training.nets.unet_dae import UNetDAE
 
@@ -122,17 +120,34 @@ class Simulation:
         return self.net
 
 
+class Ranges:
+    """The simulation's activation ranges as checkpoint state (they are not parameters)."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+
+    def state_dict(self) -> list[tuple[float | None, float]]:
+        return [(fq.low, fq.high) for fq in self.sim.activations]
+
+    def load_state_dict(self, state: list[tuple[float | None, float]]) -> None:
+        for fq, (low, high) in zip(self.sim.activations, state, strict=True):
+            fq.low, fq.high = low, high
+
+
 def fine_tune(checkpoint: Path, out_root: Path, *, steps: int = 3000, lr: float = 1e-4, seed: int = 0,
               threads: int = 2, command: str = "") -> Path:
+    """Fine-tune ``checkpoint`` with 8-bit rounding simulated; writes ``out_root/<name>/best.pt``
+    and resumes from ``checkpoint.pt`` there if a run was stopped."""
     torch.set_num_threads(threads)
     ckpt = torch.load(checkpoint, weights_only=False)
     cfg = DenoiserConfig(**ckpt["config"])
     net = build(cfg.network, channels=cfg.channels, **cfg.network_args)
     net.load_state_dict(ckpt["model"])
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    rng = seed_all(seed, data_seed=seed)
     train_images, val_images = split_images(cfg)  # training's own hold-out, so the figures compare
     sampler = data.PatchSampler(train_images, cfg.patch, rng)
+    run = out_root / cfg.name
+    run.mkdir(parents=True, exist_ok=True)
 
     float_before = evaluate(net, val_images, cfg.val_sigma, cfg.seed)
     sim = Simulation(net)
@@ -145,27 +160,35 @@ def fine_tune(checkpoint: Path, out_root: Path, *, steps: int = 3000, lr: float 
     simulated_before = evaluate(net, val_images, cfg.val_sigma, cfg.seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = cosine_schedule(opt, steps)
-    t0 = time.time()
-    for step in range(1, steps + 1):
+    loop = Loop(steps=steps, eval_every=500, checkpoint=run / "checkpoint.pt",
+                state={"model": net, "ranges": Ranges(sim), "opt": opt, "sched": sched, "rng": NumpyRNG(rng),
+                       "torch_rng": TorchRNG()},
+                extra=lambda: {"source": str(checkpoint), "steps": steps, "lr": lr, "seed": seed},
+                log=lambda line: print(f"qat: {line}", file=sys.stderr, flush=True))
+    if loop.resume(matching={"source": str(checkpoint), "steps": steps, "lr": lr, "seed": seed}) is not None:
+        print(f"qat: resumed at step {loop.step}", file=sys.stderr, flush=True)
+    last_loss = [float("nan")]
+
+    def step(_: int) -> None:
         noisy, sigma, clean = noisy_batch(sampler, cfg, rng)
         loss = nn.functional.l1_loss(net(noisy, sigma), clean)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-        if step % 500 == 0 or step == steps:
-            val = evaluate(net, val_images, cfg.val_sigma, cfg.seed)
-            eta = eta_minutes(time.time() - t0, step, steps - step)
-            print(f"qat step {step}/{steps} loss {loss.item():.5f} simulated 8-bit PSNR@{cfg.val_sigma:g} {val:.2f} dB "
-                  f"ETA {eta:.1f} min", file=sys.stderr, flush=True)
+        last_loss[0] = loss.item()
+
+    def report(p: Progress) -> None:
+        print(f"qat step {p.step}/{steps} loss {last_loss[0]:.5f} simulated 8-bit PSNR@{cfg.val_sigma:g} "
+              f"{p.score:.2f} dB ETA {p.eta_min:.1f} min", file=sys.stderr, flush=True)
+
+    loop.run(step=step, evaluate=lambda _: evaluate(net, val_images, cfg.val_sigma, cfg.seed), report=report)
     simulated_after = evaluate(net, val_images, cfg.val_sigma, cfg.seed)
     net = sim.remove()
     float_after = evaluate(net, val_images, cfg.val_sigma, cfg.seed)
     record = {"command": command or f"python -m training.denoise.qat {checkpoint}", "steps": steps, "lr": lr, "seed": seed,
               "holdout_psnr_db": {"float_before": round(float_before, 3), "simulated_before": round(simulated_before, 3),
                                   "simulated_after": round(simulated_after, 3), "float_after": round(float_after, 3)}}
-    run = out_root / cfg.name
-    run.mkdir(parents=True, exist_ok=True)
     best = run / "best.pt"
     # The hold-out PSNR the exporter reports is the fine-tuned float network's.
     save_checkpoint({"model": net.state_dict(), "config": ckpt["config"], "step": ckpt.get("step", 0),

@@ -16,7 +16,6 @@ import argparse
 import csv
 import json
 import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import torch
 
 from training import data
 from training.denoise import noise, warm_start
-from training.loop import cosine_schedule, eta_minutes, save_checkpoint
+from training.loop import Loop, NumpyRNG, Progress, TorchRNG, cosine_schedule, save_checkpoint, seed_all
 from training.nets import build
 from training.paths import SHARED
 
@@ -145,22 +144,18 @@ def train(cfg: DenoiserConfig, out_root: Path, threads: int = 2, init: Path | No
 
     train_images, val_images = split_images(cfg)
 
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed + 1)
+    rng = seed_all(cfg.seed)
     model = build(cfg.network, channels=cfg.channels, **cfg.network_args)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = cosine_schedule(opt, cfg.steps, warmup=max(1, cfg.steps // 50))
-    step, best, started_from = 0, -1.0, None
-    ckpt_path = run / "checkpoint.pt"
-    if ckpt_path.exists():  # resume exactly where the last run stopped
-        ckpt = torch.load(ckpt_path, weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["opt"])
-        sched.load_state_dict(ckpt["sched"])
-        rng.bit_generator.state = ckpt["rng"]
-        torch.set_rng_state(ckpt["torch_rng"])
-        step, best, started_from = ckpt["step"], ckpt["best"], ckpt.get("init")
-        print(f"resumed {cfg.name} at step {step}", flush=True)
+    started_from: dict[str, object] | None = None
+    loop = Loop(steps=cfg.steps, eval_every=cfg.steps_per_epoch, checkpoint=run / "checkpoint.pt",
+                state={"model": model, "opt": opt, "sched": sched, "rng": NumpyRNG(rng), "torch_rng": TorchRNG()},
+                extra=lambda: {"config": asdict(cfg), "init": started_from})
+    resumed = loop.resume()  # exactly where the last run stopped
+    if resumed is not None:
+        started_from = resumed.get("init")
+        print(f"resumed {cfg.name} at step {loop.step}", flush=True)
     else:
         start = initial_weights(cfg, out_root, init)
         if start is not None:
@@ -169,36 +164,32 @@ def train(cfg: DenoiserConfig, out_root: Path, threads: int = 2, init: Path | No
                   f"random: {', '.join(started_from['kept_random']) or 'none'}", flush=True)
     sampler = data.PatchSampler(train_images, cfg.patch, rng)
     log_path = run / "log.csv"
-    if step == 0:
+    if loop.step == 0:
         log_path.write_text("step,loss,val_psnr,seconds\n")
+    running: list[float] = []
 
-    t0, start_step, running = time.time(), step, []
-    while step < cfg.steps:
+    def step(_: int) -> None:
         noisy, sigma, clean = noisy_batch(sampler, cfg, rng)
         loss = torch.nn.functional.l1_loss(model(noisy, sigma), clean)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-        step += 1
         running.append(loss.item())
-        if step % cfg.steps_per_epoch == 0 or step == cfg.steps:
-            val = evaluate(model, val_images, cfg.val_sigma, cfg.seed)
-            with log_path.open("a") as f:
-                f.write(f"{step},{np.mean(running):.6f},{val:.3f},{time.time() - t0:.1f}\n")
-            eta = eta_minutes(time.time() - t0, step - start_step, cfg.steps - step)
-            print(f"{cfg.name} step {step}/{cfg.steps} loss {np.mean(running):.5f} "
-                  f"val PSNR@{cfg.val_sigma:g} {val:.2f} dB  ETA {eta:.1f} min", flush=True)
-            running = []
-            state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                     "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                     "step": step, "best": max(best, val), "config": asdict(cfg), "init": started_from}
-            if val > best:
-                best = val
-                save_checkpoint({"model": model.state_dict(), "config": asdict(cfg), "step": step,
-                                 "val_psnr": val, "init": started_from}, run / "best.pt")
-            save_checkpoint(state, ckpt_path)
-            plot_log(log_path, run / "loss.png")
+
+    def report(p: Progress) -> None:
+        assert p.score is not None
+        with log_path.open("a") as f:
+            f.write(f"{p.step},{np.mean(running):.6f},{p.score:.3f},{p.elapsed_s:.1f}\n")
+        print(f"{cfg.name} step {p.step}/{cfg.steps} loss {np.mean(running):.5f} "
+              f"val PSNR@{cfg.val_sigma:g} {p.score:.2f} dB  ETA {p.eta_min:.1f} min", flush=True)
+        running.clear()
+        if p.improved:
+            save_checkpoint({"model": model.state_dict(), "config": asdict(cfg), "step": p.step,
+                             "val_psnr": p.score, "init": started_from}, run / "best.pt")
+        plot_log(log_path, run / "loss.png")
+
+    loop.run(step=step, evaluate=lambda _: evaluate(model, val_images, cfg.val_sigma, cfg.seed), report=report)
     return run / "best.pt"
 
 

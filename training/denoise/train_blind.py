@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,6 +35,7 @@ from torch.nn import functional as F
 from training import data
 from training.denoise import camera_pipeline, noise, real_eval, warm_start
 from training.denoise.train import evaluate, resolve
+from training.loop import Loop, NumpyRNG, Progress, Stateful, TorchRNG, cosine_factor, save_checkpoint, seed_all, set_lr
 from training.nets.noise_estimator import NoiseEstimator
 from training.nets.unet_dae import UNetDAE
 
@@ -209,60 +208,80 @@ def train(cfg: BlindConfig, out_root: Path, threads: int = 1) -> Path:
     val_images = [data.load_image(files[i], cfg.channels) for i in split[: cfg.holdout]]
     pairs = real_eval.load_pairs(crop=cfg.real_crop) if real_eval.POLYU.is_dir() and cfg.channels == 3 else []
 
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed + 1)
+    rng = seed_all(cfg.seed)
     den = build_denoiser(cfg)
     est = NoiseEstimator(channels=cfg.channels, **cfg.estimator_args)  # type: ignore[arg-type]
     opt = torch.optim.Adam(est.parameters(), lr=cfg.lr)
     den_opt = torch.optim.Adam(den.parameters(), lr=cfg.denoiser_lr) if cfg.denoiser_lr > 0 else None
     for p in den.parameters():
         p.requires_grad_(False)
+    state: dict[str, Stateful] = {"estimator": est, "denoiser": den, "opt": opt, "rng": NumpyRNG(rng),
+                                  "torch_rng": TorchRNG()}
+    if den_opt is not None:
+        state["den_opt"] = den_opt
+    # last.pt / best.pt are what export_blind reads; checkpoint.pt adds what resuming needs.
+    ckpt_path = run / "checkpoint.pt"
+    loop = Loop(steps=cfg.steps, eval_every=cfg.eval_every, checkpoint=ckpt_path, state=state,
+                extra=lambda: {"config": asdict(cfg)}, log=lambda line: print(line, flush=True))
+    if loop.resume(matching={"config": asdict(cfg)}) is not None:
+        print(f"resumed {cfg.name} at step {loop.step}", flush=True)
+    if den_opt is not None and loop.step > cfg.freeze_steps:
+        for p in den.parameters():
+            p.requires_grad_(True)
     sampler = data.PatchSampler(train_images, cfg.patch, rng)
     log_path = run / "log.csv"
     probes = probe_batches(val_images, cfg.seed) if cfg.channels == 3 else []
-    log_path.write_text("step,loss,rec,rec_gauss,asym,tv,real_psnr,real_level,holdout_psnr25,"
-                        + "".join(f"est_camera_rms{rms:.1f}," for _, rms in probes) + "seconds\n")
-    real, level = real_eval.blind_psnr(est, den, pairs) if pairs else (float("nan"), float("nan"))
-    print(f"{cfg.name} start: real {real:.2f} dB (level {level:.1f}), holdout@25 "
-          f"{evaluate(den, val_images, 25.0, cfg.seed):.2f} dB", flush=True)
-    t0, best, parts = time.time(), -1.0, []
-    for step in range(1, cfg.steps + 1):
-        if step == cfg.freeze_steps + 1 and den_opt is not None:
+    if loop.step == 0:
+        log_path.write_text("step,loss,rec,rec_gauss,asym,tv,real_psnr,real_level,holdout_psnr25,"
+                            + "".join(f"est_camera_rms{rms:.1f}," for _, rms in probes) + "seconds\n")
+        real, level = real_eval.blind_psnr(est, den, pairs) if pairs else (float("nan"), float("nan"))
+        print(f"{cfg.name} start: real {real:.2f} dB (level {level:.1f}), holdout@25 "
+              f"{evaluate(den, val_images, 25.0, cfg.seed):.2f} dB", flush=True)
+    parts: list[list[float]] = []
+    measured: dict[str, object] = {}
+
+    def step(n: int) -> None:
+        if n == cfg.freeze_steps + 1 and den_opt is not None:
             for p in den.parameters():
                 p.requires_grad_(True)
         # Cosine decay of both rates over the run.
-        scale = 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * scale
+        scale = cosine_factor(n, cfg.steps)
+        set_lr(opt, cfg.lr * scale)
         total, part = losses(est, den, batch(sampler, cfg, rng), cfg)
         opt.zero_grad(set_to_none=True)
         if den_opt is not None:
             den_opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
-        if den_opt is not None and step > cfg.freeze_steps:
-            for group in den_opt.param_groups:
-                group["lr"] = cfg.denoiser_lr * scale
+        if den_opt is not None and n > cfg.freeze_steps:
+            set_lr(den_opt, cfg.denoiser_lr * scale)
             den_opt.step()
         parts.append([total.item(), *part.values()])
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            real, level = real_eval.blind_psnr(est, den, pairs) if pairs else (float("nan"), float("nan"))
-            hold = evaluate(den, val_images, 25.0, cfg.seed)
-            probed = probe_levels(est, probes)
-            m = np.mean(parts, axis=0)
-            with log_path.open("a") as f:
-                f.write(",".join(f"{v:.6f}" for v in [step, *m]) + f",{real:.3f},{level:.2f},{hold:.3f},"
-                        + "".join(f"{v:.2f}," for v in probed) + f"{time.time() - t0:.0f}\n")
-            print(f"{cfg.name} step {step}/{cfg.steps} loss {m[0]:.5f} real {real:.2f} dB (level {level:.1f}) "
-                  f"holdout@25 {hold:.2f} dB, camera noise rms {' / '.join(f'{r:.1f}' for _, r in probes)} "
-                  f"read as {' / '.join(f'{v:.1f}' for v in probed)}  {time.time() - t0:.0f}s", flush=True)
-            parts = []
-            state = {"estimator": est.state_dict(), "denoiser": den.state_dict(), "config": asdict(cfg),
-                     "step": step, "real_psnr": real, "holdout_psnr25": hold}
-            torch.save(state, run / "last.pt")
-            if real > best or not pairs:
-                best = real
-                torch.save(state, run / "best.pt")
+
+    def validate(_: int) -> float | None:
+        real, level = real_eval.blind_psnr(est, den, pairs) if pairs else (float("nan"), float("nan"))
+        measured.update(real=real, level=level, hold=evaluate(den, val_images, 25.0, cfg.seed),
+                        probed=probe_levels(est, probes))
+        return real if pairs else None  # no pairs: the latest evaluation counts as the best
+
+    def report(p: Progress) -> None:
+        real, level, hold, probed = (measured[k] for k in ("real", "level", "hold", "probed"))
+        assert isinstance(probed, list)
+        m = np.mean(parts, axis=0)
+        with log_path.open("a") as f:
+            f.write(",".join(f"{v:.6f}" for v in [p.step, *m]) + f",{real:.3f},{level:.2f},{hold:.3f},"
+                    + "".join(f"{v:.2f}," for v in probed) + f"{p.elapsed_s:.0f}\n")
+        print(f"{cfg.name} step {p.step}/{cfg.steps} loss {m[0]:.5f} real {real:.2f} dB (level {level:.1f}) "
+              f"holdout@25 {hold:.2f} dB, camera noise rms {' / '.join(f'{r:.1f}' for _, r in probes)} "
+              f"read as {' / '.join(f'{v:.1f}' for v in probed)}  {p.elapsed_s:.0f}s", flush=True)
+        parts.clear()
+        weights = {"estimator": est.state_dict(), "denoiser": den.state_dict(), "config": asdict(cfg),
+                   "step": p.step, "real_psnr": real, "holdout_psnr25": hold}
+        save_checkpoint(weights, run / "last.pt")
+        if p.improved:
+            save_checkpoint(weights, run / "best.pt")
+
+    loop.run(step=step, evaluate=validate, report=report)
     return run / "best.pt"
 
 
