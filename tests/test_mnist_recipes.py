@@ -80,7 +80,7 @@ def test_metrics():
     perfect = metrics.clustering_scores(labels, np.array([2, 2, 0, 0, 1, 1]))
     assert perfect == {"purity": 1.0, "nmi": 1.0, "ari": 1.0}
     clean = np.zeros((2, 1, 4, 4), np.float32)
-    assert metrics.psnr(clean, clean + 0.1) == pytest.approx(20.0, abs=1e-3)
+    assert metrics.mean_psnr(clean, clean + 0.1) == pytest.approx(20.0, abs=1e-3)
     assert metrics.auroc(np.array([0.1, 0.2]), np.array([0.3, 0.4])) == 1.0
 
 

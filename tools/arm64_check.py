@@ -41,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from training import metrics  # numpy only; arm64_check.sh copies it into the emulated root
+
 # Bounds, fixed before the first emulated run (2026-12-05). Float graphs on another CPU differ
 # only by rounding order (NEON vs AVX, other blockings); 8-bit graphs round their activations to
 # a 256-step grid, so a one-ulp difference before a requantization moves a value a whole step,
@@ -205,8 +207,8 @@ class Inputs:
 
 
 def psnr(clean: np.ndarray, out: np.ndarray) -> float:
-    mse = float(np.mean((clean.astype(np.float64) - out.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+    """8-bit PSNR (training/metrics.py, which arm64_check.sh copies beside this script)."""
+    return metrics.psnr(clean, out, peak=255)
 
 
 # ---------------------------------------------------------------------------- drivers

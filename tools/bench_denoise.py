@@ -34,6 +34,7 @@ import numpy as np
 from edge_ae import Denoiser, list_models
 from edge_ae import image as im
 from tools.macs import count as count_macs
+from training import metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,7 +59,8 @@ def add_noise(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
 
 
 def psnr(out: np.ndarray, clean: np.ndarray) -> float:
-    return float(10 * np.log10(1.0 / np.mean((np.clip(out, 0, 1) - clean) ** 2)))
+    """The output as the runtime would clip it, against the clean image (training.metrics.psnr)."""
+    return metrics.psnr(clean, np.clip(out, 0, 1))
 
 
 def ssim(out: np.ndarray, clean: np.ndarray) -> float:

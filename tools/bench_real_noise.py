@@ -48,6 +48,7 @@ import cv2
 import numpy as np
 
 from edge_ae import Denoiser, EdgeAEError, list_models
+from training import metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "denoise" / "real" / "polyu-canon"
@@ -132,8 +133,7 @@ def check_output(out: Image, ref: Image) -> Image:
 
 def psnr(out: Image, ref: Image) -> float:
     """PSNR in dB of 8-bit images, data range 255."""
-    mse = np.mean((check_output(out, ref).astype(np.float64) - ref.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+    return metrics.psnr(ref, check_output(out, ref), peak=255)
 
 
 def ssim(out: Image, ref: Image) -> float:

@@ -33,6 +33,7 @@ from edge_ae import Denoiser
 from edge_ae.files.imageio import read_image
 from edge_ae.image import to_bgr8
 from edge_ae.video.temporal import TemporalFilter
+from training.metrics import psnr_of_mse
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,8 +83,8 @@ def make_clip(background: np.ndarray, patch: np.ndarray, *, frames: int, step: i
 
 
 def psnr(sq_err: float, count: int) -> float:
-    mse = sq_err / max(count, 1)
-    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+    """PSNR of 8-bit frames from a region's squared-error sum over ``count`` values."""
+    return float(psnr_of_mse(sq_err / max(count, 1), peak=255))
 
 
 def run_clip(denoiser: Denoiser, bg_path: Path, obj_path: Path, args: argparse.Namespace, seed: int) -> dict[str, object]:

@@ -1,17 +1,38 @@
 """The metrics every part of training and the tools report, one copy each: PSNR, AUROC and the
-detection counts at a threshold. No scikit-learn (training must not need it)."""
+detection counts at a threshold. numpy only: no torch, no scikit-learn, no edge_ae, so the
+benchmarks and the emulated-ARM check (tools/arm64_check.py, which runs with the runtime's
+packages alone) import the same PSNR as training."""
 
 from __future__ import annotations
 
 import numpy as np
 
 
+def psnr_of_mse(mse: float | np.ndarray, *, peak: float = 1.0) -> float | np.ndarray:
+    """The PSNR formula itself: ``10 log10(peak^2 / mse)`` in dB, infinite for a perfect match
+    (``mse`` 0). ``peak`` is the data range: 1.0 for float images, 255 for 8-bit ones."""
+    mse = np.asarray(mse, np.float64)
+    with np.errstate(divide="ignore"):
+        db = np.where(mse == 0, np.inf, 10 * np.log10(peak**2 / np.where(mse == 0, 1.0, mse)))
+    return float(db) if db.ndim == 0 else db
+
+
 def psnr(reference: np.ndarray, test: np.ndarray, *, peak: float = 1.0) -> float:
-    """Mean over images (the first axis; pass ``image[None]`` for one) of each image's PSNR in dB."""
-    ref = np.asarray(reference, np.float64)
-    out = np.asarray(test, np.float64)
-    mse = np.maximum(((ref - out) ** 2).reshape(len(ref), -1).mean(axis=1), 1e-20)
-    return float(np.mean(10 * np.log10(peak**2 / mse)))
+    """PSNR in dB of ``test`` against ``reference`` over all their values (one image, or a set
+    taken as one), computed in float64 whatever the dtypes (8-bit images: ``peak=255``)."""
+    ref, out = np.asarray(reference, np.float64), np.asarray(test, np.float64)
+    if ref.shape != out.shape:
+        raise ValueError(f"expected two arrays of one shape, got {ref.shape} and {out.shape}")
+    return float(psnr_of_mse(float(np.mean((ref - out) ** 2)), peak=peak))
+
+
+def mean_psnr(reference: np.ndarray, test: np.ndarray, *, peak: float = 1.0) -> float:
+    """Mean over images (the first axis) of each image's PSNR in dB."""
+    ref, out = np.asarray(reference, np.float64), np.asarray(test, np.float64)
+    if ref.shape != out.shape:
+        raise ValueError(f"expected two arrays of one shape, got {ref.shape} and {out.shape}")
+    mse = ((ref - out) ** 2).reshape(len(ref), -1).mean(axis=1)
+    return float(np.mean(psnr_of_mse(mse, peak=peak)))
 
 
 def auroc(negatives: np.ndarray, positives: np.ndarray) -> float:

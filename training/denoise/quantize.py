@@ -58,7 +58,7 @@ from edge_ae.model.contract import METADATA_KEY, ModelSpec
 from edge_ae.model.loading import LoadedModel, load_model
 from edge_ae.model.registry import sha256_of
 from training import data
-from training.denoise.train import psnr
+from training.metrics import psnr
 from training.onnx_export import EXPORTED, git_commit, update_manifest
 from training.paths import SHARED
 
@@ -200,14 +200,14 @@ class QualityCheck:
                 noisy = (chw + rng.standard_normal(chw.shape).astype(np.float32) * sigma / 255).astype(np.float32)
                 cases.append(({"image": noisy, "sigma": np.full((1, 1), sigma / 255, np.float32)}, chw))
             self.cases[sigma] = cases
-            self.float_db[sigma] = float(np.mean([psnr(_run(float_model, feed), chw) for feed, chw in cases]))
+            self.float_db[sigma] = float(np.mean([psnr(chw, np.clip(_run(float_model, feed), 0, 1)) for feed, chw in cases]))
 
     def drops(self, int8_path: Path) -> dict[str, float]:
         """Mean PSNR of each model at each sigma, and the drop (float minus int8), in dB."""
         candidate = load_model(int8_path, kind="denoiser", threads=2)
         result: dict[str, float] = {}
         for sigma, cases in self.cases.items():
-            int8_db = float(np.mean([psnr(_run(candidate, feed), chw) for feed, chw in cases]))
+            int8_db = float(np.mean([psnr(chw, np.clip(_run(candidate, feed), 0, 1)) for feed, chw in cases]))
             result[f"sigma{sigma:g}_float_db"] = round(self.float_db[sigma], 3)
             result[f"sigma{sigma:g}_int8_db"] = round(int8_db, 3)
             result[f"sigma{sigma:g}_drop_db"] = round(self.float_db[sigma] - int8_db, 3)

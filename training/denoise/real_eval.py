@@ -6,7 +6,6 @@ benchmark in tools/, not from this loop.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import cv2
@@ -14,6 +13,7 @@ import numpy as np
 import torch
 
 from training.denoise.train import SHARED
+from training.metrics import psnr
 
 POLYU = SHARED / "denoise" / "real" / "polyu-canon"
 
@@ -37,8 +37,7 @@ def load_pairs(folder: Path = POLYU, crop: int | None = None) -> list[tuple[np.n
 
 def psnr_u8(out: np.ndarray, clean: np.ndarray) -> float:
     """PSNR of the output as an 8-bit image would be written, against the 8-bit clean image."""
-    mse = float(np.mean((np.round(np.clip(out, 0, 1) * 255) - np.round(clean * 255)) ** 2))
-    return 10 * math.log10(255.0**2 / max(mse, 1e-10))
+    return psnr(np.round(clean * 255), np.round(np.clip(out, 0, 1) * 255), peak=255)
 
 
 @torch.no_grad()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import torch
 from training import data
 from training.denoise import noise, warm_start
 from training.loop import Loop, NumpyRNG, Progress, TorchRNG, cosine_schedule, save_checkpoint, seed_all
+from training.metrics import psnr
 from training.nets import build
 from training.paths import SHARED
 
@@ -62,11 +62,6 @@ def resolve(folder: str) -> Path:
     return p if p.is_absolute() else SHARED / p
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((np.clip(a, 0, 1) - b) ** 2))
-    return 10 * math.log10(1.0 / max(mse, 1e-12))
-
-
 def evaluate(model: torch.nn.Module, images: list[np.ndarray], sigma: float, seed: int) -> float:
     rng = np.random.default_rng(seed)
     scores = []
@@ -78,7 +73,7 @@ def evaluate(model: torch.nn.Module, images: list[np.ndarray], sigma: float, see
             clean = im[:h, :w].transpose(2, 0, 1)[None]
             noisy = clean + rng.standard_normal(clean.shape, dtype=np.float32) * (sigma / 255)
             out = model(torch.from_numpy(noisy), torch.tensor([[sigma / 255]], dtype=torch.float32))
-            scores.append(psnr(out.numpy(), clean))
+            scores.append(psnr(clean, np.clip(out.numpy(), 0, 1)))
     model.train()
     return float(np.mean(scores))
 

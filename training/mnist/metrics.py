@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.metrics import auroc, psnr  # noqa: F401  (the recipes' metrics in one namespace)
+from training.metrics import auroc, mean_psnr  # noqa: F401  (the recipes' metrics in one namespace)
 
 
 def per_image_mse(a: np.ndarray, b: np.ndarray) -> np.ndarray:

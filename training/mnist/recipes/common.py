@@ -41,7 +41,7 @@ def test_quality(model: torch.nn.Module, x: np.ndarray) -> dict[str, float]:
     return {
         "test_bce": round(float(bce), 5),
         "test_mse": round(float(np.mean((recon - x) ** 2)), 5),
-        "test_psnr_db": round(metrics.psnr(x, recon), 3),
+        "test_psnr_db": round(metrics.mean_psnr(x, recon), 3),
     }
 
 

@@ -38,8 +38,8 @@ def run(ctx: Context) -> dict[str, Any]:
     for sigma in TEST_SIGMAS:
         noisy = noisy_copy(clean, sigma, seed=1000 + int(sigma * 100))
         denoised = predict(model, noisy)
-        trained.results[f"psnr_noisy_db@{sigma}"] = round(metrics.psnr(clean, noisy), 3)
-        trained.results[f"psnr_denoised_db@{sigma}"] = round(metrics.psnr(clean, denoised), 3)
+        trained.results[f"psnr_noisy_db@{sigma}"] = round(metrics.mean_psnr(clean, noisy), 3)
+        trained.results[f"psnr_denoised_db@{sigma}"] = round(metrics.mean_psnr(clean, denoised), 3)
         rows += [(f"noisy {sigma}", noisy[: common.SHOW]), (f"denoised {sigma}", denoised[: common.SHOW])]
     plots.image_rows(rows, folder / "grid.png", title="denoising AE (trained at sigma 0.5)")
     export = common.export(ctx, name, trained, name="mnist-denoise", ship=True, config=CONFIG,
