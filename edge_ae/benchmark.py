@@ -117,8 +117,10 @@ def frame_runner(entry: ModelEntry, *, threads: int) -> tuple[Callable[[np.ndarr
     """(call on one frame, channels the frame should have) for a shipped model."""
     if entry.kind == "denoiser":
         from edge_ae.denoise.denoiser import Denoiser
+        from edge_ae.denoise.precision import exact
 
-        return Denoiser(entry.name, threads=threads), entry.channels
+        # the named model itself, never its twin: bench times each one and says what auto picks
+        return Denoiser(entry.name, threads=threads, precision=exact(entry.name)), entry.channels
     if entry.kind == "anomaly":
         from edge_ae.anomaly.detector import AnomalyDetector
 

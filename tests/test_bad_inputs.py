@@ -99,17 +99,17 @@ def test_compare_folder_gets_the_output_checks(tiny_models, tmp_path, rng, capsy
     assert not (tmp_path / "out").exists()
 
 
-def test_compare_names_keep_the_extension_and_missing_ones_are_made_again(tiny_models, tmp_path, rng, capsys):
+def test_compare_names_are_readable_unique_and_missing_ones_are_made_again(tiny_models, tmp_path, rng, capsys):
     src = good_images(tmp_path / "in", rng, names=("same.png",))
     cv2.imwrite(str(src / "same.jpg"), (rng.random((32, 40, 3)) * 255).astype(np.uint8))
     out, cmp = tmp_path / "out", tmp_path / "cmp"
     args = ["denoise", str(src), "-o", str(out), "-m", str(tiny_models["color"]), "--compare", str(cmp)]
     assert main(args) == 0
-    assert sorted(p.name for p in cmp.iterdir()) == ["same.jpg.png", "same.png.png"]
-    (cmp / "same.jpg.png").unlink()  # as if the run had been killed between output and compare picture
+    assert sorted(p.name for p in cmp.iterdir()) == ["same-compare-jpg.png", "same-compare.png"]
+    (cmp / "same-compare-jpg.png").unlink()  # as if the run had been killed between output and compare picture
     stamp = (out / "same.jpg").stat().st_mtime_ns
     assert main(args) == 0
-    again = cv2.imread(str(cmp / "same.jpg.png"))
+    again = cv2.imread(str(cmp / "same-compare-jpg.png"))
     assert np.array_equal(again[:, :40], cv2.imread(str(src / "same.jpg")))  # before | after, after = the output
     assert np.array_equal(again[:, 44:], cv2.imread(str(out / "same.jpg")))
     assert (out / "same.jpg").stat().st_mtime_ns == stamp  # the output itself is not rewritten
@@ -473,7 +473,7 @@ def test_anomaly_heatmap_names_keep_the_extension_and_never_stop_scoring(tmp_pat
                "--all-heatmaps"])
     out = capsys.readouterr().out
     assert rc == 0 and "2 scored" in out and "0 failed" in out
-    assert sorted(p.name for p in heat.iterdir()) == ["part.jpg.png", "part.png.png"]
+    assert sorted(p.name for p in heat.iterdir()) == ["part-heatmap-jpg.png", "part-heatmap.png"]
     # Two folders with a part.png each: both scored, one overlay, the other said, no failure.
     other = tmp_path / "other"
     other.mkdir()

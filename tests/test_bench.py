@@ -17,7 +17,7 @@ def _timing(name: str, ms: float, *, quality: float | None, kind: str = "denoise
 
 
 def test_bench_cli_times_one_model_and_recommends_it(capsys):
-    code = main(["bench", "--models", "mnist-dense36", "denoise-gray-fast", "--size", "64x48", "--repeat", "1",
+    code = main(["bench", "-m", "mnist-dense36", "denoise-gray-fast", "--size", "64x48", "--repeat", "1",
                  "--threads", "1", "--fps", "1"])
     out = capsys.readouterr().out
     assert code == 0
@@ -25,8 +25,8 @@ def test_bench_cli_times_one_model_and_recommends_it(capsys):
     for name in ("mnist-dense36", "denoise-gray-fast"):
         row = next(line for line in out.splitlines() if line.startswith(name + " "))
         assert float(row.split()[3]) > 0
-    assert "denoiser, grey" in out and "denoise-gray-fast (" in out  # it reaches 1 fps, so it is recommended
-    assert "autoencoder, grey" not in out  # not a camera model: timed, not recommended
+    assert "denoiser, gray" in out and "denoise-gray-fast (" in out  # it reaches 1 fps, so it is recommended
+    assert "autoencoder, gray" not in out  # not a camera model: timed, not recommended
 
 
 def test_bench_denoiser_row_has_multiply_adds_per_second():
@@ -38,7 +38,7 @@ def test_bench_denoiser_row_has_multiply_adds_per_second():
 
 
 def test_bench_rejects_unknown_model_and_bad_repeat(capsys):
-    assert main(["bench", "--models", "no-such-model"]) == 2
+    assert main(["bench", "-m", "no-such-model"]) == 2
     assert "unknown model 'no-such-model'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["bench", "--repeat", "0"])

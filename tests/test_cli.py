@@ -141,15 +141,15 @@ def test_outputs_get_the_permissions_of_a_plain_write(tiny_models, photo_tree, t
 
 def test_models_and_info_commands(tiny_models, capsys):
     assert main(["models"]) == 0
-    assert main(["info", str(tiny_models["gray"])]) == 0
+    assert main(["info", "-m", str(tiny_models["gray"])]) == 0
     out = capsys.readouterr().out
     assert "kind            denoiser" in out and "receptive field" in out
 
 
 def test_python_dash_m_entry_point(tiny_models):
-    result = subprocess.run([sys.executable, "-m", "edge_ae", "info", str(tiny_models["gray"])],
+    result = subprocess.run([sys.executable, "-m", "edge_ae", "info", "-m", str(tiny_models["gray"])],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert "tiny-gray" in result.stdout
-    bad = subprocess.run([sys.executable, "-m", "edge_ae", "info", "no-such-model"], capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-m", "edge_ae", "info", "-m", "no-such-model"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("edge-ae: error: unknown model")

@@ -1,10 +1,13 @@
-"""``edge-ae anomaly``: score images against a model of "normal".
+"""``edge-ae anomaly``: score images against a model of "normal", and make or check such models.
 
-    edge-ae anomaly INPUT... [-m MODEL] [--report report.csv|.json] [--heatmaps DIR]
+    edge-ae anomaly [score] INPUT... [-m MODEL] [--report report.csv|.json] [--heatmaps DIR]
+    edge-ae anomaly fit --normal DIR -o MY-LINE.onnx
+    edge-ae anomaly calibrate -m MODEL --normal DIR -o NEW.onnx
+    edge-ae anomaly check -m MODEL --normal DIR
 
-Its sub-commands have parsers of their own (``edge_ae.cli.main`` picks them by the word after
-``anomaly``): ``anomaly calibrate`` (anomaly_calibrate.py) and ``anomaly fit`` (anomaly_fit.py).
-A folder of images named like one of them is scored as ``./calibrate``.
+A sub-command group whose default is ``score``: a first word that is not a sub-command's name
+is an image, so ``edge-ae anomaly IMAGES...`` scores them, and a folder named like a sub-command
+is scored as ``./calibrate``. ``fit``, ``calibrate`` and ``check`` live in their own modules.
 """
 
 from __future__ import annotations
@@ -18,37 +21,59 @@ import time
 from pathlib import Path
 
 from edge_ae.anomaly.detector import AnomalyDetector, AnomalyResult, draw_overlay
+from edge_ae.cli import anomaly_calibrate, anomaly_check, anomaly_fit
 from edge_ae.cli.limits import add_max_pixels, tidy
+from edge_ae.cli.options import add_model, add_threads, resolve_threads
 from edge_ae.cli.progress import Progress
 from edge_ae.errors import EdgeAEError
 from edge_ae.files import batch
 from edge_ae.files.atomic import write_text_atomic
 from edge_ae.files.imageio import read_image, write_image
+from edge_ae.files.names import derived_name
 from edge_ae.model.registry import list_models
 
 REPORT_FIELDS = ("file", "status", "score", "normalized_score", "is_anomaly", "heatmap", "message")
+SUBCOMMANDS = ("score", "fit", "calibrate", "check")
+GROUP_HELP = ("Sub-commands (each with its own --help; score is the default):\n"
+              "  edge-ae anomaly [score] INPUT... [-m MODEL]                  score images\n"
+              "  edge-ae anomaly fit --normal DIR -o MY-LINE.onnx             build a detector from normal images\n"
+              "  edge-ae anomaly calibrate -m MODEL --normal DIR -o NEW.onnx  new threshold (camera moved)\n"
+              "  edge-ae anomaly check -m MODEL --normal DIR                  scores as at calibration?\n"
+              "A folder named like a sub-command is scored when written as ./calibrate.")
+
+
+def with_default_subcommand(argv: list[str]) -> list[str]:
+    """``anomaly`` followed by anything but a sub-command's name (an image, an option, --help) is
+    ``anomaly score ...``."""
+    if len(argv) >= 2 and argv[0] == "anomaly" and argv[1] not in SUBCOMMANDS:
+        return ["anomaly", "score", *argv[1:]]
+    return argv
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "anomaly", help="flag anomalous images ('anomaly calibrate', 'anomaly fit': see their --help)",
-        description="Score image files, folders or quoted globs with an anomaly model: one line per image, a "
-        "summary, optional report and heatmap overlays of the flagged images.\n\n"
-        "Sub-commands (each with its own --help):\n"
-        "  edge-ae anomaly calibrate [MODEL] --normal DIR -o NEW.onnx   re-calibrate the threshold (camera moved)\n"
-        "  edge-ae anomaly fit --normal DIR -o MY-LINE.onnx             build a detector from normal images\n"
-        "A folder named 'calibrate' or 'fit' is scored as ./calibrate or ./fit.",
+    group = sub.add_parser("anomaly", help="score images for anomalies; fit, calibrate or check a model",
+                           description="Flag anomalous images and make the models that do.\n\n" + GROUP_HELP,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = group.add_subparsers(dest="anomaly_command", required=True)
+    p = commands.add_parser(
+        "score", prog="edge-ae anomaly [score]", help="score images (the default)",
+        description="Score image files, folders or quoted globs with an anomaly model: one line per image,\n"
+        "a summary, an optional report, heatmap overlays of the flagged images.\n\n" + GROUP_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or quoted globs")
-    p.add_argument("-m", "--model", help="anomaly model name or .onnx path (default: the shipped anomaly model, if only one)")
+    add_model(p, "anomaly model", default_help="default: the shipped anomaly model, if only one")
     p.add_argument("--report", type=Path, help="write per-image results to this .csv or .json file")
     p.add_argument("--heatmaps", type=Path, metavar="DIR",
-                   help="write heatmap overlays of flagged images here (PNG, named after the image plus .png: a.jpg.png)")
+                   help="write heatmap overlays of flagged images here (PNG: a.png -> a-heatmap.png, "
+                   "a.jpg -> a-heatmap-jpg.png)")
     p.add_argument("--all-heatmaps", action="store_true", help="with --heatmaps: overlays for every image, not only flagged")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
-    p.add_argument("--threads", type=int, help="inference threads (default: all cores)")
+    add_threads(p)
     add_max_pixels(p)
     p.set_defaults(func=run)
+    anomaly_fit.add_parser(commands)
+    anomaly_calibrate.add_parser(commands)
+    anomaly_check.add_parser(commands)
 
 
 def default_model() -> str:
@@ -116,7 +141,7 @@ def run_detect(args: argparse.Namespace) -> int:
     if args.report is not None and args.report.suffix.lower() not in (".csv", ".json"):
         raise argparse.ArgumentTypeError(f"--report must end in .csv or .json, got {args.report}")
     model = args.model or default_model()
-    detector = AnomalyDetector(model, threads=args.threads)  # loads before any file is read
+    detector = AnomalyDetector(model, threads=resolve_threads(args.threads))  # loads before any file is read
     found, problems = batch.find_inputs(args.inputs, recursive=args.recursive)
     if args.heatmaps is not None:
         batch.check_folder(args.heatmaps, args.inputs, label="--heatmaps folder")
@@ -127,12 +152,13 @@ def run_detect(args: argparse.Namespace) -> int:
         tidy(args.heatmaps)
     if args.report is not None:
         tidy(args.report.parent, names=(args.report.name,))
-    # Overlay names keep the image's own suffix (a.jpg -> a.jpg.png), so a.jpg and a.png get one
-    # each; a clash left (the same file given twice) costs the overlay only, never the score.
+    # Overlay names keep the image's own suffix where it is not .png (a.jpg -> a-heatmap-jpg.png),
+    # so a.jpg and a.png get one each; a clash left (the same file given twice) costs the overlay
+    # only, never the score.
     tasks: list[batch.Task] = []
     owner: dict[Path, Path] = {}
     for src, rel in found:
-        target = args.heatmaps / rel.with_name(rel.name + ".png") if args.heatmaps is not None else Path()
+        target = args.heatmaps / derived_name(rel, "heatmap") if args.heatmaps is not None else Path()
         tasks.append(batch.Task(src, target))
         owner.setdefault(target, src)
     report = ReportKeeper(args.report, detector)

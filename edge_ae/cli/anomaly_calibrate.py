@@ -1,6 +1,6 @@
 """``edge-ae anomaly calibrate``: re-calibrate an anomaly model's threshold on new normal images.
 
-    edge-ae anomaly calibrate [MODEL] --normal DIR -o NEW.onnx [--fpr 0.01] [--anomalous DIR]
+    edge-ae anomaly calibrate [-m MODEL] --normal DIR -o NEW.onnx [--fpr 0.01] [--anomalous DIR]
 
 No torch: it scores the new normal images with the model as it is and writes a copy whose
 metadata holds the new threshold and score statistics (the graph and its weights are copied
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from edge_ae.anomaly.calibration import DEFAULT_FPR, calibrate_f1, calibrate_fpr
 from edge_ae.anomaly.detector import AnomalyDetector
-from edge_ae.cli.anomaly import default_model
+from edge_ae.cli.options import add_model, add_old_positional_model, add_threads, resolve_threads, take_model
 from edge_ae.cli.progress import Progress
 from edge_ae.errors import EdgeAEError
 from edge_ae.files import batch
@@ -26,20 +26,20 @@ from edge_ae.model.contract import METADATA_KEY
 from edge_ae.model.onnx_meta import rewrite_metadata_file
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="edge-ae anomaly calibrate",
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "calibrate", prog="edge-ae anomaly calibrate", help="re-calibrate a model's threshold on new normal images",
         description="Write a copy of an anomaly model whose threshold is re-calibrated on the normal images in "
         "--normal (a target false-positive rate), or for the best F1 when --anomalous images are given too.")
-    p.add_argument("model", nargs="?", help="anomaly model name or .onnx path (default: the shipped one, if only one)")
+    add_model(p, "anomaly model", default_help="default: the shipped anomaly model, if only one")
+    add_old_positional_model(p)
     p.add_argument("--normal", required=True, metavar="DIR", help="folder of normal images (searched recursively)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="NEW.onnx", help="where to write the copy")
-    p.add_argument("--anomalous", metavar="DIR", help="anomalous images too: F1-optimal threshold")
+    p.add_argument("--anomalous", metavar="DIR", help="folder of anomalous images too: F1-optimal threshold")
     p.add_argument("--fpr", type=float, default=DEFAULT_FPR, help=f"target false-positive rate (default {DEFAULT_FPR})")
     p.add_argument("--name", help="model name recorded in the copy (default: unchanged)")
-    p.add_argument("--threads", type=int, help="inference threads (default: all cores)")
+    add_threads(p)
     p.set_defaults(func=run)
-    return p
 
 
 def scores_of_folder(detector: AnomalyDetector, folder: str, what: str) -> list[float]:
@@ -61,12 +61,14 @@ def scores_of_folder(detector: AnomalyDetector, folder: str, what: str) -> list[
 
 
 def run(args: argparse.Namespace) -> int:
-    model = args.model or default_model()
+    from edge_ae.cli.anomaly import default_model  # the group imports this module: no cycle at import
+
+    model = take_model(args, "anomaly calibrate") or default_model()
     if args.output.suffix.lower() != ".onnx":
         raise argparse.ArgumentTypeError(f"-o must name an .onnx file, got {args.output}")
     if not 0.0 < args.fpr < 1.0:
         raise argparse.ArgumentTypeError(f"--fpr must be between 0 and 1, got {args.fpr}")
-    detector = AnomalyDetector(model, threads=args.threads)
+    detector = AnomalyDetector(model, threads=resolve_threads(args.threads))
     source = detector.model.path
     if args.output.resolve() == source.resolve():
         raise EdgeAEError(f"-o {args.output} is the model itself: write a copy")

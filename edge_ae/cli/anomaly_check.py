@@ -1,7 +1,7 @@
 """``edge-ae anomaly check``: does a model still score its held-out normal images as it did when
 it was calibrated?
 
-    edge-ae anomaly check MODEL --val-normal DIR
+    edge-ae anomaly check -m MODEL --normal DIR
 
 Calibration writes the mean and standard deviation of the held-out normal images' scores into
 the model beside the threshold. Scoring the same images again with the runtime as installed now
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_ae.anomaly.detector import AnomalyDetector
+from edge_ae.cli.options import add_model, add_old_positional_model, add_threads, deprecated, resolve_threads, take_model
 from edge_ae.errors import EdgeAEError
 from edge_ae.files import batch
 from edge_ae.files.imageio import read_image
@@ -29,15 +30,16 @@ from edge_ae.files.imageio import read_image
 TOLERANCE = 1e-5
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edge-ae anomaly check", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", help="anomaly model name or .onnx path")
-    p.add_argument("--val-normal", required=True, type=Path, metavar="DIR",
-                   help="the held-out normal images the model was calibrated on")
-    p.add_argument("--threads", type=int, default=2, help="inference threads (default 2)")
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("check", prog="edge-ae anomaly check", help="do a model's held-out images still score "
+                            "as at calibration?", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model(p, "anomaly model")
+    add_old_positional_model(p)
+    p.add_argument("--normal", type=Path, metavar="DIR",
+                   help="the held-out normal images the model was calibrated on (required)")
+    p.add_argument("--val-normal", type=Path, help=argparse.SUPPRESS)  # the old name, still accepted
+    add_threads(p)
     p.set_defaults(func=run)
-    return p
 
 
 def holdout_report(detector: AnomalyDetector, paths: list[Path]) -> tuple[bool, str]:
@@ -59,10 +61,18 @@ def holdout_report(detector: AnomalyDetector, paths: list[Path]) -> tuple[bool, 
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.val_normal.is_dir():
-        raise EdgeAEError(f"--val-normal: no such folder: {args.val_normal}")
-    detector = AnomalyDetector(args.model, threads=args.threads)
-    found, _ = batch.find_inputs([str(args.val_normal)], recursive=True)
+    model = take_model(args, "anomaly check", required=True)
+    if args.val_normal is not None:
+        if args.normal is not None:
+            raise argparse.ArgumentTypeError("--normal and --val-normal are the same option: give --normal")
+        deprecated("--val-normal", "--normal")
+        args.normal = args.val_normal
+    if args.normal is None:
+        raise argparse.ArgumentTypeError("edge-ae anomaly check: --normal DIR is required (the held-out normal images)")
+    if not args.normal.is_dir():
+        raise EdgeAEError(f"--normal: no such folder: {args.normal}")
+    detector = AnomalyDetector(model, threads=resolve_threads(args.threads))
+    found, _ = batch.find_inputs([str(args.normal)], recursive=True)
     same, text = holdout_report(detector, [src for src, _ in found])
     print(text)
     return 0 if same else 1

@@ -1,6 +1,6 @@
 """``edge-ae anomaly fit``: teach a detector "normal" from a folder of good images, on the device.
 
-    edge-ae anomaly fit --normal DIR -o my-line.onnx [--val-normal DIR] [--val-anomalous DIR]
+    edge-ae anomaly fit --normal DIR -o my-line.onnx [--val-normal DIR] [--anomalous DIR]
                         [--size N] [--resize stretch|keep-aspect]
 
 No torch: the shipped pretrained feature extractor describes the images, a memory of normal
@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from edge_ae.anomaly.fit import RESIZE_MODES, FitOptions, fit_anomaly_model
+from edge_ae.cli.options import add_threads, deprecated, resolve_threads
 from edge_ae.cli.progress import Progress
 from edge_ae.errors import EdgeAEError
 from edge_ae.files.atomic import write_bytes_atomic
@@ -24,17 +25,20 @@ STAGES = {"features": "features ", "memory": "memory ", "calibrate": "calibrate 
           "calibrate anomalous": "calibrate anomalous "}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def add_parser(commands: argparse._SubParsersAction) -> None:
     defaults = FitOptions()
-    p = argparse.ArgumentParser(
-        prog="edge-ae anomaly fit",
+    p = commands.add_parser(
+        "fit", prog="edge-ae anomaly fit", help="build a detector from a folder of normal images (no torch)",
         description="Fit an anomaly detector on a folder of normal images, without torch: pretrained features, a "
         "memory of normal patches, a threshold from held-out normal images. Writes one ONNX file.")
     p.add_argument("--normal", required=True, metavar="DIR", help="folder of normal (good) images")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="MODEL.onnx", help="where to write the model")
     p.add_argument("--val-normal", metavar="DIR",
-                   help="normal images to set the threshold on (default: hold out a share of --normal)")
-    p.add_argument("--val-anomalous", metavar="DIR", help="anomalous images too: F1-optimal threshold")
+                   help="other normal images to set the threshold on, as 'anomaly calibrate --normal' does "
+                   "(default: hold out a share of --normal)")
+    p.add_argument("--anomalous", dest="val_anomalous", metavar="DIR",
+                   help="folder of anomalous images too: F1-optimal threshold")
+    p.add_argument("--val-anomalous", dest="old_val_anomalous", help=argparse.SUPPRESS)  # the old name
     p.add_argument("--size", type=int, default=defaults.size,
                    help=f"input size in pixels (stretch: size x size; keep-aspect: shorter side; default {defaults.size})")
     p.add_argument("--resize", choices=RESIZE_MODES, default=defaults.resize,
@@ -47,10 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fpr", type=float, default=defaults.fpr,
                    help=f"target false-positive rate on held-out normal images (default {defaults.fpr})")
     p.add_argument("--name", help="model name recorded in the file (default: the output's file name)")
-    p.add_argument("--threads", type=int, help="inference threads (default: all cores)")
+    add_threads(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(func=run)
-    return p
 
 
 class _Bars:
@@ -79,7 +82,15 @@ class _Bars:
             self.bar = None
 
 
+FLAGS = {"normal": "--normal", "val_normal": "--val-normal", "val_anomalous": "--anomalous", "name": "--name"}
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.old_val_anomalous is not None:
+        if args.val_anomalous is not None:
+            raise argparse.ArgumentTypeError("--anomalous and --val-anomalous are the same option: give --anomalous")
+        deprecated("--val-anomalous", "--anomalous")
+        args.val_anomalous = args.old_val_anomalous
     out: Path = args.output
     if out.suffix.lower() != ".onnx":
         raise EdgeAEError(f"output must be an .onnx file, got {out}")
@@ -90,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     for flag in ("normal", "val_normal", "val_anomalous"):
         folder = getattr(args, flag)
         if folder is not None and not Path(folder).is_dir():
-            raise EdgeAEError(f"--{flag.replace('_', '-')} {folder}: not a folder")
+            raise EdgeAEError(f"{FLAGS[flag]} {folder}: not a folder")
     try:
         options = FitOptions(size=args.size, resize=args.resize, memory_patches=args.memory,
                              pool_patches=max(FitOptions().pool_patches, args.memory), fpr=args.fpr,
@@ -102,11 +113,11 @@ def run(args: argparse.Namespace) -> int:
              "--memory", str(args.memory), "--project-dim", str(args.project_dim), "--fpr", str(args.fpr)]
     for flag in ("val_normal", "val_anomalous", "name"):
         if getattr(args, flag) is not None:
-            words += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
+            words += [FLAGS[flag], getattr(args, flag)]
     command = "edge-ae anomaly fit " + shlex.join(words)
     try:
         result = fit_anomaly_model(args.normal, name=args.name or out.stem, val_normal=args.val_normal,
-                                   val_anomalous=args.val_anomalous, options=options, threads=args.threads,
+                                   val_anomalous=args.val_anomalous, options=options, threads=resolve_threads(args.threads),
                                    progress=bars, on_skip=lambda m: bars.note(f"skipped: {m}"), command=command)
     finally:
         bars.close()

@@ -8,6 +8,8 @@ import os
 
 from edge_ae.benchmark import Timing, eight_bit_pairs, recommend, time_model
 from edge_ae.cli.camera import frame_size, positive
+from edge_ae.cli.options import add_model, add_precision, add_threads, deprecated, resolve_threads
+from edge_ae.denoise.precision import TWIN_SUFFIX, choose
 from edge_ae.hardware import cpu_info
 from edge_ae.model.registry import get_entry, list_models
 
@@ -23,11 +25,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "--repeat calls, with a fixed thread count), print ms per frame, fps and multiply-adds per "
                     "second, and recommend the best model of each kind that reaches --fps.",
     )
-    p.add_argument("--models", nargs="+", metavar="NAME", help="models to time (default: all shipped, "
-                   "without the autoencoders' encoder/decoder parts)")
+    add_model(p, "models to time", several=True,
+              default_help="default: all shipped, without the autoencoders' encoder/decoder parts; a denoiser named "
+              "here runs at --precision")
+    p.add_argument("--models", nargs="+", action="extend", metavar="NAME", help=argparse.SUPPRESS)  # the old name
+    add_precision(p)
     p.add_argument("--size", type=frame_size, default=(640, 480), metavar="WxH", help="frame size (default 640x480)")
-    p.add_argument("--threads", type=positive(int), default=None,
-                   help="inference threads (default: the cores this process may use)")
+    add_threads(p)
     p.add_argument("--repeat", type=positive(int), default=5, help="timed calls per model; the median is shown "
                    "(default 5)")
     p.add_argument("--warmup", type=int, default=1, help="untimed calls first (default 1)")
@@ -36,10 +40,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _models(names: list[str] | None) -> list:
-    if names:
-        return [get_entry(n) for n in dict.fromkeys(names)]  # ModelError names the shipped ones
-    return [e for e in list_models() if e.kind not in PARTS]
+def _models(names: list[str] | None, precision: str) -> tuple[list, list[str]]:
+    """The entries to time, and a line per named denoiser saying which precision ran and why."""
+    if not names:
+        return [e for e in list_models() if e.kind not in PARTS], []
+    entries, notes = [], []
+    for name in dict.fromkeys(names):
+        entry = get_entry(name)  # ModelError names the shipped ones
+        if entry.kind == "denoiser":
+            choice = choose(name, precision)
+            if choice.model != name or precision != "auto":
+                notes.append(f"  {name}: ran {choice.describe()}")
+            entry = get_entry(choice.model)
+        entries.append(entry)
+    return entries, notes
+
+
+def _auto_lines(timings: list[Timing]) -> list[str]:
+    """For each float denoiser timed beside its 8-bit twin: what precision auto runs here, why,
+    and what that gains against float in this run (the ratio of the two medians)."""
+    by_name = {t.name: t for t in timings}
+    lines = []
+    for t in timings:
+        twin = by_name.get(t.name + TWIN_SUFFIX)
+        if t.kind != "denoiser" or twin is None:
+            continue
+        choice = choose(t.name, "auto")
+        ran = by_name[choice.model]
+        lines.append(f"  {t.name:<24} -> {choice.describe()}; {ran.ms:.1f} ms vs float {t.ms:.1f} ms: "
+                     f"x{t.ms / ran.ms:.2f}")
+    return lines
 
 
 def _row(t: Timing) -> str:
@@ -52,9 +82,11 @@ def _row(t: Timing) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.warmup < 0:
         raise argparse.ArgumentTypeError(f"--warmup must be 0 or more, got {args.warmup}")
-    entries = _models(args.models)
+    if args.models:
+        deprecated("--models", "-m/--model")
+    entries, notes = _models((args.model or []) + (args.models or []) or None, args.precision)
     cpu = cpu_info()
-    threads = args.threads or cpu.cores
+    threads = resolve_threads(args.threads)
     w, h = args.size
     print(f"edge-ae bench: {w}x{h} frames, {threads} thread(s), median of {args.repeat} after {args.warmup} "
           f"warm-up call(s); {cpu.describe()}")
@@ -68,11 +100,17 @@ def run(args: argparse.Namespace) -> int:
         print(_row(t), flush=True)
     print("(denoisers: noise level estimated per frame, as by default; GMAC/s where the manifest records "
           "the model's multiply-adds per pixel)")
+    if notes:
+        print("\n--precision " + args.precision + ":\n" + "\n".join(notes))
+    auto = _auto_lines(timings)
+    if auto:
+        print("\nWhat --precision auto (the default of denoise and camera) runs here, and its speed-up over float:")
+        print("\n".join(auto))
 
     print(f"\nFor {args.fps:g} fps ({1000 / args.fps:.0f} ms a frame) at {w}x{h} on this machine:")
     # only what `edge-ae camera` runs on each frame is recommended; the other kinds are parts or tools
     for pick in recommend([t for t in timings if t.kind in CAMERA_KINDS], fps=args.fps):
-        group = f"{pick.kind}, {'grey' if pick.channels == 1 else 'colour'}"
+        group = f"{pick.kind}, {'gray' if pick.channels == 1 else 'color'}"
         if pick.model is not None:
             quality = f"; {pick.model.quality:g} {pick.model.quality_label}" if pick.model.quality is not None else ""
             print(f"  {group:<22} {pick.model.name} ({pick.model.ms:.1f} ms{quality})")

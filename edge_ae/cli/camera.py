@@ -11,6 +11,8 @@ import time
 from typing import TYPE_CHECKING
 
 from edge_ae.cli.limits import add_max_pixels
+from edge_ae.cli.options import add_precision, add_threads, resolve_threads
+from edge_ae.denoise.denoiser import Denoiser
 from edge_ae.video.capture import Notice
 
 if TYPE_CHECKING:
@@ -51,7 +53,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", required=True, help="camera index (0), 'picamera2', URL, video file or image folder")
     p.add_argument("--size", type=frame_size, metavar="WxH", help="camera resolution to ask for (default: the camera's; "
                    "picamera2: 640x480)")
-    p.add_argument("--denoise", metavar="MODEL", help="denoiser name or .onnx path")
+    p.add_argument("--denoise", metavar="MODEL",
+                   help="denoiser name or .onnx path; 'none' for no denoising (default, when no model is named: the "
+                   "fast models, denoise-gray-fast / denoise-color-fast by the frames' channels)")
+    add_precision(p)
     p.add_argument("--sigma", type=float, help="noise level on the 0-255 scale (default: estimated, smoothed over frames)")
     p.add_argument("--strength", type=float, default=1.0, metavar="X",
                    help="scale the estimated noise level (0.25-4, default 1): above 1 cleans harder, below keeps more grain")
@@ -66,7 +71,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-fps", type=positive(float), metavar="N", help="process at most N frames per second")
     p.add_argument("--max-frames", type=positive(int), metavar="N", help="stop after N frames")
     p.add_argument("--duration", type=positive(float), metavar="SECONDS", help="stop after this long")
-    p.add_argument("--threads", type=positive(int), help="inference threads (default: onnxruntime's, all cores)")
+    add_threads(p)
     p.add_argument("--reconnect-for", type=float, default=60.0, metavar="SECONDS",
                    help="retry a lost camera for this long, with back-off (default 60; 'inf' for ever; 0 gives up at once)")
     p.add_argument("--serve", metavar="[HOST:]PORT",
@@ -77,6 +82,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "$EDGE_AE_SERVE_TOKEN, which keeps it out of the process list")
     add_max_pixels(p)
     p.set_defaults(func=run)
+
+
+def _denoiser(args: argparse.Namespace, threads: int) -> tuple[Denoiser | None, str]:
+    """What ``Stream`` gets as ``denoise`` (None, or a Denoiser built at --precision), and the
+    note to print: the fast models when no model is named."""
+    if args.denoise is not None and args.denoise.lower() == "none":
+        return None, ""
+    try:
+        if args.denoise is not None:
+            return Denoiser(args.denoise, threads=threads, precision=args.precision), ""
+        if args.anomaly is not None:  # a model is named: only what is named runs
+            return None, ""
+        denoiser = Denoiser(threads=threads, precision=args.precision, fast=True)
+    except ValueError as exc:  # --precision float/int8 with a model file
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return denoiser, (f"edge-ae: no model named: denoising with the fast models, {denoiser.choice_for(3).describe()} "
+                      f"for color frames, {denoiser.choice_for(1).describe()} for gray (--denoise NAME or none to "
+                      "choose)")
 
 
 class LiveStatus:
@@ -128,12 +151,14 @@ def run(args: argparse.Namespace) -> int:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     status = LiveStatus()
     serve = _start_serving(serve_options) if serve_options is not None else None
+    threads = resolve_threads(args.threads)
     try:
+        denoise, note = _denoiser(args, threads)
         stream = Stream(
-            args.source, size=args.size, denoise=args.denoise, sigma=args.sigma, strength=args.strength,
+            args.source, size=args.size, denoise=denoise, sigma=args.sigma, strength=args.strength,
             estimate_every=args.estimate_every, temporal=args.temporal,
             anomaly=args.anomaly, record=args.record, frames=args.frames, events=args.events, show=args.show,
-            max_fps=args.max_fps, max_frames=args.max_frames, duration=args.duration, threads=args.threads,
+            max_fps=args.max_fps, max_frames=args.max_frames, duration=args.duration, threads=threads,
             reconnect_for=None if math.isinf(args.reconnect_for) else args.reconnect_for,
             on_notice=status.notice, on_progress=status.progress, max_pixels=args.max_pixels,
             sinks=[serve] if serve is not None else (),
@@ -142,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
         if serve is not None:
             serve.close()  # a model or source refused: the port is given back before the error shows
         raise
+    if note:  # after the stream opened: a usage error stays the only line
+        print(note, file=sys.stderr, flush=True)
     if serve is not None:
         serve.attach(stream)
     report = stream.run()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from functools import partial
 from pathlib import Path
 
 from edge_ae.cli.limits import add_max_pixels, tidy
+from edge_ae.cli.options import add_model, add_precision, add_threads, resolve_threads
 from edge_ae.cli.report import run_and_report
 from edge_ae.denoise.denoiser import Denoiser
 from edge_ae.denoise.ensemble import COPIES
@@ -25,16 +27,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "so a rerun resumes.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or quoted globs")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR", help="output folder")
-    p.add_argument("-m", "--model", help="model name or .onnx path (default: denoise-gray / denoise-color per image)")
+    add_model(p, "denoiser", default_help="default: denoise-gray / denoise-color by each image's channels")
+    add_precision(p)
     p.add_argument("--sigma", type=float, help="noise level on the 0-255 scale (default: estimated per image)")
     p.add_argument("--strength", type=float, default=1.0, metavar="X",
                    help="scale the noise level (0.25-4, default 1): above 1 cleans harder, below 1 keeps more grain")
-    p.add_argument("-v", "--verbose", action="store_true", help="print each file's noise level (0-255 scale)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="say which model runs and why (float or 8-bit), and print each file's noise level (0-255 scale)")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("-j", "--jobs", type=int, help="worker processes (default 1); with --ray, Ray workers "
                    "(default: the cluster's CPUs / --threads)")
-    p.add_argument("--threads", type=int, help="inference threads per worker (default: cores / jobs; with --ray, 1)")
+    add_threads(p)  # with --ray: 1 per Ray worker unless given
     p.add_argument("--ray", nargs="?", const=LOCAL_RAY, metavar="ADDRESS",
                    help="run on Ray Data (pip install \"edge-ae[ray]\"; docs/SCALE_OUT.md): alone, a local Ray "
                    "instance on this machine; with HOST:PORT, auto or ray://HOST:PORT, that cluster, whose "
@@ -45,7 +49,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="average the model over N flips/rotations of each image (1, 2, 4, 8; default 1): "
                    "a little cleaner, N times slower")
     p.add_argument("--compare", type=Path, metavar="DIR",
-                   help="also write before|after PNGs here (named after the output plus .png: a.jpg.png)")
+                   help="also write before|after PNGs here (Marilyn.png -> Marilyn-compare.png, a.jpg -> "
+                   "a-compare-jpg.png)")
     add_max_pixels(p)
     p.set_defaults(func=run)
 
@@ -63,9 +68,19 @@ def run(args: argparse.Namespace) -> int:
         raise argparse.ArgumentTypeError(f"--ray took the input {args.ray} for a cluster address: put --ray after "
                                          "the inputs, or write --ray=ADDRESS")
     jobs = args.jobs or 1
-    threads = args.threads or (1 if args.ray is not None else batch.default_threads(jobs))
+    threads = args.threads or (1 if args.ray is not None else resolve_threads(None, jobs=jobs))
     # Load once here so a bad --model fails before any file is touched.
-    Denoiser(args.model, threads=threads, tile=args.tile, ensemble=args.ensemble)
+    try:
+        denoiser = Denoiser(args.model, threads=threads, tile=args.tile, ensemble=args.ensemble,
+                            precision=args.precision)
+    except ValueError as exc:  # --precision float/int8 with a model file
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if args.verbose:
+        if args.model is not None:
+            print(f"model: {denoiser.choice_for(3).describe()}", file=sys.stderr)
+        else:
+            print(f"model: gray images {denoiser.choice_for(1).describe()}; color images "
+                  f"{denoiser.choice_for(3).describe()}", file=sys.stderr)
     plan = batch.plan(args.inputs, args.output, recursive=args.recursive, overwrite=args.overwrite)
     if args.compare is not None:
         # The compare folder gets every check the output folder gets: a before|after picture
@@ -87,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         address = None if args.ray == LOCAL_RAY else args.ray
         runner = partial(ray_engine.run, address=address, workers=args.jobs, threads=threads)
     job = DenoiseJob(model, args.sigma, threads, args.tile, args.ensemble, args.quality, compare, out_dir, args.max_pixels,
-                     args.strength)
+                     args.strength, args.precision)
     label = "noise level (0-255" + (", given" if args.sigma is not None else ", estimated") + (
         f", x{args.strength:g}" if args.strength != 1 else "") + ")"
     return run_and_report(plan, job, jobs=jobs, verb="denoised", out_dir=args.output, runner=runner,

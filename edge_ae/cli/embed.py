@@ -12,6 +12,7 @@ import numpy as np
 
 from edge_ae.autoencoder import Autoencoder
 from edge_ae.cli.limits import add_max_pixels, tidy
+from edge_ae.cli.options import add_model, add_threads, resolve_threads
 from edge_ae.files import batch
 from edge_ae.files.atomic import write_bytes_atomic
 from edge_ae.files.imageio import read_image
@@ -23,13 +24,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("embed", help="encode image files to latent vectors (.npy or .csv)",
                        description="Encode image files, folders or globs with an autoencoder's encoder. "
                        ".npy: an N x D float32 array, with the source paths in <name>.files.txt beside it; "
-                       ".csv: one row per image, the path then D numbers. Images are converted to grey "
+                       ".csv: one row per image, the path then D numbers. Images are converted to gray "
                        "and resized to the model's input size.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or quoted globs")
-    p.add_argument("-m", "--model", default="mnist-dense36", help="autoencoder name or .onnx path (default mnist-dense36)")
+    add_model(p, "autoencoder", default="mnist-dense36")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE", help="latents.npy or latents.csv")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
-    p.add_argument("--threads", type=int, help="inference threads (default: onnxruntime's choice)")
+    add_threads(p)
     add_max_pixels(p)
     p.set_defaults(func=run)
 
@@ -53,7 +54,7 @@ def save(path: Path, sources: list[Path], latents: np.ndarray) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.output.suffix.lower() not in FORMATS:
         raise argparse.ArgumentTypeError(f"--output must end in .npy or .csv, got {args.output.name!r}")
-    model = Autoencoder(args.model, threads=args.threads)  # a bad --model fails before any file is read
+    model = Autoencoder(args.model, threads=resolve_threads(args.threads))  # a bad --model fails before any file is read
     found, missing = batch.find_inputs(args.inputs, recursive=args.recursive)
     batch.prepare_folder(args.output.parent, label="folder of --output")
     tidy(args.output.parent, names=(args.output.name, args.output.with_suffix(".files.txt").name))

@@ -4,44 +4,54 @@ and exit status 2, never a traceback."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from edge_ae import __version__
 from edge_ae.cli import anomaly, bench, camera, denoise, embed, models
 from edge_ae.errors import EdgeAEError
 
-ANOMALY_SUBCOMMANDS = {
-    "calibrate": "edge_ae.cli.anomaly_calibrate",
-    "check": "edge_ae.cli.anomaly_check",
-    "fit": "edge_ae.cli.anomaly_fit",
-}
+# What `edge-ae` alone shows under the command list: the two invocations most users want first.
+COMMON = (
+    "edge-ae denoise photos/ -o clean/            clean a folder of photos (default model by channels)",
+    "edge-ae camera --source 0 --record out.mp4   denoise a camera live (the fast models)",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="edge-ae", description="Denoise images and flag visual anomalies with ONNX autoencoders."
-    )
+        prog="edge-ae", description="Denoise images and flag visual anomalies with ONNX autoencoders.",
+        epilog="Most used:\n  " + "\n  ".join(COMMON), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"edge-ae {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     denoise.add_parser(sub)
-    models.add_parser(sub)
-    embed.add_parser(sub)
     anomaly.add_parser(sub)
     camera.add_parser(sub)
+    embed.add_parser(sub)
+    models.add_parser(sub)
     bench.add_parser(sub)
     return parser
 
 
+def overview(parser: argparse.ArgumentParser) -> str:
+    """The commands, one line each, and the most used invocations: what `edge-ae` alone prints."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {c.dest: c.help for c in sub._choices_actions}
+    width = max(len(name) for name in helps)
+    lines = ["usage: edge-ae COMMAND [options]   (edge-ae COMMAND --help for its options)", "", "Commands:"]
+    lines += [f"  {name:<{width}}  {text}" for name, text in helps.items()]
+    lines += ["", "Most used:", *(f"  {line}" for line in COMMON)]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) >= 2 and argv[0] == "anomaly" and argv[1] in ANOMALY_SUBCOMMANDS:
-        # 'anomaly' takes image paths positionally, so its sub-commands are told apart by the
-        # word itself (a folder of that name is scored as ./calibrate) and parse on their own.
-        module = importlib.import_module(ANOMALY_SUBCOMMANDS[argv[1]])
-        args = module.build_parser().parse_args(argv[2:])
-    else:
-        args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if not argv:
+        print(overview(parser))
+        # git run alone prints its commands and exits non-zero (1): a script that calls it without
+        # a command did not get what it needed. Here non-zero is 2, this CLI's usage-error status.
+        return 2
+    args = parser.parse_args(anomaly.with_default_subcommand(argv))
     try:
         return args.func(args)
     except (EdgeAEError, argparse.ArgumentTypeError) as exc:

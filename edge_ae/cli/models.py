@@ -6,16 +6,19 @@ import argparse
 import json
 from dataclasses import asdict
 
+from edge_ae.cli.options import add_model, add_old_positional_model, take_model
+from edge_ae.model.contract import KINDS
 from edge_ae.model.loading import load_model
 from edge_ae.model.registry import list_models, models_dir
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the shipped models")
-    p.add_argument("--kind", help="only models of this kind (denoiser, anomaly, autoencoder, encoder, decoder)")
+    p.add_argument("--kind", choices=KINDS, metavar="KIND", help=f"only models of this kind: {', '.join(KINDS)}")
     p.set_defaults(func=run_models)
     q = sub.add_parser("info", help="print a model's edge-ae metadata")
-    q.add_argument("model", help="shipped model name or .onnx path")
+    add_model(q, "the model to describe")
+    add_old_positional_model(q)
     q.add_argument("--json", action="store_true", help="print the raw metadata as JSON")
     q.set_defaults(func=run_info)
 
@@ -27,12 +30,12 @@ def run_models(args: argparse.Namespace) -> int:
         return 0
     width = max(len(e.name) for e in entries)
     for e in entries:
-        print(f"{e.name:<{width}}  {e.kind:<11} {'grey ' if e.channels == 1 else 'color'}  {e.description}")
+        print(f"{e.name:<{width}}  {e.kind:<11} {'gray ' if e.channels == 1 else 'color'}  {e.description}")
     return 0
 
 
 def run_info(args: argparse.Namespace) -> int:
-    model = load_model(args.model)
+    model = load_model(take_model(args, "info", required=True))
     spec = model.spec
     if args.json:
         print(json.dumps(asdict(spec), indent=2))

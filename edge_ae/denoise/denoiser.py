@@ -23,12 +23,14 @@ import numpy as np
 from edge_ae import image as im
 from edge_ae.denoise.ensemble import averaged, check_copies
 from edge_ae.denoise.noise_level import estimate_sigma
+from edge_ae.denoise.precision import PrecisionChoice, check_precision, choose
 from edge_ae.denoise.tiling import margin_for, run_tiled
 from edge_ae.errors import ModelError
 from edge_ae.model.loading import LoadedModel, load_model
 from edge_ae.model.registry import resolve_model
 
 DEFAULT_MODELS = {1: "denoise-gray", 3: "denoise-color"}
+FAST_MODELS = {1: "denoise-gray-fast", 3: "denoise-color-fast"}  # model=None with fast=True: live video
 STRENGTHS = (0.25, 4.0)  # allowed range of ``strength``; 0.5-2 is the useful one
 
 
@@ -43,6 +45,12 @@ class Denoiser:
     * ``tile``: core tile size in pixels; larger images are processed in overlapping tiles. The
       default (None) takes frames up to 1024x1024 in one tile (fastest) and larger images in
       512-pixel tiles, which keeps a 4000x3000 photo well under 1 GB of memory.
+    * ``precision``: ``"auto"`` (default), ``"float"`` or ``"int8"``: which of a shipped denoiser
+      and its ``-int8`` twin runs (``edge_ae.denoise.precision``). Auto takes the twin where the CPU
+      has 8-bit dot products and the twin loses at most 0.1 dB on the benchmark; ``choice_for``
+      says which ran and why. A model file runs as it is.
+    * ``fast``: with ``model=None``, the fast models (``denoise-gray-fast`` / ``denoise-color-fast``)
+      instead of the quality ones: live video, where every frame counts.
     * ``ensemble``: 1, 2, 4 or 8 copies of the image (flipped, transposed) run through the model
       and averaged (``edge_ae.denoise.ensemble``): a little cleaner (about +0.11 to +0.22 dB PSNR, see
       docs/BENCHMARKS.md) at that many times the cost; for still photos rather than live video.
@@ -52,17 +60,32 @@ class Denoiser:
     """
 
     def __init__(self, model: str | Path | LoadedModel | None = None, *, threads: int | None = None, tile: int | None = None,
-                 ensemble: int = 1) -> None:
+                 ensemble: int = 1, precision: str = "auto", fast: bool = False) -> None:
         self.threads = threads
+        self.precision = check_precision(precision)
+        self._defaults = FAST_MODELS if fast else DEFAULT_MODELS
         self.tile = tile
         self.ensemble = check_copies(ensemble)
         self._fixed: LoadedModel | None = None
         self._by_channels: dict[int, LoadedModel] = {}
+        self._choices: dict[int, PrecisionChoice] = {}
         self._estimators: dict[str, LoadedModel | None] = {}
         # The mean noise level (0-255) the last call cleaned at, for reports ("est. sigma").
         self.last_sigma: float | None = None
         if model is not None:
-            self._fixed = load_model(model, kind="denoiser", threads=threads)
+            self._fixed_choice: PrecisionChoice | None = choose(model, self.precision)
+            self._fixed = load_model(self._fixed_choice.model, kind="denoiser", threads=threads)
+        else:
+            self._fixed_choice = None
+
+    def choice_for(self, channels: int) -> PrecisionChoice:
+        """Which model runs on an image with ``channels`` planes (1 or 3), and why (float or 8-bit)."""
+        return self._fixed_choice if self._fixed_choice is not None else self._default_choice(channels)
+
+    def _default_choice(self, channels: int) -> PrecisionChoice:
+        if channels not in self._choices:
+            self._choices[channels] = choose(self._defaults[channels], self.precision)
+        return self._choices[channels]
 
     @property
     def name(self) -> str:
@@ -76,7 +99,8 @@ class Denoiser:
         if self._fixed is not None:
             return self._fixed
         if channels not in self._by_channels:
-            self._by_channels[channels] = load_model(DEFAULT_MODELS[channels], kind="denoiser", threads=self.threads)
+            name = self._default_choice(channels).model
+            self._by_channels[channels] = load_model(name, kind="denoiser", threads=self.threads)
         return self._by_channels[channels]
 
     def tile_for(self, size: tuple[int, ...]) -> int:
@@ -90,7 +114,7 @@ class Denoiser:
         colour model's; None when neither is installed (the wavelet estimate is used then)."""
         name = model.spec.noise_estimator
         if name is None:
-            if model.spec.name == DEFAULT_MODELS[3]:
+            if model.spec.name in (DEFAULT_MODELS[3], self._default_choice(3).model):
                 return None
             try:
                 name = self.model_for_default_colour().spec.noise_estimator
@@ -112,7 +136,7 @@ class Denoiser:
 
     def model_for_default_colour(self) -> LoadedModel:
         if 3 not in self._by_channels:
-            self._by_channels[3] = load_model(DEFAULT_MODELS[3], kind="denoiser", threads=self.threads)
+            self._by_channels[3] = load_model(self._default_choice(3).model, kind="denoiser", threads=self.threads)
         return self._by_channels[3]
 
     def noise_map(self, image: np.ndarray, *, model: LoadedModel | None = None) -> np.ndarray | None:

@@ -13,6 +13,7 @@ import numpy as np
 from edge_ae.denoise.denoiser import Denoiser
 from edge_ae.files import batch
 from edge_ae.files.imageio import read_image, read_image_and_header, write_image
+from edge_ae.files.names import derived_name
 from edge_ae.image import to_uint8
 
 
@@ -24,10 +25,10 @@ def side_by_side(before: np.ndarray, after: np.ndarray) -> np.ndarray:
 
 
 def compare_name(target: Path, out_dir: Path) -> Path:
-    """The before|after picture's path relative to the compare folder: the output's relative path
-    with ".png" added, not replacing its suffix, so same.jpg and same.png get one each."""
-    rel = target.relative_to(out_dir)
-    return rel.with_name(rel.name + ".png")
+    """The before|after picture's path relative to the compare folder: Marilyn.png ->
+    Marilyn-compare.png, same.jpg -> same-compare-jpg.png, so same.jpg and same.png get one each
+    (``edge_ae.files.names``)."""
+    return derived_name(target.relative_to(out_dir), "compare")
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,11 @@ class DenoiseJob:
     out_dir: Path
     max_pixels: int | None = None
     strength: float = 1.0
+    precision: str = "auto"
 
     def __call__(self):  # returns the per-task callable
-        denoiser = Denoiser(self.model, threads=self.threads, tile=self.tile, ensemble=self.ensemble)
+        denoiser = Denoiser(self.model, threads=self.threads, tile=self.tile, ensemble=self.ensemble,
+                            precision=self.precision)
 
         def job(task: batch.Task) -> float | None:
             image, header = read_image_and_header(task.source, max_pixels=self.max_pixels)
