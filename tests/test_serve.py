@@ -529,3 +529,11 @@ def test_page_shows_live_frames_in_headless_chromium(tmp_path):
     square = np.all(np.abs(image.astype(int) - SQUARE) < 40, axis=2)
     assert square.sum() > 200, "no frame of the stream in the screenshot"
     assert figures["clients"] >= 1
+
+
+def test_serve_cost_tool_runs(tmp_path):
+    """tools/serve_cost.py (the figure in docs/RASPBERRY_PI.md) still runs end to end, in small."""
+    result = subprocess.run([sys.executable, "-m", "tools.serve_cost", "--size", "64x48", "--seconds", "1", "--pairs", "1",
+                             "--model", "denoise-gray-fast"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ratio" in result.stdout and "client got" in result.stdout and "load average" in result.stdout
