@@ -10,7 +10,7 @@ from edge_ae.denoise.denoiser import Denoiser
 from edge_ae.denoise.noise_level import estimate_sigma
 from edge_ae.errors import EdgeAEError, ImageError, ModelError
 from edge_ae.model.contract import AnomalyCalibration, ModelSpec
-from edge_ae.model.loading import LoadedModel, load_model
+from edge_ae.model.loading import LoadedModel, load_model, make_session
 from edge_ae.model.registry import ModelEntry, list_models
 from edge_ae.video.sinks import SinkError
 from edge_ae.video.sources import Source, SourceError, open_source
@@ -43,6 +43,7 @@ __all__ = [
     "estimate_sigma",
     "list_models",
     "load_model",
+    "make_session",
     "open_source",
     "stream",
     "__version__",

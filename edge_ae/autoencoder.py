@@ -19,6 +19,7 @@ loaded the first time ``encode`` or ``decode`` needs them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -69,16 +70,19 @@ class Autoencoder:
     """An edge-ae ``autoencoder`` model with its encoder and decoder parts.
 
     ``model`` is a shipped model name (``edge-ae models --kind autoencoder``) or a path to
-    an .onnx file; ``threads`` caps inference threads (default: onnxruntime's choice)."""
+    an .onnx file; ``threads`` caps inference threads (default: onnxruntime's choice);
+    ``providers`` names onnxruntime execution providers in order of preference (default: CPU)."""
 
-    def __init__(self, model: str | Path | LoadedModel, *, threads: int | None = None) -> None:
-        self.model: LoadedModel = load_model(model, kind="autoencoder", threads=threads)
+    def __init__(self, model: str | Path | LoadedModel, *, threads: int | None = None,
+                 providers: Sequence[str] | None = None) -> None:
+        self.model: LoadedModel = load_model(model, kind="autoencoder", threads=threads, providers=providers)
         self.spec = self.model.spec
         if self.spec.input_size is None or not self.spec.latent_dim:
             raise ModelError(f"{self.model.path}: an autoencoder model needs 'input_size' and 'latent_dim' in its metadata")
         self.input_size: tuple[int, int] = tuple(self.spec.input_size)  # type: ignore[assignment]
         self.latent_dim: int = int(self.spec.latent_dim)
         self._threads = threads
+        self._providers = providers
         self._by_name = isinstance(model, str) and not str(model).endswith(".onnx") and "/" not in str(model)
         self._parts: dict[str, LoadedModel] = {}
 
@@ -99,7 +103,7 @@ class Autoencoder:
                 pass
         if isinstance(source, Path) and not source.is_file():
             raise ModelError(f"{self.spec.name}: its {kind} {file} is missing (expected at {source})")
-        part = load_model(source, kind=kind, threads=self._threads)
+        part = load_model(source, kind=kind, threads=self._threads, providers=self._providers)
         if part.spec.latent_dim != self.latent_dim:
             raise ModelError(
                 f"{self.spec.name}: its {kind} {file} has latent_dim {part.spec.latent_dim}, expected {self.latent_dim}"

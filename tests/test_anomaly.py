@@ -652,3 +652,10 @@ def test_anomaly_check_command_compares_held_out_scores_with_the_calibration(tin
     assert main(["anomaly", "check", str(tiny_anomaly), "--val-normal", str(folders["val_normal"])]) == 1
     assert "DIFFERENT" in capsys.readouterr().out
     assert main(["anomaly", "check", str(tiny_anomaly), "--val-normal", str(tmp_path / "missing")]) == 2
+
+
+def test_detector_takes_providers(tiny_anomaly):
+    detector = AnomalyDetector(tiny_anomaly, threads=1, providers=["CPUExecutionProvider"])
+    assert detector.model.session.get_providers() == ["CPUExecutionProvider"]
+    with pytest.raises(ModelError, match="not available"):
+        AnomalyDetector(tiny_anomaly, providers=["NoSuchExecutionProvider"])

@@ -205,3 +205,11 @@ def test_embed_output_folder_that_cannot_be_created(tiny_ae, tmp_path, digits, c
     assert main(["embed", str(tmp_path / "d.png"), "-m", str(tiny_ae), "-o", str(tmp_path / "afile" / "l.npy")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "cannot create it" in err and "afile" in err
+
+
+def test_providers_reach_every_part(tiny_ae, digits):
+    ae = Autoencoder(tiny_ae, threads=1, providers=["CPUExecutionProvider"])
+    assert ae.encode(digits[:2]).shape == (2, ae.latent_dim)
+    assert ae._part("encoder").session.get_providers() == ["CPUExecutionProvider"]
+    with pytest.raises(ModelError, match="not available"):
+        Autoencoder(tiny_ae, providers=["NoSuchExecutionProvider"])

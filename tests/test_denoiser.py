@@ -139,3 +139,17 @@ def test_histogram_median_is_exact(rng, n):
     values = rng.integers(-300, 300, n).astype(np.int32)
     assert median_abs(values) == np.median(np.abs(values))
     assert median_abs(values.astype(np.float32)) == np.median(np.abs(values))
+
+
+def test_providers_choose_the_execution_provider(tiny_models, rng):
+    """``providers=`` reaches onnxruntime (the CPU one by default); one that this onnxruntime
+    lacks is one clear ModelError naming what is available."""
+    from edge_ae import ModelError
+
+    image = rng.random((16, 16), dtype=np.float32)
+    default = Denoiser(tiny_models["gray"], threads=1)
+    chosen = Denoiser(tiny_models["gray"], threads=1, providers=["CPUExecutionProvider"])
+    assert chosen._fixed.session.get_providers() == ["CPUExecutionProvider"]
+    np.testing.assert_array_equal(default(image, sigma=10), chosen(image, sigma=10))
+    with pytest.raises(ModelError, match="NoSuchExecutionProvider.*available"):
+        Denoiser(tiny_models["gray"], providers=["NoSuchExecutionProvider"])

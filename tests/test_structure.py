@@ -24,3 +24,15 @@ def test_psnr_is_defined_once():
             if isinstance(node, ast.Attribute) and node.attr == "log10":
                 owners.append(str(path.relative_to(ROOT)))
     assert sorted(set(owners)) == ["training/metrics.py"]
+
+
+def test_onnxruntime_sessions_come_from_one_factory():
+    """Tools, exports and the runtime build sessions with edge_ae.model.loading.make_session, so
+    a benchmark times the session options a user gets (no spin-waiting, the same threads)."""
+    owners = set()
+    for path in sources():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr in ("InferenceSession", "SessionOptions"):
+                owners.add(str(path.relative_to(ROOT)))
+    assert owners == {"edge_ae/model/loading.py"}

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 from edge_ae.anomaly.coreset import greedy_coreset
 from edge_ae.anomaly.detector import to_model_input
 from edge_ae.anomaly.graph import gaussian_kernel
 from edge_ae.files.imageio import read_image
+from edge_ae.model.loading import make_session
 from training.metrics import auroc
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "anomaly" / "magnetic_tile" / "tile"
@@ -40,9 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--memory", type=int, default=3000)
     ap.add_argument("--exposure", action="store_true", help="each image standardised (mean 0.5, std 0.15) first")
     args = ap.parse_args(argv)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    session = ort.InferenceSession(str(args.features), options, providers=["CPUExecutionProvider"])
+    session = make_session(args.features, 2)
 
     def features(path: Path) -> np.ndarray:
         x = to_model_input(read_image(path), channels=1, size=(args.size, args.size))[None]

@@ -43,7 +43,7 @@ if str(ROOT) not in sys.path:
 
 from edge_ae.anomaly.detector import model_input_size  # noqa: E402
 from edge_ae.errors import EdgeAEError  # noqa: E402
-from edge_ae.model.loading import load_model  # noqa: E402
+from edge_ae.model.loading import load_model, make_session  # noqa: E402
 from edge_ae.model.registry import list_models  # noqa: E402
 from tools.macs import count  # noqa: E402
 
@@ -91,11 +91,7 @@ def resnet18_onnx(folder: Path) -> Path:
 
 
 def session(path: Path, threads: int) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    return make_session(path, threads)
 
 
 def time_graph(sess: ort.InferenceSession, feeds: dict[str, np.ndarray], repeat: int) -> float:

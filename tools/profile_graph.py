@@ -20,9 +20,8 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
-from edge_ae import load_model
+from edge_ae import load_model, make_session
 
 THREADS = 2
 HEIGHT, WIDTH = 480, 640
@@ -37,13 +36,7 @@ def profile(model: str, repeat: int) -> tuple[Path, Counter[tuple[str, str]]]:
     if spec.noise_input:
         feeds["sigma"] = np.full((1, 1), 25 / 255, np.float32)
     with tempfile.TemporaryDirectory() as tmp:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = THREADS
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        options.enable_profiling = True
-        options.profile_file_prefix = str(Path(tmp) / "profile")
-        session = ort.InferenceSession(str(loaded.path), options, providers=["CPUExecutionProvider"])
+        session = make_session(loaded.path, THREADS, profile_prefix=str(Path(tmp) / "profile"))
         for _ in range(repeat + 1):
             session.run(None, feeds)
         events = json.loads(Path(session.end_profiling()).read_text())

@@ -26,10 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 
-from edge_ae import load_model
+from edge_ae import load_model, make_session
 from tools.bench_denoise import PASSES, time_in_passes
 from tools.macs import count as count_macs
 from training.denoise.export import DenoiserGraph, as_shipped
@@ -42,10 +41,7 @@ HEIGHT, WIDTH = 480, 640
 
 def graph_call(path: Path, channels: int, noise_input: bool) -> Callable[[object], object]:
     """One 640x480 run of the graph at ``path``, ready to time (session built, warmed up)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = THREADS
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = make_session(path, THREADS)
     feeds = {"image": np.random.default_rng(0).random((1, channels, HEIGHT, WIDTH), dtype=np.float32)}
     sigma = next((i for i in session.get_inputs() if i.name == "sigma"), None)
     if noise_input and sigma is not None:  # a noise-map model takes it per pixel and channel

@@ -17,6 +17,7 @@ import onnxruntime as ort
 import torch
 
 from edge_ae.model.contract import METADATA_KEY, ModelSpec
+from edge_ae.model.loading import make_session
 from edge_ae.model.registry import MANIFEST, sha256_of
 from training.paths import EXPORTED, ROOT  # noqa: F401  (EXPORTED re-exported for the export scripts)
 
@@ -112,7 +113,7 @@ def check_parity(module: torch.nn.Module, path: Path, inputs: dict[str, np.ndarr
         expected = module(*[torch.from_numpy(v) for v in inputs.values()])
     if isinstance(expected, (tuple, list)):
         expected = expected[0]
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = make_session(path)
     feeds = {i.name: inputs[i.name] for i in session.get_inputs()}
     got = session.run(None, feeds)[0]
     diff = float(np.max(np.abs(got - expected.numpy())))

@@ -109,8 +109,9 @@ class AnomalyDetector:
         result = detector(image)
     """
 
-    def __init__(self, model: str | Path | LoadedModel, *, threads: int | None = None) -> None:
-        self.model = load_model(model, kind="anomaly", threads=threads)
+    def __init__(self, model: str | Path | LoadedModel, *, threads: int | None = None,
+                 providers: Sequence[str] | None = None) -> None:
+        self.model = load_model(model, kind="anomaly", threads=threads, providers=providers)
         spec = self.model.spec
         if spec.kind != "anomaly":
             raise ModelError(f"{spec.name}: expected an anomaly model, found {a_model_of(spec.kind)}")

@@ -16,6 +16,7 @@ an older model its mean. A model with no estimator of its own borrows the defaul
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,7 @@ class Denoiser:
     * ``model``: a shipped model name, a path to an edge-ae ONNX file, or None for the default
       (``denoise-gray`` for grey input, ``denoise-color`` for colour input, each loaded on first use).
     * ``threads``: onnxruntime intra-op threads (None: onnxruntime's default, all cores).
+    * ``providers``: onnxruntime execution providers in order of preference (default: CPU).
     * ``tile``: core tile size in pixels; larger images are processed in overlapping tiles. The
       default (None) takes frames up to 1024x1024 in one tile (fastest) and larger images in
       512-pixel tiles, which keeps a 4000x3000 photo well under 1 GB of memory.
@@ -60,8 +62,10 @@ class Denoiser:
     """
 
     def __init__(self, model: str | Path | LoadedModel | None = None, *, threads: int | None = None, tile: int | None = None,
-                 ensemble: int = 1, precision: str = "auto", fast: bool = False) -> None:
+                 ensemble: int = 1, precision: str = "auto", fast: bool = False,
+                 providers: Sequence[str] | None = None) -> None:
         self.threads = threads
+        self.providers = providers
         self.precision = check_precision(precision)
         self._defaults = FAST_MODELS if fast else DEFAULT_MODELS
         self.tile = tile
@@ -74,7 +78,8 @@ class Denoiser:
         self.last_sigma: float | None = None
         if model is not None:
             self._fixed_choice: PrecisionChoice | None = choose(model, self.precision)
-            self._fixed = load_model(self._fixed_choice.model, kind="denoiser", threads=threads)
+            self._fixed = load_model(self._fixed_choice.model, kind="denoiser", threads=threads,
+                                     providers=providers)
         else:
             self._fixed_choice = None
 
@@ -100,7 +105,8 @@ class Denoiser:
             return self._fixed
         if channels not in self._by_channels:
             name = self._default_choice(channels).model
-            self._by_channels[channels] = load_model(name, kind="denoiser", threads=self.threads)
+            self._by_channels[channels] = load_model(name, kind="denoiser", threads=self.threads,
+                                                      providers=self.providers)
         return self._by_channels[channels]
 
     def tile_for(self, size: tuple[int, ...]) -> int:
@@ -131,12 +137,14 @@ class Denoiser:
                 if model.spec.noise_estimator is not None:  # the model asks for it: say so
                     raise
                 path = None
-            self._estimators[key] = None if path is None else load_model(path, kind="noise-level", threads=self.threads)
+            self._estimators[key] = None if path is None else load_model(
+                path, kind="noise-level", threads=self.threads, providers=self.providers)
         return self._estimators[key]
 
     def model_for_default_colour(self) -> LoadedModel:
         if 3 not in self._by_channels:
-            self._by_channels[3] = load_model(self._default_choice(3).model, kind="denoiser", threads=self.threads)
+            self._by_channels[3] = load_model(self._default_choice(3).model, kind="denoiser", threads=self.threads,
+                                                  providers=self.providers)
         return self._by_channels[3]
 
     def noise_map(self, image: np.ndarray, *, model: LoadedModel | None = None) -> np.ndarray | None:

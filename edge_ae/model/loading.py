@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +42,18 @@ def _reason(exc: Exception) -> str:
     return text if len(text) <= 240 else text[:237] + "..."
 
 
-def make_session(path: Path | bytes, threads: int | None) -> ort.InferenceSession:
-    """One onnxruntime session for a model file, or for a model's serialized bytes (a model fitted
-    in memory, ``edge_ae.anomaly.fit``)."""
+CPU = ("CPUExecutionProvider",)
+
+
+def make_session(path: Path | bytes, threads: int | None = None, *, providers: Sequence[str] | None = None,
+                 profile_prefix: str | None = None) -> ort.InferenceSession:
+    """The one way edge-ae (and its tools and exports) builds an onnxruntime session, for a model
+    file or a model's serialized bytes (a model fitted in memory, ``edge_ae.anomaly.fit``), so
+    that what a benchmark times is what a user runs.
+
+    ``threads``: intra-op threads (None: onnxruntime's default); ``providers``: execution
+    providers in order of preference (default: the CPU one); ``profile_prefix``: write
+    onnxruntime's per-node profile there (``tools/profile_graph.py``)."""
     options = ort.SessionOptions()
     if threads is not None:
         if threads < 1:
@@ -58,9 +68,19 @@ def make_session(path: Path | bytes, threads: int | None) -> ort.InferenceSessio
     # cores a 512x512 blind call went from 70 to 41 ms (fast model) and 134 to 91 ms (quality
     # model), a single session unchanged (docs/experiments/2026-12-05-session-spinning.md).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
+    wanted = list(CPU if providers is None else providers)
+    if not wanted:
+        raise ValueError("providers must name at least one onnxruntime execution provider, got none")
+    unknown = [p for p in wanted if p not in ort.get_available_providers()]
+    if unknown:
+        raise ModelError(f"execution provider(s) {unknown} not available in this onnxruntime; "
+                         f"available: {ort.get_available_providers()}")
     try:
         return ort.InferenceSession(path if isinstance(path, bytes) else str(path), sess_options=options,
-                                    providers=["CPUExecutionProvider"])
+                                    providers=wanted)
     except Exception as exc:  # onnxruntime raises several private exception types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         source = "model bytes" if isinstance(path, bytes) else path
@@ -72,7 +92,8 @@ def read_spec(session: ort.InferenceSession, source: str) -> ModelSpec:
     if METADATA_KEY not in meta:
         raise ModelError(
             f"{source}: no edge-ae metadata (key {METADATA_KEY!r} in the ONNX metadata_props); "
-            "export models with training/export_*.py or see docs/MODEL_CONTRACT.md"
+            "export models with python -m training.denoise.export (or training.anomaly, training.mnist) "
+            "or see docs/MODEL_CONTRACT.md"
         )
     return ModelSpec.from_json(meta[METADATA_KEY], source=source)
 
@@ -123,13 +144,14 @@ def check_graph(spec: ModelSpec, session: ort.InferenceSession, source: str) -> 
 
 
 def load_model(model: str | Path | LoadedModel, *, kind: str | tuple[str, ...] | None = None,
-               threads: int | None = None) -> LoadedModel:
+               threads: int | None = None, providers: Sequence[str] | None = None) -> LoadedModel:
     """Load a shipped model by name or any edge-ae ONNX file by path; a model loaded already is
     taken as it is (its session keeps the threads it was built with), so one session can serve
     several task objects.
 
     ``kind`` restricts what is accepted (e.g. ``"denoiser"``); a model of another kind is
-    refused with a message naming both."""
+    refused with a message naming both. ``providers``: onnxruntime execution providers in order
+    of preference (default: the CPU one; see ``make_session``)."""
     kinds = (kind,) if isinstance(kind, str) else kind
     if isinstance(model, LoadedModel):
         if kinds is not None and model.spec.kind not in kinds:
@@ -137,7 +159,7 @@ def load_model(model: str | Path | LoadedModel, *, kind: str | tuple[str, ...] |
                              f"found {a_model_of(model.spec.kind)}")
         return model
     path, source = resolve_model(model)
-    session = make_session(path, threads)
+    session = make_session(path, threads, providers=providers)
     spec = read_spec(session, source)
     if kinds is not None and spec.kind not in kinds:
         raise ModelError(f"{source}: expected {' or '.join(a_model_of(k) for k in kinds)}, found {a_model_of(spec.kind)}")

@@ -12,6 +12,7 @@ import torch
 
 from edge_ae.anomaly.calibration import calibrate_f1, calibrate_fpr
 from edge_ae.model.contract import COLOR_ORDERS, AnomalyCalibration, ModelSpec
+from edge_ae.model.loading import make_session
 from training.anomaly import data
 from training.anomaly.config import SIZE_MULTIPLE, AnomalyConfig
 from training.anomaly.train import Prepared, Trained, build_graph, graph_scores
@@ -40,7 +41,7 @@ def calibrate(cfg: AnomalyConfig, normal: np.ndarray, anomalous: np.ndarray | No
 def check_outputs(graph: torch.nn.Module, path: Path, images: data.Images) -> float:
     """Max |onnxruntime - PyTorch| over both outputs, scaled by the score range; raises above
     tolerance. Images of different shapes are run one shape at a time."""
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = make_session(path)
     diff = 0.0
     for chunk in data.chunks(images, 16):
         with torch.no_grad():
@@ -124,7 +125,7 @@ def export_anomaly(cfg: AnomalyConfig, prep: Prepared, trained: Trained, out_dir
     path = export(graph, (example,), spec, out_dir / f"{cfg.name}.onnx",
                   dynamic_axes=IO_AXES_ANY_SIZE if cfg.keep_aspect else IO_AXES)
     parity = check_outputs(graph, path, prep.holdout[:8])
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = make_session(path)
     time_and_record(session, prep.holdout[0][None], spec, path, cal, metrics, manifest=manifest,
                     check=f"parity {parity:.1e}", log=log)
     return path, spec

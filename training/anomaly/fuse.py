@@ -46,6 +46,7 @@ from onnx import compose, helper, numpy_helper
 
 from edge_ae.errors import ModelError
 from edge_ae.model.contract import METADATA_KEY, ModelSpec
+from edge_ae.model.loading import make_session
 from edge_ae.model.registry import sha256_of
 from training.anomaly.cli import parse as parse_training_command
 from training.anomaly.config import AnomalyConfig
@@ -276,7 +277,6 @@ def member_outputs(members: list[Member], images: np.ndarray) -> tuple[np.ndarra
     graph): the same steps as in :func:`fuse_graph`, in numpy and OpenCV, for images (N, C, H, W)
     of one shape."""
     import cv2
-    import onnxruntime as ort
 
     h, w = images.shape[2:]
     largest = max(m.size for m in members)
@@ -288,7 +288,7 @@ def member_outputs(members: list[Member], images: np.ndarray) -> tuple[np.ndarra
             mh, mw = (int(round(h / k)), int(round(w / k))) if m.keep_aspect else (m.size, m.size)
             small = np.stack([np.stack([cv2.resize(ch, (mw, mh), interpolation=cv2.INTER_AREA) for ch in im])
                               for im in images])
-        session = ort.InferenceSession(m.proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        session = make_session(m.proto.SerializeToString())
         maps = session.run(["anomaly_map"], {"image": small.astype(np.float32)})[0][:, 0]
         maps = np.stack([cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR) for a in maps])
         assert m.spec.anomaly is not None
@@ -301,7 +301,6 @@ def export_fused(model: onnx.ModelProto, members: list[Member], cfg: AnomalyConf
                  manifest: bool, log: Callable[[str], None], description: str = "") -> Path:
     """Calibrate the fused graph on the members' shared held-out images, check it against the
     members run one by one, and write it with its metadata (and manifest entry)."""
-    import onnxruntime as ort
 
     from edge_ae.files.atomic import write_bytes_atomic
     from edge_ae.model.contract import COLOR_ORDERS
@@ -312,7 +311,7 @@ def export_fused(model: onnx.ModelProto, members: list[Member], cfg: AnomalyConf
 
     multiple = fused_multiple(members)
     prep = prepare(cfg, log, multiple=multiple)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = make_session(model.SerializeToString())
 
     def scores(images: data.Images) -> np.ndarray:
         return np.concatenate([session.run(["score"], {"image": chunk})[0] for chunk in data.chunks(images, 16)])

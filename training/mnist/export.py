@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 import torch
 
 from edge_ae.model.contract import ModelSpec
+from edge_ae.model.loading import make_session
 from training.onnx_export import check_parity, export, update_manifest
 
 INPUT_SIZE = (28, 28)
@@ -35,9 +35,7 @@ def specs(name: str, latent_dim: int, description: str, prov: dict[str, Any], *,
 
 def latency_ms(path: Path, feeds: dict[str, np.ndarray], *, repeats: int = 50) -> float:
     """Median single-image latency on one CPU thread, in milliseconds."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    session = make_session(path, 1)
     session.run(None, feeds)
     times = []
     for _ in range(repeats):
