@@ -433,6 +433,23 @@ def test_anomaly_figures_overlay_and_flagged_thumbnails():
     assert abs(float(after[24:48].mean()) - float(after[:12].mean())) > 10
 
 
+def test_a_detector_scoring_nan_does_not_break_the_figures():
+    """The page parses the figures with JSON.parse, which refuses NaN: non-finite scores go as null."""
+    from edge_ae.anomaly.detector import AnomalyResult
+
+    def nan_detector(image: np.ndarray) -> AnomalyResult:
+        return AnomalyResult(score=float("nan"), normalized_score=float("inf"), is_anomaly=False,
+                             anomaly_map=np.zeros(image.shape[:2], np.float32), threshold=1.0)
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"{name} is not JSON")
+
+    with serving(anomaly=nan_detector) as s:
+        status, _, body = s.request("GET", "/stats")
+    figures = json.loads(body, parse_constant=refuse)
+    assert status == 200 and figures["anomaly"]["score"] is None and figures["anomaly"]["normalized"] is None
+
+
 # -- the command -------------------------------------------------------------------------------
 
 
@@ -519,8 +536,9 @@ def chromium_screenshot(url: str, out: Path, *, size: str = "1200,800", budget_m
 @pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason=f"{CHROMIUM} not installed (Debian: apt-get install -y chromium)")
 def test_page_shows_live_frames_in_headless_chromium(tmp_path):
     shot = tmp_path / "page.png"
-    with serving() as s:
-        result = chromium_screenshot(f"http://127.0.0.1:{s.port}/?view=after", shot)
+    token = "browser-token-1"
+    with serving(token=token) as s:  # the page passes the token on to the stream and the figures
+        result = chromium_screenshot(f"http://127.0.0.1:{s.port}/?view=after&token={token}", shot)
         figures = s.stats()
     assert result.returncode == 0 and shot.is_file(), result.stderr[-2000:]
     image = cv2.imread(str(shot))

@@ -19,6 +19,7 @@ anyone on the network.
 from __future__ import annotations
 
 import ipaddress
+import math
 import socket
 import threading
 import time
@@ -101,7 +102,7 @@ class ServeOptions:
 class Thumbnail:
     id: int  # the flagged-frame count when it was taken; its path is /flagged/<id>.jpg
     frame: int
-    score: float
+    score: float | None
     wall_time: float
     jpeg: bytes
 
@@ -123,7 +124,7 @@ class FrameHub:
         self.anomaly: dict[str, Any] | None = None
         self.flagged = 0
         self.thumbnails: deque[Thumbnail] = deque(maxlen=max(options.thumbnails, 1))
-        self._thumb_due: tuple[np.ndarray, int, float, float, int] | None = None
+        self._thumb_due: tuple[np.ndarray, int, float | None, float, int] | None = None
         self._last_thumb = -float("inf")
         self._thread = threading.Thread(target=self._encode_loop, name="edge-ae-serve-encoder", daemon=True)
         self._thread.start()
@@ -141,13 +142,13 @@ class FrameHub:
             self._latest = (frame.raw, frame.view)
             if result is not None:
                 flagged = bool(result.is_anomaly)
-                self.anomaly = {"score": float(result.score), "normalized": float(result.normalized_score),
-                                "threshold": float(result.threshold), "flagged": flagged}
+                self.anomaly = {"score": _finite(result.score), "normalized": _finite(result.normalized_score),
+                                "threshold": _finite(getattr(result, "threshold", None)), "flagged": flagged}
                 if flagged:
                     self.flagged += 1
                     if now - self._last_thumb >= self.options.thumbnail_every and self.options.thumbnails:
                         self._last_thumb = now
-                        self._thumb_due = (frame.view, frame.index, float(result.score), frame.wall_time, self.flagged)
+                        self._thumb_due = (frame.view, frame.index, _finite(result.score), frame.wall_time, self.flagged)
             self.cond.notify_all()
 
     def fps(self) -> float:
@@ -329,7 +330,7 @@ class ServeSink:
         with hub.cond:
             figures: dict[str, Any] = {
                 "frames": hub.seq, "frame_index": hub.index, "flagged": hub.flagged, "anomaly": hub.anomaly,
-                "thumbnails": [{"id": t.id, "frame": t.frame, "score": round(t.score, 4), "time": t.wall_time}
+                "thumbnails": [{"id": t.id, "frame": t.frame, "score": t.score, "time": t.wall_time}
                                for t in reversed(hub.thumbnails)],
             }
         figures.update(
@@ -340,7 +341,7 @@ class ServeSink:
             figures.update(
                 models={"denoise": model_name(pipe.denoiser), "anomaly": model_name(pipe.detector)},
                 temporal=pipe.temporal is not None,
-                sigma=None if pipe.last_sigma is None else round(pipe.last_sigma, 2),
+                sigma=_finite(pipe.last_sigma, 2),
                 strength=pipe.strength, strength_applies=pipe.sigma is None,
                 denoise=None if (pipe.denoiser is None and pipe.temporal is None) else pipe.denoise_enabled,
             )
@@ -369,3 +370,12 @@ def model_name(model: Any) -> str | None:
     if isinstance(name, str) and name:
         return name
     return getattr(model, "__name__", None) or type(model).__name__
+
+
+def _finite(value: Any, digits: int = 6) -> float | None:
+    """A number the page's JSON can carry: NaN and infinities (a detector's bad day) become null."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return round(number, digits) if math.isfinite(number) else None

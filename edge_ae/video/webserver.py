@@ -314,7 +314,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _send_json(self, code: int, value: Any) -> None:
-        self._send(code, json.dumps(value).encode(), "application/json")
+        self._send(code, json.dumps(value, allow_nan=False).encode(), "application/json")
 
     def _stream(self, view: str) -> None:
         """Send the newest frame of ``view`` each time there is a newer one, until the client goes
