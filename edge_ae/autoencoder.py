@@ -4,11 +4,11 @@ latents to images, reconstruct, and score images by reconstruction error.
 Images follow the runtime's image contract (``edge_ae.image``), one at a time or as a batch:
 
 * one image: HxW, HxWx1, HxWx3 (BGR) or HxWx4 (BGRA; alpha is dropped);
-* a batch: an N x H x W array (grey), an N x H x W x C array, or a list of images (sizes may differ);
+* a batch: an N x H x W array (gray), an N x H x W x C array, or a list of images (sizes may differ);
 * uint8, uint16 or float32 (0-1); the value range comes from the dtype.
 
-An array whose last axis is 1, 3 or 4 is one image; any other 3-D array is a batch of grey
-images. Colour is converted to grey (the models are grey). Images of another size than the
+An array whose last axis is 1, 3 or 4 is one image; any other 3-D array is a batch of gray
+images. Color is converted to gray (the models are gray). Images of another size than the
 model's ``input_size`` are resized to it (area interpolation when shrinking, bilinear when
 enlarging), so outputs always have the model's size. Outputs are float32 on [0, 1]: one image
 in gives one result out (HxW image, (D,) latent, float score); a batch gives a batch.
@@ -146,7 +146,7 @@ class Autoencoder:
 
     def score(self, images: object) -> np.ndarray | float:
         """Per-image reconstruction error: mean squared error on [0, 1] between the (resized,
-        grey) input and its reconstruction. A float for one image, an (N,) array for a batch."""
+        gray) input and its reconstruction. A float for one image, an (N,) array for a batch."""
         batch, single = to_batch(images, self.input_size)
         recon = self._run(self.model, "image", batch)
         errors = ((recon - batch) ** 2).reshape(len(batch), -1).mean(axis=1)

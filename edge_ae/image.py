@@ -61,7 +61,7 @@ def split(image: np.ndarray) -> Planes:
 
 
 def merge(planes: Planes, color: np.ndarray) -> np.ndarray:
-    """Inverse of ``split``: processed float colour planes back in the original shape and dtype
+    """Inverse of ``split``: processed float color planes back in the original shape and dtype
     (``color`` may be overwritten to save memory on large images)."""
     out = from_float(color, planes.dtype)
     if planes.alpha is not None:
@@ -95,8 +95,8 @@ def from_float(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
 def adapt_channels(color: np.ndarray, model_channels: int) -> tuple[np.ndarray, str]:
     """Fit HxWxC planes (any dtype) to a model's channel count.
 
-    * grey model, colour image: each of B, G, R goes through the model as its own grey image;
-    * colour model, grey image: the grey plane is repeated to BGR and the output averaged back.
+    * gray model, color image: each of B, G, R goes through the model as its own gray image;
+    * color model, gray image: the gray plane is repeated to BGR and the output averaged back.
 
     Returns the planes as a batch (N, C_model, H, W) and how to undo it ("same", "per_channel",
     "replicate")."""
@@ -135,7 +135,7 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def to_bgr8(image: np.ndarray) -> np.ndarray:
-    """Any contract image as 8-bit, 3-channel BGR (video files, windows, overlays): grey is
+    """Any contract image as 8-bit, 3-channel BGR (video files, windows, overlays): gray is
     repeated, alpha dropped. Always a new array, so drawing on it never touches the input."""
     image = to_uint8(check_image(image))
     if image.ndim == 2 or image.shape[2] == 1:

@@ -19,7 +19,7 @@ def needs_shared(*parts: str):
 
 
 def write_wave_images(folder: Path, *, height: int, width: int, count: int = 6) -> Path:
-    """``count`` smooth, textured colour PNGs (products of sine waves): clean images for training
+    """``count`` smooth, textured color PNGs (products of sine waves): clean images for training
     and calibration tests."""
     import cv2
 
@@ -71,7 +71,7 @@ def rng() -> np.random.Generator:
 
 
 def write_hand_made_denoiser(path: Path, node, initializer, *, name: str, receptive_field: int) -> Path:
-    """An edge-ae colour denoiser ONNX file made by hand (no torch): one ``node`` from ``image``
+    """An edge-ae color denoiser ONNX file made by hand (no torch): one ``node`` from ``image``
     to ``denoised`` with one ``initializer``, dynamic batch and size, and valid metadata."""
     import onnx
     from onnx import TensorProto, helper

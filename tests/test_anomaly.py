@@ -23,7 +23,7 @@ from edge_ae.model.onnx_meta import read_metadata, replace_metadata, rewrite_met
 
 
 def texture(rng: np.random.Generator, h: int = 48, w: int = 64) -> np.ndarray:
-    """A grey striped texture with mild noise, uint8."""
+    """A gray striped texture with mild noise, uint8."""
     x = np.arange(w)[None, :]
     phase = rng.uniform(0, 2 * np.pi)
     base = 0.5 + 0.2 * np.sin(x / 3.0 + phase) + rng.normal(0, 0.03, (h, w))

@@ -25,7 +25,7 @@ OPTIONS = FitOptions(size=SIZE, memory_patches=150, pool_patches=1500)
 
 
 def texture(rng: np.random.Generator, h: int = SIZE, w: int = SIZE) -> np.ndarray:
-    """Grey diagonal weave with random phase and mild noise, uint8."""
+    """Gray diagonal weave with random phase and mild noise, uint8."""
     y, x = np.mgrid[0:h, 0:w]
     phase = rng.uniform(0, 2 * np.pi)
     base = 0.5 + 0.15 * np.sin((x + y) / 2.5 + phase) + 0.1 * np.sin((x - y) / 4.0) + rng.normal(0, 0.02, (h, w))

@@ -44,7 +44,7 @@ def test_run_and_compare_on_x86(tmp_path):
     assert same.returncode == 0, same.stdout[-2000:]
     assert "All checks passed." in (tmp_path / "r.md").read_text()
 
-    # A float model whose output moved by 2 grey levels must fail the 1-level bound.
+    # A float model whose output moved by 2 gray levels must fail the 1-level bound.
     other = tmp_path / "other"
     subprocess.run(["cp", "-r", str(ref), str(other)], check=True)
     arrays = arm64_check.load_npz(other / "denoise-gray-fast.npz")

@@ -116,7 +116,7 @@ def _folder_with_broken_file(tmp_path: Path, digits: np.ndarray) -> Path:
     folder.mkdir()
     for i, im in enumerate(digits[:3]):
         cv2.imwrite(str(folder / f"d{i}.png"), im)
-    cv2.imwrite(str(folder / "big-colour.jpg"), cv2.resize(np.dstack([digits[3]] * 3), (64, 64)))
+    cv2.imwrite(str(folder / "big-color.jpg"), cv2.resize(np.dstack([digits[3]] * 3), (64, 64)))
     (folder / "broken.png").write_bytes(b"not a png at all")
     return folder
 

@@ -45,7 +45,7 @@ def png_bad_data(path: Path) -> Path:
 
 
 def grey_alpha_png(path: Path, grey: np.ndarray, alpha: np.ndarray) -> Path:
-    """An 8-bit PNG of colour type 4 (grey + alpha), written by hand (OpenCV cannot)."""
+    """An 8-bit PNG of color type 4 (gray + alpha), written by hand (OpenCV cannot)."""
     h, w = grey.shape
     rows = np.dstack([grey, alpha]).astype(np.uint8).reshape(h, 2 * w)
     raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()
@@ -279,7 +279,7 @@ def test_grey_alpha_png_keeps_its_layout(tiny_models, tmp_path, rng):
     assert main(["denoise", str(src), "-o", str(out), "-m", str(tiny_models["gray"]), "--compare",
                  str(tmp_path / "cmp")]) == 0
     data = (out / "ga.png").read_bytes()
-    assert data[12:16] == b"IHDR" and data[24] == 8 and data[25] == 4  # 8-bit grey + alpha, as the input
+    assert data[12:16] == b"IHDR" and data[24] == 8 and data[25] == 4  # 8-bit gray + alpha, as the input
     back = cv2.imread(str(out / "ga.png"), cv2.IMREAD_UNCHANGED)
     assert back.shape == (24, 30, 4) and np.array_equal(back[:, :, 3], alpha)
     assert np.array_equal(back[:, :, 0], back[:, :, 2])
@@ -395,7 +395,7 @@ def test_inference_failure_is_that_files_line(tmp_path, rng, capfd, jobs):
 
 
 def spot_model(path: Path, *, short_side: int | None = 32) -> Path:
-    """A hand-made anomaly model (no torch): the map is each pixel's distance from mid-grey, the
+    """A hand-made anomaly model (no torch): the map is each pixel's distance from mid-gray, the
     score its maximum. With ``short_side`` it takes any height and width (aspect ratio kept)."""
     import onnx
     from onnx import TensorProto, helper

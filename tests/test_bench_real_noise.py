@@ -19,7 +19,7 @@ OFFSET = 5  # the "noise" of the tiny pairs: every pixel 5 levels too bright, so
 
 
 def make_pairs(folder, count: int = 3, *, height: int = 24, width: int = 40):
-    """``count`` colour pairs as PNG (lossless): reference = smooth waves in [20, 200], noisy =
+    """``count`` color pairs as PNG (lossless): reference = smooth waves in [20, 200], noisy =
     reference + OFFSET everywhere."""
     folder.mkdir(parents=True, exist_ok=True)
     y, x = np.mgrid[0:height, 0:width]
@@ -103,7 +103,7 @@ def test_the_benchmark_runs_end_to_end_on_a_tiny_folder(tmp_path, tiny_models):
                 "| OpenCV NLM (oracle) | h=", "| CBM3D (oracle) | – | – | – |", "| noisy input | – | 34.15 |",
                 f"| {tiny_models['gray']} (blind) |", "on the 2 CBM3D pairs", "best at the grid's edge"):
         assert row in text, row
-    grey_part = text[text.index("### Grey"):]
+    grey_part = text[text.index("### Gray"):]
     assert tiny_models["color"].name not in grey_part and "CBM3D" not in grey_part
     data = json.loads(out.with_suffix(".json").read_text())
     assert data["colour"]["pairs"] == ["cam0", "cam1", "cam2"] and data["colour"]["cbm3d_subset"] == ["cam0", "cam2"]

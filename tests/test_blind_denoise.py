@@ -161,7 +161,7 @@ def test_cli_strength_and_reported_level(blind_model, tmp_path, rng, capsys) -> 
 
 @pytest.mark.parametrize("name", ["noise-level-color-fast", "noise-level-color"])
 def test_shipped_estimator_reads_synthetic_camera_noise(name) -> None:
-    """A flat mid-grey frame through the synthetic camera (shot + read noise, demosaicing; no
+    """A flat mid-gray frame through the synthetic camera (shot + read noise, demosaicing; no
     sharpening, chroma smoothing or JPEG) at three levels: the estimate grows with the noise and
     stays within 0.75-2.5x its RMS. Not 1x: the estimator reads the level its denoiser cleans
     best at, which for the weak, correlated noise of a camera is about twice the RMS

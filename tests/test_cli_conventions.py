@@ -294,3 +294,30 @@ def test_camera_with_no_model_named_runs_the_fast_models_and_says_so(tmp_path, c
     assert "no model named" in err and "denoise-color-fast (float" in err and "denoise-gray-fast (float" in err
     assert main(["camera", "--source", str(frames), "--max-frames", "1", "--denoise", "none"]) == 0
     assert "no model named" not in capsys.readouterr().err
+
+
+# -- one spelling: gray, color ---------------------------------------------------------------------
+
+BRITISH = re.compile(r"\b(grey|colour)(s|ed|scale)?\b", re.I)  # grey_fraction (a config key) is not a word
+
+
+def test_help_docs_and_manifest_spell_gray_and_color():
+    for name, parser in _parsers().items():
+        assert not BRITISH.search(parser.format_help()), name
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    assert not [p.name for p in pages if BRITISH.search(p.read_text())]
+    manifest = json.loads((ROOT / "exported" / "manifest.json").read_text())
+    for entry in manifest["models"]:
+        shown = [entry.get("description", ""), *(entry.get("speed") or {})]
+        assert not any(BRITISH.search(s) or s.startswith(("grey_", "colour_")) for s in shown), entry["name"]
+
+
+def test_old_manifest_speed_keys_are_still_read(tmp_path):
+    from tools import benchmarks_md
+
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"schema_version": 1, "models": [
+        {"name": "denoise-old", "kind": "denoiser", "speed": {"grey_640x480_ms": 12.0}},
+        {"name": "denoise-new", "kind": "denoiser", "speed": {"color_640x480_ms": 30.0}}]}))
+    table = benchmarks_md.models_table(manifest=manifest)
+    assert "12.0 ms (640x480 gray)" in table and "30.0 ms (640x480 color)" in table

@@ -33,7 +33,7 @@ def test_shape_and_dtype_round_trip(tiny_models, rng, shape, dtype, which):
 
 
 def test_gray_model_on_color_runs_per_channel(tiny_models, rng):
-    """A grey model on BGR treats each plane as its own grey image."""
+    """A gray model on BGR treats each plane as its own gray image."""
     d = Denoiser(tiny_models["gray"], threads=1)
     image = rng.random((40, 48, 3), dtype=np.float32)
     out = d(image, sigma=15)

@@ -64,7 +64,7 @@ def ray_local():
 
 @pytest.fixture
 def noisy_folder(tmp_path):
-    """Colour PNGs, a JPEG, a 16-bit grey PNG and one broken file."""
+    """Color PNGs, a JPEG, a 16-bit gray PNG and one broken file."""
     rng = np.random.default_rng(7)
     src = tmp_path / "in"
     src.mkdir()

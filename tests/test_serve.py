@@ -39,7 +39,7 @@ SQUARE = (40, 200, 240)  # BGR of the moving square in the generated frames
 
 
 def scene(i: int, h: int = 72, w: int = 96, noise: float = 12.0) -> np.ndarray:
-    """Frame ``i``: grey background, a yellow square moving right, Gaussian noise."""
+    """Frame ``i``: gray background, a yellow square moving right, Gaussian noise."""
     frame = np.full((h, w, 3), 90.0, np.float32)
     x = (3 * i) % (w - 24)
     frame[24:48, x:x + 24] = SQUARE
@@ -429,7 +429,7 @@ def test_anomaly_figures_overlay_and_flagged_thumbnails():
         status, headers, body = s.request("GET", f"/flagged/{thumbs[0]['id']}.jpg")
         assert status == 200 and headers["Content-Type"] == "image/jpeg" and decode(body).shape[1] <= 160
         after = decode(read_mjpeg(s.port, "/stream.mjpg?view=after", 1)[0])
-    # the overlay colours the band of the map: its mean differs from the plain frame's background
+    # the overlay colors the band of the map: its mean differs from the plain frame's background
     assert abs(float(after[24:48].mean()) - float(after[:12].mean())) > 10
 
 

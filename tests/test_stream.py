@@ -29,7 +29,7 @@ FAST = Backoff(initial=0.01, maximum=0.04)
 
 
 def scene(i: int, h: int = 48, w: int = 64) -> np.ndarray:
-    """Frame ``i`` of a grey background with a bright square moving right."""
+    """Frame ``i`` of a gray background with a bright square moving right."""
     frame = np.full((h, w, 3), 90, np.uint8)
     x = (3 * i) % (w - 12)
     frame[16:28, x:x + 12] = (40, 200, 240)
@@ -463,7 +463,7 @@ def test_cli_user_mistakes_are_one_line(tmp_path, capsys, args, message):
 
 def bright_spot_anomaly_model(path: Path) -> Path:
     """A real edge-ae anomaly ONNX file, made by hand (no torch): the map is how far each pixel's
-    mean is from mid-grey, the score its maximum; calibrated so a bright spot is anomalous."""
+    mean is from mid-gray, the score its maximum; calibrated so a bright spot is anomalous."""
     import onnx
     from onnx import TensorProto, helper
 

@@ -17,7 +17,7 @@ kernels depend on); ``cli/`` holds the outputs of ``edge-ae denoise``, ``edge-ae
 ``compare`` checks each other run against the reference (the first directory):
 
 * inputs: the same bytes on both sides (hashes), else nothing else is meaningful;
-* float models: uint8 outputs within FLOAT_LEVELS grey level(s), float outputs within FLOAT_ABS;
+* float models: uint8 outputs within FLOAT_LEVELS gray level(s), float outputs within FLOAT_ABS;
 * 8-bit models: the difference is stated (largest, share of pixels that differ) and must stay
   within INT8_LEVELS / INT8_SHARE; and on the small noisy set the PSNR must be within PSNR_DB of
   the reference's;
@@ -46,7 +46,7 @@ from training import metrics  # numpy only; arm64_check.sh copies it into the em
 # Bounds, fixed before the first emulated run (2026-12-05). Float graphs on another CPU differ
 # only by rounding order (NEON vs AVX, other blockings); 8-bit graphs round their activations to
 # a 256-step grid, so a one-ulp difference before a requantization moves a value a whole step,
-# which later layers can grow to a few grey levels.
+# which later layers can grow to a few gray levels.
 FLOAT_LEVELS = 1  # uint8 outputs of float models
 FLOAT_ABS = 1e-5  # float outputs on [0, 1] (larger ones: relative to their largest magnitude)
 INT8_LEVELS = 8  # uint8 outputs of 8-bit models: largest difference allowed
@@ -182,7 +182,7 @@ class Inputs:
         # averages their own noise away: a near-clean reference), near-Gaussian noise of sigma 25
         # added with a fixed seed, rounded to uint8. Its hash is recorded: compare refuses to
         # compare PSNRs of sets that differ.
-        # Integer arithmetic only: OpenCV's area resize and grey conversion round differently
+        # Integer arithmetic only: OpenCV's area resize and gray conversion round differently
         # on x86 and aarch64 (their SIMD paths), which changed a few reference pixels.
         rng = np.random.default_rng(0)
         self.clean_color, self.noisy_color = [], []
@@ -193,7 +193,7 @@ class Inputs:
             small = ((blocks + 8) // 16).astype(np.uint8)  # 4x4 means, rounded
             self.clean_color.append(small)
             self.noisy_color.append(add_noise(small, rng))
-        weights = np.array([114, 587, 299], np.int64)  # BGR, as ITU-R BT.601 / OpenCV's grey
+        weights = np.array([114, 587, 299], np.int64)  # BGR, as ITU-R BT.601 / OpenCV's gray
         self.clean_gray = [((im.astype(np.int64) @ weights + 500) // 1000).astype(np.uint8) for im in self.clean_color]
         rng = np.random.default_rng(1)
         self.noisy_gray = [add_noise(im, rng) for im in self.clean_gray]
@@ -221,9 +221,10 @@ def is_int8(path: Path) -> bool:
 
 def drive_denoiser(name: str, inp: Inputs, threads: int | None) -> tuple[dict, dict]:
     from edge_ae import Denoiser, load_model
+    from edge_ae.denoise.precision import exact
 
     channels = load_model(name, threads=threads).spec.channels
-    den = Denoiser(name, threads=threads)
+    den = Denoiser(name, threads=threads, precision=exact(name))  # the named model, never its twin
     photos = inp.color if channels == 3 else inp.gray
     arrays, info = {}, {"sigma_estimated": []}
     for label, photo in zip(inp.names, photos, strict=True):
@@ -463,7 +464,7 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def diff_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict:
-    """Largest differences over all outputs, split by dtype: uint8 in grey levels (and the share
+    """Largest differences over all outputs, split by dtype: uint8 in gray levels (and the share
     of pixels that differ), floats absolutely, divided by the array's largest magnitude where that
     exceeds 1."""
     missing = sorted(set(a) ^ set(b))
@@ -609,7 +610,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         f"Reference: {rp['machine']} (Python {rp['python']}, numpy {rp['numpy']}, onnxruntime {rp['onnxruntime']}, "
         f"OpenCV {rp['opencv']}). Inputs: {rp['count']} sample photos cropped to {rp['crop']} px, "
         f"{len(json.loads((ref / 'results.json').read_text())['models'])} models.",
-        f"Bounds: float models {FLOAT_LEVELS} grey level / {FLOAT_ABS:g}; 8-bit models {INT8_LEVELS} levels on at most "
+        f"Bounds: float models {FLOAT_LEVELS} gray level / {FLOAT_ABS:g}; 8-bit models {INT8_LEVELS} levels on at most "
         f"{100 * INT8_SHARE:.0f} % of pixels / {INT8_ABS:.3g}; PSNR on the noisy set within {PSNR_DB} dB.",
         "",
     ]

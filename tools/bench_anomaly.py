@@ -198,7 +198,7 @@ def markdown(r: dict[str, object], detector: AnomalyDetector, command: str, thre
     lines = [
         f"## Anomaly detection: magnetic tile, `{spec.name}`",  # one section per shipped model
         "",
-        f"Model `{spec.name}` ({size}, {'grey' if spec.channels == 1 else 'colour'}), "
+        f"Model `{spec.name}` ({size}, {'gray' if spec.channels == 1 else 'color'}), "
         f"{made}; threshold calibrated at training time on held-out `train/good` "
         f"images ({cal.method}, target false-positive rate {cal.target_fpr}, {cal.n_images} images); nothing tuned on "
         f"the test set. Test: {r['n_good']} good and {r['n_defective']} defective images.",

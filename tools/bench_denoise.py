@@ -5,7 +5,7 @@ convolutional autoencoder, side by side in one run.
     python -m tools.bench_denoise --limit 2 --sigmas 25 --methods models nlm --out /tmp/d.md   # quick look
     python -m tools.bench_denoise --sets Set12 --methods models nlm --model trial.onnx --out /tmp/t.md  # a trial file too
 
-Quality: Set12 (grey) and McMaster (colour) from ../shared/data/denoise/val at sigma 15/25/50,
+Quality: Set12 (gray) and McMaster (color) from ../shared/data/denoise/val at sigma 15/25/50,
 noise protocol of ../shared/README.md (clean in [0, 1] plus Gaussian noise of std sigma/255,
 float, not clipped; PSNR on [0, 1]); the same noisy image for every method (seeded per image).
 Models and BM3D are told the true sigma; ``(est.)`` rows let the runtime estimate it; ``ensemble 8``
@@ -33,6 +33,7 @@ import numpy as np
 
 from edge_ae import Denoiser, list_models
 from edge_ae import image as im
+from edge_ae.denoise.precision import exact
 from tools.macs import count as count_macs
 from training import metrics
 
@@ -176,13 +177,13 @@ def model_methods(names: list[str], channels: int) -> dict[str, object]:
     also blind (est.) and as an 8-copy ensemble."""
     methods: dict[str, object] = {}
     for name in names:
-        d = Denoiser(name, threads=THREADS)
+        d = Denoiser(name, threads=THREADS, precision=exact(name))  # each row its own model, never the twin
         if d.model_for(channels).spec.channels != channels:
-            continue  # grey models on the grey set, colour models on the colour set
+            continue  # gray models on the gray set, color models on the color set
         methods[name] = lambda x, s, d=d: d(x, sigma=s)
         if name in QUALITY_MODELS:
             methods[f"{name} (est.)"] = lambda x, s, d=d: d(x)
-            e = Denoiser(name, threads=THREADS, ensemble=ENSEMBLE)
+            e = Denoiser(name, threads=THREADS, ensemble=ENSEMBLE, precision=exact(name))
             methods[ensemble_name(name)] = lambda x, s, e=e: e(x, sigma=s)
     return methods
 
@@ -221,14 +222,14 @@ def measure_speed(args: argparse.Namespace, names: list[str]) -> tuple[dict, dic
     graph_only: dict[str, tuple[object, object, int]] = {}
     cost: dict[str, tuple[int, float]] = {}
     for name in names:
-        d = Denoiser(name, threads=THREADS)
+        d = Denoiser(name, threads=THREADS, precision=exact(name))  # each row its own model, never the twin
         model = d.model_for(1)
         frame = frames[model.spec.channels]
         cost[name] = count_macs(model.path)
         end_to_end[(name, model.spec.channels)] = (d, frame, args.repeat)
         graph_only[name] = (model.run, graph_feeds(model.spec, frame), args.repeat)
         if name in QUALITY_MODELS:
-            e = Denoiser(name, threads=THREADS, ensemble=ENSEMBLE)
+            e = Denoiser(name, threads=THREADS, ensemble=ENSEMBLE, precision=exact(name))
             cost[ensemble_name(name)] = (cost[name][0], cost[name][1] * ENSEMBLE)
             end_to_end[(ensemble_name(name), model.spec.channels)] = (e, frame, min(args.repeat, 3))
     speed = time_in_passes(end_to_end, PASSES)
@@ -285,7 +286,7 @@ def render(rows, speed, graph_ms, cost, args, seconds: float) -> str:
         if not methods:
             continue
         subset = f", first {args.limit} images" if args.limit else ""
-        lines += [f"### {set_name} ({'grey' if SETS[set_name] == 1 else 'colour'}{subset})",
+        lines += [f"### {set_name} ({'gray' if SETS[set_name] == 1 else 'color'}{subset})",
                   "", "| method | " + " | ".join(f"σ={s:g} PSNR / SSIM" for s in args.sigmas) + " |",
                   "|---|" + "---|" * len(args.sigmas)]
         for m in methods:
@@ -294,7 +295,7 @@ def render(rows, speed, graph_ms, cost, args, seconds: float) -> str:
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["### Cost and speed (640x480 frame, uint8, end to end, 2 threads, median)", "",
-              "| method | parameters | multiply-adds / pixel | grey ms | colour ms |", "|---|---|---|---|---|"]
+              "| method | parameters | multiply-adds / pixel | gray ms | color ms |", "|---|---|---|---|---|"]
     names = list(dict.fromkeys(n for n, _ in speed))
     for n in names:
         params, macs = cost.get(n, (None, None))
@@ -344,7 +345,7 @@ def targets(rows, speed, cost, args) -> list[str]:
     for variant in ("denoise-color", "denoise-color-int8"):
         if (variant, 3) in speed:
             ms = speed[(variant, 3)]
-            out.append(f"| {variant} 640x480 colour < 60 ms | {ms:.1f} ms | {'yes' if ms < 60 else '**no**'} |")
+            out.append(f"| {variant} 640x480 color < 60 ms | {ms:.1f} ms | {'yes' if ms < 60 else '**no**'} |")
     for model, set_name in (("denoise-gray-fast", "Set12"), ("denoise-color-fast", "McMaster"),
                             ("denoise-gray-fast-int8", "Set12"), ("denoise-color-fast-int8", "McMaster")):
         ours = get(set_name, model, 25.0)
@@ -358,7 +359,7 @@ def targets(rows, speed, cost, args) -> list[str]:
     for variant in ("denoise-gray-fast", "denoise-gray-fast-int8"):
         if (variant, 1) in speed:
             ms = speed[(variant, 1)]
-            out.append(f"| {variant} 640x480 grey < 10 ms | {ms:.1f} ms | {'yes' if ms < 10 else '**no**'} |")
+            out.append(f"| {variant} 640x480 gray < 10 ms | {ms:.1f} ms | {'yes' if ms < 10 else '**no**'} |")
     return out
 
 
@@ -371,7 +372,7 @@ def update_manifest(rows, speed, cost) -> None:
                    for (s, m, sig), v in rows.items() if m == name}
         if quality:
             entry["quality"] = {"protocol": "tools/bench_denoise.py", **quality}
-        ms = {f"{'grey' if ch == 1 else 'colour'}_640x480_ms": round(v, 1) for (n, ch), v in speed.items() if n == name}
+        ms = {f"{'gray' if ch == 1 else 'color'}_640x480_ms": round(v, 1) for (n, ch), v in speed.items() if n == name}
         if ms:
             entry["speed"] = {**ms, "threads": THREADS, "params": cost[name][0], "macs_per_pixel": round(cost[name][1])}
     path.write_text(json.dumps(data, indent=2) + "\n")

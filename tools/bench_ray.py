@@ -130,7 +130,7 @@ def render(runs: dict[str, list[float]], *, count: int, size: str, repeat: int, 
         f"Command: `{command}` — {datetime.date.today()}, {platform.machine()} CPU, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, Ray {ray.__version__}, {minutes:.0f} min; "
         f"load average at start {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (other jobs on the machine). "
-        f"{count} synthetic noisy {size} colour PNGs (`python -m tools.make_noisy_folder`, seed 0), default model; "
+        f"{count} synthetic noisy {size} color PNGs (`python -m tools.make_noisy_folder`, seed 0), default model; "
         f"{repeat} runs of each, taking turns, a fresh process each time, wall clock from start to exit; "
         "images/s from the fastest run.",
         "",

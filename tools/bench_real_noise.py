@@ -17,7 +17,7 @@ them (or pictures of them) into the repository.
 Protocol: every method gets the 8-bit BGR photo as a user would and returns 8 bits (float outputs,
 CBM3D's, are rounded); PSNR and SSIM on 8-bit values, data range 255, against the mean image.
 SSIM is scikit-image's ``structural_similarity`` with its defaults (7x7 window, ``channel_axis``
-for colour). Grey section: both images of each pair converted with OpenCV's BGR->grey.
+for color). Gray section: both images of each pair converted with OpenCV's BGR->gray.
 
 Rows: the noisy input; every shipped denoiser of the section's channel count blind (the default
 call ``Denoiser(name)(image)``, no sigma) and, if it takes a noise level, at its best fixed sigma
@@ -48,6 +48,7 @@ import cv2
 import numpy as np
 
 from edge_ae import Denoiser, EdgeAEError, list_models
+from edge_ae.denoise.precision import exact
 from training import metrics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +70,7 @@ Method = Callable[[Image, float], Image]  # (8-bit image, setting) -> 8-bit imag
 @dataclass(frozen=True)
 class Pair:
     name: str
-    noisy: Image  # uint8, HxWx3 BGR or HxW grey
+    noisy: Image  # uint8, HxWx3 BGR or HxW gray
     clean: Image  # the mean of many shots, same shape
 
 
@@ -111,7 +112,7 @@ def read8(path: Path, *, grey: bool) -> Image:
 
 def load_pairs(folder: Path = DATA, *, limit: int | None = None, grey: bool = False) -> list[Pair]:
     """The pairs in ``folder`` (name order), or ``limit`` of them spread evenly over it; 8-bit BGR,
-    or grey when ``grey``."""
+    or gray when ``gray``."""
     names = pair_names(folder)
     pairs = []
     for i in spread(len(names), limit):
@@ -137,7 +138,7 @@ def psnr(out: Image, ref: Image) -> float:
 
 
 def ssim(out: Image, ref: Image) -> float:
-    """scikit-image SSIM of 8-bit images (data range 255), colour planes as channels."""
+    """scikit-image SSIM of 8-bit images (data range 255), color planes as channels."""
     from skimage.metrics import structural_similarity  # bench extra: imported only where used
 
     return float(structural_similarity(ref, check_output(out, ref), data_range=255,
@@ -146,9 +147,9 @@ def ssim(out: Image, ref: Image) -> float:
 
 def evaluate(denoise: Callable[[Image], Image], *, limit: int | None = None, grey: bool = False,
              folder: Path = DATA, pairs: Sequence[Pair] | None = None, with_ssim: bool = True) -> dict[str, float]:
-    """Mean PSNR / SSIM of ``denoise`` on the real pairs (all, or ``limit`` spread evenly; grey
-    copies when ``grey``; or the given ``pairs``). ``denoise`` takes the 8-bit noisy image (HxWx3
-    BGR, or HxW grey) and must return uint8 of the same shape, as ``Denoiser(...)`` does.
+    """Mean PSNR / SSIM of ``denoise`` on the real pairs (all, or ``limit`` spread evenly; gray
+    copies when ``gray``; or the given ``pairs``). ``denoise`` takes the 8-bit noisy image (HxWx3
+    BGR, or HxW gray) and must return uint8 of the same shape, as ``Denoiser(...)`` does.
 
     Returns ``{"pairs", "psnr", "ssim", "noisy_psnr", "gain"}`` (dB; ``gain`` = psnr - noisy_psnr;
     ``ssim`` is NaN when ``with_ssim`` is False)."""
@@ -265,7 +266,7 @@ def time_ms(fn: Callable[[Image], Image], image: Image, repeat: int) -> float:
 
 def section(pairs: Sequence[Pair], models: Sequence[str], args: argparse.Namespace, *, colour: bool,
             log: Callable[[str], None]) -> tuple[list[Result], list[int]]:
-    """Every row of one section (colour or grey) and the CBM3D subset's pair indices."""
+    """Every row of one section (color or gray) and the CBM3D subset's pair indices."""
     everything = list(range(len(pairs)))
     subset = spread(len(pairs), args.cbm3d_limit) if colour and args.cbm3d_sigmas else []
     probe = pairs[0].noisy
@@ -275,10 +276,10 @@ def section(pairs: Sequence[Pair], models: Sequence[str], args: argparse.Namespa
     noisy.psnr, noisy.ssim = measure(lambda x, _: x, 0.0, pairs, everything)
     noisy.sub_psnr, noisy.sub_ssim = [noisy.psnr[i] for i in subset], [noisy.ssim[i] for i in subset]
     results.append(noisy)
-    log(f"{'colour' if colour else 'grey'}: noisy input {np.mean(noisy.psnr):.2f} dB on {len(pairs)} pairs")
+    log(f"{'color' if colour else 'gray'}: noisy input {np.mean(noisy.psnr):.2f} dB on {len(pairs)} pairs")
 
     for name in models:
-        d = Denoiser(name, threads=THREADS)
+        d = Denoiser(name, threads=THREADS, precision=exact(name))  # the named model, never its twin
         blind = Result(name, "blind")
         # The default call, exactly as a user writes it: whatever the model estimates or is told.
         run_method(blind, lambda x, _, d=d: d(x), [0.0], pairs, everything, subset, log)
@@ -402,7 +403,7 @@ def render(colour: tuple[list[Result], list[int]] | None, grey: tuple[list[Resul
     ]
     if colour:
         results, subset = colour
-        lines += [f"### Colour ({count} pairs)", ""]
+        lines += [f"### Color ({count} pairs)", ""]
         if subset:
             done = any(r.method == "CBM3D" for r in results)
             lines += [f"CBM3D takes about 20 s per image, so it runs on {len(subset)} pairs spread evenly over the "
@@ -415,7 +416,7 @@ def render(colour: tuple[list[Result], list[int]] | None, grey: tuple[list[Resul
             lines += ["### Issue 45's bars for the blind default (this set only)", "", *checks, ""]
     if grey:
         results, _ = grey
-        lines += [f"### Grey (the same {count} pairs, both images converted with OpenCV's BGR→grey)", "",
+        lines += [f"### Gray (the same {count} pairs, both images converted with OpenCV's BGR→gray)", "",
                   *table(results, []), "", *grids(results), ""]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -457,7 +458,9 @@ def main() -> None:
     ap.add_argument("--cbm3d-sigmas", type=float, nargs="*", default=list(CBM3D_SIGMAS))
     ap.add_argument("--sigmas", type=float, nargs="+", default=list(MODEL_SIGMAS), help="the models' oracle grid")
     ap.add_argument("--nlm-h", type=float, nargs="*", default=list(NLM_H), help="non-local means' grid (none: skip)")
-    ap.add_argument("--sections", nargs="+", default=["colour", "grey"], choices=["colour", "grey"])
+    # color/gray; the British spellings are still read (the JSON record keeps them as its keys)
+    ap.add_argument("--sections", nargs="+", default=["colour", "grey"], choices=["colour", "grey"], metavar="color|gray",
+                    type=lambda s: {"color": "colour", "gray": "grey"}.get(s.lower(), s.lower()))
     ap.add_argument("--model", action="append", default=[],
                     help="also benchmark this denoiser (a file or a name; repeatable); needs --out")
     ap.add_argument("--repeat", type=int, default=5, help="timing repeats per method (median)")

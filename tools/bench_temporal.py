@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from edge_ae import Denoiser
+from edge_ae.denoise.precision import exact
 from edge_ae.files.imageio import read_image
 from edge_ae.image import to_bgr8
 from edge_ae.video.temporal import TemporalFilter
@@ -215,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(1)  # one core for everything: figures comparable to a small board's
     argv = sys.argv[1:] if argv is None else argv
     command = ("python -m tools.bench_temporal " + " ".join(shlex.quote(a) for a in argv)).strip()
-    denoiser = Denoiser(args.model, threads=args.threads)
+    denoiser = Denoiser(args.model, threads=args.threads, precision=exact(args.model) if args.model else "auto")
     clips = [run_clip(denoiser, bg, obj, args, seed=args.seed + i) for i, (bg, obj) in enumerate(args.clip or default_clips())]
     text = report(args, clips, denoiser.model_for(3).path, command)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -45,10 +45,10 @@ PART_KINDS = {"encoder", "decoder"}
 # What each shipped model is for and when to use it: words, not figures, so they live here.
 # A model not listed gets its description's first clause and "-".
 PURPOSE = {
-    "denoise-gray": ("grey photos, quality", "stills; the default for grey input"),
-    "denoise-color": ("colour photos, quality", "stills; the default for colour input"),
-    "denoise-gray-fast": ("grey live video", "every frame counts (`edge-ae camera`)"),
-    "denoise-color-fast": ("colour live video", "every frame counts (`edge-ae camera`)"),
+    "denoise-gray": ("gray photos, quality", "stills; the default for gray input"),
+    "denoise-color": ("color photos, quality", "stills; the default for color input"),
+    "denoise-gray-fast": ("gray live video", "every frame counts (`edge-ae camera`)"),
+    "denoise-color-fast": ("color live video", "every frame counts (`edge-ae camera`)"),
     "plain-cae-gray": ("baseline: the seeds' plain autoencoder", "comparisons only"),
     "plain-cae-color": ("baseline: the seeds' plain autoencoder", "comparisons only"),
     "anomaly-magnetic-tile": ("magnetic-tile surface defects, pretrained features fitted on the device",
@@ -58,7 +58,7 @@ PURPOSE = {
     "anomaly-magnetic-tile-fast": ("magnetic-tile surface defects, one network", "time per frame matters (a Pi camera)"),
     "features-lite0": ("frozen EfficientNet-Lite0 features", "not run alone: what `edge-ae anomaly fit` builds on"),
     "noise-level-color": ("noise-level estimate for `denoise-color`",
-                          "not run alone: the blind call runs it first (also for grey models)"),
+                          "not run alone: the blind call runs it first (also for gray models)"),
     "noise-level-color-fast": ("noise-level estimate for `denoise-color-fast`",
                                "not run alone: the blind call and `edge-ae camera` run it first"),
     "mnist-dense36": ("MNIST tutorial: dense autoencoder, 36-d code", "learning; encoding digits"),
@@ -68,7 +68,9 @@ PURPOSE = {
 }
 INT8 = "-int8"
 THREADS = 2  # the benchmarks' thread count, said once under the table instead of on every row
-SPEED_UNITS = {"grey_640x480_ms": "ms (640x480 grey)", "colour_640x480_ms": "ms (640x480 colour)",
+SPEED_UNITS = {"gray_640x480_ms": "ms (640x480 gray)", "color_640x480_ms": "ms (640x480 color)",
+               # the keys' British spelling, as manifests before issue 55 wrote them
+               "grey_640x480_ms": "ms (640x480 gray)", "colour_640x480_ms": "ms (640x480 color)",
                "ms_per_image": "ms / image", "latency_ms_per_image_1thread": "ms / image (1 thread)"}
 
 
@@ -166,10 +168,10 @@ def _references() -> str:
 
     parts = []
     for method, label, quality_table, cost_method, cost_column in (
-            ("BM3D", "BM3D", "Set12", "BM3D", "grey ms"),
-            ("CBM3D", "CBM3D", "McMaster", "CBM3D", "colour ms"),
-            ("OpenCV NLM (tuned h)", "OpenCV non-local means (grey)", "Set12", "OpenCV NLM", "grey ms"),
-            ("OpenCV NLM (tuned h)", "OpenCV non-local means (colour)", "McMaster", "OpenCV NLM", "colour ms")):
+            ("BM3D", "BM3D", "Set12", "BM3D", "gray ms"),
+            ("CBM3D", "CBM3D", "McMaster", "CBM3D", "color ms"),
+            ("OpenCV NLM (tuned h)", "OpenCV non-local means (gray)", "Set12", "OpenCV NLM", "gray ms"),
+            ("OpenCV NLM (tuned h)", "OpenCV non-local means (color)", "McMaster", "OpenCV NLM", "color ms")):
         psnr = cell(quality_table, method, "σ=25 PSNR / SSIM")
         ms = cell("Cost and speed", cost_method, cost_column)
         if psnr and ms:

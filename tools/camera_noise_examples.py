@@ -4,8 +4,8 @@ next to real noisy photos, to judge by eye whether the synthesis looks like a ca
     python -m tools.camera_noise_examples      # writes docs/img/camera_noise_examples.png
 
 Rows: a clean crop (McMaster, from ../shared) and the same crop through the camera pipeline at
-three noise levels (colour, then the grey path); last row: crops of the real noisy RNI6 photos
-bundled in samples/noisy/ (grey scans and photos; no clean version exists). All crops are
+three noise levels (color, then the gray path); last row: crops of the real noisy RNI6 photos
+bundled in samples/noisy/ (gray scans and photos; no clean version exists). All crops are
 shown at 2x, nearest neighbour, so the grain is visible. The PolyU pairs are never shown: their
 licence forbids copying them into the project, and a picture of them is a copy.
 """
@@ -60,7 +60,7 @@ def main() -> None:
     for grey in (False, True):
         image = cv2.cvtColor(clean, cv2.COLOR_BGR2GRAY)[:, :, None] if grey else clean
         batch = image.astype(np.float32).transpose(2, 0, 1)[None] / 255.0
-        tiles = [tile(image.squeeze(), "clean" + (" (grey)" if grey else ""))]
+        tiles = [tile(image.squeeze(), "clean" + (" (gray)" if grey else ""))]
         for shot in SHOTS:
             noisy, _, level = camera_batch(batch, np.random.default_rng(args.seed), shot=shot, jpeg_quality=(90, 90),
                                            jpeg_probability=1.0)

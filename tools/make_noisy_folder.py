@@ -2,7 +2,7 @@
 
     python -m tools.make_noisy_folder OUT --count 200 --size 640x480 --sigma 25 --seed 0
 
-Each image is a smooth colour gradient with a few filled shapes and edges (something a denoiser
+Each image is a smooth color gradient with a few filled shapes and edges (something a denoiser
 has to preserve), plus Gaussian noise of ``sigma`` on the 0-255 scale, saved as PNG. The same
 seed gives the same files.
 """

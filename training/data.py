@@ -23,7 +23,7 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 def load_image(path: Path, channels: int) -> np.ndarray:
-    """Read as float32 in [0, 1], HxWxC with C == ``channels`` (BGR for colour)."""
+    """Read as float32 in [0, 1], HxWxC with C == ``channels`` (BGR for color)."""
     flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
     image = cv2.imread(str(path), flag)
     if image is None:

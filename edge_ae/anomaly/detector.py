@@ -6,7 +6,7 @@ Size policy (the same functions are used in training, so the two cannot drift): 
 is resized, nothing at the borders is cropped away, either to the model's fixed ``input_size``
 (aspect ratio not kept) or, for a model with a ``short_side``, so that its shorter side has that
 many pixels and the longer side keeps the aspect ratio (rounded to the model's size multiple).
-Colour is converted to grey for a grey model and grey repeated for a colour model, alpha is
+Color is converted to gray for a gray model and gray repeated for a color model, alpha is
 ignored.
 """
 
@@ -197,7 +197,7 @@ def draw_overlay(image: np.ndarray, result: AnomalyResult, *, alpha: float = 0.4
     """The image with the anomaly map as a heatmap and the anomalous region outlined, as an 8-bit
     BGR image at the image's size.
 
-    Colours are on a fixed scale (the threshold sits mid-scale, twice the threshold is full red),
+    Colors are on a fixed scale (the threshold sits mid-scale, twice the threshold is full red),
     so heatmaps of different images compare; regions above the threshold get a white outline and
     the score is written in the corner (red when anomalous)."""
     base = to_bgr8(image)

@@ -9,8 +9,8 @@
 Blind by default: a model whose metadata names a ``noise_estimator`` (a small ``noise-level``
 model trained end to end through it on synthetic camera noise, training/denoise/) has that model
 estimate a per-pixel, per-channel noise map first; a map model (``noise_map``) is fed the map,
-an older model its mean. A model with no estimator of its own borrows the default colour model's
-(grey images are repeated to BGR for it); with none installed, the wavelet estimate
+an older model its mean. A model with no estimator of its own borrows the default color model's
+(gray images are repeated to BGR for it); with none installed, the wavelet estimate
 (``estimate_sigma``) is the fallback.
 """
 
@@ -41,7 +41,7 @@ class Denoiser:
     Output has the input's shape and dtype; alpha is passed through untouched.
 
     * ``model``: a shipped model name, a path to an edge-ae ONNX file, or None for the default
-      (``denoise-gray`` for grey input, ``denoise-color`` for colour input, each loaded on first use).
+      (``denoise-gray`` for gray input, ``denoise-color`` for color input, each loaded on first use).
     * ``threads``: onnxruntime intra-op threads (None: onnxruntime's default, all cores).
     * ``providers``: onnxruntime execution providers in order of preference (default: CPU).
     * ``tile``: core tile size in pixels; larger images are processed in overlapping tiles. The
@@ -57,8 +57,8 @@ class Denoiser:
       and averaged (``edge_ae.denoise.ensemble``): a little cleaner (about +0.11 to +0.22 dB PSNR, see
       docs/BENCHMARKS.md) at that many times the cost; for still photos rather than live video.
 
-    A grey model on a colour image denoises B, G and R as three grey images; a colour model on a
-    grey image sees the grey plane repeated as BGR and its output is averaged back to grey.
+    A gray model on a color image denoises B, G and R as three gray images; a color model on a
+    gray image sees the gray plane repeated as BGR and its output is averaged back to gray.
     """
 
     def __init__(self, model: str | Path | LoadedModel | None = None, *, threads: int | None = None, tile: int | None = None,
@@ -94,13 +94,13 @@ class Denoiser:
 
     @property
     def name(self) -> str:
-        """The model's manifest name, or what is loaded by default for grey and colour frames."""
+        """The model's manifest name, or what is loaded by default for gray and color frames."""
         if self._fixed is not None:
             return self._fixed.spec.name
         return f"{DEFAULT_MODELS[1]} / {DEFAULT_MODELS[3]} (by channels)"
 
     def model_for(self, channels: int) -> LoadedModel:
-        """The model used for an image with ``channels`` colour planes (1 or 3)."""
+        """The model used for an image with ``channels`` color planes (1 or 3)."""
         if self._fixed is not None:
             return self._fixed
         if channels not in self._by_channels:
@@ -117,7 +117,7 @@ class Denoiser:
     def estimator_for(self, model: LoadedModel) -> LoadedModel | None:
         """The noise-level model the blind path runs for ``model``: its own (metadata
         ``noise_estimator``, looked up next to the model file, then by name), else the default
-        colour model's; None when neither is installed (the wavelet estimate is used then)."""
+        color model's; None when neither is installed (the wavelet estimate is used then)."""
         name = model.spec.noise_estimator
         if name is None:
             if model.spec.name in (DEFAULT_MODELS[3], self._default_choice(3).model):
@@ -239,6 +239,6 @@ class Denoiser:
         if not isinstance(level, np.ndarray):
             return np.full((n, c, h, w), level / 255.0, np.float32)
         planes = level.transpose(2, 0, 1)[None] / np.float32(255.0)
-        if planes.shape[1] != c:  # e.g. a colour estimate for a grey model: one level per pixel
+        if planes.shape[1] != c:  # e.g. a color estimate for a gray model: one level per pixel
             planes = planes.mean(axis=1, keepdims=True)
         return np.ascontiguousarray(np.broadcast_to(planes, (n, c, h, w)), dtype=np.float32)

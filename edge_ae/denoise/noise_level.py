@@ -32,7 +32,7 @@ def median_abs(values: np.ndarray) -> float:
 
 
 def estimate_sigma(image: np.ndarray) -> float:
-    """Noise standard deviation of ``image`` on the 0-255 scale (averaged over colour planes;
+    """Noise standard deviation of ``image`` on the 0-255 scale (averaged over color planes;
     alpha ignored). Images under 8x8 pixels return 0."""
     image = check_image(image)
     planes = image if image.ndim == 3 else image[:, :, None]

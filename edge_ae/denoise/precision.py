@@ -116,7 +116,11 @@ def choose(model: Any, precision: str = "auto", *, cpu: CpuInfo | None = None) -
     return _auto(base, twin, entries, cpu if cpu is not None else _this_cpu())
 
 
-def exact(name: str) -> str:
-    """The precision that loads shipped model ``name`` itself (for tools that time or measure a
-    named model and must not be given its twin)."""
-    return "int8" if name.endswith(TWIN_SUFFIX) else "float"
+def exact(model: Any) -> str:
+    """The precision that loads ``model`` itself (for tools that time or measure a named model and
+    must not be given its twin): float for a float name, int8 for an ``-int8`` name, auto (as it
+    is) for a file."""
+    text = str(model)
+    if not isinstance(model, str) or text.endswith(".onnx") or "/" in text or os.sep in text:
+        return "auto"
+    return "int8" if text.endswith(TWIN_SUFFIX) else "float"

@@ -57,7 +57,7 @@ class DenoiseJob:
             if task.extras_only:  # the output exists, its compare picture does not: no need to denoise again
                 clean = read_image(task.target, max_pixels=None)
             elif grey_alpha:
-                # A grey+alpha PNG decodes as BGRA; denoised as grey, written back as grey+alpha.
+                # A gray+alpha PNG decodes as BGRA; denoised as gray, written back as gray+alpha.
                 grey = denoiser(image[:, :, 0], sigma=self.sigma, strength=self.strength)
                 clean = np.dstack([grey, grey, grey, image[:, :, 3]])
             else:

@@ -23,7 +23,7 @@ class Header:
     width: int
     height: int
     frames: int = 1  # pages of a TIFF, frames of an animated PNG / WebP (GIF: not counted here)
-    grey_alpha: bool = False  # a PNG of colour type 4: OpenCV decodes it as BGRA
+    grey_alpha: bool = False  # a PNG of color type 4: OpenCV decodes it as BGRA
     largest: int = 0  # pixels of the largest page of a TIFF whose first page is smaller
 
     @property

@@ -120,8 +120,8 @@ def read_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS)
     """Read an image file as HxW / HxWxC (BGR[A]) uint8, uint16 or float32.
 
     ``max_pixels`` (None: OpenCV's own limit only) is checked against the header before decoding.
-    A grey+alpha PNG comes back as BGRA (the runtime's image contract has no two-plane images);
-    ``write_image(..., grey_alpha=True)`` writes it back as grey+alpha."""
+    A gray+alpha PNG comes back as BGRA (the runtime's image contract has no two-plane images);
+    ``write_image(..., grey_alpha=True)`` writes it back as gray+alpha."""
     return read_image_and_header(path, max_pixels=max_pixels)[0]
 
 
@@ -130,10 +130,10 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def encode_grey_alpha_png(image: np.ndarray) -> bytes:
-    """A PNG of colour type 4 (grey + alpha) from HxWx2 uint8/uint16 (OpenCV writes 1, 3 or 4
+    """A PNG of color type 4 (gray + alpha) from HxWx2 uint8/uint16 (OpenCV writes 1, 3 or 4
     channels only)."""
     if image.ndim != 3 or image.shape[2] != 2 or image.dtype not in (np.uint8, np.uint16):
-        raise ImageError(f"grey+alpha PNG needs HxWx2 uint8 or uint16, got {image.shape} {image.dtype}")
+        raise ImageError(f"gray+alpha PNG needs HxWx2 uint8 or uint16, got {image.shape} {image.dtype}")
     h, w = image.shape[:2]
     depth = 16 if image.dtype == np.uint16 else 8
     rows = np.ascontiguousarray(image.astype(">u2") if depth == 16 else image).view(np.uint8).reshape(h, -1)
@@ -145,8 +145,8 @@ def encode_grey_alpha_png(image: np.ndarray) -> bytes:
 def write_image(path: str | Path, image: np.ndarray, *, jpeg_quality: int = 95, grey_alpha: bool = False) -> None:
     """Write ``image`` to ``path`` atomically, in the format its suffix names.
 
-    ``grey_alpha``: a BGRA image is written as grey+alpha (PNG colour type 4), as it was read;
-    HxWx2 (grey, alpha) is accepted too."""
+    ``grey_alpha``: a BGRA image is written as gray+alpha (PNG color type 4), as it was read;
+    HxWx2 (gray, alpha) is accepted too."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in EIGHT_BIT_ONLY and image.dtype != np.uint8:

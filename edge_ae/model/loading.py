@@ -61,7 +61,7 @@ def make_session(path: Path | bytes, threads: int | None = None, *, providers: S
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     # Fatal only: warnings are not the user's business, and an error is raised as an exception
-    # that edge-ae reports in its own line (logged too, it would print a second, coloured line).
+    # that edge-ae reports in its own line (logged too, it would print a second, colored line).
     options.log_severity_level = 4
     # No spin-waiting after a run: the blind denoiser runs two sessions in turn (estimator, then
     # denoiser), and one session's spinning threads took the cores the next one needed: on 2
@@ -117,8 +117,8 @@ def check_graph(spec: ModelSpec, session: ort.InferenceSession, source: str) -> 
             )
     fixed = image is not None and len(image.shape) == 4 and all(isinstance(d, int) for d in image.shape[2:])
     if spec.kind == "denoiser" and image is not None and len(image.shape) == 4:
-        # The denoiser feeds whole images or tiles of any size, and a batch of planes (a colour
-        # image through a grey model): a graph fixed to one size loads but fails on every file.
+        # The denoiser feeds whole images or tiles of any size, and a batch of planes (a color
+        # image through a gray model): a graph fixed to one size loads but fails on every file.
         if any(isinstance(d, int) for d in image.shape[2:]):
             raise ModelError(
                 f"{source}: a denoiser must take images of any size, but the graph's image input is fixed at "

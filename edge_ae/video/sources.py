@@ -8,7 +8,7 @@ the end, ``close()``; iterating a source yields its frames.
 
 A *live* source (camera, URL) has frames that go stale and can vanish mid-run: ``read()``
 raises ``SourceLost`` and the caller may ``open()`` it again. A file or folder simply ends.
-Frames are BGR (or grey) numpy arrays under the image contract of ``edge_ae.image``.
+Frames are BGR (or gray) numpy arrays under the image contract of ``edge_ae.image``.
 """
 
 from __future__ import annotations

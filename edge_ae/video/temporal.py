@@ -138,7 +138,7 @@ class TemporalFilter:
         diff = _channel_mean(delta)
         k = (self.window, self.window)
         mean = np.abs(cv2.blur(diff, k, borderType=cv2.BORDER_REFLECT))
-        # Per-channel squares: a change of colour at equal brightness cancels in ``diff``.
+        # Per-channel squares: a change of color at equal brightness cancels in ``diff``.
         energy = cv2.blur(_channel_mean(delta * delta), k, borderType=cv2.BORDER_REFLECT)
         # Signed cue: spread of the smoothed difference, capped by what two raw frames' noise
         # could give, so that a change over most of the view still counts as motion.

@@ -54,7 +54,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, AnomalyConfig]:
     ap.add_argument("--exposure", default=defaults.exposure, choices=list(EXPOSURES),
                     help="none: images as they come (default); gain: the graph scales each image to one mean "
                     "brightness first (exposure or light that changes between photos)")
-    ap.add_argument("--channels", default="auto", choices=["auto", "1", "3"], help="default auto (grey if all images are)")
+    ap.add_argument("--channels", default="auto", choices=["auto", "1", "3"], help="default auto (gray if all images are)")
     ap.add_argument("--no-positional", action="store_true",
                     help="--map error only: no per-pixel normal statistics (views that are not from a fixed camera)")
     ap.add_argument("--relight", action="store_true",

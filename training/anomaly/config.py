@@ -25,7 +25,7 @@ class AnomalyConfig:
     # "gain": each image is scaled (inside the graph) so that its mean is scoring.EXPOSURE_MEAN, for
     # cameras whose exposure or light changes between photos; "none": images as they come.
     exposure: str = "none"
-    channels: int | str = "auto"  # 1, 3, or "auto" (grey when every training image is grey)
+    channels: int | str = "auto"  # 1, 3, or "auto" (gray when every training image is gray)
     holdout: float = 0.15  # fraction of ``normal`` kept out when there is no ``val_normal``
     map: str = "learned"  # "learned": a segmenter compares image and repair; "error": reconstruction error only
     width: int = 16  # channels of the first encoder stage (doubles per stage)

@@ -38,7 +38,7 @@ def is_grey(image: np.ndarray) -> bool:
 def choose_channels(paths: list[Path], requested: int | str) -> int:
     if requested in (1, 3, "1", "3"):
         return int(requested)
-    # "auto": colour only if some image really has colour (a grey JPEG saved as RGB stays grey).
+    # "auto": color only if some image really has color (a gray JPEG saved as RGB stays gray).
     for p in paths:
         if not is_grey(read_image(p)):
             return 3
@@ -162,7 +162,7 @@ def synthetic_defect(image: np.ndarray, other: np.ndarray, rng: np.random.Genera
         content = content + rng.uniform(-0.25, 0.25)
     else:  # noise texture
         content = rng.normal(rng.uniform(0.1, 0.9), rng.uniform(0.05, 0.3), image.shape).astype(np.float32)
-    if c == 3 and rng.integers(2):  # a colour cast, for colour models
+    if c == 3 and rng.integers(2):  # a color cast, for color models
         content = content * rng.uniform(0.6, 1.4, (3, 1, 1))
     beta = rng.uniform(0.5, 1.0)
     m = (mask * beta)[None]

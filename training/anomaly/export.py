@@ -103,7 +103,7 @@ def export_anomaly(cfg: AnomalyConfig, prep: Prepared, trained: Trained, out_dir
         input_size=None if cfg.keep_aspect else (cfg.size, cfg.size),
         short_side=cfg.size if cfg.keep_aspect else None,
         anomaly=cal,
-        description=description or (f"Anomaly detector ({'grey' if prep.channels == 1 else 'colour'}, "
+        description=description or (f"Anomaly detector ({'gray' if prep.channels == 1 else 'color'}, "
                                     f"{shape}) learnt from the normal images in {source}: "
                                     + METHOD_DESCRIPTIONS[cfg.map]),
         provenance=provenance(

@@ -335,7 +335,7 @@ def export_fused(model: onnx.ModelProto, members: list[Member], cfg: AnomalyConf
         name=cfg.name, kind="anomaly", channels=prep.channels, color_order=COLOR_ORDERS[prep.channels],
         size_multiple=multiple, receptive_field=1, input_size=None if cfg.keep_aspect else (cfg.size, cfg.size),
         short_side=cfg.size if cfg.keep_aspect else None, anomaly=cal,
-        description=description or (f"Anomaly detector ({'grey' if prep.channels == 1 else 'colour'}, {sizes} px "
+        description=description or (f"Anomaly detector ({'gray' if prep.channels == 1 else 'color'}, {sizes} px "
                                     f"fused) learnt from the normal images in {source}: at each size a convolutional "
                                     "autoencoder repairs the image and a U-Net segmenter trained on synthetic defects "
                                     "maps where image and repair differ; the maps are averaged as z-scores; score: "

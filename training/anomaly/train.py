@@ -81,7 +81,7 @@ def prepare(cfg: AnomalyConfig, log: Callable[[str], None], *, multiple: int = S
     log(f"{len(train)} training and {len(hold)} held-out normal images"
         f"{f', {len(anomalous)} anomalous' if anomalous is not None else ''}"
         f"{f', {len(textures)} texture images' if textures is not None else ''}; "
-        f"{'grey' if channels == 1 else 'colour'}, {resized}")
+        f"{'gray' if channels == 1 else 'color'}, {resized}")
     return Prepared(channels, train, train_paths, hold, hold_paths, anomalous, anom_paths, p1 + p2 + p3, textures)
 
 

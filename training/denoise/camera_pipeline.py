@@ -2,7 +2,7 @@
 
 Real photos are not clean images plus white noise: the sensor adds signal-dependent shot noise
 and read noise to a Bayer mosaic of linear values, then the camera demosaics (which correlates the
-noise across neighbouring pixels and channels), white-balances and colour-corrects (which makes
+noise across neighbouring pixels and channels), white-balances and color-corrects (which makes
 the channels differently noisy), applies its tone curve (shadows noisier than highlights),
 sharpens, smooths the chroma and writes a JPEG. A network trained on white noise, and a noise
 estimate that looks at the finest wavelet band, both miss most of that (issue 45).
@@ -11,10 +11,10 @@ So each clean image is run backwards to approximate sensor values, noised there,
 again, as in Brooks et al., "Unprocessing Images for Learned Raw Denoising" (CVPR 2019) and CBDNet
 (Guo et al., CVPR 2019):
 
-  sRGB -> inverse tone curve -> inverse gamma -> inverse colour matrix (a random mix of four
+  sRGB -> inverse tone curve -> inverse gamma -> inverse color matrix (a random mix of four
   cameras' matrices) -> inverse white balance (highlights kept) -> RGGB mosaic
   -> shot + read noise (shot level log-uniform, read level tied to it as Brooks measured)
-  -> OpenCV demosaicing on uint16 (bilinear or edge-aware) -> white balance -> colour matrix
+  -> OpenCV demosaicing on uint16 (bilinear or edge-aware) -> white balance -> color matrix
   -> gamma -> tone curve -> optional mild sharpening -> optional chroma smoothing -> optional JPEG.
 
 The training target is the same forward pipeline without noise (and the same JPEG where the noisy
@@ -129,7 +129,7 @@ def add_sensor_noise(mosaic: np.ndarray, p: CameraParams, rng: np.random.Generat
 
 
 def process(mosaic: np.ndarray, p: CameraParams) -> np.ndarray:
-    """HxW RGGB mosaic in [0, 1] -> HxWx3 sRGB in [0, 1] (demosaic, gains, colour matrix, curves)."""
+    """HxW RGGB mosaic in [0, 1] -> HxWx3 sRGB in [0, 1] (demosaic, gains, color matrix, curves)."""
     raw16 = (np.clip(mosaic, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
     cam = cv2.cvtColor(raw16, p.demosaic).astype(np.float64) / 65535.0
     cam = np.clip(cam * (np.array([p.red_gain, 1.0, p.blue_gain]) * p.rgb_gain), 0.0, 1.0)
@@ -142,7 +142,7 @@ def process(mosaic: np.ndarray, p: CameraParams) -> np.ndarray:
 
 
 def _smooth_chroma(rgb: np.ndarray, sigma: float) -> np.ndarray:
-    """Cameras' own noise reduction smooths colour much more than brightness."""
+    """Cameras' own noise reduction smooths color much more than brightness."""
     ycc = cv2.cvtColor(rgb.astype(np.float32), cv2.COLOR_RGB2YCrCb)
     ycc[:, :, 1:] = cv2.GaussianBlur(ycc[:, :, 1:], (0, 0), sigma)
     return np.clip(cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB), 0.0, 1.0)
@@ -161,13 +161,13 @@ def simulate(rgb: np.ndarray, p: CameraParams, rng: np.random.Generator) -> tupl
     mosaic = unprocess(rgb.astype(np.float64), p)
     target = process(mosaic, p)
     noisy = process(add_sensor_noise(mosaic, p, rng), p)
-    if p.chroma_blur > 0:  # the camera smooths the colour of everything it records, target included
+    if p.chroma_blur > 0:  # the camera smooths the color of everything it records, target included
         target = _smooth_chroma(target, p.chroma_blur)
         noisy = _smooth_chroma(noisy, p.chroma_blur)
     if p.jpeg_quality:
         noisy = _jpeg(noisy, p.jpeg_quality)
         # The target is what this camera would have written without sensor noise: the same JPEG
-        # of the noise-free rendering. JPEG's loss on the scene itself (4:2:0 colour, blocks,
+        # of the noise-free rendering. JPEG's loss on the scene itself (4:2:0 color, blocks,
         # ringing) is not noise: no denoiser can undo it, and a real reference (the mean of many
         # shots of one scene, as in PolyU) carries it too. A target without it asked the network,
         # and so the end-to-end noise estimate, to smooth harder than real photos want.
@@ -179,8 +179,8 @@ def camera_batch(clean: np.ndarray, rng: np.random.Generator, *, shot: float | N
                  **options: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Camera-noised copies of a batch of clean patches.
 
-    ``clean``: (N, C, H, W) float32 in [0, 1], C = 3 (BGR, as the training data) or 1 (grey:
-    simulated as a colour camera whose output is converted to grey); H and W even. ``shot`` fixes
+    ``clean``: (N, C, H, W) float32 in [0, 1], C = 3 (BGR, as the training data) or 1 (gray:
+    simulated as a color camera whose output is converted to gray); H and W even. ``shot`` fixes
     the noise level of every image; ``options`` go to ``sample_params``.
     Returns (noisy, target, level): noisy and target (N, C, H, W) float32 in [0, 1], and the root
     mean square of noisy - target per image, (N, 1), on the [0, 1] scale.

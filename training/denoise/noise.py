@@ -25,7 +25,7 @@ def camera(
     clean: np.ndarray, rng: np.random.Generator, sigma_max: float, jpeg_probability: float = 0.3
 ) -> tuple[np.ndarray, np.ndarray]:
     n = clean.shape[0]
-    # Read noise up to sigma_max/2, shot noise such that a mid-grey pixel sees up to sigma_max.
+    # Read noise up to sigma_max/2, shot noise such that a mid-gray pixel sees up to sigma_max.
     read = rng.uniform(0.0, sigma_max / 2, size=(n, 1, 1, 1)).astype(np.float32)
     gain = rng.uniform(0.0, sigma_max**2 / 0.5, size=(n, 1, 1, 1)).astype(np.float32)
     var = read**2 + gain * np.clip(clean, 0.0, 1.0)

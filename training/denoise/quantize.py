@@ -96,7 +96,7 @@ def depth_to_space_on_8_bits(model: onnx.ModelProto) -> int:
     DepthToSpace only moves values and a per-tensor dequantization treats every value alike, so
     the output is bit for bit the same; onnxruntime then moves a quarter of the bytes. In the
     folded fast models (``unshuffle``), the one that unfolds the noise estimate to full resolution
-    took 8-9 % of the 8-bit grey graph's kernel time in float (docs/DENOISING.md)."""
+    took 8-9 % of the 8-bit gray graph's kernel time in float (docs/DENOISING.md)."""
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in model.graph.node:
         for name in node.input:

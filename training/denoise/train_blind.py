@@ -68,8 +68,8 @@ class BlindConfig:
     # Output error of the estimated samples: "l1", or "l2", whose optimum is PSNR's: L1 weighs the
     # many small residuals of noise left behind more, so it asks for more smoothing.
     loss: str = "l1"
-    # Share of the camera and Gaussian samples made grey (noise added to the grey image, then
-    # repeated to BGR, as the runtime feeds a grey photo): grey models borrow this estimate.
+    # Share of the camera and Gaussian samples made gray (noise added to the gray image, then
+    # repeated to BGR, as the runtime feeds a gray photo): gray models borrow this estimate.
     grey_fraction: float = 0.0
     # Options of camera_pipeline.sample_params, e.g. {"shot_range": [2e-5, 0.012]}.
     camera_options: dict[str, object] = field(default_factory=dict)
@@ -124,7 +124,7 @@ def batch(sampler: data.PatchSampler, cfg: BlindConfig, rng: np.random.Generator
     k_poi = int(round(cfg.batch * cfg.poisson_fraction))
     grey_cam = int(round(k_cam * cfg.grey_fraction))
     grey_g = int(round((cfg.batch - k_cam - k_poi) * cfg.grey_fraction))
-    if grey_cam or grey_g:  # the first of each part become grey photos
+    if grey_cam or grey_g:  # the first of each part become gray photos
         clean = clean.copy()
         for start, count in ((0, grey_cam), (k_cam + k_poi, grey_g)):
             part = clean[start : start + count]

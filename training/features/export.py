@@ -4,7 +4,7 @@
     python -m training.features.export                       # exported/features-lite0.onnx + manifest
     python -m training.features.export --taps 4,10 --out-dir /tmp/f --no-manifest   # a trial
 
-The graph takes the runtime's image (N, 1 or 3, H, W) on [0, 1], grey or BGR: grey is repeated to
+The graph takes the runtime's image (N, 1 or 3, H, W) on [0, 1], gray or BGR: gray is repeated to
 three channels and BGR turned to RGB inside the graph, then EfficientNet-Lite's input scaling. Features:
 each tapped block's output averaged over 3x3 neighbours (a patch sees its surroundings, PatchCore's
 local aggregation), the deeper taps upsampled bilinearly to the first tap's resolution, concatenated
@@ -62,8 +62,8 @@ class FeatureGraph(nn.Module):
         self.register_buffer("three", torch.ones(1, 3, 1, 1))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        x = image * self.three  # grey (N, 1, H, W) broadcast to three channels; BGR unchanged
-        x = x.flip(1)  # BGR -> RGB (grey is the same either way)
+        x = image * self.three  # gray (N, 1, H, W) broadcast to three channels; BGR unchanged
+        x = x.flip(1)  # BGR -> RGB (gray is the same either way)
         x = (x - INPUT_MEAN) / INPUT_STD
         taps = [nn.functional.avg_pool2d(t, self.pool, 1, self.pool // 2, count_include_pad=False) for t in self.trunk(x)]
         first = taps[0]
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         receptive_field=1,
         description=(f"Frozen EfficientNet-Lite0 (ImageNet) features for anomaly fitting: blocks {list(taps)} "
                      f"{args.pool}x{args.pool}-averaged, concatenated at 1/{stride} resolution ({channels} channels); "
-                     "grey or BGR input."),
+                     "gray or BGR input."),
         provenance=provenance(
             command=command.strip(), data="none (ImageNet weights, frozen)", metrics={},
             extra={"weights": {"package": PACKAGE, "version": PACKAGE_VERSION, "file": wpath.name, "sha256": sha,

@@ -18,7 +18,7 @@ def _pyplot():
 
 
 def mosaic(images: np.ndarray, *, cols: int, pad: int = 1) -> np.ndarray:
-    """(N, 1, H, W) or (N, H, W) on [0, 1] -> one grey picture, ``cols`` images a row."""
+    """(N, 1, H, W) or (N, H, W) on [0, 1] -> one gray picture, ``cols`` images a row."""
     images = images.reshape(len(images), *images.shape[-2:])
     rows = (len(images) + cols - 1) // cols
     h, w = images.shape[1:]

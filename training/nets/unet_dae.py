@@ -53,7 +53,7 @@ def make_head(kind: str, cin: int, cout: int) -> nn.Module:
     """The layer that turns the last features into the noise estimate. Why not always 3x3:
     onnxruntime's CPU kernels compute output channels in blocks of 8 or 16, so a 3x3 conv with
     1-4 outputs costs about as much as one with 16: at full resolution, 8 % of the float and 18 %
-    of the 8-bit colour model's graph time for 1.5 % of its multiply-adds (tools/profile_graph.py). The
+    of the 8-bit color model's graph time for 1.5 % of its multiply-adds (tools/profile_graph.py). The
     separable head keeps the 3x3 neighbourhood for under half of that time, float or 8-bit;
     a 1x1 head is cheaper still but learns less (docs/DENOISING.md)."""
     if kind == "3x3":
@@ -93,7 +93,7 @@ class StridedStem(nn.Module):
         (out, channels * f * f + 1, 3, 3) from the fused one (out, channels + 1, 3f, 3f)."""
         out, inputs, size, _ = fused.shape
         f = size // 3
-        # Colour models have 1 or 3 map channels, grey ones 1: the split is the one that fits.
+        # Color models have 1 or 3 map channels, gray ones 1: the split is the one that fits.
         channels = next(c for c in (3, 1) if (inputs - c) in (1, c))
         w = torch.empty(out, channels * f * f + inputs - channels, 3, 3, dtype=fused.dtype)
         for dy in range(f):

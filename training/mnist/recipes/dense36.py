@@ -18,7 +18,7 @@ def run(ctx: Context) -> dict[str, Any]:
     model = DenseAE([784, 36])
     trained = common.train(ctx, model, loss="bce", epochs=CONFIG["epochs"], batch=CONFIG["batch"], lr=CONFIG["lr"])
     export = common.export(ctx, name, trained, name="mnist-dense36", ship=True, config=CONFIG,
-                           description="MNIST dense autoencoder 784-36-784 (28x28 grey digits, 36-number code)")
+                           description="MNIST dense autoencoder 784-36-784 (28x28 gray digits, 36-number code)")
     folder = ctx.folder(name)
     plots.loss_curves({"784-36-784": trained.history}, folder / "loss.png", title="dense 784-36-784, BCE")
     return {

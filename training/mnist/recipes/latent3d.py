@@ -1,6 +1,6 @@
 """Recipe 3: dense AE 784 -> 64 -> 784 and a 3-number-code AE 784 -> 3 -> 784, both binary
 cross-entropy, 5 epochs, batch 256 (the issue fixes no schedule for these); the test latents of the 3-D one drawn as a scatter
-coloured by digit. The 3-D code is left linear: a ReLU there can switch off a whole axis."""
+colored by digit. The 3-D code is left linear: a ReLU there can switch off a whole axis."""
 
 from __future__ import annotations
 
