@@ -307,6 +307,40 @@ def test_request_size_is_bounded():
         assert s.stats()["frames"] > 0  # and the server goes on
 
 
+def test_a_client_trickling_its_request_is_cut_off():
+    """Each byte well within the socket timeout, but the whole head must arrive within it too."""
+    with serving(timeout=1.0) as s:
+        slow = socket.create_connection(("127.0.0.1", s.port))
+        slow.sendall(b"GET /stats HTTP/1.0\r\n")
+        start, closed = time.monotonic(), False
+        try:
+            for _ in range(40):
+                time.sleep(0.2)
+                slow.sendall(b"X")
+        except OSError:  # reset or broken pipe: the server hung up
+            closed = True
+        slow.close()
+        assert closed and time.monotonic() - start < 8
+        assert s.stats()["frames"] > 0
+
+
+def test_a_frame_the_encoder_cannot_draw_is_skipped_not_fatal():
+    from edge_ae.video.serve import FrameHub
+    from edge_ae.video.sinks import Output
+
+    hub = FrameHub(ServeOptions())
+    good = scene(1)
+    try:
+        with hub.watch("after"):
+            hub.put(Output(index=0, wall_time=0.0, image=good, view=np.zeros((8, 8, 7), np.uint8)))
+            assert hub.next_jpeg("after", 0, timeout=1.0) is None and wait_until(lambda: hub.error is not None)
+            hub.put(Output(index=1, wall_time=0.0, image=good, view=good))
+            item = hub.next_jpeg("after", 0, timeout=5.0)
+        assert item is not None and decode(item[1]).shape == good.shape
+    finally:
+        hub.close()
+
+
 def test_a_full_server_answers_503_and_recovers():
     with serving(max_clients=2) as s:
         held = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(2)]

@@ -119,6 +119,7 @@ class FrameHub:
         self.index = -1  # the newest frame's index in the source
         self._latest: tuple[np.ndarray | None, np.ndarray] | None = None
         self._jpegs: dict[str, tuple[int, bytes]] = {}
+        self._tried: dict[str, int] = {}  # the newest frame encoded (or found unencodable) per view
         self._wanted: Counter[str] = Counter()
         self._times: deque[float] = deque(maxlen=64)
         self.anomaly: dict[str, Any] | None = None
@@ -126,6 +127,7 @@ class FrameHub:
         self.thumbnails: deque[Thumbnail] = deque(maxlen=max(options.thumbnails, 1))
         self._thumb_due: tuple[np.ndarray, int, float | None, float, int] | None = None
         self._last_thumb = -float("inf")
+        self.error: str | None = None  # the last frame the encoder could not draw, for the figures
         self._thread = threading.Thread(target=self._encode_loop, name="edge-ae-serve-encoder", daemon=True)
         self._thread.start()
 
@@ -195,7 +197,7 @@ class FrameHub:
     def _work(self) -> tuple[int, tuple[np.ndarray | None, np.ndarray] | None, list[str], Any]:
         """Called under the lock: what to encode now (views watched and not yet encoded for the
         newest frame, a thumbnail due)."""
-        views = [v for v in VIEWS if self._wanted[v] > 0 and self._jpegs.get(v, (0, b""))[0] < self.seq]
+        views = [v for v in VIEWS if self._wanted[v] > 0 and self._tried.get(v, 0) < self.seq]
         thumb, self._thumb_due = self._thumb_due, None
         return self.seq, (self._latest if views else None), views, thumb
 
@@ -209,12 +211,19 @@ class FrameHub:
                 if self.closed:
                     return
             # cv2 resizes and encodes without the GIL: this runs beside the camera loop, not in it.
-            encoded = {v: self._jpeg(compose(v, *latest, max_width=self.options.max_width)) for v in views} if latest else {}
-            thumbnail = None
-            if thumb is not None:
-                view, index, score, wall_time, flag_id = thumb
-                thumbnail = Thumbnail(flag_id, index, score, wall_time, self._jpeg(shrink(view, 160)))
+            try:
+                encoded = {v: self._jpeg(compose(v, *latest, max_width=self.options.max_width)) for v in views} \
+                    if latest else {}
+                thumbnail = None
+                if thumb is not None:
+                    view, index, score, wall_time, flag_id = thumb
+                    thumbnail = Thumbnail(flag_id, index, score, wall_time, self._jpeg(shrink(view, 160)))
+            except Exception as exc:  # one frame the encoder cannot draw must not end the page's stream
+                self.error = f"frame {seq} not shown: {type(exc).__name__}: {exc}"
+                encoded, thumbnail = {}, None
             with self.cond:
+                for v in views:
+                    self._tried[v] = seq  # done or failed: not tried again until a newer frame
                 for v, data in encoded.items():
                     self._jpegs[v] = (seq, data)
                 if thumbnail is not None:
@@ -223,8 +232,8 @@ class FrameHub:
 
     def _jpeg(self, image: np.ndarray) -> bytes:
         ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.options.jpeg_quality])
-        if not ok:  # cannot happen for an 8-bit BGR image; a blank part is better than a dead encoder
-            return b""
+        if not ok:
+            raise ValueError(f"JPEG encoding failed for a {image.dtype} image of shape {image.shape}")
         return buf.tobytes()
 
 
@@ -335,7 +344,7 @@ class ServeSink:
             }
         figures.update(
             running=not hub.closed, source=self.source, fps=round(hub.fps(), 2),
-            dropped=int(self._dropped()) if self._dropped else 0, clients=self.server.clients,
+            dropped=int(self._dropped()) if self._dropped else 0, clients=self.server.clients, error=hub.error,
         )
         if pipe is not None:
             figures.update(

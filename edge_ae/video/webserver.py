@@ -25,6 +25,7 @@ import re
 import socket
 import socketserver
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -61,23 +62,46 @@ class _RequestTooLarge(http.client.HTTPException):
 
 
 class _BoundedReader:
-    """The connection's input as the handler reads it, cut off after ``limit`` bytes."""
+    """The connection's input, read straight from the socket: the request head is cut off after
+    ``limit`` bytes and after ``seconds`` in all (a client trickling a byte at a time would
+    otherwise hold its slot for ever, each read well within the socket's timeout)."""
 
-    def __init__(self, raw: Any, limit: int) -> None:
-        self.raw, self.left = raw, limit
+    def __init__(self, sock: socket.socket, limit: int, seconds: float) -> None:
+        self.sock, self.left = sock, limit
+        self.deadline = time.monotonic() + seconds
+        self.buffer = b""
 
     def readline(self, size: int = -1) -> bytes:
-        if self.left <= 0:
+        """Called for the request line and each header line only."""
+        limit = self.left if size < 0 else min(size, self.left)
+        if limit <= 0:
             raise _RequestTooLarge(f"request head over {MAX_HEAD} bytes")
-        line = self.raw.readline(self.left if size < 0 else min(size, self.left))
+        while b"\n" not in self.buffer and len(self.buffer) < limit:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("request head took too long")  # handle_one_request drops the connection
+            self.sock.settimeout(remaining)
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                break
+            self.buffer += chunk
+        end = self.buffer.find(b"\n") + 1 or len(self.buffer)
+        line, self.buffer = self.buffer[:min(end, limit)], self.buffer[min(end, limit):]
         self.left -= len(line)
         return line
 
-    def read(self, size: int = -1) -> bytes:
-        return self.raw.read(size)
+    def read(self, size: int) -> bytes:
+        """A body of ``size`` bytes (checked against MAX_BODY by the caller), with the socket's timeout."""
+        while len(self.buffer) < size:
+            chunk = self.sock.recv(size - len(self.buffer))
+            if not chunk:
+                break
+            self.buffer += chunk
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
 
     def close(self) -> None:
-        self.raw.close()
+        pass  # the socket is the server's to close
 
 
 class PageServer(HTTPServer):
@@ -195,7 +219,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.request.settimeout(self.server.options.timeout)  # every read and write of this connection
         self.request.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         super().setup()
-        self.rfile = _BoundedReader(self.rfile, MAX_HEAD)  # type: ignore[assignment]
+        self.rfile.close()  # the buffered reader is not used: its reads could not keep a deadline
+        self.rfile = _BoundedReader(self.request, MAX_HEAD, self.server.options.timeout)  # type: ignore[assignment]
 
     def parse_request(self) -> bool:
         line: bytes = getattr(self, "raw_requestline", b"")  # set by handle_one_request; untyped in typeshed
@@ -277,6 +302,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _allowed(self, query: dict[str, list[str]]) -> bool:
         """Token first (401 even for paths that do not exist), then the Host name."""
         options = self.server.options
+        self.request.settimeout(options.timeout)  # the head is read: each read or write gets the full time again
         if options.token is not None:
             given = query.get("token", [""])[0]
             auth = self.headers.get("Authorization", "")
