@@ -87,7 +87,7 @@ def _tree(folder: Path) -> dict[str, bytes]:
 # -- 1: --compare gets the output folder's checks --------------------------------------------
 
 
-@pytest.mark.parametrize("where", ["in", "in/cmp", "out", "in/good1.png"])
+@pytest.mark.parametrize("where", ["in", "in/cmp", "out", "in/good1.png", "out/cmp"])
 def test_compare_folder_gets_the_output_checks(tiny_models, tmp_path, rng, capsys, where):
     src = good_images(tmp_path / "in", rng)
     before = _tree(src)
@@ -199,10 +199,13 @@ def test_stale_temporaries_of_our_own_pattern_are_removed_at_start(tiny_models, 
     src = good_images(tmp_path / "in", rng)
     out = tmp_path / "out"
     (out / "sub").mkdir(parents=True)
+    # Files of an earlier release's pattern (no process id) go once they are a day old (issue 51:
+    # only a temporary whose writer is gone is removed; tests/test_safety_round2.py has the rest).
     stale = [out / ".good1.png.0a1b2c3d.part", out / "sub" / ".x.png.deadbeef.part"]
     kept = [out / ".hidden.part", out / "mine.part", out / ".x.png.NOTHEX00.part", out / ".x.png.0a1b2c3d.partial"]
     for path in stale + kept:
         path.write_bytes(b"half an image")
+        os.utime(path, (time.time() - 2 * 86400, time.time() - 2 * 86400))
     assert main(["denoise", str(src), "-o", str(out), "-m", str(tiny_models["color"])]) == 0
     assert "removed 2 temporary file(s)" in capsys.readouterr().err
     assert not any(p.exists() for p in stale)
@@ -255,15 +258,52 @@ def test_output_folder_that_is_not_writable_is_refused_before_the_batch(tiny_mod
     assert rc == 2 and "is not writable" in err and str(locked) in err and len(err.splitlines()) == 1
 
 
-@pytest.mark.parametrize("inputs", [["in3/*.png"], ["in3/good1.png"], ["in3/**/*.png"]])
-def test_output_inside_the_folder_of_input_files_or_globs_is_refused(tiny_models, tmp_path, rng, capsys,
-                                                                     monkeypatch, inputs):
+# Rule 11 went too far (issue 51): its purpose is never to write over an input and never to let
+# a later run over an input folder (or a glob that reaches into sub-folders) read the outputs back.
+# An output folder next to input files or a one-level glob is the first command users type.
+
+
+@pytest.mark.parametrize("inputs", [["in3/*.png"], ["in3/good1.png", "in3/good2.png"]])
+def test_output_folder_next_to_input_files_or_a_glob_is_allowed(tiny_models, tmp_path, rng, capsys, monkeypatch,
+                                                                inputs):
     good_images(tmp_path / "in3", rng)
+    before = _tree(tmp_path / "in3")
     monkeypatch.chdir(tmp_path)
-    rc = main(["denoise", *inputs, "-o", "in3/den", "-m", str(tiny_models["color"])])
-    err = capsys.readouterr().err
-    assert rc == 2 and "in3/den is inside the folder of" in err
-    assert not (tmp_path / "in3" / "den").exists()
+    args = ["denoise", *inputs, "-o", "in3/den", "-m", str(tiny_models["color"])]
+    assert main(args) == 0
+    assert "2 denoised, 0 failed" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "in3" / "den").iterdir()) == ["good1.png", "good2.png"]
+    assert {k: v for k, v in _tree(tmp_path / "in3").items() if not k.startswith("den/")} == before
+    # The glob is expanded once, before anything is written; a rerun does not read the outputs back.
+    assert main(args) == 0
+    assert "0 denoised, 0 failed, 2 skipped" in capsys.readouterr().out
+    assert not (tmp_path / "in3" / "den" / "den").exists()
+
+
+def test_the_natural_command_from_inside_the_photo_folder(tiny_models, tmp_path, rng, capsys, monkeypatch):
+    good_images(tmp_path / "photos", rng, names=("IMG_0001.png",))
+    monkeypatch.chdir(tmp_path / "photos")
+    assert main(["denoise", "IMG_0001.png", "-o", "clean", "-m", str(tiny_models["color"])]) == 0
+    assert (tmp_path / "photos" / "clean" / "IMG_0001.png").is_file()
+
+
+@pytest.mark.parametrize(("inputs", "out", "why"), [
+    (["in3"], "in3/den", "is inside the input folder in3"),
+    (["in3"], "in3", "is the input folder in3"),
+    (["in3/**/*.png"], "in3/den", "is inside the folder of the glob in3/**/*.png"),
+    (["in3/*/*.png"], "in3/den", "is inside the folder of the glob in3/*/*.png"),
+    (["in3/*.png"], "in3", "is the folder of the glob in3/*.png"),
+    (["in3/good1.png"], "in3", "is the folder of the input in3/good1.png"),
+])
+def test_output_folder_in_or_on_an_input_tree_is_still_refused(tiny_models, tmp_path, rng, capsys, monkeypatch,
+                                                                inputs, out, why):
+    good_images(tmp_path / "in3", rng)
+    before = _tree(tmp_path / "in3")
+    monkeypatch.chdir(tmp_path)
+    rc = main(["denoise", *inputs, "-o", out, "-m", str(tiny_models["color"]), "-r"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and why in err
+    assert _tree(tmp_path / "in3") == before and not (tmp_path / "in3" / "den").exists()
 
 
 # -- 12: channel layout, and the C library's own stderr line ------------------------------------
@@ -589,13 +629,13 @@ def test_output_folder_write_probe_failure_is_one_line_naming_it(tiny_models, tm
     file fails as on a read-only mount."""
     import errno
 
-    import edge_ae.files.batch as batch
+    import edge_ae.files.output_paths as output_paths
 
     def read_only(*_args, **_kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
     src = good_images(tmp_path / "in", rng)
-    monkeypatch.setattr(batch.tempfile, "TemporaryFile", read_only)
+    monkeypatch.setattr(output_paths.tempfile, "TemporaryFile", read_only)
     rc = main(["denoise", str(src), "-o", str(tmp_path / "ro"), "-m", str(tiny_models["color"])])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1

@@ -18,6 +18,7 @@ from pathlib import Path
 from edge_ae.anomaly.calibration import DEFAULT_FPR, calibrate_f1, calibrate_fpr
 from edge_ae.anomaly.detector import AnomalyDetector
 from edge_ae.cli.options import add_model, add_old_positional_model, add_threads, resolve_threads, take_model
+from edge_ae.cli.limits import tidy
 from edge_ae.cli.progress import Progress
 from edge_ae.errors import EdgeAEError
 from edge_ae.files import batch
@@ -72,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     source = detector.model.path
     if args.output.resolve() == source.resolve():
         raise EdgeAEError(f"-o {args.output} is the model itself: write a copy")
+    if args.output.parent.is_dir():  # what a killed calibration left beside the output (its writer gone)
+        tidy(args.output.parent, names=(args.output.name,))
     normal = scores_of_folder(detector, args.normal, "normal")
     if args.anomalous:
         cal = calibrate_f1(normal, scores_of_folder(detector, args.anomalous, "anomalous"))

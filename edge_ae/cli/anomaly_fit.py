@@ -17,6 +17,7 @@ from pathlib import Path
 
 from edge_ae.anomaly.fit import RESIZE_MODES, FitOptions, fit_anomaly_model
 from edge_ae.cli.options import add_threads, deprecated, resolve_threads
+from edge_ae.cli.limits import tidy
 from edge_ae.cli.progress import Progress
 from edge_ae.errors import EdgeAEError
 from edge_ae.files.atomic import write_bytes_atomic
@@ -108,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
                              project_dim=args.project_dim)
     except ValueError as exc:
         raise EdgeAEError(str(exc)) from None
+    if out.parent.is_dir():  # what a killed fit left beside the output (its writer gone)
+        tidy(out.parent, names=(out.name,))
     bars = _Bars()
     words = ["--normal", args.normal, "-o", str(out), "--size", str(args.size), "--resize", args.resize,
              "--memory", str(args.memory), "--project-dim", str(args.project_dim), "--fpr", str(args.fpr)]

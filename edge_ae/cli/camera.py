@@ -8,9 +8,10 @@ import math
 import os
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge_ae.cli.limits import add_max_pixels
+from edge_ae.cli.limits import add_max_pixels, tidy
 from edge_ae.cli.options import add_precision, add_threads, resolve_threads
 from edge_ae.denoise.denoiser import Denoiser
 from edge_ae.video.capture import Notice
@@ -171,6 +172,9 @@ def run(args: argparse.Namespace) -> int:
         print(note, file=sys.stderr, flush=True)
     if serve is not None:
         serve.attach(stream)
+    for folder in (args.frames, args.events and Path(args.events).with_name(Path(args.events).stem + "_frames")):
+        if folder is not None and Path(folder).is_dir():
+            tidy(Path(folder))
     report = stream.run()
     status.clear()
     print(report.summary())

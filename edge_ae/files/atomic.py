@@ -4,14 +4,27 @@ existing file is only ever replaced whole."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
+import socket
 import stat
+import time
 from pathlib import Path
 
-# ".NAME.8-hex-digits.part": what ``_create_temporary`` makes, and nothing else.
-TEMPORARY = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{8}\.part")
+# ".NAME.PID-HOST-XXXXXXXX.part": what ``_create_temporary`` makes (the writer's process id, a
+# short hash of its host name, 8 random hex digits), so that a later run can tell whether the
+# writer is gone. ".NAME.XXXXXXXX.part" is what earlier releases made. Nothing else matches.
+TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?:(?P<pid>[0-9]+)-(?P<host>[0-9a-f]{6})-)?[0-9a-f]{8}\.part")
+# A temporary whose writer cannot be asked (another host on a shared folder, an earlier release,
+# a process id now used by another program) is removed once it has not changed for this long: a
+# writer fills and renames its temporary within one file's write, never a whole day.
+STALE_AFTER_S = 24 * 3600.0
+
+
+def _host_id() -> str:
+    return hashlib.sha1(socket.gethostname().encode("utf-8", "surrogateescape")).hexdigest()[:6]
 
 
 def _create_temporary(path: Path) -> tuple[int, Path]:
@@ -19,7 +32,7 @@ def _create_temporary(path: Path) -> tuple[int, Path]:
     that the kernel applies the umask, as for a plain ``open(path, "w")``: a private temporary
     file (``tempfile.mkstemp`` makes 0600) would leave every output readable by its owner only."""
     while True:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}-{_host_id()}-{secrets.token_hex(4)}.part")
         try:
             return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
         except FileExistsError:
@@ -51,10 +64,39 @@ def write_text_atomic(path: str | Path, text: str, *, durable: bool = True) -> N
     write_bytes_atomic(path, text.encode("utf-8"), durable=durable)
 
 
+def _process_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: no signal is sent, only whether the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, run by someone else
+        return True
+    return True
+
+
+def writer_gone(path: Path, *, now: float | None = None) -> bool:
+    """Whether the temporary file ``path`` (this module's pattern) has no writer left: its
+    process, on this host, has ended; or, where that cannot be asked, it has not changed for
+    ``STALE_AFTER_S``. A concurrent run's file in flight is never taken for a leftover."""
+    match = TEMPORARY.fullmatch(path.name)
+    if match is None:
+        return False
+    # On Windows os.kill(pid, 0) would send Ctrl-C: only the age is used there.
+    if match["pid"] is not None and match["host"] == _host_id() and os.name == "posix":
+        if not _process_running(int(match["pid"])):
+            return True
+    try:
+        age = (time.time() if now is None else now) - path.stat().st_mtime
+    except OSError:
+        return False
+    return age > STALE_AFTER_S
+
+
 def remove_stale_temporaries(folder: str | Path, *, names: tuple[str, ...] | None = None) -> list[Path]:
-    """Delete temporary files a killed run left (``.NAME.XXXXXXXX.part``, this module's pattern
-    only) in ``folder`` and its sub-folders, or, with ``names``, only those of these file names
-    directly in ``folder``. Call it at the start of a run that writes there; returns what went."""
+    """Delete temporary files a killed run left (this module's pattern only, and only those whose
+    writer is gone: ``writer_gone``) in ``folder`` and its sub-folders, or, with ``names``, only
+    those of these file names directly in ``folder``. Call it at the start of a run that writes
+    there; returns what went."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
@@ -64,6 +106,8 @@ def remove_stale_temporaries(folder: str | Path, *, names: tuple[str, ...] | Non
         match = TEMPORARY.fullmatch(path.name)
         if match is None or (names is not None and match["name"] not in names) or not path.is_file():
             continue
+        if not writer_gone(path):
+            continue  # another run is writing it now
         try:
             path.unlink()
         except OSError:

@@ -5,9 +5,7 @@ renders the events this yields.
 
 from __future__ import annotations
 
-import glob
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -15,7 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_ae.errors import EdgeAEError
-from edge_ae.files.imageio import READ_SUFFIXES
+from edge_ae.files.inputs import MissingInput, find_inputs
+from edge_ae.files.output_paths import check_folder, prepare_folder
+
+# Where inputs come from and where outputs may go live in their own modules; these names stay
+# importable from here for the commands that use them.
+__all__ = ["MissingInput", "Outcome", "Plan", "Task", "check_folder", "find_inputs", "plan", "prepare_folder", "run"]
 
 
 @dataclass(frozen=True)
@@ -34,105 +37,9 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class MissingInput:
-    """An input that named nothing to read; the input is kept as given, so reports never have to
-    recover it from the message (a path may contain ':')."""
-
-    item: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.item}: {self.reason}"
-
-
-@dataclass(frozen=True)
 class Plan:
     tasks: list[Task]
     problems: list[Outcome]  # inputs refused before any work (missing, clashing, unsafe)
-
-
-def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in READ_SUFFIXES
-
-
-def find_inputs(inputs: list[str], *, recursive: bool) -> tuple[list[tuple[Path, Path]], list[MissingInput]]:
-    """Expand files, folders and globs into (source, path relative to its output folder)."""
-    found: list[tuple[Path, Path]] = []
-    missing: list[MissingInput] = []
-    for item in inputs:
-        if any(ch in item for ch in "*?[") and not Path(item).exists():
-            matches = sorted(glob.glob(item, recursive=recursive))
-            if not matches:
-                missing.append(MissingInput(item, "no file matches"))
-            found += [(Path(m), Path(Path(m).name)) for m in matches if Path(m).is_file()]
-            continue
-        path = Path(item)
-        if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            files = sorted(p for p in path.glob(pattern) if p.is_file() and _is_image(p) and not p.name.startswith("."))
-            found += [(p, p.relative_to(path)) for p in files]
-        elif path.is_file():
-            found.append((path, Path(path.name)))
-        else:
-            missing.append(MissingInput(item, "no such file or folder"))
-    return found, missing
-
-
-def _is_glob(item: str) -> bool:
-    return any(ch in item for ch in "*?[") and not Path(item).exists()
-
-
-def input_folders(inputs: list[str]) -> list[tuple[Path, str]]:
-    """The folder each input lives in, with how to name it: a folder itself, the folder of a file,
-    the fixed part of a glob ("in/*.png" and "in/**/x.png": in)."""
-    folders: list[tuple[Path, str]] = []
-    for item in inputs:
-        path = Path(item)
-        if _is_glob(item):
-            fixed = []
-            for part in path.parts:
-                if any(ch in part for ch in "*?["):
-                    break
-                fixed.append(part)
-            folders.append((Path(*fixed) if fixed else Path("."), f"the folder of the glob {item}"))
-        elif path.is_dir():
-            folders.append((path, f"the input folder {item}"))
-        elif path.is_file():
-            folders.append((path.parent, f"the folder of the input {item}"))
-    return folders
-
-
-def check_folder(folder: Path, inputs: list[str], *, label: str = "output folder", others: dict[str, Path] | None = None) -> None:
-    """Refuse an output folder (``-o``, ``--compare``, ``--heatmaps``) that is a file, an input
-    folder, inside one, or inside the folder of an input file or glob: a later run over that
-    folder (``--recursive``) would take the outputs for inputs, and a same-named output would
-    replace an original. ``others``: folders of this run it must not be (label -> folder)."""
-    if folder.exists() and not folder.is_dir():
-        # Caught here, before any work, rather than as a bare "File exists" per image.
-        raise EdgeAEError(f"{label} {folder} is an existing file: expected a folder (new or existing)")
-    resolved = folder.resolve()
-    for root, what in input_folders(inputs):
-        root = root.resolve()
-        if resolved == root or root in resolved.parents:
-            where = "is" if resolved == root else "is inside"
-            raise EdgeAEError(f"{label} {folder} {where} {what}: choose one outside it")
-    for other_label, other in (others or {}).items():
-        if resolved == other.resolve():
-            raise EdgeAEError(f"{label} {folder} is the {other_label} too: choose another")
-
-
-def prepare_folder(folder: Path, *, label: str = "output folder") -> None:
-    """Create ``folder`` and prove it writable before any work, so a bad ``-o`` is one line naming
-    the folder, not a failure blamed on every input."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EdgeAEError(f"{label} {folder}: cannot create it ({exc.strerror or exc})") from None
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise EdgeAEError(f"{label} {folder} is not writable ({exc.strerror or exc})") from None
 
 
 def plan(inputs: list[str], out_dir: Path, *, recursive: bool, overwrite: bool, suffix: str | None = None,

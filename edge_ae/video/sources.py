@@ -212,6 +212,8 @@ def open_source(spec: str | int | Path | Source, *, size: tuple[int, int] | None
     if isinstance(spec, int):
         return VideoSource(spec, size=size)
     text = str(spec).strip()
+    if not text:  # Path("") is the current folder: never a source by accident
+        raise SourceError("the source is empty: give a camera index, 'picamera2', a URL, a video file or a folder")
     if text.isdigit():
         return VideoSource(int(text), size=size)
     if text.lower() == PICAMERA:

@@ -33,7 +33,9 @@ class LatencyHistogram:
         if not self.n:
             return 0.0
         rank = int(np.ceil(q / 100.0 * self.n))
-        return float(np.searchsorted(np.cumsum(self.counts), max(rank, 1)) + 1)  # bin's upper edge, ms
+        upper = float(np.searchsorted(np.cumsum(self.counts), max(rank, 1)) + 1)  # the bin's upper edge, ms
+        # Never above the largest latency seen: "p95 12 ms, max 11 ms" reads as a bug.
+        return min(upper, self.max)
 
     def summary(self) -> dict[str, float]:
         mean = self.total / self.n if self.n else 0.0

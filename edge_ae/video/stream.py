@@ -31,6 +31,7 @@ import numpy as np
 
 from edge_ae.errors import ImageError
 from edge_ae.files.imageio import DEFAULT_MAX_PIXELS
+from edge_ae.files.output_paths import check_stream_outputs
 from edge_ae.video.capture import DEFAULT_BACKOFF, Backoff, Capture, Frame, Notice
 from edge_ae.video.pipeline import FramePipeline
 from edge_ae.video.sinks import EventLog, ImageSequenceSink, Output, Sink, SinkError, VideoSink, WindowSink
@@ -101,6 +102,8 @@ class Stream:
     ) -> None:
         if max_fps is not None and not max_fps > 0:
             raise ValueError(f"max_fps must be positive, got {max_fps}")
+        # The batch commands' output rules (docs/BATCH.md), before any model loads or file opens.
+        check_stream_outputs(source, record=record, frames=frames, events=events)
         # Models load here, before any camera opens: a bad model path fails fast.
         self.pipeline = FramePipeline(denoise=denoise, sigma=sigma, strength=strength, estimate_every=estimate_every,
                                       temporal=temporal, anomaly=anomaly, overlay=overlay, threads=threads)
