@@ -15,10 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from test_bad_inputs import _tree, good_images, spot_model
 
 from edge_ae.cli.main import main
 from edge_ae.errors import EdgeAEError
-from test_bad_inputs import _tree, good_images, spot_model
 
 
 def _host() -> str:

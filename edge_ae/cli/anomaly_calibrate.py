@@ -17,8 +17,8 @@ from pathlib import Path
 
 from edge_ae.anomaly.calibration import DEFAULT_FPR, calibrate_f1, calibrate_fpr
 from edge_ae.anomaly.detector import AnomalyDetector
-from edge_ae.cli.options import add_model, add_old_positional_model, add_threads, resolve_threads, take_model
 from edge_ae.cli.limits import tidy
+from edge_ae.cli.options import add_model, add_old_positional_model, add_threads, resolve_threads, take_model
 from edge_ae.cli.progress import Progress
 from edge_ae.errors import EdgeAEError
 from edge_ae.files import batch

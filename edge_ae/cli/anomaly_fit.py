@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 from edge_ae.anomaly.fit import RESIZE_MODES, FitOptions, fit_anomaly_model
-from edge_ae.cli.options import add_threads, deprecated, resolve_threads
 from edge_ae.cli.limits import tidy
+from edge_ae.cli.options import add_threads, deprecated, resolve_threads
 from edge_ae.cli.progress import Progress
 from edge_ae.errors import EdgeAEError
 from edge_ae.files.atomic import write_bytes_atomic
