@@ -4,8 +4,10 @@ outputs pointed at the wrong place. Each bad file is one line; the rest of the b
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -367,7 +369,9 @@ def test_kill_9_then_rerun_gives_the_clean_run_arrays(tiny_models, tmp_path, rng
     proc.wait()
     done_before = len([p for p in killed.iterdir() if not p.name.startswith(".")])
     assert 0 < done_before < 25, "the run must be killed mid-batch"
-    (killed / ".07.png.0123abcd.part").write_bytes(b"\x89PNG half")  # what a kill during a write leaves
+    # What a kill during a write leaves: a temporary named after the killed writer (issue 51).
+    host = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
+    (killed / f".07.png.{proc.pid}-{host}-0123abcd.part").write_bytes(b"\x89PNG half")
 
     rerun = subprocess.run(_denoise_cmd(src, killed, tiny_models["color"]), env=env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
