@@ -321,3 +321,34 @@ def test_old_manifest_speed_keys_are_still_read(tmp_path):
         {"name": "denoise-new", "kind": "denoiser", "speed": {"color_640x480_ms": 30.0}}]}))
     table = benchmarks_md.models_table(manifest=manifest)
     assert "12.0 ms (640x480 gray)" in table and "30.0 ms (640x480 color)" in table
+
+
+def test_bench_says_what_auto_runs_and_recommends_only_that(capsys, monkeypatch):
+    monkeypatch.setattr(precision, "_this_cpu", lambda: _cpu(True))
+    args = ["bench", "-m", "denoise-color-fast", "denoise-color-fast-int8", "--size", "32x32", "--repeat", "1",
+            "--warmup", "0", "--threads", "1", "--fps", "0.001"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    twin_allowed = _manifest_drops()["denoise-color-fast-int8"] <= 0.1
+    ran = "denoise-color-fast-int8" if twin_allowed else "denoise-color-fast"
+    assert f"denoise-color-fast       -> {ran} (" in out
+    assert f"  denoiser, color        {ran} (" in out  # both reach 0.001 fps: the one auto runs is recommended
+    assert main([*args, "--precision", "float"]) == 0
+    assert "  denoiser, color        denoise-color-fast (" in capsys.readouterr().out
+
+
+def test_precision_auto_tool_runs_on_a_bare_python(tmp_path):
+    """tools/precision_auto.py is what checks the rule on an emulated Arm core, where there is no
+    numpy: with numpy made unimportable it still prints each decision."""
+    import subprocess
+    import sys
+
+    fake = tmp_path / "numpy"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('no numpy here')\n")
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "precision_auto.py")], capture_output=True,
+                            text=True, env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("CPU: ") and len(lines) == 1 + len(_manifest_drops())
+    assert all(" -> denoise-" in line for line in lines[1:])

@@ -10,6 +10,7 @@ from edge_ae.benchmark import Timing, eight_bit_pairs, recommend, time_model
 from edge_ae.cli.camera import frame_size, positive
 from edge_ae.cli.options import add_model, add_precision, add_threads, deprecated, resolve_threads
 from edge_ae.denoise.precision import TWIN_SUFFIX, choose
+from edge_ae.errors import ModelError
 from edge_ae.hardware import cpu_info
 from edge_ae.model.registry import get_entry, list_models
 
@@ -25,11 +26,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "--repeat calls, with a fixed thread count), print ms per frame, fps and multiply-adds per "
                     "second, and recommend the best model of each kind that reaches --fps.",
     )
-    add_model(p, "models to time", several=True,
-              default_help="default: all shipped, without the autoencoders' encoder/decoder parts; a denoiser named "
-              "here runs at --precision")
+    add_model(p, "models to time, each as named", several=True,
+              default_help="default: all shipped, without the autoencoders' encoder/decoder parts")
     p.add_argument("--models", nargs="+", action="extend", metavar="NAME", help=argparse.SUPPRESS)  # the old name
-    add_precision(p)
+    add_precision(p, bench=True)
     p.add_argument("--size", type=frame_size, default=(640, 480), metavar="WxH", help="frame size (default 640x480)")
     add_threads(p)
     p.add_argument("--repeat", type=positive(int), default=5, help="timed calls per model; the median is shown "
@@ -40,20 +40,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _models(names: list[str] | None, precision: str) -> tuple[list, list[str]]:
-    """The entries to time, and a line per named denoiser saying which precision ran and why."""
-    if not names:
-        return [e for e in list_models() if e.kind not in PARTS], []
-    entries, notes = [], []
-    for name in dict.fromkeys(names):
-        entry = get_entry(name)  # ModelError names the shipped ones
-        if entry.kind == "denoiser":
-            choice = choose(name, precision)
-            if choice.model != name or precision != "auto":
-                notes.append(f"  {name}: ran {choice.describe()}")
-            entry = get_entry(choice.model)
-        entries.append(entry)
-    return entries, notes
+def _models(names: list[str] | None) -> list:
+    if names:
+        return [get_entry(n) for n in dict.fromkeys(names)]  # ModelError names the shipped ones
+    return [e for e in list_models() if e.kind not in PARTS]
+
+
+def _runs_at(t: Timing, precision: str) -> bool:
+    """Whether ``edge-ae denoise/camera --precision PRECISION`` would run ``t``'s model when its
+    float name is given: the recommendation considers those only."""
+    if t.kind != "denoiser":
+        return True
+    base = t.name[: -len(TWIN_SUFFIX)] if t.name.endswith(TWIN_SUFFIX) else t.name
+    try:
+        return choose(base, precision).model == t.name
+    except ModelError:  # --precision int8 and no twin: the model runs as it is
+        return True
 
 
 def _auto_lines(timings: list[Timing]) -> list[str]:
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         raise argparse.ArgumentTypeError(f"--warmup must be 0 or more, got {args.warmup}")
     if args.models:
         deprecated("--models", "-m/--model")
-    entries, notes = _models((args.model or []) + (args.models or []) or None, args.precision)
+    entries = _models((args.model or []) + (args.models or []) or None)
     cpu = cpu_info()
     threads = resolve_threads(args.threads)
     w, h = args.size
@@ -100,16 +102,19 @@ def run(args: argparse.Namespace) -> int:
         print(_row(t), flush=True)
     print("(denoisers: noise level estimated per frame, as by default; GMAC/s where the manifest records "
           "the model's multiply-adds per pixel)")
-    if notes:
-        print("\n--precision " + args.precision + ":\n" + "\n".join(notes))
     auto = _auto_lines(timings)
     if auto:
-        print("\nWhat --precision auto (the default of denoise and camera) runs here, and its speed-up over float:")
+        print("\nWhat --precision auto (the default of denoise and camera) runs here, and its speed-up over float "
+              "in this run:")
         print("\n".join(auto))
 
     print(f"\nFor {args.fps:g} fps ({1000 / args.fps:.0f} ms a frame) at {w}x{h} on this machine:")
     # only what `edge-ae camera` runs on each frame is recommended; the other kinds are parts or tools
-    for pick in recommend([t for t in timings if t.kind in CAMERA_KINDS], fps=args.fps):
+    if args.precision != "auto" or auto:
+        print(f"(denoisers at --precision {args.precision}: the float model or its 8-bit twin, as denoise and camera "
+              "would run it)")
+    considered = [t for t in timings if t.kind in CAMERA_KINDS and _runs_at(t, args.precision)]
+    for pick in recommend(considered, fps=args.fps):
         group = f"{pick.kind}, {'gray' if pick.channels == 1 else 'color'}"
         if pick.model is not None:
             quality = f"; {pick.model.quality:g} {pick.model.quality_label}" if pick.model.quality is not None else ""

@@ -56,11 +56,15 @@ def add_model(parser: argparse.ArgumentParser, what: str, *, default: str | None
         parser.add_argument("-m", "--model", metavar="NAME", default=default, help=help_text)
 
 
-def add_precision(parser: argparse.ArgumentParser) -> None:
+PRECISION_HELP = ("auto (default): the 8-bit twin of a shipped denoiser where this CPU has 8-bit dot products and "
+                  "the twin loses at most 0.1 dB on the benchmark, else float; float or int8 force one")
+
+
+def add_precision(parser: argparse.ArgumentParser, *, bench: bool = False) -> None:
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="auto (default): the 8-bit twin of a shipped denoiser where this CPU has 8-bit dot "
-                        "products and the twin loses at most 0.1 dB on the benchmark, else float; float or int8 "
-                        "force one (-v says which ran and why)")
+                        help=PRECISION_HELP + (" (bench: every model is timed as named; the recommendation considers "
+                                               "the denoisers this precision runs)" if bench else
+                                               " (-v says which ran and why)"))
 
 
 def deprecated(old: str, new: str) -> None:
