@@ -128,6 +128,8 @@ class FrameHub:
         self._thumb_due: tuple[np.ndarray, int, float | None, float, int] | None = None
         self._last_thumb = -float("inf")
         self.error: str | None = None  # the last frame the encoder could not draw, for the figures
+        self.encoded = 0  # frames encoded (one per watched view)
+        self.encode_cpu_s = 0.0  # the encoder thread's CPU time for them: what watching costs
         self._thread = threading.Thread(target=self._encode_loop, name="edge-ae-serve-encoder", daemon=True)
         self._thread.start()
 
@@ -211,6 +213,7 @@ class FrameHub:
                 if self.closed:
                     return
             # cv2 resizes and encodes without the GIL: this runs beside the camera loop, not in it.
+            cpu = time.thread_time()
             try:
                 encoded = {v: self._jpeg(compose(v, *latest, max_width=self.options.max_width)) for v in views} \
                     if latest else {}
@@ -221,7 +224,10 @@ class FrameHub:
             except Exception as exc:  # one frame the encoder cannot draw must not end the page's stream
                 self.error = f"frame {seq} not shown: {type(exc).__name__}: {exc}"
                 encoded, thumbnail = {}, None
+            cpu = time.thread_time() - cpu
             with self.cond:
+                self.encoded += len(encoded)
+                self.encode_cpu_s += cpu
                 for v in views:
                     self._tried[v] = seq  # done or failed: not tried again until a newer frame
                 for v, data in encoded.items():
@@ -339,6 +345,7 @@ class ServeSink:
         with hub.cond:
             figures: dict[str, Any] = {
                 "frames": hub.seq, "frame_index": hub.index, "flagged": hub.flagged, "anomaly": hub.anomaly,
+                "encode_ms": round(1000.0 * hub.encode_cpu_s / hub.encoded, 1) if hub.encoded else None,
                 "thumbnails": [{"id": t.id, "frame": t.frame, "score": t.score, "time": t.wall_time}
                                for t in reversed(hub.thumbnails)],
             }
