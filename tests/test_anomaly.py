@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from edge_ae import AnomalyDetector, AnomalyResult, ImageError, ModelError, draw_overlay, list_models
+from edge_ae import AnomalyDetector, AnomalyResult, ImageError, ModelError, draw_overlay, list_models, load_model
 from edge_ae.anomaly.calibration import calibrate_f1, calibrate_fpr
 from edge_ae.cli.main import main
 from edge_ae.files.imageio import read_image
@@ -279,7 +279,7 @@ def test_blob_scores_higher_than_normal(tiny_anomaly, folders):
 
 
 def test_model_input_scales_every_dtype():
-    from edge_ae.anomaly.detector import to_model_input
+    from edge_ae.anomaly.inputs import to_model_input
 
     for image in (np.full((10, 12), 51, np.uint8), np.full((10, 12, 3), 51 * 257, np.uint16),
                   np.full((10, 12, 4), 0.2, np.float32)):
@@ -563,7 +563,9 @@ def test_fuse_refuses_models_it_cannot_fuse(tiny_anomaly, tmp_path, capsys):
     other = tmp_path / "other-seed.onnx"
     spec = AnomalyDetector(tiny_anomaly, threads=1).spec
     command = spec.provenance["training_command"] + " --seed 5"
-    text = json.dumps({**json.loads(spec.to_json()), "provenance": {**spec.provenance, "training_command": command}})
+    config = {**spec.provenance["training_config"], "seed": 5}  # what fuse reads (the command is shown)
+    text = json.dumps({**json.loads(spec.to_json()),
+                       "provenance": {**spec.provenance, "training_command": command, "training_config": config}})
     rewrite_metadata_file(tiny_anomaly, other, METADATA_KEY, text)
     assert fuse_main([str(tiny_anomaly), str(other), "--name", "x", "--out", str(tmp_path)]) == 2
     assert "different split seed" in capsys.readouterr().err
@@ -572,7 +574,8 @@ def test_fuse_refuses_models_it_cannot_fuse(tiny_anomaly, tmp_path, capsys):
 
     pinned = tmp_path / "pinned.onnx"
     text = json.dumps({**json.loads(spec.to_json()),
-                       "provenance": {**spec.provenance, "training_command": command + " --split-seed 0"}})
+                       "provenance": {**spec.provenance, "training_command": command + " --split-seed 0",
+                                      "training_config": {**config, "split_seed": 0}}})
     rewrite_metadata_file(tiny_anomaly, pinned, METADATA_KEY, text)
     check_members([read_member(tiny_anomaly), read_member(pinned)])
     assert fuse_main([str(tiny_anomaly), "--name", "x", "--out", str(tmp_path)]) == 2
@@ -659,3 +662,17 @@ def test_detector_takes_providers(tiny_anomaly):
     assert detector.model.session.get_providers() == ["CPUExecutionProvider"]
     with pytest.raises(ModelError, match="not available"):
         AnomalyDetector(tiny_anomaly, providers=["NoSuchExecutionProvider"])
+
+
+def test_fusion_reads_the_recorded_config_and_still_reads_old_commands(tiny_anomaly):
+    """Exports record the training config as JSON and fuse.py reads it; models exported before
+    (the shipped ones) have only the command, which is parsed as before."""
+    from training.anomaly.fuse import member_config
+
+    provenance = load_model(tiny_anomaly).spec.provenance
+    recorded = member_config(tiny_anomaly, provenance)
+    assert provenance["training_config"] == recorded.to_dict() and recorded.size == 32
+    legacy = {k: v for k, v in provenance.items() if k != "training_config"}
+    assert member_config(tiny_anomaly, legacy) == recorded
+    with pytest.raises(ModelError, match="does not know"):
+        member_config(tiny_anomaly, {**provenance, "training_config": {**recorded.to_dict(), "warp": 9}})

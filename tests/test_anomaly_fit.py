@@ -14,9 +14,9 @@ import pytest
 from onnx import numpy_helper
 
 from edge_ae import AnomalyDetector, load_model
-from edge_ae.anomaly.detector import to_model_input
 from edge_ae.anomaly.fit import FitOptions, fit_anomaly_model
 from edge_ae.anomaly.graph import gaussian_kernel
+from edge_ae.anomaly.inputs import to_model_input
 from edge_ae.cli.main import main
 from edge_ae.errors import EdgeAEError
 

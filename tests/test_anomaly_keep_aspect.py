@@ -12,7 +12,7 @@ import pytest
 from test_anomaly import texture, with_blob
 
 from edge_ae import AnomalyDetector, ModelError
-from edge_ae.anomaly.detector import keep_aspect_size, model_input_size
+from edge_ae.anomaly.inputs import keep_aspect_size, model_input_size
 from edge_ae.model.contract import AnomalyCalibration, ModelSpec
 
 SHAPES = [(48, 64), (64, 40), (40, 96), (56, 56)]  # height, width: wide, tall, very wide, square

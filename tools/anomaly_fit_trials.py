@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 
 from edge_ae.anomaly.coreset import greedy_coreset
-from edge_ae.anomaly.detector import to_model_input
 from edge_ae.anomaly.graph import gaussian_kernel
+from edge_ae.anomaly.inputs import to_model_input
 from edge_ae.files.imageio import read_image
 from edge_ae.model.loading import make_session
 from training.metrics import auroc

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from edge_ae.anomaly.detector import model_input_size  # noqa: E402
+from edge_ae.anomaly.inputs import model_input_size  # noqa: E402
 from edge_ae.errors import EdgeAEError  # noqa: E402
 from edge_ae.model.loading import load_model, make_session  # noqa: E402
 from edge_ae.model.registry import list_models  # noqa: E402

@@ -26,12 +26,12 @@ import numpy as np
 
 from edge_ae.anomaly.calibration import DEFAULT_FPR, calibrate_f1, calibrate_fpr
 from edge_ae.anomaly.coreset import greedy_coreset
-from edge_ae.anomaly.detector import keep_aspect_size, to_model_input
+from edge_ae.anomaly.inputs import keep_aspect_size, raw_batch, to_model_input
 from edge_ae.errors import EdgeAEError, ImageError
 from edge_ae.files.imageio import READ_SUFFIXES, read_image
 from edge_ae.image import check_image
 from edge_ae.model.contract import COLOR_ORDERS, METADATA_KEY, AnomalyCalibration, ModelSpec
-from edge_ae.model.loading import LoadedModel, load_model
+from edge_ae.model.loading import LoadedModel, load_model, model_from_bytes
 from edge_ae.model.registry import sha256_of
 
 FEATURES = "features-lite0"
@@ -227,8 +227,6 @@ def fit_anomaly_model(normal: str | Path | Sequence[Item], *, name: str = "my-li
         from edge_ae.anomaly.graph import build_anomaly_graph
     except ImportError:
         raise EdgeAEError("fitting writes an ONNX graph and needs the onnx package: pip install onnx") from None
-    from edge_ae.anomaly.detector import AnomalyDetector
-
     options = options or FitOptions()
     start = time.perf_counter()
     read = _Reader(progress, on_skip)
@@ -253,11 +251,15 @@ def fit_anomaly_model(normal: str | Path | Sequence[Item], *, name: str = "my-li
                                    doc=spec.description).SerializeToString()
 
     draft = _spec(name, channels, extractor.stride, options, AnomalyCalibration(threshold=0.0, score_mean=0.0, score_std=0.0))
-    scorer = AnomalyDetector(loaded_model(build(draft), draft, threads))
-    normal_scores = [float(scorer.score(im)) for im in read(hold_items, "calibrate")]
+    scorer = model_from_bytes(build(draft), draft, threads=threads)
+
+    def score(image: np.ndarray) -> float:
+        return float(raw_batch(scorer, [image])[1][0])
+
+    normal_scores = [score(im) for im in read(hold_items, "calibrate")]
     if not normal_scores:
         raise EdgeAEError("no readable normal image left to set the threshold on")
-    anomalous = ([float(scorer.score(im)) for im in read(list_images(val_anomalous), "calibrate anomalous")]
+    anomalous = ([score(im) for im in read(list_images(val_anomalous), "calibrate anomalous")]
                  if val_anomalous is not None else [])
     cal = calibrate_f1(normal_scores, anomalous) if anomalous else calibrate_fpr(normal_scores, fpr=options.fpr)
     seconds = time.perf_counter() - start
@@ -289,9 +291,3 @@ def _spec(name: str, channels: int, stride: int, options: FitOptions, cal: Anoma
                      f"{options.memory_patches} normal patches."),
         provenance=json.loads(json.dumps(provenance or {})),
     )
-
-
-def loaded_model(data: bytes, spec: ModelSpec, threads: int | None) -> LoadedModel:
-    from edge_ae.model.loading import make_session
-
-    return LoadedModel(spec=spec, path=Path(f"{spec.name}.onnx"), session=make_session(data, threads))

@@ -23,14 +23,12 @@ from pathlib import Path
 from edge_ae.anomaly.detector import AnomalyDetector, AnomalyResult, draw_overlay
 from edge_ae.cli import anomaly_calibrate, anomaly_check, anomaly_fit
 from edge_ae.cli.limits import add_max_pixels, tidy
-from edge_ae.cli.options import add_model, add_threads, resolve_threads
+from edge_ae.cli.options import add_model, add_threads, default_anomaly_model, resolve_threads
 from edge_ae.cli.progress import Progress
-from edge_ae.errors import EdgeAEError
 from edge_ae.files import batch
 from edge_ae.files.atomic import write_text_atomic
 from edge_ae.files.imageio import read_image, write_image
 from edge_ae.files.names import derived_name
-from edge_ae.model.registry import list_models
 
 REPORT_FIELDS = ("file", "status", "score", "normalized_score", "is_anomaly", "heatmap", "message")
 SUBCOMMANDS = ("score", "fit", "calibrate", "check")
@@ -74,14 +72,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     anomaly_fit.add_parser(commands)
     anomaly_calibrate.add_parser(commands)
     anomaly_check.add_parser(commands)
-
-
-def default_model() -> str:
-    shipped = list_models("anomaly")
-    if len(shipped) != 1:
-        names = ", ".join(e.name for e in shipped) or "none"
-        raise EdgeAEError(f"choose an anomaly model with -m (shipped anomaly models: {names})")
-    return shipped[0].name
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,7 +130,7 @@ class ReportKeeper:
 def run_detect(args: argparse.Namespace) -> int:
     if args.report is not None and args.report.suffix.lower() not in (".csv", ".json"):
         raise argparse.ArgumentTypeError(f"--report must end in .csv or .json, got {args.report}")
-    model = args.model or default_model()
+    model = args.model or default_anomaly_model()
     detector = AnomalyDetector(model, threads=resolve_threads(args.threads))  # loads before any file is read
     found, problems = batch.find_inputs(args.inputs, recursive=args.recursive)
     if args.heatmaps is not None:

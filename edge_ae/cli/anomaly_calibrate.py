@@ -18,7 +18,14 @@ from pathlib import Path
 from edge_ae.anomaly.calibration import DEFAULT_FPR, calibrate_f1, calibrate_fpr
 from edge_ae.anomaly.detector import AnomalyDetector
 from edge_ae.cli.limits import tidy
-from edge_ae.cli.options import add_model, add_old_positional_model, add_threads, resolve_threads, take_model
+from edge_ae.cli.options import (
+    add_model,
+    add_old_positional_model,
+    add_threads,
+    default_anomaly_model,
+    resolve_threads,
+    take_model,
+)
 from edge_ae.cli.progress import Progress
 from edge_ae.errors import EdgeAEError
 from edge_ae.files import batch
@@ -62,9 +69,8 @@ def scores_of_folder(detector: AnomalyDetector, folder: str, what: str) -> list[
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_ae.cli.anomaly import default_model  # the group imports this module: no cycle at import
 
-    model = take_model(args, "anomaly calibrate") or default_model()
+    model = take_model(args, "anomaly calibrate") or default_anomaly_model()
     if args.output.suffix.lower() != ".onnx":
         raise argparse.ArgumentTypeError(f"-o must name an .onnx file, got {args.output}")
     if not 0.0 < args.fpr < 1.0:

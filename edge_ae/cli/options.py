@@ -15,6 +15,8 @@ import sys
 from typing import Any
 
 from edge_ae.denoise.precision import PRECISIONS
+from edge_ae.errors import EdgeAEError
+from edge_ae.model.registry import list_models
 
 THREADS_HELP = ("inference threads per process (default: all cores this process may use, shared among "
                 "--jobs processes where there are several)")
@@ -90,3 +92,12 @@ def take_model(args: argparse.Namespace, command: str, *, required: bool = False
     if required and args.model is None:
         raise argparse.ArgumentTypeError(f"edge-ae {command}: name the model with -m NAME (edge-ae models lists them)")
     return args.model
+
+
+def default_anomaly_model() -> str:
+    """The anomaly model a command runs when none is named: the one shipped, if there is one."""
+    shipped = list_models("anomaly")
+    if len(shipped) != 1:
+        names = ", ".join(e.name for e in shipped) or "none"
+        raise EdgeAEError(f"choose an anomaly model with -m (shipped anomaly models: {names})")
+    return shipped[0].name

@@ -165,3 +165,10 @@ def load_model(model: str | Path | LoadedModel, *, kind: str | tuple[str, ...] |
         raise ModelError(f"{source}: expected {' or '.join(a_model_of(k) for k in kinds)}, found {a_model_of(spec.kind)}")
     check_graph(spec, session, source)
     return LoadedModel(spec=spec, path=path, session=session)
+
+
+def model_from_bytes(data: bytes, spec: ModelSpec, *, threads: int | None = None,
+                     providers: Sequence[str] | None = None) -> LoadedModel:
+    """A model built in memory (``edge_ae.anomaly.fit``) with its spec, ready to run; its path is
+    only a name (``<name>.onnx``) until it is saved."""
+    return LoadedModel(spec=spec, path=Path(f"{spec.name}.onnx"), session=make_session(data, threads, providers=providers))

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_ae.anomaly.detector import keep_aspect_size, to_model_input
+from edge_ae.anomaly.inputs import keep_aspect_size, to_model_input
 from edge_ae.errors import ImageError
 from edge_ae.files.imageio import read_image
 from training.data import list_images

@@ -117,7 +117,9 @@ def export_anomaly(cfg: AnomalyConfig, prep: Prepared, trained: Trained, out_dir
                    "resize": RESIZE_WORDS[cfg.resize], "width": cfg.width,
                    "latent_channels": cfg.latent_channels, "map": cfg.map, "seg_width": cfg.seg_width,
                    "topk": cfg.topk, "smooth": cfg.smooth,
-                   "positional": cfg.positional, "patch": cfg.patch, "exposure": cfg.exposure},
+                   "positional": cfg.positional, "patch": cfg.patch, "exposure": cfg.exposure,
+                   # The whole config, read back by fuse.py (no re-parsing of the command above).
+                   "training_config": cfg.to_dict()},
         ),
     )
     # Traced on a non-square example so that nothing in the graph silently assumes a square.

@@ -36,7 +36,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +48,8 @@ from edge_ae.errors import ModelError
 from edge_ae.model.contract import METADATA_KEY, ModelSpec
 from edge_ae.model.loading import make_session
 from edge_ae.model.registry import sha256_of
-from training.anomaly.cli import parse as parse_training_command
 from training.anomaly.config import AnomalyConfig
+from training.anomaly.options import parse as parse_training_command
 from training.paths import EXPORTED
 
 OPSET = 17
@@ -66,12 +66,32 @@ class Member:
     path: Path
     proto: onnx.ModelProto
     spec: ModelSpec
-    config: AnomalyConfig  # parsed from the member's own training command
+    config: AnomalyConfig  # what the member was trained with (member_config)
     size: int  # the fixed square size, or the short side of a member that keeps the aspect ratio
 
     @property
     def keep_aspect(self) -> bool:
         return self.spec.short_side is not None
+
+
+def member_config(path: Path, provenance: dict[str, object]) -> AnomalyConfig:
+    """The config a member was trained with: the JSON its export recorded (``training_config``),
+    or, for models exported before that (the shipped ones), its recorded training command
+    parsed again."""
+    saved = provenance.get("training_config")
+    if isinstance(saved, dict):
+        unknown = sorted(set(saved) - {f.name for f in fields(AnomalyConfig)})
+        if unknown:
+            raise ModelError(f"{path}: its training config has options this version does not know: {unknown}")
+        return AnomalyConfig(**saved)
+    words = shlex.split(str(provenance.get("training_command", "")))
+    if tuple(words[:3]) != TRAINING_PREFIX:
+        raise ModelError(f"{path}: its provenance has no training config and no 'python -m training.anomaly' "
+                         "training command, so its held-out split cannot be re-derived")
+    try:
+        return parse_training_command(words[3:])[1]
+    except SystemExit:  # argparse has already said which option it could not read
+        raise ModelError(f"{path}: its recorded training command does not parse with this version") from None
 
 
 def read_member(path: Path) -> Member:
@@ -89,14 +109,7 @@ def read_member(path: Path) -> Member:
         raise ModelError(f"{path}: expected a square input_size, found {spec.input_size}")
     if "members" in spec.provenance:
         raise ModelError(f"{path}: already a fused model; fuse the original members instead")
-    words = shlex.split(str(spec.provenance.get("training_command", "")))
-    if tuple(words[:3]) != TRAINING_PREFIX:
-        raise ModelError(f"{path}: its provenance has no 'python -m training.anomaly' training command, "
-                         "so its held-out split cannot be re-derived")
-    try:
-        _, config = parse_training_command(words[3:])
-    except SystemExit:  # argparse has already said which option it could not read
-        raise ModelError(f"{path}: its recorded training command does not parse with this version") from None
+    config = member_config(path, spec.provenance)
     if [op.version for op in proto.opset_import if op.domain in ("", "ai.onnx")] != [OPSET]:
         raise ModelError(f"{path}: expected ONNX opset {OPSET}")
     size = spec.short_side if spec.short_side is not None else int(spec.input_size[0])
