@@ -543,6 +543,18 @@ def test_camera_serve_usage_errors_exit_2_before_any_work(tmp_path, capsys):
         assert "cannot listen" in err and "Traceback" not in err
 
 
+def test_camera_serve_gives_the_port_back_when_the_source_never_opens(tmp_path, capsys):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    empty = tmp_path / "empty"
+    empty.mkdir()  # a folder without images: the source refuses at start
+    assert main(["camera", "--source", str(empty), "--serve", str(port)]) == 2
+    assert "no images" in capsys.readouterr().err
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
 def test_camera_serve_on_the_network_without_token_warns(tmp_path, capsys):
     video = write_video(tmp_path / "in.avi", 3)
     assert main(["camera", "--source", str(video), "--serve", "0.0.0.0:0"]) == 0

@@ -175,7 +175,11 @@ def run(args: argparse.Namespace) -> int:
     for folder in (args.frames, args.events and Path(args.events).with_name(Path(args.events).stem + "_frames")):
         if folder is not None and Path(folder).is_dir():
             tidy(Path(folder))
-    report = stream.run()
+    try:
+        report = stream.run()
+    finally:
+        if serve is not None:
+            serve.close()  # the stream closes its sinks only once its source opened: this covers the rest
     status.clear()
     print(report.summary())
     return 1 if report.failed or report.frames_skipped else 0

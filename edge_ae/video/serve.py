@@ -335,6 +335,7 @@ class ServeSink:
         self.hub.put(frame)
 
     def close(self) -> None:
+        """Stop serving; safe to call more than once."""
         self.hub.close()  # first: wakes every client waiting for a frame, so they end on their own
         self.server.stop()
 

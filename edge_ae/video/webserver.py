@@ -183,6 +183,8 @@ class PageServer(HTTPServer):
         """Stop accepting, end every connection (a client stalled in a write included), wait for
         their threads up to ``timeout`` seconds."""
         with self._lock:
+            if self._stopping:
+                return
             self._stopping = True
             conns = dict(self._conns)
         if self._thread.is_alive():
