@@ -352,3 +352,15 @@ def test_precision_auto_tool_runs_on_a_bare_python(tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0].startswith("CPU: ") and len(lines) == 1 + len(_manifest_drops())
     assert all(" -> denoise-" in line for line in lines[1:])
+
+
+def test_camera_says_when_precision_runs_the_named_models_twin(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(precision, "_this_cpu", lambda: _cpu(True))
+    frames = _images(tmp_path / "frames", count=1)
+    args = ["camera", "--source", str(frames), "--max-frames", "1", "--threads", "1", "--denoise", "denoise-gray"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    twin = _manifest_drops()["denoise-gray-int8"] <= 0.1
+    assert ("running denoise-gray-int8 (8-bit" in err) == twin
+    assert main([*args, "--precision", "float"]) == 0
+    assert "running" not in capsys.readouterr().err

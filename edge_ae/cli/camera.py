@@ -92,7 +92,10 @@ def _denoiser(args: argparse.Namespace, threads: int) -> tuple[Denoiser | None, 
         return None, ""
     try:
         if args.denoise is not None:
-            return Denoiser(args.denoise, threads=threads, precision=args.precision), ""
+            named = Denoiser(args.denoise, threads=threads, precision=args.precision)
+            choice = named.choice_for(3)
+            swapped = choice.model != args.denoise  # --precision ran the named model's twin: say so
+            return named, (f"edge-ae: --denoise {args.denoise}: running {choice.describe()}" if swapped else "")
         if args.anomaly is not None:  # a model is named: only what is named runs
             return None, ""
         denoiser = Denoiser(threads=threads, precision=args.precision, fast=True)

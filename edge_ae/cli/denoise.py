@@ -42,7 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ray", nargs="?", const=LOCAL_RAY, metavar="ADDRESS",
                    help="run on Ray Data (pip install \"edge-ae[ray]\"; docs/SCALE_OUT.md): alone, a local Ray "
                    "instance on this machine; with HOST:PORT, auto or ray://HOST:PORT, that cluster, whose "
-                   "workers must see the same paths. Put it after the inputs, or write --ray=ADDRESS")
+                   "workers must see the same paths (--threads: 1 per Ray worker unless given). Put it after the inputs, "
+                   "or write --ray=ADDRESS")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality for lossy outputs (default 95)")
     p.add_argument("--tile", type=int, help="tile size in pixels (default: 1024 up to 1024x1024 images, else 512)")
     p.add_argument("--ensemble", type=int, default=1, choices=COPIES, metavar="N",
