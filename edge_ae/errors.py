@@ -17,3 +17,8 @@ class ImageError(EdgeAEError):
 def a_model_of(kind: str) -> str:
     """'a denoiser model', 'an anomaly model': for messages that name a model's kind."""
     return f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind} model"
+
+
+class WriteError(EdgeAEError):
+    """A result that was computed but could not be saved (full disk, folder gone read-only): the
+    CLI says so on one line naming the path and exits 1, not 2, since the command itself was fine."""

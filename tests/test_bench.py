@@ -42,7 +42,7 @@ def test_bench_rejects_unknown_model_and_bad_repeat(capsys):
     assert "unknown model 'no-such-model'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["bench", "--repeat", "0"])
-    assert "must be positive" in capsys.readouterr().err
+    assert "must be at least 1" in capsys.readouterr().err
 
 
 def test_recommend_takes_the_best_model_that_keeps_up():

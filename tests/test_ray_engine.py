@@ -46,8 +46,10 @@ def test_ray_flag_before_an_input_is_a_usage_error(tmp_path, capsys):
     # argparse gives --ray the input after it; said in one line, before Ray is started or imported
     assert main(["denoise", str(tmp_path / "a"), "--ray", str(tmp_path / "b"), "-o", str(tmp_path / "out")]) == 2
     assert "put --ray after the inputs" in capsys.readouterr().err
-    assert main(["denoise", str(tmp_path / "a"), "-o", str(tmp_path / "out"), "--jobs", "0"]) == 2
-    assert "--jobs must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # refused while parsing
+        main(["denoise", str(tmp_path / "a"), "-o", str(tmp_path / "out"), "--jobs", "0"])
+    assert refused.value.code == 2
+    assert "argument -j/--jobs: must be at least 1" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

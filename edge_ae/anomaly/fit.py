@@ -26,7 +26,7 @@ import numpy as np
 
 from edge_ae.anomaly.calibration import DEFAULT_FPR, calibrate_f1, calibrate_fpr
 from edge_ae.anomaly.coreset import greedy_coreset
-from edge_ae.anomaly.inputs import keep_aspect_size, raw_batch, to_model_input
+from edge_ae.anomaly.inputs import MAX_ASPECT, MAX_WORK_PIXELS, keep_aspect_size, raw_batch, to_model_input
 from edge_ae.errors import EdgeAEError, ImageError
 from edge_ae.files.imageio import READ_SUFFIXES, read_image
 from edge_ae.image import check_image
@@ -37,6 +37,14 @@ from edge_ae.model.registry import sha256_of
 FEATURES = "features-lite0"
 RESIZE_MODES = ("stretch", "keep-aspect")
 Item = np.ndarray | str | Path
+# Input size bounds. Scoring refuses a model input over MAX_WORK_PIXELS, and the input is at least
+# size x size (the square, or the shorter side): a larger size would refuse every image.
+MIN_SIZE, MAX_SIZE = 32, math.isqrt(MAX_WORK_PIXELS)
+# A normal image must have this many pixels on its shorter side: a 1x1 or 4x4 "image" stretched
+# to the input size teaches nothing about the surface and pulls the memory towards flat colour.
+MIN_SIDE = 16
+# Fewer held-out normal images than this leave the threshold on one or two scores (a warning).
+MIN_CALIBRATION_IMAGES = 10
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
@@ -64,8 +72,8 @@ class FitOptions:
     def __post_init__(self) -> None:
         if self.resize not in RESIZE_MODES:
             raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {self.resize!r}")
-        if not 32 <= self.size <= 2048:
-            raise ValueError(f"size must be between 32 and 2048 pixels, got {self.size}")
+        if not MIN_SIZE <= self.size <= MAX_SIZE:
+            raise ValueError(f"size must be between {MIN_SIZE} and {MAX_SIZE} pixels, got {self.size}")
         if self.memory_patches < 1 or self.pool_patches < self.memory_patches:
             raise ValueError(f"need 1 <= memory_patches <= pool_patches, got {self.memory_patches} and "
                              f"{self.pool_patches}")
@@ -141,6 +149,17 @@ def _channels(image: np.ndarray) -> int:
     return 1 if image.ndim == 2 or image.shape[2] == 1 else 3
 
 
+def _check_normal_shape(image: np.ndarray, label: str) -> np.ndarray:
+    """Refuse a normal image too small or too elongated to teach the model anything (scoring
+    would refuse the elongated one too)."""
+    h, w = image.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise ImageError(f"{label}: {w}x{h} image is too small for a normal image (at least {MIN_SIDE} pixels a side)")
+    if max(h, w) / min(h, w) > MAX_ASPECT:
+        raise ImageError(f"{label}: {w}x{h} image is more elongated than the {MAX_ASPECT:g}:1 anomaly scoring accepts")
+    return image
+
+
 class _Reader:
     """Reads images one at a time, reporting each unreadable one once and the progress per stage."""
 
@@ -153,7 +172,7 @@ class _Reader:
             image = _read(item)
             if not isinstance(image, np.ndarray):
                 raise ImageError(f"{_label(item, index)}: not an image array ({type(image).__name__})")
-            return check_image(image)
+            return _check_normal_shape(check_image(image), _label(item, index))
         except ImageError as exc:
             message = str(exc)
         except (TypeError, ValueError) as exc:
@@ -162,6 +181,10 @@ class _Reader:
         if self.on_skip is not None:
             self.on_skip(message)
         return None
+
+    def readable(self, item: Item, index: int) -> bool:
+        """Whether ``item`` reads as a usable image (an unreadable one is reported once here)."""
+        return self._one(item, index) is not None
 
     def __call__(self, items: list[Item], stage: str) -> Iterator[np.ndarray]:
         self.step(stage, 0, len(items))  # the stage starts now (its rate and ETA count from here)
@@ -177,15 +200,31 @@ class _Reader:
 
 
 def _split(items: list[Item], val_normal: str | Path | Sequence[Item] | None, options: FitOptions,
-           rng: np.random.Generator) -> tuple[list[Item], list[Item]]:
-    """(images to fit on, normal images to set the threshold on)."""
+           rng: np.random.Generator, read: _Reader) -> tuple[list[Item], list[Item]]:
+    """(images to fit on, normal images to set the threshold on). The held-out images are the first
+    readable ones in a seeded random order, so unreadable files never take the threshold's places;
+    they are read here once, and the images left unreadable are not fitted on either. When every
+    image reads, the split is the plain seeded one (the same model as before for a clean folder)."""
     if val_normal is not None:
         return items, list_images(val_normal)
     if len(items) < 2:
         raise EdgeAEError(f"need at least 2 normal images (some are held out to set the threshold), got {len(items)}")
     order = rng.permutation(len(items))
     n_hold = min(len(items) - 1, max(1, round(len(items) * options.holdout)))
-    return [items[i] for i in sorted(order[n_hold:])], [items[i] for i in sorted(order[:n_hold])]
+    hold: list[int] = []
+    unreadable: set[int] = set()
+    for i in order:
+        if len(hold) == n_hold:
+            break
+        if read.readable(items[i], int(i)):
+            hold.append(int(i))
+        else:
+            unreadable.add(int(i))
+    fit = [item for i, item in enumerate(items) if i not in unreadable and i not in hold]
+    if not fit or not hold:
+        raise EdgeAEError(f"need at least 2 readable normal images (some are held out to set the threshold), got "
+                          f"{len(hold) + len(fit)} of {len(items)}")
+    return fit, [items[i] for i in sorted(hold)]
 
 
 def _collect(images: Iterator[np.ndarray], extractor: _Extractor, per_image: int,
@@ -231,7 +270,7 @@ def fit_anomaly_model(normal: str | Path | Sequence[Item], *, name: str = "my-li
     start = time.perf_counter()
     read = _Reader(progress, on_skip)
     rng = np.random.default_rng(options.seed)
-    fit_items, hold_items = _split(list_images(normal), val_normal, options, rng)
+    fit_items, hold_items = _split(list_images(normal), val_normal, options, rng, read)
     extractor = _Extractor(options, threads)
     per_image = max(1, math.ceil(options.pool_patches / len(fit_items)))
     pool, n_fit, channels = _collect(read(fit_items, "features"), extractor, per_image, rng)

@@ -26,10 +26,13 @@ from edge_ae.cli.options import (
     resolve_threads,
     take_model,
 )
+from edge_ae.cli.outputs import saved
 from edge_ae.cli.progress import Progress
+from edge_ae.cli.values import share
 from edge_ae.errors import EdgeAEError
 from edge_ae.files import batch
 from edge_ae.files.imageio import read_image
+from edge_ae.files.output_paths import prepare_output_file
 from edge_ae.model.contract import METADATA_KEY
 from edge_ae.model.onnx_meta import rewrite_metadata_file
 
@@ -44,9 +47,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--normal", required=True, metavar="DIR", help="folder of normal images (searched recursively)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="NEW.onnx", help="where to write the copy")
     p.add_argument("--anomalous", metavar="DIR", help="folder of anomalous images too: F1-optimal threshold")
-    p.add_argument("--fpr", type=float, default=DEFAULT_FPR, help=f"target false-positive rate (default {DEFAULT_FPR})")
+    p.add_argument("--fpr", type=share, default=DEFAULT_FPR, help=f"target false-positive rate (default {DEFAULT_FPR})")
     p.add_argument("--name", help="model name recorded in the copy (default: unchanged)")
     add_threads(p)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(func=run)
 
 
@@ -69,18 +73,19 @@ def scores_of_folder(detector: AnomalyDetector, folder: str, what: str) -> list[
 
 
 def run(args: argparse.Namespace) -> int:
-
     model = take_model(args, "anomaly calibrate") or default_anomaly_model()
     if args.output.suffix.lower() != ".onnx":
         raise argparse.ArgumentTypeError(f"-o must name an .onnx file, got {args.output}")
-    if not 0.0 < args.fpr < 1.0:
-        raise argparse.ArgumentTypeError(f"--fpr must be between 0 and 1, got {args.fpr}")
+    for flag in ("normal", "anomalous"):
+        folder = getattr(args, flag)
+        if folder is not None and not Path(folder).is_dir():
+            raise EdgeAEError(f"--{flag} {folder}: not a folder")
     detector = AnomalyDetector(model, threads=resolve_threads(args.threads))
     source = detector.model.path
     if args.output.resolve() == source.resolve():
         raise EdgeAEError(f"-o {args.output} is the model itself: write a copy")
-    if args.output.parent.is_dir():  # what a killed calibration left beside the output (its writer gone)
-        tidy(args.output.parent, names=(args.output.name,))
+    prepare_output_file(args.output, label="-o", overwrite=args.overwrite)  # before the scoring, not after
+    tidy(args.output.parent, names=(args.output.name,))  # what a killed calibration left (its writer gone)
     normal = scores_of_folder(detector, args.normal, "normal")
     if args.anomalous:
         cal = calibrate_f1(normal, scores_of_folder(detector, args.anomalous, "anomalous"))
@@ -96,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
                "method": cal.method, "n_images": cal.n_images, "previous_threshold": previous}
     new_spec = dataclasses.replace(spec, name=args.name or spec.name, anomaly=cal,
                                    provenance={**spec.provenance, "recalibrated": history})
-    rewrite_metadata_file(source, args.output, METADATA_KEY, new_spec.to_json())
+    saved(args.output, lambda: rewrite_metadata_file(source, args.output, METADATA_KEY, new_spec.to_json()))
     AnomalyDetector(args.output, threads=1)  # the copy must load before we say it is done
     old = spec.anomaly.threshold if spec.anomaly else float("nan")
     target = f"target FPR {cal.target_fpr:g}" if cal.method == "fpr" else "best F1"

@@ -15,12 +15,15 @@ import shlex
 import sys
 from pathlib import Path
 
-from edge_ae.anomaly.fit import RESIZE_MODES, FitOptions, fit_anomaly_model
+from edge_ae.anomaly.fit import MAX_SIZE, MIN_CALIBRATION_IMAGES, MIN_SIZE, RESIZE_MODES, FitOptions, fit_anomaly_model
 from edge_ae.cli.limits import tidy
 from edge_ae.cli.options import add_threads, deprecated, resolve_threads
+from edge_ae.cli.outputs import saved
 from edge_ae.cli.progress import Progress
+from edge_ae.cli.values import int_range, non_negative_int, positive_int, share
 from edge_ae.errors import EdgeAEError
 from edge_ae.files.atomic import write_bytes_atomic
+from edge_ae.files.output_paths import prepare_output_file
 
 STAGES = {"features": "features ", "memory": "memory ", "calibrate": "calibrate ",
           "calibrate anomalous": "calibrate anomalous "}
@@ -40,16 +43,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--anomalous", dest="val_anomalous", metavar="DIR",
                    help="folder of anomalous images too: F1-optimal threshold")
     p.add_argument("--val-anomalous", dest="old_val_anomalous", help=argparse.SUPPRESS)  # the old name
-    p.add_argument("--size", type=int, default=defaults.size,
-                   help=f"input size in pixels (stretch: size x size; keep-aspect: shorter side; default {defaults.size})")
+    p.add_argument("--size", type=int_range(MIN_SIZE, MAX_SIZE), default=defaults.size,
+                   help=f"input size in pixels, {MIN_SIZE}-{MAX_SIZE} (stretch: size x size; keep-aspect: shorter "
+                   f"side; default {defaults.size})")
     p.add_argument("--resize", choices=RESIZE_MODES, default=defaults.resize,
                    help=f"stretch to a square or keep the aspect ratio (default {defaults.resize})")
-    p.add_argument("--memory", type=int, default=defaults.memory_patches,
+    p.add_argument("--memory", type=positive_int, default=defaults.memory_patches,
                    help=f"normal patches the model keeps (more: finer, slower; default {defaults.memory_patches})")
-    p.add_argument("--project-dim", type=int, default=defaults.project_dim,
+    p.add_argument("--project-dim", type=non_negative_int, default=defaults.project_dim,
                    help="features projected on this many principal axes before the search (0: all; "
                    f"default {defaults.project_dim})")
-    p.add_argument("--fpr", type=float, default=defaults.fpr,
+    p.add_argument("--fpr", type=share, default=defaults.fpr,
                    help=f"target false-positive rate on held-out normal images (default {defaults.fpr})")
     p.add_argument("--name", help="model name recorded in the file (default: the output's file name)")
     add_threads(p)
@@ -95,10 +99,6 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.output
     if out.suffix.lower() != ".onnx":
         raise EdgeAEError(f"output must be an .onnx file, got {out}")
-    if out.is_dir():
-        raise EdgeAEError(f"output {out} is a folder; give a file name such as {out / 'my-line.onnx'}")
-    if out.exists() and not args.overwrite:
-        raise EdgeAEError(f"{out} exists; pass --overwrite to replace it")
     for flag in ("normal", "val_normal", "val_anomalous"):
         folder = getattr(args, flag)
         if folder is not None and not Path(folder).is_dir():
@@ -109,8 +109,8 @@ def run(args: argparse.Namespace) -> int:
                              project_dim=args.project_dim)
     except ValueError as exc:
         raise EdgeAEError(str(exc)) from None
-    if out.parent.is_dir():  # what a killed fit left beside the output (its writer gone)
-        tidy(out.parent, names=(out.name,))
+    prepare_output_file(out, label="-o", overwrite=args.overwrite)  # before minutes of work, not after
+    tidy(out.parent, names=(out.name,))  # what a killed fit left beside the output (its writer gone)
     bars = _Bars()
     words = ["--normal", args.normal, "-o", str(out), "--size", str(args.size), "--resize", args.resize,
              "--memory", str(args.memory), "--project-dim", str(args.project_dim), "--fpr", str(args.fpr)]
@@ -124,12 +124,14 @@ def run(args: argparse.Namespace) -> int:
                                    progress=bars, on_skip=lambda m: bars.note(f"skipped: {m}"), command=command)
     finally:
         bars.close()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(out, result.data)
+    saved(out, lambda: write_bytes_atomic(out, result.data))
     cal = result.spec.anomaly
     assert cal is not None
     how = (f"best F1 on {cal.n_images} validation images" if cal.method == "f1"
            else f"false-positive rate {cal.target_fpr} on {cal.n_images} held-out normal images")
+    if cal.n_images < MIN_CALIBRATION_IMAGES:
+        print(f"warning: the threshold rests on {cal.n_images} normal image(s) only; {MIN_CALIBRATION_IMAGES}+ "
+              "make it steadier (more --normal images, or --val-normal)", file=sys.stderr)
     print(f"fitted {out}: {result.fit_images} normal images, {result.memory_patches} memory patches, "
           f"threshold {cal.threshold:.4g} ({how}), {result.seconds:.1f} s"
           + (f"; {len(result.skipped)} unreadable image(s) skipped" if result.skipped else ""))

@@ -7,8 +7,8 @@ import argparse
 import os
 
 from edge_ae.benchmark import Timing, eight_bit_pairs, recommend, time_model
-from edge_ae.cli.camera import frame_size, positive
 from edge_ae.cli.options import add_model, add_precision, add_threads, deprecated, resolve_threads
+from edge_ae.cli.values import frame_size, non_negative_int, positive_float, positive_int
 from edge_ae.denoise.precision import TWIN_SUFFIX, choose
 from edge_ae.errors import ModelError
 from edge_ae.hardware import cpu_info
@@ -32,10 +32,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_precision(p, bench=True)
     p.add_argument("--size", type=frame_size, default=(640, 480), metavar="WxH", help="frame size (default 640x480)")
     add_threads(p)
-    p.add_argument("--repeat", type=positive(int), default=5, help="timed calls per model; the median is shown "
+    p.add_argument("--repeat", type=positive_int, default=5, help="timed calls per model; the median is shown "
                    "(default 5)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed calls first (default 1)")
-    p.add_argument("--fps", type=positive(float), default=10.0, help="frame rate to recommend a model for "
+    p.add_argument("--warmup", type=non_negative_int, default=1, help="untimed calls first (default 1)")
+    p.add_argument("--fps", type=positive_float, default=10.0, help="frame rate to recommend a model for "
                    "(default 10)")
     p.set_defaults(func=run)
 
@@ -82,8 +82,6 @@ def _row(t: Timing) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.warmup < 0:
-        raise argparse.ArgumentTypeError(f"--warmup must be 0 or more, got {args.warmup}")
     if args.models:
         deprecated("--models", "-m/--model")
     entries = _models((args.model or []) + (args.models or []) or None)

@@ -13,34 +13,12 @@ from typing import TYPE_CHECKING
 
 from edge_ae.cli.limits import add_max_pixels, tidy
 from edge_ae.cli.options import add_precision, add_threads, resolve_threads
+from edge_ae.cli.values import float_range, frame_size, non_negative_float, positive_float, positive_int, seconds_or_inf
 from edge_ae.denoise.denoiser import Denoiser
 from edge_ae.video.capture import Notice
 
 if TYPE_CHECKING:
     from edge_ae.video.serve import ServeOptions, ServeSink
-
-
-def positive(kind: type) -> object:
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-
-    return parse
-
-
-def frame_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 640x480, got {text!r}") from None
-    if w < 16 or h < 16:
-        raise argparse.ArgumentTypeError(f"frame size too small: {text}")
-    return w, h
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -58,10 +36,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="denoiser name or .onnx path; 'none' for no denoising (default, when no model is named: the "
                    "fast models, denoise-gray-fast / denoise-color-fast by the frames' channels)")
     add_precision(p)
-    p.add_argument("--sigma", type=float, help="noise level on the 0-255 scale (default: estimated, smoothed over frames)")
-    p.add_argument("--strength", type=float, default=1.0, metavar="X",
+    p.add_argument("--sigma", type=non_negative_float,
+                   help="noise level on the 0-255 scale (default: estimated, smoothed over frames)")
+    p.add_argument("--strength", type=float_range(0.25, 4.0), default=1.0, metavar="X",
                    help="scale the estimated noise level (0.25-4, default 1): above 1 cleans harder, below keeps more grain")
-    p.add_argument("--estimate-every", type=positive(int), default=8, metavar="N",
+    p.add_argument("--estimate-every", type=positive_int, default=8, metavar="N",
                    help="re-estimate the noise map every N frames with the denoiser's noise-level model (default 8)")
     p.add_argument("--temporal", action="store_true", help="temporal denoising for a fixed camera (no ghosting of moving things)")
     p.add_argument("--anomaly", metavar="MODEL", help="anomaly model name or .onnx path")
@@ -69,11 +48,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", metavar="DIR", help="write each processed frame as a PNG")
     p.add_argument("--events", metavar="JSONL", help="JSON-lines event log; flagged frames + heatmaps go next to it")
     p.add_argument("--show", action="store_true", help="show a window (needs a display; q or Esc quits)")
-    p.add_argument("--max-fps", type=positive(float), metavar="N", help="process at most N frames per second")
-    p.add_argument("--max-frames", type=positive(int), metavar="N", help="stop after N frames")
-    p.add_argument("--duration", type=positive(float), metavar="SECONDS", help="stop after this long")
+    p.add_argument("--max-fps", type=positive_float, metavar="N", help="process at most N frames per second")
+    p.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
+    p.add_argument("--duration", type=positive_float, metavar="SECONDS", help="stop after this long")
     add_threads(p)
-    p.add_argument("--reconnect-for", type=float, default=60.0, metavar="SECONDS",
+    p.add_argument("--reconnect-for", type=seconds_or_inf, default=60.0, metavar="SECONDS",
                    help="retry a lost camera for this long, with back-off (default 60; 'inf' for ever; 0 gives up at once)")
     p.add_argument("--serve", metavar="[HOST:]PORT",
                    help="serve a live page (before/after, anomaly overlay, figures, strength control) at "
@@ -144,12 +123,6 @@ def run(args: argparse.Namespace) -> int:
 
     from edge_ae.video.stream import Stream
 
-    if args.sigma is not None and not (math.isfinite(args.sigma) and args.sigma >= 0):
-        raise argparse.ArgumentTypeError(f"--sigma must be >= 0, got {args.sigma}")
-    if not (math.isfinite(args.strength) and 0.25 <= args.strength <= 4.0):
-        raise argparse.ArgumentTypeError(f"--strength must be from 0.25 to 4, got {args.strength}")
-    if math.isnan(args.reconnect_for) or args.reconnect_for < 0:
-        raise argparse.ArgumentTypeError(f"--reconnect-for must be >= 0 or 'inf', got {args.reconnect_for}")
     serve_options = _serve_options(args)
     # OpenCV's own warnings (a camera index that does not exist...) would duplicate our one-line errors.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)

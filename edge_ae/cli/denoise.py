@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from functools import partial
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 from edge_ae.cli.limits import add_max_pixels, tidy
 from edge_ae.cli.options import add_model, add_precision, add_threads, resolve_threads
 from edge_ae.cli.report import run_and_report
+from edge_ae.cli.values import float_range, int_at_least, int_range, non_negative_float, positive_int
 from edge_ae.denoise.denoiser import Denoiser
 from edge_ae.denoise.ensemble import COPIES
 from edge_ae.files import batch
@@ -18,6 +18,8 @@ from edge_ae.files.denoise_job import DenoiseJob, compare_name
 
 # --ray given without an address: start a private local instance.
 LOCAL_RAY = "local"
+# Smallest --tile: above every shipped model's size multiple, so a tile is never refused per file.
+MIN_TILE = 64
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,14 +31,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR", help="output folder")
     add_model(p, "denoiser", default_help="default: denoise-gray / denoise-color by each image's channels")
     add_precision(p)
-    p.add_argument("--sigma", type=float, help="noise level on the 0-255 scale (default: estimated per image)")
-    p.add_argument("--strength", type=float, default=1.0, metavar="X",
+    p.add_argument("--sigma", type=non_negative_float, help="noise level on the 0-255 scale (default: estimated per image)")
+    p.add_argument("--strength", type=float_range(0.25, 4.0), default=1.0, metavar="X",
                    help="scale the noise level (0.25-4, default 1): above 1 cleans harder, below 1 keeps more grain")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="say which model runs and why (float or 8-bit), and print each file's noise level (0-255 scale)")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("-j", "--jobs", type=int, help="worker processes (default 1); with --ray, Ray workers "
+    p.add_argument("-j", "--jobs", type=positive_int, help="worker processes (default 1); with --ray, Ray workers "
                    "(default: the cluster's CPUs / --threads)")
     add_threads(p)  # with --ray: 1 per Ray worker unless given
     p.add_argument("--ray", nargs="?", const=LOCAL_RAY, metavar="ADDRESS",
@@ -44,8 +46,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "instance on this machine; with HOST:PORT, auto or ray://HOST:PORT, that cluster, whose "
                    "workers must see the same paths (--threads: 1 per Ray worker unless given). Put it after the inputs, "
                    "or write --ray=ADDRESS")
-    p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality for lossy outputs (default 95)")
-    p.add_argument("--tile", type=int, help="tile size in pixels (default: 1024 up to 1024x1024 images, else 512)")
+    p.add_argument("--quality", type=int_range(0, 100), default=95, help="JPEG/WebP quality for lossy outputs (default 95)")
+    p.add_argument("--tile", type=int_at_least(MIN_TILE),
+                   help=f"tile size in pixels, at least {MIN_TILE} (default: 1024 up to 1024x1024 images, else 512)")
     p.add_argument("--ensemble", type=int, default=1, choices=COPIES, metavar="N",
                    help="average the model over N flips/rotations of each image (1, 2, 4, 8; default 1): "
                    "a little cleaner, N times slower")
@@ -57,14 +60,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.sigma is not None and args.sigma < 0:
-        raise argparse.ArgumentTypeError(f"--sigma must be >= 0, got {args.sigma}")
-    if not (math.isfinite(args.strength) and 0.25 <= args.strength <= 4.0):
-        raise argparse.ArgumentTypeError(f"--strength must be from 0.25 to 4, got {args.strength}")
-    if not 0 <= args.quality <= 100:
-        raise argparse.ArgumentTypeError(f"--quality must be 0-100, got {args.quality}")
-    if args.jobs is not None and args.jobs < 1:
-        raise argparse.ArgumentTypeError(f"--jobs must be at least 1, got {args.jobs}")
     if args.ray not in (None, LOCAL_RAY) and Path(args.ray).exists():
         raise argparse.ArgumentTypeError(f"--ray took the input {args.ray} for a cluster address: put --ray after "
                                          "the inputs, or write --ray=ADDRESS")

@@ -13,6 +13,7 @@ import numpy as np
 from edge_ae.autoencoder import Autoencoder
 from edge_ae.cli.limits import add_max_pixels, tidy
 from edge_ae.cli.options import add_model, add_threads, resolve_threads
+from edge_ae.cli.outputs import saved
 from edge_ae.files import batch
 from edge_ae.files.atomic import write_bytes_atomic
 from edge_ae.files.imageio import read_image
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     for message in failed:
         print(f"failed: {message}", file=sys.stderr)
     if sources:
-        save(args.output, sources, np.stack(latents).astype(np.float32))
+        saved(args.output, lambda: save(args.output, sources, np.stack(latents).astype(np.float32)))
     where = f" -> {args.output}" if sources else " (nothing written)"
     print(f"{len(sources)} embedded ({model.latent_dim}-D, {model.spec.name}), {len(failed)} failed{where}")
     return 1 if failed or not sources else 0

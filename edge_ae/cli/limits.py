@@ -7,22 +7,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from edge_ae.cli.values import pixel_count
 from edge_ae.files.atomic import remove_stale_temporaries
 from edge_ae.files.imageio import DEFAULT_MAX_PIXELS
 
 
-def _pixels(text: str) -> int:
-    try:
-        value = int(float(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of pixels such as 200000000 or 2e8, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
-
 def add_max_pixels(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-pixels", type=_pixels, default=DEFAULT_MAX_PIXELS, metavar="N",
+    parser.add_argument("--max-pixels", type=pixel_count, default=DEFAULT_MAX_PIXELS, metavar="N",
                         help=f"refuse images of more than N pixels, checked from the file's header before decoding "
                         f"(default {DEFAULT_MAX_PIXELS:.0e}, i.e. {DEFAULT_MAX_PIXELS // 10**6} megapixels)")
 

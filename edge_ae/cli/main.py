@@ -4,11 +4,14 @@ and exit status 2, never a traceback."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
 from edge_ae import __version__
 from edge_ae.cli import anomaly, bench, camera, denoise, embed, models
-from edge_ae.errors import EdgeAEError
+from edge_ae.cli.values import Parser
+from edge_ae.errors import EdgeAEError, WriteError
 
 # What `edge-ae` alone shows under the command list: the two invocations most users want first.
 COMMON = (
@@ -18,7 +21,7 @@ COMMON = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="edge-ae", description="Denoise images and flag visual anomalies with ONNX autoencoders.",
         epilog="Most used:\n  " + "\n  ".join(COMMON), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"edge-ae {__version__}")
@@ -52,15 +55,44 @@ def main(argv: list[str] | None = None) -> int:
         # a command did not get what it needed. Here non-zero is 2, this CLI's usage-error status.
         return 2
     args = parser.parse_args(anomaly.with_default_subcommand(argv))
+    # SIGTERM would kill at once, leaving temporary files and batch workers behind; as an
+    # exception it unwinds like Ctrl-C. Only where it would kill (not under a caller's own
+    # handler), and restored after; `edge-ae camera` installs its own to stop between two frames.
+    catch = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    if catch:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _run(args)
+    finally:
+        if catch:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, systemd stopping a service), raised where the command is, so it unwinds
+    like Ctrl-C: atomic writes remove their temporary files, batch workers are stopped."""
+
+
+def _on_sigterm(_signum: int, _frame: object) -> None:
+    raise Terminated
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.func(args)
+    except WriteError as exc:  # the command was right; its result could not be saved
+        print(f"edge-ae: error: {exc}", file=sys.stderr)
+        return 1
     except (EdgeAEError, argparse.ArgumentTypeError) as exc:
         print(f"edge-ae: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("\nedge-ae: interrupted; finished outputs are kept, nothing is half-written", file=sys.stderr)
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
     except BrokenPipeError:
+        return 1
+    except MemoryError:
+        print("edge-ae: error: out of memory", file=sys.stderr)
         return 1
 
 

@@ -14,6 +14,7 @@ import os
 import sys
 from typing import Any
 
+from edge_ae.cli.values import positive_int
 from edge_ae.denoise.precision import PRECISIONS
 from edge_ae.errors import EdgeAEError
 from edge_ae.model.registry import list_models
@@ -30,16 +31,6 @@ def usable_cores() -> int:
 def resolve_threads(threads: int | None, *, jobs: int = 1) -> int:
     """``--threads`` as given, else all usable cores divided among ``jobs`` processes."""
     return threads if threads is not None else max(1, usable_cores() // max(1, jobs))
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
 
 
 def add_threads(parser: argparse.ArgumentParser) -> None:

@@ -26,15 +26,21 @@ def run_and_report(plan: batch.Plan, job: batch.JobFactory, *, jobs: int, verb: 
         if problem.status == "failed":
             progress.note(f"failed: {problem.message}")
     outcomes = runner(plan.tasks, job) if runner is not None else batch.run(plan.tasks, job, jobs=jobs)
-    for outcome in outcomes:
-        counts[outcome.status] += 1
-        if outcome.status == "failed":
-            progress.note(f"failed: {outcome.message}")
-        elif outcome.value is not None and value_label:
-            values.append(outcome.value)
-            if verbose:
-                progress.note(f"{outcome.task.source}: {value_label} {outcome.value:.1f}")
-        progress.advance()
+    try:
+        for outcome in outcomes:
+            counts[outcome.status] += 1
+            if outcome.status == "failed":
+                progress.note(f"failed: {outcome.message}")
+            elif outcome.value is not None and value_label:
+                values.append(outcome.value)
+                if verbose:
+                    progress.note(f"{outcome.task.source}: {value_label} {outcome.value:.1f}")
+            progress.advance()
+    finally:
+        # Interrupted (Ctrl-C, SIGTERM): stop the workers now, not when the traceback is freed.
+        close = getattr(outcomes, "close", None)
+        if close is not None:
+            close()
     progress.close()
     skipped = f", {counts['skipped']} skipped (exist already; --overwrite replaces them)" if counts["skipped"] else ""
     print(f"{counts['done']} {verb}, {counts['failed']} failed{skipped} -> {out_dir}", file=sys.stdout)

@@ -6,6 +6,8 @@ renders the events this yields.
 from __future__ import annotations
 
 import os
+import signal
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -74,10 +76,29 @@ def plan(inputs: list[str], out_dir: Path, *, recursive: bool, overwrite: bool, 
 # for each task.
 JobFactory = Callable[[], Callable[[Task], None]]
 _worker_job: Callable[[Task], None] | None = None
+_worker_busy = False  # a task (and so maybe an atomic write) is in progress in this worker
+# How long stopped workers get to remove their temporary file before they are killed.
+STOP_GRACE_SECONDS = 5.0
+
+
+class _WorkerStopped(BaseException):
+    """Raised in a worker by SIGTERM mid-task: unwinds the task so that an atomic write in
+    progress removes its temporary file; not an Exception, so no job reports it as a failure."""
+
+
+def _on_worker_sigterm(signum: int, _frame: object) -> None:
+    if _worker_busy:
+        raise _WorkerStopped
+    os._exit(128 + signum)  # idle, waiting for a task: nothing to clean up
 
 
 def _init_worker(factory: JobFactory) -> None:
     global _worker_job
+    # Ctrl-C reaches the whole process group; only the parent decides what it means (stop the
+    # batch, then stop the workers with SIGTERM), or a worker would report its file as failed
+    # and take the next one. Set before the models load, so Ctrl-C then is the parent's alone too.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_worker_sigterm)
     _worker_job = factory()
 
 
@@ -106,8 +127,15 @@ def _run_one(job: Callable[[Task], float | None], task: Task) -> Outcome:
 
 
 def _run_in_worker(task: Task) -> Outcome:
+    global _worker_busy
     assert _worker_job is not None
-    return _run_one(_worker_job, task)
+    _worker_busy = True
+    try:
+        return _run_one(_worker_job, task)
+    except _WorkerStopped:
+        os._exit(128 + signal.SIGTERM)  # the temporary file is gone; the parent is stopping the batch
+    finally:
+        _worker_busy = False
 
 
 def run(tasks: list[Task], factory: JobFactory, *, jobs: int = 1) -> Iterator[Outcome]:
@@ -121,11 +149,13 @@ def run(tasks: list[Task], factory: JobFactory, *, jobs: int = 1) -> Iterator[Ou
         for task in tasks:
             yield _run_one(job, task)
         return
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), initializer=_init_worker, initargs=(factory,)) as pool:
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), initializer=_init_worker, initargs=(factory,))
+    finished = False
+    try:
         pending = {pool.submit(_run_in_worker, task): task for task in tasks}
         while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
                 task = pending.pop(future)
                 try:
                     yield future.result()
@@ -134,6 +164,31 @@ def run(tasks: list[Task], factory: JobFactory, *, jobs: int = 1) -> Iterator[Ou
                     # finished is reported, none is silently dropped.
                     yield Outcome(task, "failed", f"{task.source}: worker process died (out of memory?) "
                                   "before this file was finished")
+        finished = True
+    finally:
+        # Left early (Ctrl-C, SIGTERM turned into an exception, the consumer stopped reading):
+        # the executor's own exit would wait for every queued file, so stop the workers here.
+        if finished:
+            pool.shutdown(wait=True)
+        else:
+            _stop_pool(pool)
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel what has not started and stop the workers within seconds: SIGTERM first (a task in
+    progress unwinds and its atomic write removes its temporary file), SIGKILL for any worker
+    still there after ``STOP_GRACE_SECONDS``. No worker outlives the batch."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())  # the executor has no public list
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
+        if process.is_alive():
+            process.terminate()
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for process in workers:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join(1.0)
 
 
 def default_threads(jobs: int) -> int:

@@ -123,3 +123,19 @@ def prepare_folder(folder: Path, *, label: str = "output folder") -> None:
             pass
     except OSError as exc:
         raise EdgeAEError(f"{label} {folder} is not writable ({exc.strerror or exc})") from None
+
+
+def prepare_output_file(path: Path, *, label: str = "output", overwrite: bool = False) -> None:
+    """Check an output file (``-o model.onnx``, ``-o latents.npy``) before any work, so a long run
+    never ends in an error about where its result goes: not a folder, not an existing file unless
+    ``overwrite``, and a folder that exists or can be created and is writable."""
+    if path.is_dir():
+        raise EdgeAEError(f"{label} {path} is a folder: expected a file name such as {path / ('NAME' + path.suffix)}")
+    if path.exists() and not overwrite:
+        raise EdgeAEError(f"{label} {path} exists; pass --overwrite to replace it")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise EdgeAEError(f"{label} {path}: {parent} is a file, not a folder")
+            break
+    prepare_folder(path.parent, label=f"folder of {label}")

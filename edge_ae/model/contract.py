@@ -153,6 +153,11 @@ class ModelSpec:
             raw = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ModelError(f"{source}: edge-ae metadata is not valid JSON ({exc})") from None
+        except RecursionError:  # thousands of nested brackets: a crafted file, never one we wrote
+            raise ModelError(f"{source}: edge-ae metadata is nested too deeply "
+                             f"(at most {MAX_METADATA_DEPTH} levels)") from None
+        if _nesting(raw) > MAX_METADATA_DEPTH:  # shallower, yet deep enough to break printing it
+            raise ModelError(f"{source}: edge-ae metadata is nested too deeply (at most {MAX_METADATA_DEPTH} levels)")
         if not isinstance(raw, dict):
             raise ModelError(f"{source}: edge-ae metadata must be a JSON object, found {type(raw).__name__}")
         version = raw.get("schema_version")
@@ -181,3 +186,28 @@ class ModelSpec:
             return ModelSpec(**values)
         except TypeError as exc:
             raise ModelError(f"{source}: invalid edge-ae metadata ({exc})") from None
+
+
+# Metadata nesting allowed: what the exporters write is 4 levels deep (provenance records);
+# deeper structures would only serve to exhaust the stack when the metadata is copied or printed.
+MAX_METADATA_DEPTH = 32
+
+
+def _nesting(value: object) -> int:
+    """How deeply JSON lists and objects nest in ``value`` (0 for a plain value), without recursion."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: list = list(item.values())
+        elif isinstance(item, list):
+            children = item
+        else:
+            deepest = max(deepest, depth)
+            continue
+        deepest = max(deepest, depth + 1)
+        if depth + 1 <= MAX_METADATA_DEPTH:  # beyond the limit the answer is known
+            stack += [(child, depth + 1) for child in children]
+    return deepest
+
