@@ -143,6 +143,9 @@ def test_anomaly_help_lists_every_sub_command(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "fit, calibrate or check" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as alone:
+        main(["anomaly"])
+    assert alone.value.code == 2 and "{score,fit,calibrate,check}" in capsys.readouterr().err
 
 
 def test_anomaly_score_is_the_default_and_a_folder_named_check_is_scored(spot, tmp_path, capsys, monkeypatch):

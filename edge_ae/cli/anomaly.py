@@ -52,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     group = sub.add_parser("anomaly", help="score images for anomalies; fit, calibrate or check a model",
                            description="Flag anomalous images and make the models that do.\n\n" + GROUP_HELP,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = group.add_subparsers(dest="anomaly_command", required=True)
+    commands = group.add_subparsers(dest="anomaly_command", required=True, metavar="{score,fit,calibrate,check}")
     p = commands.add_parser(
         "score", prog="edge-ae anomaly [score]", help="score images (the default)",
         description="Score image files, folders or quoted globs with an anomaly model: one line per image,\n"
