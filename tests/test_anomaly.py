@@ -301,6 +301,21 @@ def test_overlay_outlines_region_above_threshold():
     assert np.any((ring[:, 2] > 200) & (ring[:, 0] < 80))
 
 
+def test_overlay_scale_starts_at_the_normal_maps_median():
+    """A fitted model's normal cells sit far above 0 (distances ~30 with a threshold ~36): from a
+    0-based scale the whole normal surface came out mid-scale (green), as hot-looking as the defect's
+    rim; from the recorded normal median it is cold (blue) and the defect alone is warm."""
+    image = np.full((40, 60), 128, np.uint8)
+    amap = np.full((40, 60), 30.0, np.float32)
+    amap[10:20, 30:45] = 42.0
+    result = AnomalyResult(score=42.0, normalized_score=0.9, is_anomaly=True, anomaly_map=amap, threshold=36.0,
+                           map_floor=30.0)
+    out = draw_overlay(image, result, alpha=1.0)
+    background, defect = out[35, 5].astype(int), out[15, 38].astype(int)
+    assert background[0] > 100 and background[2] < 60  # JET's cold end: blue, no red
+    assert defect[2] > 100 and defect[0] < 60 and defect[1] < 60  # twice the distance above the floor: JET red
+
+
 def test_calibration_rules():
     normal = np.linspace(0, 1, 101)
     cal = calibrate_fpr(normal, fpr=0.1)
@@ -532,10 +547,13 @@ def test_bench_anomaly_on_a_made_up_split(tiny_anomaly, tiny_anomaly_48, folders
     assert figures["pixel_auroc"] > 0.6
     text = report.read_text()
     assert "Fused from 2 models" in text and "32 px: `python -m training.anomaly" in text
-    # Every image falls in exactly one shape bin (these are all one shape).
+    # Every image falls in exactly one shape bin (these are all one shape). The figures of record
+    # leave out the defects set aside for validation (30 % of each type: 2 of 6), never a good image.
     assert sum(row["n_good"] for row in figures["by_shape"]) == 6
-    assert sum(row["n_defective"] for row in figures["by_shape"]) == 6
-    assert "By image shape" in text
+    assert sum(row["n_defective"] for row in figures["by_shape"]) == 4
+    assert figures["whole_split"]["n_defective"] == 6 and figures["validation_split"]["images_set_aside"] == 2
+    assert set(figures["recall_at_fpr"]) == {"0.01", "0.05"}
+    assert "By image shape" in text and "untouched test part (of record)" in text and "recall at 5 % false" in text
 
 
 def test_bench_by_shape_separates_a_score_that_drifts_with_shape():
@@ -651,7 +669,13 @@ def test_anomaly_check_command_compares_held_out_scores_with_the_calibration(tin
     for path in training_split(AnomalyDetector(tiny_anomaly).spec, folders["normal"])[1]:
         shutil.copy(path, held_out / path.name)
     assert main(["anomaly", "check", str(tiny_anomaly), "--val-normal", str(held_out), "--threads", "1"]) == 0
-    assert "the same to float precision" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "the same to float precision" in out
+    # The trade of the operating point: the model's threshold and those for other false-positive rates.
+    assert "the model's threshold" in out and "for 5% false positives" in out and "defects found" not in out
+    assert main(["anomaly", "check", "-m", str(tiny_anomaly), "--normal", str(held_out), "--anomalous",
+                 str(folders["anomalous"]), "--threads", "1"]) == 0
+    assert "defects found" in capsys.readouterr().out
     assert main(["anomaly", "check", str(tiny_anomaly), "--val-normal", str(folders["val_normal"])]) == 1
     assert "DIFFERENT" in capsys.readouterr().out
     assert main(["anomaly", "check", str(tiny_anomaly), "--val-normal", str(tmp_path / "missing")]) == 2

@@ -84,6 +84,8 @@ def test_fit_skips_unreadable_files_and_records_what_it_did(fitted):
     assert detector.spec.kind == "anomaly" and detector.spec.channels == 1 and detector.spec.input_size == (SIZE, SIZE)
     cal = detector.calibration
     assert cal.method == "fpr" and cal.n_images == result.calibration_images and cal.threshold > 0
+    # The overlay's colour scale starts at the held-out normal images' median map value.
+    assert cal.map_median is not None and 0 < cal.map_median < cal.threshold
 
 
 def test_graph_equals_numpy_reference_on_the_same_features(fitted, tmp_path):

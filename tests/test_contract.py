@@ -149,3 +149,19 @@ def test_shipped_name_checks_sha256(tiny_models, tmp_path, monkeypatch):
 def test_spec_json_round_trip(tiny_models):
     spec = load_model(tiny_models["color"]).spec
     assert ModelSpec.from_json(spec.to_json()) == spec
+
+
+def test_unknown_anomaly_calibration_keys_are_ignored_and_a_wrong_type_is_one_clear_error():
+    """A model calibrated by a newer edge-ae (an added calibration field) stays readable, as unknown
+    top-level keys do; a calibration that is not an object is refused with a ModelError."""
+    from edge_ae.model.contract import AnomalyCalibration
+
+    spec = ModelSpec(name="a", kind="anomaly", channels=1, color_order="GRAY", input_size=(8, 8),
+                     anomaly=AnomalyCalibration(threshold=1.0, score_mean=0.5, score_std=0.1, map_median=0.4))
+    raw = json.loads(spec.to_json())
+    assert ModelSpec.from_json(spec.to_json()).anomaly.map_median == 0.4
+    raw["anomaly"]["added_later"] = 3
+    assert ModelSpec.from_json(json.dumps(raw)).anomaly == spec.anomaly
+    raw["anomaly"] = [1, 2]
+    with pytest.raises(ModelError, match="invalid anomaly calibration"):
+        ModelSpec.from_json(json.dumps(raw))

@@ -19,38 +19,52 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.bench_anomaly import DATA, test_set  # the same listing the benchmark reads
+from tools.bench_anomaly import DATA, VALIDATION_FRACTION, VALIDATION_SEED, test_set  # the benchmark's listing
 
 GOOD = "good"
 
 
-def split(data: Path, val: Path, evaluation: Path, *, fraction: float, seed: int = 0) -> dict[str, tuple[int, int]]:
-    """Link the files; returns, per defect type, (images set aside, images kept for evaluation)."""
-    by_kind: dict[str, list[tuple[Path, Path | None]]] = defaultdict(list)
-    for image, kind, mask in test_set(data):
-        by_kind[kind].append((image, mask))
+Item = tuple[Path, str, Path | None]  # (image, defect type or "good", mask or None)
+
+
+def choose(data: Path, *, fraction: float = VALIDATION_FRACTION, seed: int = VALIDATION_SEED) -> tuple[list[Item], list[Item]]:
+    """(defects set aside for validation, everything else: test/good and the remaining defects), the
+    same seeded draw for a given data folder, fraction and seed (test/good is never set aside)."""
+    by_kind: dict[str, list[Item]] = defaultdict(list)
+    for item in test_set(data):
+        by_kind[item[1]].append(item)
     if GOOD not in by_kind or len(by_kind) < 2:
         raise ValueError(f"expected test/{GOOD}/ and at least one defect type under {data / 'test'}, "
                          f"found {sorted(by_kind)}")
-    for folder in (val, evaluation):
-        if folder.exists() and any(folder.iterdir()):
-            raise ValueError(f"{folder} is not empty: choose a new folder so that no earlier split is mixed in")
     rng = np.random.default_rng(seed)
-    counts: dict[str, tuple[int, int]] = {}
-    val.mkdir(parents=True, exist_ok=True)
+    val: list[Item] = []
+    rest: list[Item] = []
     for kind in sorted(by_kind):
         items = by_kind[kind]
         chosen = set() if kind == GOOD else set(rng.permutation(len(items))[: round(fraction * len(items))].tolist())
-        for i, (image, mask) in enumerate(items):
-            if i in chosen:
-                (val / f"{kind}_{image.name}").symlink_to(image.resolve())
-                continue
-            for source, folder in ((image, "test"), (mask, "ground_truth")):
-                if source is not None:
-                    (evaluation / folder / kind).mkdir(parents=True, exist_ok=True)
-                    (evaluation / folder / kind / source.name).symlink_to(source.resolve())
-        counts[kind] = (len(chosen), len(items) - len(chosen))
-    return counts
+        for i, item in enumerate(items):
+            (val if i in chosen else rest).append(item)
+    return val, rest
+
+
+def split(data: Path, val: Path, evaluation: Path, *, fraction: float, seed: int = 0) -> dict[str, tuple[int, int]]:
+    """Link the files; returns, per defect type, (images set aside, images kept for evaluation)."""
+    aside, kept = choose(data, fraction=fraction, seed=seed)
+    for folder in (val, evaluation):
+        if folder.exists() and any(folder.iterdir()):
+            raise ValueError(f"{folder} is not empty: choose a new folder so that no earlier split is mixed in")
+    val.mkdir(parents=True, exist_ok=True)
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for image, kind, _mask in aside:
+        (val / f"{kind}_{image.name}").symlink_to(image.resolve())
+        counts[kind][0] += 1
+    for image, kind, mask in kept:
+        for source, folder in ((image, "test"), (mask, "ground_truth")):
+            if source is not None:
+                (evaluation / folder / kind).mkdir(parents=True, exist_ok=True)
+                (evaluation / folder / kind / source.name).symlink_to(source.resolve())
+        counts[kind][1] += 1
+    return {kind: (a, k) for kind, (a, k) in sorted(counts.items())}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,6 +50,9 @@ class AnomalyResult:
     is_anomaly: bool
     anomaly_map: np.ndarray
     threshold: float
+    # The normal images' median map value (AnomalyCalibration.map_median): where the overlay's
+    # colour scale starts; None for models calibrated without it (the scale starts at 0).
+    map_floor: float | None = None
 
 
 class AnomalyDetector:
@@ -134,6 +137,7 @@ class AnomalyDetector:
             is_anomaly=bool(score > cal.threshold),
             anomaly_map=np.ascontiguousarray(amap, dtype=np.float32),
             threshold=float(cal.threshold),
+            map_floor=cal.map_median,
         )
 
 
@@ -141,15 +145,19 @@ def draw_overlay(image: np.ndarray, result: AnomalyResult, *, alpha: float = 0.4
     """The image with the anomaly map as a heatmap and the anomalous region outlined, as an 8-bit
     BGR image at the image's size.
 
-    Colors are on a fixed scale (the threshold sits mid-scale, twice the threshold is full red),
-    so heatmaps of different images compare; regions above the threshold get a white outline and
-    the score is written in the corner (red when anomalous)."""
+    Colours are on a fixed scale, the same for every image so that heatmaps compare: it starts
+    (blue) at the normal images' median map value recorded at calibration (``map_floor``; 0 for
+    older models), the threshold sits mid-scale and as far again above it is full red. A fitted
+    model's normal cells already sit at a distance well above 0, so a scale from 0 painted the whole
+    normal surface mid-scale and hid the defect. Regions above the threshold get a white outline
+    and the score is written in the corner (red when anomalous)."""
     base = to_bgr8(image)
     amap = result.anomaly_map
     if amap.shape != base.shape[:2]:
         amap = cv2.resize(amap, (base.shape[1], base.shape[0]), interpolation=cv2.INTER_LINEAR)
     level = result.threshold if result.threshold > 0 else float(np.max(amap)) or 1.0
-    heat = np.clip(amap / (2.0 * level) * 255.0, 0, 255).astype(np.uint8)
+    floor = result.map_floor if result.map_floor is not None and result.map_floor < level else 0.0
+    heat = np.clip((amap - floor) / (2.0 * (level - floor)) * 255.0, 0, 255).astype(np.uint8)
     colored = cv2.applyColorMap(heat, cv2.COLORMAP_JET)
     out = cv2.addWeighted(base, 1.0 - alpha, colored, alpha, 0.0)
     region = (amap > level).astype(np.uint8)

@@ -13,6 +13,7 @@ threshold exactly as training does (``edge_ae.anomaly.calibration``).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import math
@@ -207,6 +208,13 @@ def _split(items: list[Item], val_normal: str | Path | Sequence[Item] | None, op
     image reads, the split is the plain seeded one (the same model as before for a clean folder)."""
     if val_normal is not None:
         return items, list_images(val_normal)
+    return holdout_split(items, options, rng, read)
+
+
+def holdout_split(items: list[Item], options: FitOptions, rng: np.random.Generator,
+                  read: _Reader | None = None) -> tuple[list[Item], list[Item]]:
+    """(images to fit on, the seeded ``options.holdout`` share held out to set the threshold); with
+    ``read``, unreadable images are skipped (see ``_split``), without it every item counts as readable."""
     if len(items) < 2:
         raise EdgeAEError(f"need at least 2 normal images (some are held out to set the threshold), got {len(items)}")
     order = rng.permutation(len(items))
@@ -216,7 +224,7 @@ def _split(items: list[Item], val_normal: str | Path | Sequence[Item] | None, op
     for i in order:
         if len(hold) == n_hold:
             break
-        if read.readable(items[i], int(i)):
+        if read is None or read.readable(items[i], int(i)):
             hold.append(int(i))
         else:
             unreadable.add(int(i))
@@ -295,12 +303,17 @@ def fit_anomaly_model(normal: str | Path | Sequence[Item], *, name: str = "my-li
     def score(image: np.ndarray) -> float:
         return float(raw_batch(scorer, [image])[1][0])
 
-    normal_scores = [score(im) for im in read(hold_items, "calibrate")]
+    normal_scores, map_medians = [], []
+    for im in read(hold_items, "calibrate"):
+        maps, scores = raw_batch(scorer, [im])
+        normal_scores.append(float(scores[0]))
+        map_medians.append(float(np.median(maps[0])))
     if not normal_scores:
         raise EdgeAEError("no readable normal image left to set the threshold on")
     anomalous = ([score(im) for im in read(list_images(val_anomalous), "calibrate anomalous")]
                  if val_anomalous is not None else [])
     cal = calibrate_f1(normal_scores, anomalous) if anomalous else calibrate_fpr(normal_scores, fpr=options.fpr)
+    cal = dataclasses.replace(cal, map_median=float(np.median(map_medians)))
     seconds = time.perf_counter() - start
     record = {
         "training_command": command or "edge_ae.anomaly.fit.fit_anomaly_model (Python)",

@@ -15,6 +15,8 @@ import datetime
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from edge_ae.anomaly.calibration import DEFAULT_FPR, calibrate_f1, calibrate_fpr
 from edge_ae.anomaly.detector import AnomalyDetector
 from edge_ae.cli.limits import tidy
@@ -54,7 +56,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def scores_of_folder(detector: AnomalyDetector, folder: str, what: str) -> list[float]:
+def scores_of_folder(detector: AnomalyDetector, folder: str, what: str,
+                     map_medians: list[float] | None = None) -> list[float]:
+    """Scores of a folder's images; each map's median is appended to ``map_medians`` if given."""
     if not Path(folder).is_dir():
         raise EdgeAEError(f"--{what}: no such folder: {folder}")
     found, _ = batch.find_inputs([folder], recursive=True)
@@ -62,7 +66,10 @@ def scores_of_folder(detector: AnomalyDetector, folder: str, what: str) -> list[
     progress = Progress(len(found), label=f"{what} ")
     for src, _ in found:
         try:
-            scores.append(float(detector.score(read_image(src))))
+            maps, values = detector.raw([read_image(src)])
+            scores.append(float(values[0]))
+            if map_medians is not None:
+                map_medians.append(float(np.median(maps[0])))
         except Exception as exc:  # one bad file is skipped, never the calibration's end
             progress.note(f"skipped: {batch.failure_message(src, exc)}")
         progress.advance()
@@ -86,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
         raise EdgeAEError(f"-o {args.output} is the model itself: write a copy")
     prepare_output_file(args.output, label="-o", overwrite=args.overwrite)  # before the scoring, not after
     tidy(args.output.parent, names=(args.output.name,))  # what a killed calibration left (its writer gone)
-    normal = scores_of_folder(detector, args.normal, "normal")
+    medians: list[float] = []
+    normal = scores_of_folder(detector, args.normal, "normal", medians)
     if args.anomalous:
         cal = calibrate_f1(normal, scores_of_folder(detector, args.anomalous, "anomalous"))
     else:
@@ -95,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"note: {len(normal)} normal images are few for a {args.fpr:g} false-positive rate "
                   f"(the threshold is close to their highest score); {int(round(1 / args.fpr))}+ are better",
                   file=sys.stderr)
+    cal = dataclasses.replace(cal, map_median=float(np.median(medians)))
     spec = detector.spec
     previous = spec.anomaly.threshold if spec.anomaly else None
     history = {"date": datetime.date.today().isoformat(), "normal": str(args.normal), "anomalous": args.anomalous,

