@@ -182,3 +182,71 @@ def test_shipped_estimator_reads_synthetic_camera_noise(name) -> None:
         assert 0.75 * rms[0, 0] * 255 <= level <= 2.5 * rms[0, 0] * 255, (shot, rms[0, 0] * 255, level)
         readings.append(level)
     assert readings[0] < readings[1] < readings[2]
+
+
+# ---------------------------------------------------------------- issue 52: calibrated over the whole range
+
+
+def test_level_zero_is_a_pass_through(blind_model, photo) -> None:
+    """Told level 0, a model still changes a clean photo (denoise-color: 43.8 dB on McMaster);
+    the low-level gate returns the input itself, and below the gate's level it blends."""
+    from edge_ae.denoise.gate import GATE_LEVEL
+
+    d = Denoiser(blind_model, threads=1)
+    np.testing.assert_array_equal(d(photo, sigma=0.0), photo)
+    full = d(photo, sigma=GATE_LEVEL).astype(np.float32)
+    half = d(photo, sigma=GATE_LEVEL / 2).astype(np.float32)
+    assert 0 < np.abs(half - photo).mean() < np.abs(full - photo).mean()
+    level = np.zeros(photo.shape[:2], np.float32)
+    level[:, 26:] = 20.0  # a map: the left half clean, the right half noisy
+    out = d(photo, sigma=level)
+    np.testing.assert_array_equal(out[:, :20], photo[:, :20])
+    assert not np.array_equal(out[:, 32:], photo[:, 32:])
+
+
+def test_estimate_from_a_grid_of_crops() -> None:
+    """A large image's map comes from one crop per cell, resized: the crops are the estimator's
+    training patch size, the map is smooth and follows a level that changes across the image."""
+    from edge_ae.denoise.level_grid import CELL, CROP, sampled_map
+
+    seen = []
+
+    def run(crops: np.ndarray) -> np.ndarray:
+        seen.append(crops.shape)
+        return crops.mean(axis=1, keepdims=True).repeat(2, axis=1)  # the crop's brightness as its "level"
+
+    h, w = 3 * CELL + 10, 4 * CELL
+    ramp = np.broadcast_to(np.linspace(0, 1, w, dtype=np.float32), (1, 1, h, w))
+    level = sampled_map(run, ramp)
+    assert seen == [(12, 1, CROP, CROP)]  # 3 x 4 cells, one batch
+    assert level.shape == (1, 2, h, w)
+    assert np.all(np.diff(level[0, 0, h // 2]) >= -1e-6)  # follows the ramp, left to right
+    assert abs(float(level.mean()) - 0.5) < 0.05
+    assert sampled_map(run, np.zeros((1, 1, CELL, 5 * CELL), np.float32)) is None  # one cell high: whole image
+
+
+def test_a_gray_model_uses_the_gray_estimator_beside_it(tmp_path) -> None:
+    """A gray model without an estimator of its own takes ``noise-level-gray`` (issue 52), not
+    the color model's estimate of the gray image repeated to BGR."""
+    import torch
+
+    from tests.conftest import export_tiny_denoiser
+    from training.denoise.export import measure_receptive_field
+    from training.denoise.export_blind import EstimatorAsDenoiser
+    from training.nets.noise_estimator import NoiseEstimator
+    from training.onnx_export import export
+
+    gray = export_tiny_denoiser(tmp_path, channels=1, name="tiny-gray")
+    torch.manual_seed(0)
+    est = NoiseEstimator(channels=1, width=4, depth=2).eval()
+    spec = ModelSpec(name="noise-level-gray", kind="noise-level", channels=1, color_order=COLOR_ORDERS[1],
+                     size_multiple=est.size_multiple, receptive_field=measure_receptive_field(EstimatorAsDenoiser(est), 1),
+                     provenance={"training_command": "tests (untrained)"})
+    axes = {0: "batch", 2: "height", 3: "width"}
+    export(est, (torch.rand(1, 1, 32, 32),), spec, tmp_path / "noise-level-gray.onnx",
+           dynamic_axes={"image": axes, "noise_map": axes})
+    d = Denoiser(gray, threads=1)
+    assert d.estimator_for(d.model_for(1)).spec.name == "noise-level-gray"
+    image = np.random.default_rng(0).integers(0, 256, (40, 48), dtype=np.uint8)
+    assert d.noise_map(image).shape == (40, 48, 1)
+    assert d.noise_map(np.dstack([image] * 3)).shape == (40, 48, 3)  # B, G, R each as a gray image

@@ -9,9 +9,10 @@
 Blind by default: a model whose metadata names a ``noise_estimator`` (a small ``noise-level``
 model trained end to end through it on synthetic camera noise, training/denoise/) has that model
 estimate a per-pixel, per-channel noise map first; a map model (``noise_map``) is fed the map,
-an older model its mean. A model with no estimator of its own borrows the default color model's
-(gray images are repeated to BGR for it); with none installed, the wavelet estimate
-(``estimate_sigma``) is the fallback.
+an older model its mean. A gray model with no estimator of its own uses ``noise-level-gray``, a
+color one the default color model's; with none installed, the wavelet estimate
+(``estimate_sigma``) is the fallback. Below a level of 4 the output is blended back towards the
+input (``gate.py``): a clean photo comes back unchanged.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_ae import image as im
+from edge_ae.denoise import gate
 from edge_ae.denoise.ensemble import averaged, check_copies
 from edge_ae.denoise.noise_level import estimate_sigma
 from edge_ae.denoise.precision import PrecisionChoice, check_precision, choose
@@ -32,6 +34,7 @@ from edge_ae.model.registry import resolve_model
 
 DEFAULT_MODELS = {1: "denoise-gray", 3: "denoise-color"}
 FAST_MODELS = {1: "denoise-gray-fast", 3: "denoise-color-fast"}  # model=None with fast=True: live video
+GRAY_ESTIMATOR = "noise-level-gray"  # for gray models without an estimator of their own (issue 52)
 STRENGTHS = (0.25, 4.0)  # allowed range of ``strength``; 0.5-2 is the useful one
 
 
@@ -116,9 +119,15 @@ class Denoiser:
 
     def estimator_for(self, model: LoadedModel) -> LoadedModel | None:
         """The noise-level model the blind path runs for ``model``: its own (metadata
-        ``noise_estimator``, looked up next to the model file, then by name), else the default
-        color model's; None when neither is installed (the wavelet estimate is used then)."""
+        ``noise_estimator``, looked up next to the model file, then by name), else for a gray
+        model ``noise-level-gray`` (a color estimate averaged reads gray photos wrong: issue 52),
+        else the default color model's; None when none is installed (the wavelet estimate is
+        used then)."""
         name = model.spec.noise_estimator
+        if name is None and model.spec.channels == 1:
+            gray = self._gray_estimator(model)
+            if gray is not None:
+                return gray
         if name is None:
             if model.spec.name in (DEFAULT_MODELS[3], self._default_choice(3).model):
                 return None
@@ -136,6 +145,18 @@ class Denoiser:
             except ModelError:
                 if model.spec.noise_estimator is not None:  # the model asks for it: say so
                     raise
+                path = None
+            self._estimators[key] = None if path is None else load_model(
+                path, kind="noise-level", threads=self.threads, providers=self.providers)
+        return self._estimators[key]
+
+    def _gray_estimator(self, model: LoadedModel) -> LoadedModel | None:
+        key = f"{model.path.parent}/{GRAY_ESTIMATOR}"
+        if key not in self._estimators:
+            beside = model.path.parent / f"{GRAY_ESTIMATOR}.onnx"
+            try:
+                path = beside if beside.is_file() else resolve_model(GRAY_ESTIMATOR)[0]
+            except ModelError:
                 path = None
             self._estimators[key] = None if path is None else load_model(
                 path, kind="noise-level", threads=self.threads, providers=self.providers)
@@ -164,6 +185,8 @@ class Denoiser:
         level = run_tiled(infer, batch, multiple=spec.size_multiple,
                           margin=margin_for(spec.receptive_field, spec.size_multiple), tile=self.tile_for(batch.shape[2:]))
         level *= np.float32(255.0)
+        if level.shape[0] > 1:  # a gray estimator on B, G and R: one map per plane
+            level = level[:, :1].transpose(1, 0, 2, 3)
         return level[0].transpose(1, 2, 0)
 
     def __call__(self, image: np.ndarray, *, sigma: float | np.ndarray | None = None,
@@ -173,7 +196,9 @@ class Denoiser:
         ``sigma``: the noise level on the 0-255 scale (whatever the dtype), one number or a map
         (HxW or HxWxC, e.g. from ``noise_map``, reused over video frames); None estimates it
         from the image. ``strength`` (0.25-4, default 1) multiplies the level: above 1 cleans
-        harder, below 1 keeps more grain. ``last_sigma`` holds the mean level used."""
+        harder, below 1 keeps more grain. Where the level is under 4 the output is blended
+        towards the input (``gate.py``; level 0 returns the input). ``last_sigma`` holds the mean
+        level used."""
         planes = im.split(image)
         model = self.model_for(planes.color.shape[2])
         spec = model.spec
@@ -213,6 +238,9 @@ class Denoiser:
             )
 
         out = averaged(run, batch, self.ensemble)
+        keep = gate.weight(level) if spec.noise_input else None
+        if keep is not None:
+            out = gate.blend(im.to_float(batch[:, :c]), out, keep)
         return im.merge(planes, im.restore_channels(out, how))
 
     def _level(self, image: np.ndarray, planes: im.Planes, model: LoadedModel,

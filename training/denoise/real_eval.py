@@ -18,14 +18,17 @@ from training.metrics import psnr
 POLYU = SHARED / "denoise" / "real" / "polyu-canon"
 
 
-def load_pairs(folder: Path = POLYU, crop: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(noisy, clean) float32 (1, 3, H, W) BGR pairs, centre-cropped to ``crop`` if given."""
+def load_pairs(folder: Path = POLYU, crop: int | None = None, grey: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(noisy, clean) float32 (1, 3, H, W) BGR pairs, centre-cropped to ``crop`` if given; with
+    ``grey``, (1, 1, H, W) gray copies (OpenCV's BGR->gray, as tools/bench_real_noise.py)."""
     pairs = []
     for noisy_path in sorted(folder.glob("*_real.*")):
         clean_path = noisy_path.with_name(noisy_path.name.replace("_real", "_mean"))
         images = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in (noisy_path, clean_path)]
         if any(im is None for im in images):
             raise ValueError(f"cannot read the pair {noisy_path} / {clean_path}")
+        if grey:
+            images = [cv2.cvtColor(im, cv2.COLOR_BGR2GRAY)[:, :, None] for im in images]
         h, w = images[0].shape[:2]
         if crop:
             y, x = (h - crop) // 2, (w - crop) // 2

@@ -75,6 +75,26 @@ class BlindConfig:
     camera_options: dict[str, object] = field(default_factory=dict)
     asym_weight: float = 1.0
     asym_alpha: float = 0.3
+    # Issue 52 (calibration over the whole range): shares of the batch that are clean patches and
+    # JPEG-only patches (no added noise); for both the target is the input itself (blocking is
+    # not noise to remove) and the true level 0.
+    clean_fraction: float = 0.0
+    jpeg_fraction: float = 0.0
+    jpeg_quality: list[int] = field(default_factory=lambda: [60, 95])
+    # Gaussian samples through the denoiser told the *estimate* (end to end, as the real path runs)
+    # instead of the true sigma; the asymmetric term still pulls the estimate to the true sigma.
+    gauss_estimated: bool = False
+    # The clean and JPEG-only samples through the (gated) denoiser too; else only the direct term
+    # pulls their estimate to 0 (half the cost of a step: the denoiser's backward pass dominates).
+    passthrough_estimated: bool = False
+    # The runtime's low-level gate (edge_ae/denoise/gate.py): output = input + min(level / gate, 1)
+    # * (denoised - input); 0: none. Trained through, so the estimate learns where it applies.
+    gate_level: float = 0.0
+    # Feed the denoiser each patch's mean level instead of the map (a scalar-sigma model, as the
+    # runtime feeds the gray models).
+    feed_mean: bool = False
+    # Start the estimator from these weights (an exported noise-level .onnx or a train_blind .pt).
+    estimator_init: str = ""
     seed: int = 0
     real_crop: int = 256
     description: str = ""
@@ -118,18 +138,37 @@ def build_denoiser(cfg: BlindConfig) -> UNetDAE:
     return net
 
 
+def to_gray(part: np.ndarray, channels: int) -> np.ndarray:
+    """BGR patches made gray photos, repeated to ``channels`` (as the runtime feeds a gray photo)."""
+    return np.repeat(np.tensordot(camera_pipeline.GREY_WEIGHTS, part, axes=([0], [1]))[:, None], channels, axis=1)
+
+
+def passthrough_batch(clean: np.ndarray, cfg: BlindConfig, rng: np.random.Generator) -> np.ndarray:
+    """Clean patches, the last ``jpeg_fraction`` share of the whole batch JPEG-compressed (only)."""
+    k_jpeg = int(round(cfg.batch * cfg.jpeg_fraction))
+    out = clean.copy()
+    for i in range(len(out) - k_jpeg, len(out)):
+        out[i] = noise._jpeg(out[i], int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1)))
+    return out
+
+
 def batch(sampler: data.PatchSampler, cfg: BlindConfig, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    k_pass = int(round(cfg.batch * cfg.clean_fraction)) + int(round(cfg.batch * cfg.jpeg_fraction))
     clean = sampler.batch(cfg.batch)
+    passthrough = passthrough_batch(clean[cfg.batch - k_pass:], cfg, rng)
+    clean = clean[: cfg.batch - k_pass]
+    if cfg.grey_fraction and cfg.channels == 3:  # some photos are gray, clean ones too
+        n_grey = int(round(len(passthrough) * cfg.grey_fraction))
+        passthrough[:n_grey] = to_gray(passthrough[:n_grey], 3)
     k_cam = int(round(cfg.batch * cfg.camera_fraction))
     k_poi = int(round(cfg.batch * cfg.poisson_fraction))
-    grey_cam = int(round(k_cam * cfg.grey_fraction))
-    grey_g = int(round((cfg.batch - k_cam - k_poi) * cfg.grey_fraction))
+    grey = cfg.grey_fraction if cfg.channels == 3 else 0.0  # a gray estimator sees gray photos only
+    grey_cam = int(round(k_cam * grey))
+    grey_g = int(round((len(clean) - k_cam - k_poi) * grey))
     if grey_cam or grey_g:  # the first of each part become gray photos
         clean = clean.copy()
         for start, count in ((0, grey_cam), (k_cam + k_poi, grey_g)):
-            part = clean[start : start + count]
-            clean[start : start + count] = np.repeat(np.tensordot(camera_pipeline.GREY_WEIGHTS, part, axes=([0], [1]))
-                                                     [:, None], 3, axis=1)
+            clean[start : start + count] = to_gray(clean[start : start + count], 3)
     cam_noisy, cam_target, _ = camera_pipeline.camera_batch(clean[grey_cam:k_cam], rng, **cfg.camera_options)
     if grey_cam:
         grey_noisy, grey_target, _ = camera_pipeline.camera_batch(clean[:grey_cam, :1], rng, **cfg.camera_options)
@@ -148,53 +187,147 @@ def batch(sampler: data.PatchSampler, cfg: BlindConfig, rng: np.random.Generator
         "gauss": torch.from_numpy(np.ascontiguousarray(g_noisy)),
         "gauss_sigma": torch.from_numpy(g_sigma),
         "gauss_target": torch.from_numpy(clean[g_start:]),
+        "passthrough": torch.from_numpy(np.ascontiguousarray(passthrough)),
     }
+
+
+def gated(den: UNetDAE, x: torch.Tensor, level: torch.Tensor, cfg: BlindConfig) -> torch.Tensor:
+    """The denoiser's output as the runtime makes it: told ``level`` (a map, or its mean for a
+    scalar model), then blended with the input where the level is under ``gate_level``."""
+    told = level.mean(dim=(1, 2, 3))[:, None] if cfg.feed_mean else level
+    out = den(x, told)
+    if cfg.gate_level <= 0:
+        return out
+    weight = torch.clamp(level.mean(dim=1, keepdim=True) * (255.0 / cfg.gate_level), max=1.0)
+    return x + weight * (out - x)
 
 
 def losses(est: NoiseEstimator, den: UNetDAE, b: dict[str, torch.Tensor],
            cfg: BlindConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    def estimate(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        coarse = est.coarse(x)
+        return coarse, F.interpolate(coarse, scale_factor=est.fold, mode="bilinear", align_corners=False)
+
+    def error(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if cfg.loss == "l2":  # scaled to the size of L1 at typical errors (~0.02) so the weights keep their sense
+            return F.mse_loss(out, target) / 0.02
+        return F.l1_loss(out, target)
+
+    def asymmetric(coarse: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+        err = coarse - true[:, :, None, None]
+        return (torch.abs(cfg.asym_alpha - (err < 0).float()) * err.abs()).mean()
+
     x = b["estimated"]
-    coarse = est.coarse(x)
-    level = F.interpolate(coarse, scale_factor=est.fold, mode="bilinear", align_corners=False)
-    out = den(x, level)
-    if cfg.loss == "l2":  # scaled to the size of L1 at typical errors (~0.02) so the weights keep their sense
-        rec = F.mse_loss(out, b["estimated_target"]) / 0.02
-    else:
-        rec = F.l1_loss(out, b["estimated_target"])
+    coarse, level = estimate(x)
+    rec = error(gated(den, x, level, cfg), b["estimated_target"])
     g = b["gauss"]
     g_sigma = b["gauss_sigma"]
-    rec_g = F.l1_loss(den(g, g_sigma), b["gauss_target"])
-    g_coarse = est.coarse(g)
-    err = g_coarse - g_sigma[:, :, None, None]
-    asym = (torch.abs(cfg.asym_alpha - (err < 0).float()) * err.abs()).mean()
-    both = torch.cat([coarse, g_coarse])
+    g_coarse, g_level = estimate(g)
+    if cfg.gauss_estimated:
+        rec_g = error(gated(den, g, g_level, cfg), b["gauss_target"])
+    elif cfg.denoiser_lr > 0:  # the denoiser learns from white noise told its true sigma
+        rec_g = F.l1_loss(den(g, g_sigma), b["gauss_target"])
+    else:  # a frozen denoiser told the true sigma gives the estimator no gradient: skip the cost
+        rec_g = torch.zeros(())
+    direct = [(g_coarse, g_sigma)]
+    coarses = [coarse, g_coarse]
+    rec_p = torch.zeros(())
+    p = b["passthrough"]
+    if len(p):  # clean and JPEG-only: the output should be the input, the level 0
+        p_coarse, p_level = estimate(p)
+        if cfg.passthrough_estimated:
+            rec_p = error(gated(den, p, p_level, cfg), p)
+        direct.append((p_coarse, torch.zeros(len(p), 1)))
+        coarses.append(p_coarse)
+    asym = sum(asymmetric(c, t) * len(c) for c, t in direct) / sum(len(c) for c, _ in direct)
+    both = torch.cat(coarses)
     tv = (both[:, :, 1:] - both[:, :, :-1]).abs().mean() + (both[:, :, :, 1:] - both[:, :, :, :-1]).abs().mean()
-    n_e, n_g = x.shape[0], g.shape[0]
-    total = (cfg.camera_weight * n_e * rec + n_g * rec_g) / (n_e + n_g) + cfg.asym_weight * asym + cfg.tv_weight * tv
-    return total, {"rec": rec.item(), "rec_gauss": rec_g.item(), "asym": asym.item(), "tv": tv.item()}
+    n_e, n_g, n_p = x.shape[0], g.shape[0], p.shape[0]
+    total = ((cfg.camera_weight * n_e * rec + n_g * rec_g + n_p * rec_p) / (n_e + n_g + n_p)
+             + cfg.asym_weight * asym + cfg.tv_weight * tv)
+    return total, {"rec": rec.item(), "rec_gauss": rec_g.item(), "rec_pass": rec_p.item(), "asym": asym.item(),
+                   "tv": tv.item()}
 
 
 PROBE_SHOTS = (3e-4, 3e-3, 1e-2)  # camera noise from good light to low light
 
 
-def probe_batches(val_images: list[np.ndarray], seed: int) -> list[tuple[torch.Tensor, float]]:
-    """Camera-noised crops of the held-out images at three fixed levels, with their RMS noise
-    (0-255): does the estimate follow the camera's noise level, not only white noise's?"""
+def probe_batches(val_images: list[np.ndarray], seed: int) -> list[tuple[str, torch.Tensor, float]]:
+    """Held-out crops at fixed levels, each with its label and true RMS noise (0-255): clean,
+    white Gaussian 5 and 25, and camera noise at three shot levels. Does the estimate read clean
+    as 0, white noise as its sigma, and follow the camera's noise level?"""
     rng = np.random.default_rng(seed)
     crops = np.stack([im[:64, :64].transpose(2, 0, 1) for im in val_images if min(im.shape[:2]) >= 64])
-    out = []
+    out = [("clean", torch.from_numpy(crops), 0.0)]
+    for sigma in (5.0, 25.0):
+        out.append((f"gauss{sigma:g}", torch.from_numpy(crops + rng.standard_normal(crops.shape, dtype=np.float32)
+                                                        * np.float32(sigma / 255)), sigma))
     for shot in PROBE_SHOTS:
         noisy, _, level = camera_pipeline.camera_batch(crops, rng, shot=shot)
-        out.append((torch.from_numpy(noisy), float(level.mean()) * 255))
+        rms = float(level.mean()) * 255
+        out.append((f"camera_rms{rms:.1f}", torch.from_numpy(noisy), rms))
     return out
 
 
 @torch.no_grad()
-def probe_levels(est: NoiseEstimator, probes: list[tuple[torch.Tensor, float]]) -> list[float]:
+def probe_levels(est: NoiseEstimator, probes: list[tuple[str, torch.Tensor, float]]) -> list[float]:
     est.eval()
-    levels = [float(est(x).mean()) * 255 for x, _ in probes]
+    levels = [float(est(x).mean()) * 255 for _, x, _ in probes]
     est.train()
     return levels
+
+
+class Gated(torch.nn.Module):
+    """The denoiser as the runtime calls it (``gated``), for the real-pair check."""
+
+    def __init__(self, den: UNetDAE, cfg: BlindConfig) -> None:
+        super().__init__()
+        self.den, self.cfg = den, cfg
+
+    def forward(self, x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        return gated(self.den, x, level, self.cfg)
+
+
+def load_estimator(est: NoiseEstimator, path: Path) -> None:
+    """Start ``est`` from an exported noise-level model (its initializers are named as the
+    network's parameters) or a train_blind checkpoint."""
+    if path.suffix == ".onnx":
+        import onnx
+        from onnx import numpy_helper
+
+        weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in onnx.load(str(path)).graph.initializer}
+    else:
+        weights = torch.load(path, weights_only=False, map_location="cpu")["estimator"]
+    state = est.state_dict()
+    if weights["body.0.weight"].shape != state["body.0.weight"].shape:
+        weights = color_to_gray(weights, est.fold)
+    est.load_state_dict({k: weights[k] for k in state})
+
+
+def build_estimator(cfg: BlindConfig) -> NoiseEstimator:
+    est = NoiseEstimator(channels=cfg.channels, **cfg.estimator_args)  # type: ignore[arg-type]
+    if cfg.estimator_init:
+        load_estimator(est, ROOT / cfg.estimator_init)
+    return est
+
+
+def color_to_gray(weights: dict[str, torch.Tensor], fold: int) -> dict[str, torch.Tensor]:
+    """A color estimator's weights as a gray one's that reads a gray image exactly as the color
+    one reads it repeated to BGR (first layer: the B, G and R taps of each input summed; last
+    layer: the three outputs' pre-activations averaged): the start of a gray estimator."""
+    first, last = weights["body.0.weight"], weights[max((k for k in weights if k.endswith(".weight")),
+                                                         key=lambda k: int(k.split(".")[1]))]
+    cells = fold * fold
+    if first.shape[1] != 3 * cells + 3 or last.shape[0] != 3:
+        raise ValueError(f"expected a 3-channel estimator to convert, got a first layer of shape {tuple(first.shape)}")
+    detail = first[:, : 3 * cells].reshape(first.shape[0], 3, cells, *first.shape[2:]).sum(dim=1)
+    means = first[:, 3 * cells :].sum(dim=1, keepdim=True)
+    out = dict(weights)
+    out["body.0.weight"] = torch.cat([detail, means], dim=1)
+    last_name = [k for k in weights if weights[k] is last][0]
+    out[last_name] = last.mean(dim=0, keepdim=True)
+    out[last_name.replace("weight", "bias")] = weights[last_name.replace("weight", "bias")].mean(dim=0, keepdim=True)
+    return out
 
 
 def train(cfg: BlindConfig, out_root: Path, threads: int = 1) -> Path:
@@ -206,11 +339,12 @@ def train(cfg: BlindConfig, out_root: Path, threads: int = 1) -> Path:
     split = np.random.default_rng(cfg.seed).permutation(len(files))  # the split training.denoise.train uses
     train_images = data.at_scales([data.load_image(files[i], cfg.channels) for i in split[cfg.holdout :]], cfg.scales)
     val_images = [data.load_image(files[i], cfg.channels) for i in split[: cfg.holdout]]
-    pairs = real_eval.load_pairs(crop=cfg.real_crop) if real_eval.POLYU.is_dir() and cfg.channels == 3 else []
+    pairs = real_eval.load_pairs(crop=cfg.real_crop, grey=cfg.channels == 1) if real_eval.POLYU.is_dir() else []
 
     rng = seed_all(cfg.seed)
     den = build_denoiser(cfg)
-    est = NoiseEstimator(channels=cfg.channels, **cfg.estimator_args)  # type: ignore[arg-type]
+    est = build_estimator(cfg)
+    runtime = Gated(den, cfg)
     opt = torch.optim.Adam(est.parameters(), lr=cfg.lr)
     den_opt = torch.optim.Adam(den.parameters(), lr=cfg.denoiser_lr) if cfg.denoiser_lr > 0 else None
     for p in den.parameters():
@@ -230,11 +364,11 @@ def train(cfg: BlindConfig, out_root: Path, threads: int = 1) -> Path:
             p.requires_grad_(True)
     sampler = data.PatchSampler(train_images, cfg.patch, rng)
     log_path = run / "log.csv"
-    probes = probe_batches(val_images, cfg.seed) if cfg.channels == 3 else []
+    probes = probe_batches(val_images, cfg.seed)
     if loop.step == 0:
-        log_path.write_text("step,loss,rec,rec_gauss,asym,tv,real_psnr,real_level,holdout_psnr25,"
-                            + "".join(f"est_camera_rms{rms:.1f}," for _, rms in probes) + "seconds\n")
-        real, level = real_eval.blind_psnr(est, den, pairs) if pairs else (float("nan"), float("nan"))
+        log_path.write_text("step,loss,rec,rec_gauss,rec_pass,asym,tv,real_psnr,real_level,holdout_psnr25,"
+                            + "".join(f"est_{label}," for label, _, _ in probes) + "seconds\n")
+        real, level = real_eval.blind_psnr(est, runtime, pairs) if pairs else (float("nan"), float("nan"))
         print(f"{cfg.name} start: real {real:.2f} dB (level {level:.1f}), holdout@25 "
               f"{evaluate(den, val_images, 25.0, cfg.seed):.2f} dB", flush=True)
     parts: list[list[float]] = []
@@ -259,7 +393,7 @@ def train(cfg: BlindConfig, out_root: Path, threads: int = 1) -> Path:
         parts.append([total.item(), *part.values()])
 
     def validate(_: int) -> float | None:
-        real, level = real_eval.blind_psnr(est, den, pairs) if pairs else (float("nan"), float("nan"))
+        real, level = real_eval.blind_psnr(est, runtime, pairs) if pairs else (float("nan"), float("nan"))
         measured.update(real=real, level=level, hold=evaluate(den, val_images, 25.0, cfg.seed),
                         probed=probe_levels(est, probes))
         return real if pairs else None  # no pairs: the latest evaluation counts as the best
@@ -272,7 +406,7 @@ def train(cfg: BlindConfig, out_root: Path, threads: int = 1) -> Path:
             f.write(",".join(f"{v:.6f}" for v in [p.step, *m]) + f",{real:.3f},{level:.2f},{hold:.3f},"
                     + "".join(f"{v:.2f}," for v in probed) + f"{p.elapsed_s:.0f}\n")
         print(f"{cfg.name} step {p.step}/{cfg.steps} loss {m[0]:.5f} real {real:.2f} dB (level {level:.1f}) "
-              f"holdout@25 {hold:.2f} dB, camera noise rms {' / '.join(f'{r:.1f}' for _, r in probes)} "
+              f"holdout@25 {hold:.2f} dB, {' / '.join(label for label, _, _ in probes)} "
               f"read as {' / '.join(f'{v:.1f}' for v in probed)}  {p.elapsed_s:.0f}s", flush=True)
         parts.clear()
         weights = {"estimator": est.state_dict(), "denoiser": den.state_dict(), "config": asdict(cfg),
