@@ -154,3 +154,191 @@ def test_latency_percentiles_never_exceed_the_maximum():
     summary = hist.summary()
     assert summary["p50"] <= summary["p95"] <= summary["max"]
     assert f"{summary['p95']:.0f}" == f"{summary['max']:.0f}" == "11"
+
+
+# -- item 11: file names that are not UTF-8 or hold a line break ---------------------------------
+
+
+def _odd_names(folder: Path, rng: np.random.Generator) -> tuple[bytes, bytes]:
+    """A PNG whose name is not valid UTF-8 and one with a line break; skip where the file system
+    refuses such names (macOS, Windows)."""
+    good_images(folder, rng, names=("plain.png",))
+    data = (folder / "plain.png").read_bytes()
+    latin, broken = os.fsencode(folder) + b"/caf\xe9.png", os.fsencode(folder) + b"/two\nlines.png"
+    try:
+        for name in (latin, broken):
+            with open(name, "wb") as f:
+                f.write(data)
+    except OSError:
+        pytest.skip("this file system refuses such names")
+    return latin, broken
+
+
+def test_a_non_utf8_file_name_is_reported_and_listed_byte_for_byte(tmp_path, rng, capsys):
+    latin, _ = _odd_names(tmp_path / "in", rng)
+    (tmp_path / "in" / "two\nlines.png").unlink()
+    report = tmp_path / "report.csv"
+    rc = main(["anomaly", str(tmp_path / "in"), "-m", str(spot_model(tmp_path / "spot.onnx")), "--report", str(report)])
+    assert rc == 0 and "2 scored" in capsys.readouterr().out
+    assert latin in report.read_bytes()  # the name as the file system has it: it opens again
+    assert main(["embed", str(tmp_path / "in"), "-o", str(tmp_path / "lat.npy")]) == 0
+    names = (tmp_path / "lat.files.txt").read_bytes().splitlines()
+    assert latin in names and len(names) == len(np.load(tmp_path / "lat.npy")) == 2
+    assert main(["embed", str(tmp_path / "in"), "-o", str(tmp_path / "lat.csv")]) == 0
+    assert latin in (tmp_path / "lat.csv").read_bytes()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="non-UTF-8 file names are a POSIX matter")
+def test_a_non_utf8_file_name_never_breaks_the_printed_lines(tmp_path, rng):
+    _odd_names(tmp_path / "in", rng)
+    from conftest import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"}  # strict, as in en_US.UTF-8
+    result = subprocess.run([sys.executable, "-m", "edge_ae", "anomaly", str(tmp_path / "in"), "-m",
+                             str(spot_model(tmp_path / "spot.onnx"))], env=env, capture_output=True, timeout=120)
+    assert result.returncode == 0 and b"Traceback" not in result.stderr
+    assert b"3 scored" in result.stdout and b"caf\\udce9.png" in result.stdout
+
+
+def test_a_line_break_in_a_name_never_shifts_the_files_list(tmp_path, rng, capsys):
+    _, broken = _odd_names(tmp_path / "in", rng)
+    rc = main(["embed", str(tmp_path / "in"), "-o", str(tmp_path / "lat.npy")])
+    captured = capsys.readouterr()
+    assert rc == 1 and "2 embedded" in captured.out and "line break" in captured.err
+    names = (tmp_path / "lat.files.txt").read_bytes().splitlines()
+    assert len(names) == len(np.load(tmp_path / "lat.npy")) == 2 and all(Path(os.fsdecode(n)).is_file() for n in names)
+    # .csv quotes such a name: every image is there, and reads back whole.
+    assert main(["embed", str(tmp_path / "in"), "-o", str(tmp_path / "lat.csv")]) == 0
+    import csv
+
+    with open(tmp_path / "lat.csv", newline="", encoding="utf-8", errors="surrogateescape") as f:
+        rows = list(csv.reader(f))[1:]
+    assert os.fsdecode(broken) in [r[0] for r in rows] and len(rows) == 3
+
+
+# -- item 11: folders that loop or cannot be read --------------------------------------------------
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symlinks")
+def test_a_double_star_glob_ends_on_a_symlink_loop(tiny_models, tmp_path, rng):
+    root = good_images(tmp_path / "root", rng, names=("a.png",))
+    good_images(root / "sub", rng, names=("b.png",))
+    (root / "self").symlink_to(".")
+    (root / "sub" / "up").symlink_to("..")
+    from conftest import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "edge_ae", "denoise", str(root / "**" / "*.png"), "-r", "-o",
+                             str(tmp_path / "out"), "-m", str(tiny_models["color"])], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "2 denoised, 0 failed" in result.stdout  # each real file once
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+
+
+def test_an_unreadable_sub_folder_is_said_not_skipped_silently(tiny_models, tmp_path, rng, capsys, monkeypatch):
+    src = good_images(tmp_path / "in", rng)
+    locked = good_images(src / "locked", rng, names=("hidden_from_us.png",))
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if Path(os.fsdecode(path)) == locked:
+            raise PermissionError(13, "Permission denied", os.fsdecode(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)  # as chmod 000 does, also for root
+    rc = main(["denoise", str(src), "-r", "-o", str(tmp_path / "out"), "-m", str(tiny_models["color"])])
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line]
+    assert rc == 1 and "2 denoised, 1 failed" in captured.out
+    assert lines == [f"failed: {locked}: cannot read this folder (Permission denied); the images in it were not processed"]
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs a non-root POSIX user for permissions")
+def test_an_unreadable_sub_folder_really_locked(tiny_models, tmp_path, rng, capsys):
+    src = good_images(tmp_path / "in", rng)
+    locked = good_images(src / "locked", rng, names=("x.png",))
+    locked.chmod(0)
+    try:
+        rc = main(["denoise", str(src), "-r", "-o", str(tmp_path / "out"), "-m", str(tiny_models["color"])])
+    finally:
+        locked.chmod(0o755)
+    assert rc == 1 and "cannot read this folder" in capsys.readouterr().err
+
+
+# -- item 11: a custom model's output is checked against the contract -----------------------------
+
+
+def _bad_denoiser(path: Path, kind: str) -> Path:
+    from onnx import TensorProto, helper
+
+    from conftest import write_hand_made_denoiser
+
+    if kind == "nan":
+        node = helper.make_node("Div", ["image", "c"], ["denoised"])  # x / 0: inf, and NaN for black pixels
+        const = helper.make_tensor("c", TensorProto.FLOAT, [], [0.0])
+    elif kind == "channels":
+        node = helper.make_node("ReduceMean", ["image"], ["denoised"], axes=[1], keepdims=1)
+        const = helper.make_tensor("c", TensorProto.FLOAT, [], [0.0])
+    else:  # half the size
+        node = helper.make_node("AveragePool", ["image"], ["denoised"], kernel_shape=[2, 2], strides=[2, 2])
+        const = helper.make_tensor("c", TensorProto.FLOAT, [], [0.0])
+    return write_hand_made_denoiser(path, node, const, name=f"bad-{kind}", receptive_field=2)
+
+
+@pytest.mark.parametrize("kind", ["nan", "channels", "size"])
+def test_a_model_output_off_the_contract_is_never_written_as_denoised(tmp_path, rng, capsys, kind):
+    src = good_images(tmp_path / "in", rng)
+    model = _bad_denoiser(tmp_path / f"{kind}.onnx", kind)
+    rc = main(["denoise", str(src), "-o", str(tmp_path / "out"), "-m", str(model), "--sigma", "10"])
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.startswith("failed:")]
+    assert rc == 1 and "0 denoised, 2 failed" in captured.out and len(lines) == 2
+    assert all(f"bad-{kind}: output" in line for line in lines)
+    assert not any((tmp_path / "out").iterdir())
+
+
+# -- item 11: --jobs, heatmaps, --report on an input ------------------------------------------------
+
+
+def test_jobs_is_capped_at_the_number_of_files_with_a_note_above_the_cores(tiny_models, tmp_path, rng, capsys,
+                                                                          monkeypatch):
+    from edge_ae.files import batch
+
+    src = good_images(tmp_path / "in", rng)
+    seen = {}
+    real_run = batch.run
+
+    def run(tasks, factory, *, jobs=1):
+        seen["jobs"] = jobs
+        return real_run(tasks, factory, jobs=1)
+
+    monkeypatch.setattr(batch, "run", run)
+    rc = main(["denoise", str(src), "-o", str(tmp_path / "out"), "-m", str(tiny_models["color"]), "--jobs", "500"])
+    captured = capsys.readouterr()
+    assert rc == 0 and seen["jobs"] == 2
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert ("more than this machine's" in captured.err) == (cores < 2)
+    monkeypatch.setattr("edge_ae.cli.denoise.usable_cores", lambda: 1)
+    rc = main(["denoise", str(src), "-o", str(tmp_path / "out2"), "-m", str(tiny_models["color"]), "--jobs", "2"])
+    assert rc == 0 and "--jobs 2 is more than this machine's 1 cores" in capsys.readouterr().err
+
+
+def test_a_heatmap_that_cannot_be_written_fails_the_run_naming_it(tmp_path, rng, capsys):
+    src = good_images(tmp_path / "in", rng)
+    heat = tmp_path / "heat"
+    (heat / "good1-heatmap.png").mkdir(parents=True)  # the overlay's path is taken by a folder
+    rc = main(["anomaly", str(src), "-m", str(spot_model(tmp_path / "spot.onnx")), "--heatmaps", str(heat),
+               "--all-heatmaps"])
+    out = capsys.readouterr().out
+    assert rc == 1 and "2 scored" in out and "1 heatmap(s) not written" in out
+    assert f"heatmap not written: {heat / 'good1-heatmap.png'}" in out
+
+
+def test_a_report_over_an_input_file_is_refused(tmp_path, rng, capsys):
+    src = good_images(tmp_path / "in", rng)
+    (src / "list.csv").write_bytes(b"a user's own file")
+    rc = main(["anomaly", str(src / "good1.png"), str(src / "list.csv"), "-m", str(spot_model(tmp_path / "spot.onnx")),
+               "--report", str(src / "list.csv")])
+    assert rc == 2 and "--report" in capsys.readouterr().err
+    assert (src / "list.csv").read_bytes() == b"a user's own file"

@@ -29,6 +29,7 @@ from edge_ae.files import batch
 from edge_ae.files.atomic import write_text_atomic
 from edge_ae.files.imageio import read_image, write_image
 from edge_ae.files.names import derived_name
+from edge_ae.files.output_paths import check_file
 
 REPORT_FIELDS = ("file", "status", "score", "normalized_score", "is_anomaly", "heatmap", "message")
 SUBCOMMANDS = ("score", "fit", "calibrate", "check")
@@ -135,6 +136,8 @@ def run_detect(args: argparse.Namespace) -> int:
     found, problems = batch.find_inputs(args.inputs, recursive=args.recursive)
     if args.heatmaps is not None:
         batch.check_folder(args.heatmaps, args.inputs, label="--heatmaps folder")
+    if args.report is not None:
+        check_file(args.report, args.inputs, label="--report", sources=[src for src, _ in found])
     for folder, label in ((args.heatmaps, "--heatmaps folder"), (args.report and args.report.parent, "--report folder")):
         if folder is not None:
             batch.prepare_folder(folder, label=label)
@@ -170,9 +173,12 @@ def run_detect(args: argparse.Namespace) -> int:
     cal = detector.calibration
     rows = report.rows
     where = f"; overlays in {args.heatmaps}" if args.heatmaps is not None and any("heatmap" in r for r in rows) else ""
-    print(f"{done} scored: {flagged} anomalous, {done - flagged} normal, {failed} failed "
+    # A heatmap asked for and not written is a lost output: the image is scored, the run is not a success.
+    unwritten = sum(1 for r in rows if str(r.get("message", "")).startswith("heatmap not written"))
+    missing = f", {unwritten} heatmap(s) not written (see above)" if unwritten else ""
+    print(f"{done} scored: {flagged} anomalous, {done - flagged} normal, {failed} failed{missing} "
           f"(model {detector.spec.name}, threshold {cal.threshold:.4g}){where}")
-    return 1 if failed else 0
+    return 1 if failed or unwritten else 0
 
 
 def _score_one(task: batch.Task, detector: AnomalyDetector, args: argparse.Namespace, owner: dict[Path, Path],

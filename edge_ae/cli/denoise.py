@@ -8,7 +8,7 @@ from functools import partial
 from pathlib import Path
 
 from edge_ae.cli.limits import add_max_pixels, tidy
-from edge_ae.cli.options import add_model, add_precision, add_threads, resolve_threads
+from edge_ae.cli.options import add_model, add_precision, add_threads, resolve_threads, usable_cores
 from edge_ae.cli.report import run_and_report
 from edge_ae.cli.values import float_range, int_at_least, int_range, non_negative_float, positive_int
 from edge_ae.denoise.denoiser import Denoiser
@@ -87,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
         if folder is not None:
             batch.prepare_folder(folder, label=label)
             tidy(folder)
+    jobs = _capped_jobs(args.jobs, len(plan.tasks), local=args.ray is None)
+    if args.jobs is not None and args.ray is None and not args.threads:
+        threads = resolve_threads(None, jobs=jobs)
     model, compare, out_dir, runner = args.model, args.compare, args.output, None
     if args.ray is not None:
         from edge_ae.files import ray_engine  # Ray only on this path
@@ -96,13 +99,24 @@ def run(args: argparse.Namespace) -> int:
         compare = compare.absolute() if compare is not None else None
         out_dir = out_dir.absolute()
         address = None if args.ray == LOCAL_RAY else args.ray
-        runner = partial(ray_engine.run, address=address, workers=args.jobs, threads=threads)
+        runner = partial(ray_engine.run, address=address, workers=args.jobs and jobs, threads=threads)
     job = DenoiseJob(model, args.sigma, threads, args.tile, args.ensemble, args.quality, compare, out_dir, args.max_pixels,
                      args.strength, args.precision)
     label = "noise level (0-255" + (", given" if args.sigma is not None else ", estimated") + (
         f", x{args.strength:g}" if args.strength != 1 else "") + ")"
     return run_and_report(plan, job, jobs=jobs, verb="denoised", out_dir=args.output, runner=runner,
                           value_label=label, verbose=args.verbose)
+
+
+def _capped_jobs(asked: int | None, files: int, *, local: bool) -> int:
+    """``--jobs`` never above the number of files (each worker loads its own models: more only
+    cost memory), with a note when a local run asks for more workers than the machine has cores."""
+    jobs = min(asked or 1, max(files, 1))
+    cores = usable_cores()
+    if local and jobs > cores:
+        print(f"note: --jobs {jobs} is more than this machine's {cores} cores: each worker holds its own models in "
+              f"memory and the batch gets no faster; --jobs {cores} is the most that helps", file=sys.stderr)
+    return jobs
 
 
 def _regenerate_missing_compares(plan: batch.Plan, out_dir: Path, compare_dir: Path) -> batch.Plan:

@@ -15,8 +15,9 @@ from edge_ae.cli.limits import add_max_pixels, tidy
 from edge_ae.cli.options import add_model, add_threads, resolve_threads
 from edge_ae.cli.outputs import saved
 from edge_ae.files import batch
-from edge_ae.files.atomic import write_bytes_atomic
+from edge_ae.files.atomic import encode_text, write_bytes_atomic
 from edge_ae.files.imageio import read_image
+from edge_ae.files.output_paths import check_file
 
 FORMATS = (".npy", ".csv")
 
@@ -41,15 +42,16 @@ def save(path: Path, sources: list[Path], latents: np.ndarray) -> None:
     if path.suffix.lower() == ".npy":
         buf = io.BytesIO()
         np.save(buf, latents)
+        # The names first: latents without their list could not be told apart.
+        write_bytes_atomic(path.with_suffix(".files.txt"), encode_text("".join(f"{s}\n" for s in sources)))
         write_bytes_atomic(path, buf.getvalue())
-        write_bytes_atomic(path.with_suffix(".files.txt"), "".join(f"{s}\n" for s in sources).encode())
         return
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["path", *(f"z{i}" for i in range(latents.shape[1]))])
     for source, row in zip(sources, latents, strict=True):
         writer.writerow([str(source), *(f"{v:.7g}" for v in row)])
-    write_bytes_atomic(path, text.getvalue().encode())
+    write_bytes_atomic(path, encode_text(text.getvalue()))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,11 +59,20 @@ def run(args: argparse.Namespace) -> int:
         raise argparse.ArgumentTypeError(f"--output must end in .npy or .csv, got {args.output.name!r}")
     model = Autoencoder(args.model, threads=resolve_threads(args.threads))  # a bad --model fails before any file is read
     found, missing = batch.find_inputs(args.inputs, recursive=args.recursive)
+    check_file(args.output, args.inputs, label="--output", sources=[src for src, _ in found])
+    check_file(args.output.with_suffix(".files.txt"), args.inputs, label="--output's .files.txt",
+               sources=[src for src, _ in found])
     batch.prepare_folder(args.output.parent, label="folder of --output")
     tidy(args.output.parent, names=(args.output.name, args.output.with_suffix(".files.txt").name))
     failed = [str(m) for m in missing]
     sources, latents = [], []
+    one_per_line = args.output.suffix.lower() == ".npy"
     for source, _ in found:
+        if one_per_line and any(ch in str(source) for ch in "\r\n"):
+            # .files.txt holds one path per line: this name would shift every later row.
+            failed.append(f"{str(source)!r}: its name holds a line break, which {args.output.with_suffix('.files.txt').name} "
+                          "(one path per line) cannot list: rename it, or write .csv")
+            continue
         try:
             latents.append(model.encode(read_image(source, max_pixels=args.max_pixels)))
             sources.append(source)

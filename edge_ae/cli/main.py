@@ -46,8 +46,17 @@ def overview(parser: argparse.ArgumentParser) -> str:
     return "\n".join(lines)
 
 
+def _never_fail_on_a_file_name() -> None:
+    """A file name that is not valid UTF-8 reaches Python as lone surrogates; printed on a stream
+    in strict mode (a UTF-8 locale other than C) it raised after the work was done. Escape it."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _never_fail_on_a_file_name()
     parser = build_parser()
     if not argv:
         print(overview(parser))

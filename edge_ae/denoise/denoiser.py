@@ -180,7 +180,7 @@ class Denoiser:
         spec = estimator.spec
 
         def infer(tile: np.ndarray) -> np.ndarray:
-            return estimator.run({"image": im.to_float(tile)})[0]
+            return checked_output(estimator, estimator.run({"image": im.to_float(tile)})[0], tile, channels=None)
 
         level = run_tiled(infer, batch, multiple=spec.size_multiple,
                           margin=margin_for(spec.receptive_field, spec.size_multiple), tile=self.tile_for(batch.shape[2:]))
@@ -224,11 +224,12 @@ class Denoiser:
 
         def infer(tile: np.ndarray) -> np.ndarray:
             if feed_map:
-                return model.run({"image": np.ascontiguousarray(tile[:, :c]), "sigma": np.ascontiguousarray(tile[:, c:])})[0]
+                out = model.run({"image": np.ascontiguousarray(tile[:, :c]), "sigma": np.ascontiguousarray(tile[:, c:])})[0]
+                return checked_output(model, out, tile, channels=c)
             feeds = {"image": im.to_float(tile)}
             if spec.noise_input and sigma_feed is not None:
                 feeds["sigma"] = sigma_feed
-            return model.run(feeds)[0]
+            return checked_output(model, model.run(feeds)[0], tile, channels=c)
 
         def run(copy: np.ndarray) -> np.ndarray:
             return run_tiled(
@@ -270,3 +271,19 @@ class Denoiser:
         if planes.shape[1] != c:  # e.g. a color estimate for a gray model: one level per pixel
             planes = planes.mean(axis=1, keepdims=True)
         return np.ascontiguousarray(np.broadcast_to(planes, (n, c, h, w)), dtype=np.float32)
+
+
+def checked_output(model: LoadedModel, out: np.ndarray, tile: np.ndarray, *, channels: int | None) -> np.ndarray:
+    """A model's output as the contract promises it (N x C x H x W like the tile, finite), or a
+    one-line ``ModelError``: a custom model that returns another shape, other channels or NaN is
+    never written as "denoised". The finiteness test is one sum, a fraction of the inference."""
+    n, _, h, w = tile.shape
+    want = (n, channels, h, w) if channels is not None else None
+    got = tuple(np.shape(out))
+    if len(got) != 4 or (want is not None and got != want) or (want is None and (got[0], got[2], got[3]) != (n, h, w)):
+        expected = "x".join(map(str, want)) if want is not None else f"{n}xCx{h}x{w}"
+        raise ModelError(f"{model.spec.name}: output of shape {'x'.join(map(str, got))}, expected {expected} "
+                         "(the contract: same height and width as the input, the model's channels)")
+    if not np.isfinite(np.sum(out, dtype=np.float64)):
+        raise ModelError(f"{model.spec.name}: output has NaN or infinite values: the model is broken for this input")
+    return out

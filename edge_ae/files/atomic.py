@@ -59,9 +59,16 @@ def write_bytes_atomic(path: str | Path, data: bytes, *, durable: bool = True) -
         raise
 
 
+def encode_text(text: str) -> bytes:
+    """UTF-8, with a file name that is not valid UTF-8 (lone surrogates, as Python decodes it)
+    written back byte for byte as the file system has it, never an error after the work is done."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 def write_text_atomic(path: str | Path, text: str, *, durable: bool = True) -> None:
-    """``write_bytes_atomic`` for UTF-8 text, written as given (no newline translation)."""
-    write_bytes_atomic(path, text.encode("utf-8"), durable=durable)
+    """``write_bytes_atomic`` for UTF-8 text, written as given (no newline translation); file
+    names that are not UTF-8 keep their bytes (``encode_text``)."""
+    write_bytes_atomic(path, encode_text(text), durable=durable)
 
 
 def _process_running(pid: int) -> bool:
