@@ -196,3 +196,50 @@ def test_labelled_validation_images_give_the_f1_threshold(normal_dir):
     cal = detector.calibration
     assert cal.method == "f1" and cal.n_images == 7
     assert detector.fit_result.fit_images == 20  # every readable normal image is fitted when val_normal is given
+
+
+def part(rng: np.random.Generator, h: int = SIZE, w: int = SIZE) -> np.ndarray:
+    """A second kind of object: a shaded grey part (a rounded plate with two holes) on a dark
+    background, placed with a small random shift and lighting, uint8."""
+    out = np.full((h, w), 30, np.uint8)
+    dx, dy = (int(v) for v in rng.integers(-3, 4, 2))
+    y, x = np.mgrid[0:h, 0:w]
+    shade = (150 + 40 * (x / w) + rng.normal(0, 3, (h, w)) + rng.uniform(-10, 10)).clip(0, 255).astype(np.uint8)
+    plate = np.zeros((h, w), np.uint8)
+    cv2.rectangle(plate, (14 + dx, 20 + dy), (w - 14 + dx, h - 20 + dy), 255, -1)
+    for cx in (30, w - 30):
+        cv2.circle(plate, (cx + dx, h // 2 + dy), 7, 0, -1)
+    out[plate > 0] = shade[plate > 0]
+    return out
+
+
+@pytest.mark.parametrize("kind", ["weave", "part"])
+def test_held_out_fit_finds_a_scratch_on_more_than_one_kind_of_object(kind, tmp_path):
+    """A new user's folder, fitted with the defaults (only the size made small): the held-out good
+    images score below every scratched one, and each scratch's map peaks on the scratch."""
+    make = texture if kind == "weave" else part
+    rng = np.random.default_rng(21)
+    detector = AnomalyDetector.fit([make(rng) for _ in range(24)], options=FitOptions(size=SIZE), threads=1)
+    good = [detector(make(rng)).score for _ in range(6)]
+    for i in range(6):
+        image = make(rng)
+        x0, y0 = 34 + 4 * i, 32 + 3 * i
+        cv2.line(image, (x0, y0), (x0 + 16, y0 + 10), 240, 2)
+        result = detector(image)
+        assert result.score > max(good)
+        peak_y, peak_x = np.unravel_index(np.argmax(result.anomaly_map), result.anomaly_map.shape)
+        assert np.hypot(peak_x - (x0 + 8), peak_y - (y0 + 5)) <= 8 + 8  # within half the scratch + one cell
+
+
+def test_cli_backbone_chooses_a_shipped_extractor_and_refuses_an_unknown_one(normal_dir, tmp_path, capsys):
+    out = tmp_path / "deep.onnx"
+    assert main(["anomaly", "fit", "--normal", str(normal_dir), "-o", str(out), "--size", str(SIZE),
+                 "--memory", "150", "--threads", "1", "--backbone", "lite0-deep"]) == 0
+    prov = AnomalyDetector(out).spec.provenance
+    assert prov["features"]["name"] == "features-lite0-deep" and "--backbone lite0-deep" in prov["training_command"]
+    capsys.readouterr()
+    assert main(["anomaly", "fit", "--normal", str(normal_dir), "-o", str(tmp_path / "x.onnx"),
+                 "--backbone", "resnet"]) == 2
+    err = capsys.readouterr().err
+    assert "--backbone" in err and "lite0-deep" in err and "Traceback" not in err
+    assert not (tmp_path / "x.onnx").exists()

@@ -141,5 +141,11 @@ def update_manifest(spec: ModelSpec, path: Path, *, quality: dict[str, object] |
         "quality": quality if quality is not None else old.get("quality", {}),
         "speed": speed if speed is not None else old.get("speed", {}),
     }
+    # Pretrained weights inside the file (a features extractor, or an anomaly model fitted on one):
+    # their package, version, sha256 and licence, so the manifest alone says what ships under what terms.
+    features = spec.provenance.get("features")
+    weights = spec.provenance.get("weights") or (features.get("weights") if isinstance(features, dict) else None)
+    if weights:
+        entry["weights"] = {k: weights[k] for k in ("package", "version", "file", "sha256", "licence") if k in weights}
     data["models"] = sorted([m for m in data["models"] if m["name"] != spec.name] + [entry], key=lambda m: m["name"])
     manifest.write_text(json.dumps(data, indent=2) + "\n")

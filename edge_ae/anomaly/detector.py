@@ -51,7 +51,7 @@ class AnomalyResult:
     anomaly_map: np.ndarray
     threshold: float
     # The normal images' median map value (AnomalyCalibration.map_median): where the overlay's
-    # colour scale starts; None for models calibrated without it (the scale starts at 0).
+    # color scale starts; None for models calibrated without it (the scale starts at 0).
     map_floor: float | None = None
 
 
@@ -145,7 +145,7 @@ def draw_overlay(image: np.ndarray, result: AnomalyResult, *, alpha: float = 0.4
     """The image with the anomaly map as a heatmap and the anomalous region outlined, as an 8-bit
     BGR image at the image's size.
 
-    Colours are on a fixed scale, the same for every image so that heatmaps compare: it starts
+    Colors are on a fixed scale, the same for every image so that heatmaps compare: it starts
     (blue) at the normal images' median map value recorded at calibration (``map_floor``; 0 for
     older models), the threshold sits mid-scale and as far again above it is full red. A fitted
     model's normal cells already sit at a distance well above 0, so a scale from 0 painted the whole

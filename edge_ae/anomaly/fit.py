@@ -339,7 +339,7 @@ def _spec(name: str, channels: int, stride: int, options: FitOptions, cal: Anoma
         input_size=None if keep else (options.size, options.size), short_side=options.size if keep else None,
         anomaly=cal,
         description=(f"Anomaly detector ({'gray' if channels == 1 else 'color'}, {shape}) fitted on the device: "
-                     f"pretrained EfficientNet-Lite0 features, distance to the nearest of "
+                     f"pretrained {options.features} features, distance to the nearest of "
                      f"{options.memory_patches} normal patches."),
         provenance=json.loads(json.dumps(provenance or {})),
     )

@@ -15,7 +15,15 @@ import shlex
 import sys
 from pathlib import Path
 
-from edge_ae.anomaly.fit import MAX_SIZE, MIN_CALIBRATION_IMAGES, MIN_SIZE, RESIZE_MODES, FitOptions, fit_anomaly_model
+from edge_ae.anomaly.fit import (
+    FEATURES,
+    MAX_SIZE,
+    MIN_CALIBRATION_IMAGES,
+    MIN_SIZE,
+    RESIZE_MODES,
+    FitOptions,
+    fit_anomaly_model,
+)
 from edge_ae.cli.limits import tidy
 from edge_ae.cli.options import add_threads, deprecated, resolve_threads
 from edge_ae.cli.outputs import saved
@@ -24,7 +32,9 @@ from edge_ae.cli.values import int_range, non_negative_int, positive_int, share
 from edge_ae.errors import EdgeAEError
 from edge_ae.files.atomic import write_bytes_atomic
 from edge_ae.files.output_paths import prepare_output_file
+from edge_ae.model.registry import list_models
 
+BACKBONE_DEFAULT = FEATURES.removeprefix("features-")
 STAGES = {"features": "features ", "memory": "memory ", "calibrate": "calibrate ",
           "calibrate anomalous": "calibrate anomalous "}
 
@@ -53,6 +63,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--project-dim", type=non_negative_int, default=defaults.project_dim,
                    help="features projected on this many principal axes before the search (0: all; "
                    f"default {defaults.project_dim})")
+    p.add_argument("--backbone", default=BACKBONE_DEFAULT, metavar="NAME",
+                   help="pretrained feature extractor: a shipped features-NAME model (lite0: the fastest, the default; "
+                   "lite0-deep: adds a deeper block, finds more defects on the magnetic tiles, slower)")
     p.add_argument("--fpr", type=share, default=defaults.fpr,
                    help=f"target false-positive rate on held-out normal images (default {defaults.fpr})")
     p.add_argument("--name", help="model name recorded in the file (default: the output's file name)")
@@ -103,17 +116,22 @@ def run(args: argparse.Namespace) -> int:
         folder = getattr(args, flag)
         if folder is not None and not Path(folder).is_dir():
             raise EdgeAEError(f"{FLAGS[flag]} {folder}: not a folder")
+    shipped = sorted(e.name.removeprefix("features-") for e in list_models("features"))
+    if args.backbone not in shipped:
+        raise argparse.ArgumentTypeError(f"--backbone: expected one of {', '.join(shipped)} (shipped features-NAME "
+                                         f"models), got {args.backbone!r}")
     try:
         options = FitOptions(size=args.size, resize=args.resize, memory_patches=args.memory,
                              pool_patches=max(FitOptions().pool_patches, args.memory), fpr=args.fpr,
-                             project_dim=args.project_dim)
+                             project_dim=args.project_dim, features=f"features-{args.backbone}")
     except ValueError as exc:
         raise EdgeAEError(str(exc)) from None
     prepare_output_file(out, label="-o", overwrite=args.overwrite)  # before minutes of work, not after
     tidy(out.parent, names=(out.name,))  # what a killed fit left beside the output (its writer gone)
     bars = _Bars()
     words = ["--normal", args.normal, "-o", str(out), "--size", str(args.size), "--resize", args.resize,
-             "--memory", str(args.memory), "--project-dim", str(args.project_dim), "--fpr", str(args.fpr)]
+             "--memory", str(args.memory), "--project-dim", str(args.project_dim), "--fpr", str(args.fpr),
+             "--backbone", args.backbone]
     for flag in ("val_normal", "val_anomalous", "name"):
         if getattr(args, flag) is not None:
             words += [FLAGS[flag], getattr(args, flag)]

@@ -42,7 +42,7 @@ class AnomalyCalibration:
     method: str = "fpr"  # "fpr" (quantile of normal scores) or "f1" (best F1 on labelled validation)
     n_images: int = 0  # how many images the calibration saw
     # Median pixel of the calibration's normal images' maps (the median of each map's median): the
-    # overlay's colour scale starts there, so the normal background stays cold and a defect stands
+    # overlay's color scale starts there, so the normal background stays cold and a defect stands
     # out (None: models calibrated before 2026-12-06; the scale then starts at 0).
     map_median: float | None = None
 
