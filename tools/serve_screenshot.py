@@ -47,7 +47,7 @@ class TileConveyor(Source):
     live = True
     description = "generated video (samples/anomaly tiles + noise)"
 
-    def __init__(self, *, size: tuple[int, int] = (320, 240), hold: int = 32, fps: float = 8.0, noise: float = 8.0,
+    def __init__(self, *, size: tuple[int, int] = (320, 240), hold: int = 64, fps: float = 8.0, noise: float = 8.0,
                  seed: int = 0) -> None:
         self.size, self.hold, self.period, self.noise, self.seed = size, hold, 1.0 / fps, noise, seed
         self.tiles = [self._tile(ROOT / "samples" / "anomaly" / f"{name}.jpg") for name in ORDER]
@@ -130,16 +130,18 @@ def main(argv: list[str] | None = None) -> int:
     port = sink.server.server_port
     try:
         deadline = time.monotonic() + args.seconds
-        # The shot is taken while a defective tile is in view, once a few are among the thumbnails.
-        while time.monotonic() < deadline:
+        # The shot is taken while a defective tile is in view and flagged on three polls running (the
+        # page's figures and its picture then agree), once a few are among the thumbnails.
+        running = 0
+        while time.monotonic() < deadline and running < 3:
             now = stats(port)
-            if len(now["thumbnails"]) >= args.flagged and (now["anomaly"] or {}).get("flagged"):
-                break
+            flagged = (now["anomaly"] or {}).get("flagged")
+            running = running + 1 if flagged and len(now["thumbnails"]) >= args.flagged else 0
             time.sleep(0.2)
         figures = stats(port)
         with tempfile.TemporaryDirectory() as tmp:
             raw = Path(tmp) / "shot.png"
-            screenshot(f"http://127.0.0.1:{port}/?view=side", raw, window=(1280, 900), budget_ms=4000)
+            screenshot(f"http://127.0.0.1:{port}/?view=side", raw, window=(1280, 900), budget_ms=2500)
             picture = crop_and_shrink(cv2.imread(str(raw)), args.width)
     finally:
         stream.stop()
