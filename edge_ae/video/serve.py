@@ -10,7 +10,8 @@ skips frames instead of holding anything up.
     sink = ServeSink(ServeOptions(host="0.0.0.0", port=8080, token="..."))  # listens at once
     with Stream(0, denoise="denoise-color-fast", sinks=[sink]) as s:
         sink.attach(s)   # live figures, and the strength / denoise controls of its pipeline
-        s.run()          # closing the stream closes the server
+        s.run()          # the stream closes its sinks, the server with them, once its source has opened;
+                         # if the source never opens (an error from run), call sink.close() yourself
 
 Nothing here prints: ``ServeSink.warning`` says, for the caller to show, when the page is open to
 anyone on the network.
