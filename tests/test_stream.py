@@ -283,9 +283,9 @@ def test_video_sink_is_only_in_place_once_finalised(tmp_path):
     sink = VideoSink(tmp_path / "v.mp4", fps=10)
     for i in range(4):
         sink.write(out(i, 100.0 + i))
-    assert not (tmp_path / "v.mp4").exists() and sink.partial.exists()
+    assert not (tmp_path / "v.mp4").exists() and sink.recording.exists()
     sink.close()
-    assert count_frames(tmp_path / "v.mp4") == 4 and not sink.partial.exists()
+    assert count_frames(tmp_path / "v.mp4") == 4 and not sink.recording.exists() and sink.saved
 
 
 def test_realtime_video_holds_frames_for_their_duration(tmp_path):
@@ -424,7 +424,7 @@ def test_cli_sigterm_finalises_a_playable_video(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "edge_ae", "camera", "--source", str(video), "--record", str(out_path),
                              "--max-fps", "25", "--events", str(tmp_path / "e.jsonl")],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    partial = tmp_path / ".rec.partial.mp4"
+    partial = tmp_path / "rec.recording.mkv"
     deadline = time.monotonic() + 20
     while not partial.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)

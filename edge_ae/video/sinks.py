@@ -1,8 +1,8 @@
 """Where processed frames go. Every sink has ``write(frame)`` and ``close()``; the stream calls
 them from one thread only.
 
-* ``VideoSink``: a video file, written to a hidden partial file and renamed into place on
-  ``close()``, so the path given never holds an unfinished (unplayable) video;
+* ``VideoSink``: a video file, recorded as ``NAME.recording.mkv`` (playable after a kill) and
+  put in place on ``close()`` once every frame is known to be on disk;
 * ``ImageSequenceSink``: one numbered image per frame;
 * ``WindowSink``: an OpenCV window, only where a display and a GUI-enabled OpenCV exist;
 * ``EventLog``: JSON lines (one object per event, flushed at once) plus, for flagged frames,
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import numpy as np
 from edge_ae.errors import EdgeAEError, ImageError
 from edge_ae.files.imageio import write_image
 from edge_ae.image import to_bgr8
+from edge_ae.video.recording import RECORDING_SUFFIX, RemuxError, count_packets, recording_path, remux
 
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
 
@@ -58,11 +60,23 @@ class Sink(Protocol):
 class VideoSink:
     """``--record out.mp4``: .mp4/.m4v/.mov (MPEG-4 part 2), .avi (Motion JPEG) or .mkv (Xvid).
 
+    Frames go to ``out.recording.mkv`` as they come (``edge_ae.video.recording``): a run killed
+    outright (kill -9, a power cut) leaves it playable up to its last second or so. A clean stop
+    counts the frames that reached the disk (the writer itself reports no full disk) and copies
+    them, without re-encoding, into ``out.mp4``; only then is the video in place (``saved``). If
+    frames are missing, or the copy cannot be written, ``close`` raises ``SinkError`` naming the
+    path and the recording is kept. A recording left by a killed run is renamed
+    ``out.interrupted-DATE-TIME.mkv`` before a new one starts (``recovered``), never overwritten.
+
     The writer opens on the first frame (its size fixes the video's); later frames of another
     size (a camera reconnected at another resolution) are resized to it. ``fps`` may be set
     until then. With ``realtime`` (live sources) each frame is held until the next one arrives,
     so the video plays at the speed things happened however slow the processing; gaps longer
     than ``max_gap`` seconds (a camera away) are shortened to that."""
+
+    # Stop recording when the disk has less than this free: the writer would lose frames silently.
+    MIN_FREE_BYTES = 1 << 20
+    CHECK_EVERY = 25  # frames between two looks at the free space
 
     def __init__(self, path: str | Path, *, fps: float | None = None, realtime: bool = False, max_gap: float = 2.0) -> None:
         self.path = Path(path)
@@ -71,13 +85,19 @@ class VideoSink:
             raise SinkError(f"{self.path}: video must end in {', '.join(FOURCC)}")
         if fps is not None and not fps > 0:
             raise SinkError(f"{self.path}: frame rate must be positive, got {fps}")
-        if not self.path.parent.is_dir():
-            raise SinkError(f"{self.path}: folder {self.path.parent} does not exist")
+        folder = self.path.parent
+        if folder.exists() and not folder.is_dir():
+            raise SinkError(f"{self.path}: {folder} is a file, not a folder")
+        if not folder.is_dir():
+            raise SinkError(f"{self.path}: folder {folder} does not exist")
         self.fps = fps
         self.realtime = realtime
         self.max_gap = max_gap
-        self.partial = self.path.with_name(f".{self.path.stem}.partial{suffix}")
+        self.recording = recording_path(self.path)
+        self.recovered = _keep_interrupted(self.recording)
+        _check_writable(self.recording)  # a read-only folder is named now, not blamed on the codec
         self.frames = 0  # frames written to the file, repeats included
+        self.saved = False  # the video is in place, every frame in it
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None
         self._held: np.ndarray | None = None
@@ -110,21 +130,27 @@ class VideoSink:
         if self.fps is None:
             raise SinkError(f"{self.path}: no frame rate set")
         self._size = (view.shape[1], view.shape[0])
-        writer = cv2.VideoWriter(str(self.partial), cv2.VideoWriter.fourcc(*FOURCC[self.path.suffix.lower()]),
-                                 float(self.fps), self._size)
+        writer = cv2.VideoWriter(str(self.recording), cv2.VideoWriter.fourcc(*self.fourcc), float(self.fps), self._size)
         if not writer.isOpened():
             writer.release()
-            self.partial.unlink(missing_ok=True)
-            raise SinkError(f"{self.path}: this OpenCV build cannot write {self.path.suffix} video")
+            self.recording.unlink(missing_ok=True)
+            raise SinkError(f"{self.path}: this OpenCV build cannot write {self.fourcc} video")
         self._writer = writer
+
+    @property
+    def fourcc(self) -> str:
+        return FOURCC[self.path.suffix.lower()]
 
     def _put(self, view: np.ndarray) -> None:
         assert self._writer is not None
+        if self.frames % self.CHECK_EVERY == 0 and _free_bytes(self.recording.parent) < self.MIN_FREE_BYTES:
+            raise SinkError(f"{self.path}: the disk is full; recording stopped after {self.frames} frames")
         self._writer.write(view)
         self.frames += 1
 
     def close(self) -> None:
-        """Finalise the container and move it into place; nothing is left if no frame came."""
+        """Finalise the recording and put the video in place; nothing is left if no frame came.
+        Raises ``SinkError`` (the recording kept, and named) if not every frame could be saved."""
         if self._writer is None:
             return
         if self._held is not None:
@@ -132,10 +158,70 @@ class VideoSink:
             self._held = None
         writer, self._writer = self._writer, None
         writer.release()
+        found = count_packets(self.recording)
+        if found < self.frames:
+            raise SinkError(f"{self.path}: not saved: only {found} of {self.frames} frames reached the disk (full?); "
+                            f"what was written is in {self.recording}")
         try:
-            os.replace(self.partial, self.path)
-        except OSError as exc:
-            raise SinkError(f"{self.path}: cannot finalise ({exc.strerror or exc})") from None
+            if self.path.suffix.lower() == ".mkv":
+                os.replace(self.recording, self.path)
+            else:
+                self._convert()
+        except (OSError, RemuxError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise SinkError(f"{self.path}: not saved: cannot write it ({why}; disk full?); the recording is "
+                            f"kept in {self.recording}") from None
+        self.saved = True
+
+    def _convert(self) -> None:
+        """The recording's frames, copied into the container asked for, then moved into place."""
+        assert self.fps is not None and self._size is not None
+        tmp = self.path.with_name(f".{self.path.stem}.converting{self.path.suffix}")  # the suffix picks the container
+        tmp.unlink(missing_ok=True)
+        try:
+            remux(self.recording, tmp, fourcc=self.fourcc, fps=float(self.fps), size=self._size)
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self.recording.unlink()
+
+
+def _check_writable(path: Path) -> None:
+    try:
+        with open(path, "xb"):
+            pass
+        path.unlink()
+    except OSError as exc:
+        raise SinkError(f"{path.parent}: cannot write the recording there ({exc.strerror or exc})") from None
+
+
+def _keep_interrupted(recording: Path) -> Path | None:
+    """A recording a killed run left: renamed after its last write, so a new run never replaces it."""
+    if not recording.exists():
+        return None
+    if recording.stat().st_size == 0:  # killed before its first frame reached the disk
+        recording.unlink(missing_ok=True)
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(recording.stat().st_mtime))
+    base = recording.name[: -len(RECORDING_SUFFIX)]
+    for n in range(1, 1000):
+        kept = recording.with_name(f"{base}.interrupted-{stamp}{'' if n == 1 else f'-{n}'}.mkv")
+        if not kept.exists():
+            try:
+                os.replace(recording, kept)
+            except OSError as exc:
+                raise SinkError(f"{recording}: an interrupted recording that cannot be moved aside "
+                                f"({exc.strerror or exc}); move it yourself") from None
+            return kept
+    raise SinkError(f"{recording}: an interrupted recording is in the way; move it aside")
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 1 << 62  # cannot tell: the count at the end still catches lost frames
 
 
 class ImageSequenceSink:

@@ -34,6 +34,7 @@ from edge_ae.files.imageio import DEFAULT_MAX_PIXELS
 from edge_ae.files.output_paths import check_stream_outputs
 from edge_ae.video.capture import DEFAULT_BACKOFF, Backoff, Capture, Frame, Notice
 from edge_ae.video.pipeline import FramePipeline
+from edge_ae.video.recording import recording_path
 from edge_ae.video.sinks import EventLog, ImageSequenceSink, Output, Sink, SinkError, VideoSink, WindowSink
 from edge_ae.video.sources import Source, open_source
 from edge_ae.video.stats import LatencyHistogram, RunStats, StreamReport
@@ -117,6 +118,9 @@ class Stream:
         self.sinks: list[Sink] = []
         # Sinks that can refuse (no display, no such folder) come before the event log opens its file.
         self.window = WindowSink() if show else None
+        if record is not None and isinstance(source, (str, Path)) and Path(source).exists() and \
+                Path(source).resolve() == recording_path(Path(record)).resolve():
+            raise SinkError(f"{record}: it records into {source}, the source: choose another name")
         self.video = VideoSink(record, fps=record_fps, realtime=self.source.live) if record is not None else None
         self._extra = [*([ImageSequenceSink(frames)] if frames is not None else []), *_checked_sinks(sinks)]
         self.event_log = EventLog(events) if events is not None else None
@@ -251,7 +255,12 @@ class Stream:
         output = Output(index=frame.index, wall_time=frame.wall_time, image=done.image, view=done.view, anomaly=done.anomaly,
                         raw=frame.image)
         for sink in self.sinks:
-            sink.write(output)
+            try:
+                sink.write(output)
+            except SinkError as exc:  # an output that cannot go on (a full disk): the run ends, failed
+                self._failed = "; ".join([*filter(None, [self._failed]), str(exc)])
+                self.stop("an output failed")
+                break
         anomalous = done.anomaly is not None and bool(done.anomaly.is_anomaly)
         self.stats.frame_done(started=start, captured=frame.captured, anomalous=anomalous)
         return output
@@ -281,6 +290,8 @@ class Stream:
     def _open_sinks(self) -> None:
         if self.video is not None:
             self.video.fps = self.video.fps or self._default_record_fps()  # a file's own rate is known only now
+            if self.video.recovered is not None:
+                self._notice(Notice("recovered", f"an interrupted recording was kept as {self.video.recovered}"))
             self.sinks.append(self.video)
         self.sinks += self._extra
         if self.event_log is not None:
@@ -329,7 +340,10 @@ class Stream:
         outputs = {}
         for sink in self.sinks:
             if isinstance(sink, VideoSink):
-                outputs["video"] = f"{sink.path} ({sink.frames} frames at {sink.fps:g} fps)"
+                if sink.saved or reason == "running":
+                    outputs["video"] = f"{sink.path} ({sink.frames} frames at {sink.fps:g} fps)"
+                elif sink.frames:  # the error says why, and where what was recorded is kept
+                    outputs["video"] = f"{sink.path} NOT saved"
             elif isinstance(sink, ImageSequenceSink):
                 outputs["frames"] = str(sink.folder)
             elif isinstance(sink, EventLog):

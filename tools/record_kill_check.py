@@ -1,0 +1,113 @@
+"""What a `kill -9` leaves of a recording, per container OpenCV's FFmpeg writer can make here.
+
+    python -m tools.record_kill_check                 # 640x480 noisy frames, killed after 100
+    python -m tools.record_kill_check --size 320x240 --frames 200
+
+Each case writes frames with a plain cv2.VideoWriter in a child process (a frame every 40 ms,
+as a 25 fps camera), which is killed with SIGKILL once it has written --frames frames; then the
+file is read back with cv2.VideoCapture and the frames that decode are counted. Last, the same
+through `edge-ae camera --record out.mp4` (a generated video as the source, --frames alongside
+to count the frames processed): what its recording file (out.recording.mkv) keeps. Nothing is
+timed; the figures are counts, the same on any host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = [(".mp4", "mp4v"), (".avi", "MJPG"), (".mkv", "XVID"), (".mkv", "mp4v"), (".mkv", "MJPG")]
+CHILD = r'''
+import sys, time
+import cv2, numpy as np
+path, fourcc, w, h = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), 25.0, (w, h))
+assert writer.isOpened()
+rng = np.random.default_rng(0)
+for i in range(10**6):
+    frame = (rng.random((h, w, 3)) * 60).astype(np.uint8) + np.uint8(i % 150)
+    writer.write(frame)
+    print(i + 1, flush=True)
+    time.sleep(0.04)
+'''
+
+
+def decoded(path: Path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.isOpened() and cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+def killed_writer(folder: Path, suffix: str, fourcc: str, size: tuple[int, int], frames: int) -> tuple[int, int, int]:
+    """(frames written, bytes on disk, frames that decode) after SIGKILL."""
+    path = folder / f"kill-{fourcc}{suffix}"
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(path), fourcc, str(size[0]), str(size[1])],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    written = 0
+    assert proc.stdout is not None
+    while written < frames:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        written = int(line)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return written, path.stat().st_size if path.exists() else 0, decoded(path)
+
+
+def killed_camera(folder: Path, size: tuple[int, int], frames: int) -> tuple[int, int, int]:
+    """(frames processed, frames in the recording file that decode, frames fps=25) for edge-ae camera."""
+    source = folder / "source.avi"
+    writer = cv2.VideoWriter(str(source), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, size)
+    rng = np.random.default_rng(1)
+    for i in range(frames * 3):
+        writer.write((rng.random((size[1], size[0], 3)) * 60).astype(np.uint8) + np.uint8(i % 150))
+    writer.release()
+    out, seen = folder / "out.mp4", folder / "seen"
+    proc = subprocess.Popen([sys.executable, "-m", "edge_ae", "camera", "--source", str(source), "--record", str(out),
+                             "--frames", str(seen), "--max-fps", "25"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not seen.is_dir() or len(os.listdir(seen)) < frames):
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    processed = len(list(seen.glob("frame_*")))
+    recording = folder / "out.recording.mkv"
+    return processed, decoded(recording) if recording.exists() else 0, int(out.exists())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", default="640x480", help="frame size WxH (default 640x480)")
+    parser.add_argument("--frames", type=int, default=100, help="frames written before the kill (default 100)")
+    args = parser.parse_args()
+    size = tuple(int(v) for v in args.size.lower().split("x"))
+    assert len(size) == 2
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    print(f"OpenCV {cv2.__version__}; {size[0]}x{size[1]} noisy frames; SIGKILL after {args.frames} frames")
+    print(f"{'container':<10} {'codec':<6} {'written':>8} {'bytes':>10} {'decoded':>8}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for suffix, fourcc in CASES:
+            written, size_bytes, ok = killed_writer(Path(tmp), suffix, fourcc, size, args.frames)  # type: ignore[arg-type]
+            print(f"{suffix:<10} {fourcc:<6} {written:>8} {size_bytes:>10} {ok:>8}")
+        processed, kept, finished = killed_camera(Path(tmp), size, args.frames)  # type: ignore[arg-type]
+        print(f"\nedge-ae camera --record out.mp4, killed after {processed} frames processed: out.recording.mkv "
+              f"decodes {kept} frames; out.mp4 {'exists' if finished else 'not written (the run never finished)'}")
+
+
+if __name__ == "__main__":
+    main()
