@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, requires_torch, write_tiny_anomaly_model
 from edge_ae import AnomalyDetector, AnomalyResult, ImageError, ModelError, draw_overlay, list_models, load_model
 from edge_ae.anomaly.calibration import calibrate_f1, calibrate_fpr
 from edge_ae.cli.main import main
@@ -55,8 +55,16 @@ def folders(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def anomaly_model(tmp_path_factory) -> Path:
+    """The runtime's tests run a hand-built model (no torch; tests/conftest.py)."""
+    return write_tiny_anomaly_model(tmp_path_factory.mktemp("anomaly-runtime") / "tiny-anomaly.onnx")
+
+
+@pytest.fixture(scope="session")
 def tiny_anomaly(folders, tmp_path_factory) -> Path:
-    """A tiny model trained a few dozen steps through the real training command."""
+    """A tiny model trained a few dozen steps through the real training command (tests of
+    training, export and fusion: they need torch)."""
+    requires_torch()
     from training.anomaly.cli import main as train_main
 
     out = tmp_path_factory.mktemp("anomaly-model")
@@ -68,6 +76,7 @@ def tiny_anomaly(folders, tmp_path_factory) -> Path:
 
 
 def test_export_contract_and_parity(tiny_anomaly, folders):
+    requires_torch()
     import onnx
     import torch
 
@@ -110,6 +119,7 @@ def test_export_contract_and_parity(tiny_anomaly, folders):
 @pytest.mark.slow
 def test_error_map_mode_trains_and_exports(folders, tmp_path):
     """The reconstruction-error map (``--map error``), with per-pixel normal statistics."""
+    requires_torch()
     from training.anomaly.cli import main as train_main
 
     rc = train_main(["--normal", str(folders["normal"]), "--name", "tiny-error", "--out", str(tmp_path),
@@ -128,6 +138,7 @@ def test_error_map_mode_trains_and_exports(folders, tmp_path):
 def test_training_is_reproducible_with_a_fixed_seed(folders, tmp_path, exposure):
     """The same command twice gives the same weights: a shipped model can be remade from the
     training command in its provenance (no time budget, so the step count is fixed)."""
+    requires_torch()
     import onnx
     from onnx import numpy_helper
 
@@ -153,6 +164,7 @@ def test_training_is_reproducible_with_a_fixed_seed(folders, tmp_path, exposure)
 
 def test_texture_is_the_defect_content_when_given():
     """With --textures, a synthetic defect's content is the outside image (re-lit), not the normal one."""
+    requires_torch()
     from training.anomaly.data import synthetic_defect
 
     rng = np.random.default_rng(3)
@@ -169,6 +181,7 @@ def test_texture_is_the_defect_content_when_given():
 def relit_fraction(relight: bool, draws: int = 60) -> float:
     """Share of synthetic defects whose content is the image itself, uniformly darker or brighter:
     there out / image - 1 is proportional to the mask everywhere inside it."""
+    requires_torch()
     from training.anomaly.data import synthetic_defect
 
     rng = np.random.default_rng(5)
@@ -189,6 +202,7 @@ def test_relight_adds_darker_or_brighter_copies_of_the_surface_only_when_asked()
 
 
 def test_relight_option_reaches_the_config():
+    requires_torch()
     from training.anomaly.cli import parse
 
     assert parse(["--normal", "n", "--name", "m"])[1].relight is False
@@ -198,6 +212,7 @@ def test_relight_option_reaches_the_config():
 @pytest.mark.slow
 def test_training_with_textures(folders, tmp_path):
     """--textures reaches the batches: texture crops fit each image's shape, and a run trains and exports."""
+    requires_torch()
     from training.anomaly.cli import main as train_main
     from training.anomaly.data import Batches
 
@@ -218,6 +233,7 @@ def test_training_with_textures(folders, tmp_path):
 def test_exposure_gain_makes_the_exported_graph_blind_to_brightness(folders, tmp_path):
     """--exposure gain: the graph scales each image to one mean first, so a photo taken with half
     the exposure (all values halved, nothing clipped) gets the same map and score."""
+    requires_torch()
     import onnxruntime as ort
     import torch
 
@@ -244,8 +260,8 @@ def test_exposure_gain_makes_the_exported_graph_blind_to_brightness(folders, tmp
     np.testing.assert_allclose(score_half, score_full, atol=1e-4)
 
 
-def test_detector_api(tiny_anomaly):
-    det = AnomalyDetector(tiny_anomaly, threads=1)
+def test_detector_api(anomaly_model):
+    det = AnomalyDetector(anomaly_model, threads=1)
     rng = np.random.default_rng(3)
     for image in (texture(rng, 45, 71), cv2.cvtColor(texture(rng), cv2.COLOR_GRAY2BGR),
                   (texture(rng, 20, 30).astype(np.uint16) * 257), texture(rng, 33, 33).astype(np.float32) / 255,
@@ -263,8 +279,8 @@ def test_detector_api(tiny_anomaly):
         det(np.zeros((4, 4, 2), np.uint8))
 
 
-def test_blob_scores_higher_than_normal(tiny_anomaly, folders):
-    det = AnomalyDetector(tiny_anomaly, threads=1)
+def test_blob_scores_higher_than_normal(anomaly_model, folders):
+    det = AnomalyDetector(anomaly_model, threads=1)
     normal = [det.score(read_image(p)) for p in sorted(folders["val_normal"].iterdir())]
     blobs = [det.score(read_image(p)) for p in sorted(folders["anomalous"].iterdir())]
     assert np.mean(blobs) > np.mean(normal)
@@ -329,11 +345,11 @@ def test_calibration_rules():
         calibrate_fpr([1.0, float("nan")])
 
 
-def test_metadata_rewrite_keeps_graph(tiny_anomaly, tmp_path):
+def test_metadata_rewrite_keeps_graph(anomaly_model, tmp_path):
     import onnx
     import onnxruntime as ort
 
-    data = tiny_anomaly.read_bytes()
+    data = anomaly_model.read_bytes()
     spec = ModelSpec.from_json(read_metadata(data)[METADATA_KEY])
     new_cal = AnomalyCalibration(threshold=1.2345, score_mean=1.0, score_std=0.1, target_fpr=0.05, n_images=9)
     import dataclasses
@@ -345,8 +361,8 @@ def test_metadata_rewrite_keeps_graph(tiny_anomaly, tmp_path):
     assert set(meta) == {METADATA_KEY, "other"}
     assert ModelSpec.from_json(meta[METADATA_KEY]).anomaly == new_cal
     target = tmp_path / "sub" / "recal.onnx"
-    rewrite_metadata_file(tiny_anomaly, target, METADATA_KEY, new_spec.to_json())
-    before, after = onnx.load(str(tiny_anomaly)), onnx.load(str(target))
+    rewrite_metadata_file(anomaly_model, target, METADATA_KEY, new_spec.to_json())
+    before, after = onnx.load(str(anomaly_model)), onnx.load(str(target))
     onnx.checker.check_model(after, full_check=True)
     assert after.graph.SerializeToString() == before.graph.SerializeToString()
     assert after.opset_import == before.opset_import and after.ir_version == before.ir_version
@@ -361,13 +377,13 @@ def test_metadata_rewrite_keeps_graph(tiny_anomaly, tmp_path):
         rewrite_metadata_file(bad, tmp_path / "x.onnx", METADATA_KEY, "{}")
 
 
-def test_calibrate_cli(tiny_anomaly, folders, tmp_path, capsys):
+def test_calibrate_cli(anomaly_model, folders, tmp_path, capsys):
     import onnx
 
-    det = AnomalyDetector(tiny_anomaly, threads=1)
+    det = AnomalyDetector(anomaly_model, threads=1)
     scores = [det.score(read_image(p)) for p in sorted(folders["val_normal"].iterdir())]
     new = tmp_path / "recal.onnx"
-    rc = main(["anomaly", "calibrate", str(tiny_anomaly), "--normal", str(folders["val_normal"]), "-o", str(new),
+    rc = main(["anomaly", "calibrate", str(anomaly_model), "--normal", str(folders["val_normal"]), "-o", str(new),
                "--fpr", "0.2", "--threads", "1"])
     assert rc == 0
     assert "re-calibrated" in capsys.readouterr().out
@@ -379,27 +395,27 @@ def test_calibrate_cli(tiny_anomaly, folders, tmp_path, capsys):
     image = read_image(next(folders["anomalous"].iterdir()))
     assert recal(image).score == pytest.approx(det(image).score, rel=1e-6)  # same graph, new threshold only
     # F1 mode with anomalous images, and refusals.
-    rc = main(["anomaly", "calibrate", str(tiny_anomaly), "--normal", str(folders["val_normal"]),
+    rc = main(["anomaly", "calibrate", str(anomaly_model), "--normal", str(folders["val_normal"]),
                "--anomalous", str(folders["anomalous"]), "-o", str(tmp_path / "f1.onnx")])
     assert rc == 0 and AnomalyDetector(tmp_path / "f1.onnx").calibration.method == "f1"
     with pytest.raises(SystemExit) as missing:  # --normal is required: argparse's usage error
-        main(["anomaly", "calibrate", str(tiny_anomaly), "-o", str(tmp_path / "x.onnx")])
+        main(["anomaly", "calibrate", str(anomaly_model), "-o", str(tmp_path / "x.onnx")])
     assert missing.value.code == 2
-    assert main(["anomaly", "calibrate", str(tiny_anomaly), "--normal", str(folders["val_normal"]),
-                 "-o", str(tiny_anomaly)]) == 2
-    assert main(["anomaly", "calibrate", str(tiny_anomaly), "--normal", str(tmp_path / "none"),
+    assert main(["anomaly", "calibrate", str(anomaly_model), "--normal", str(folders["val_normal"]),
+                 "-o", str(anomaly_model)]) == 2
+    assert main(["anomaly", "calibrate", str(anomaly_model), "--normal", str(tmp_path / "none"),
                  "-o", str(tmp_path / "y.onnx")]) == 2
 
 
 @pytest.mark.parametrize("suffix", [".json", ".csv"])
-def test_anomaly_cli_folder_with_broken_file(tiny_anomaly, folders, tmp_path, capsys, suffix):
+def test_anomaly_cli_folder_with_broken_file(anomaly_model, folders, tmp_path, capsys, suffix):
     src = tmp_path / "in"
     src.mkdir()
     for p in list(sorted(folders["val_normal"].iterdir()))[:3] + list(sorted(folders["anomalous"].iterdir()))[:3]:
         (src / p.name).write_bytes(p.read_bytes())
     (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     report, heat = tmp_path / f"report{suffix}", tmp_path / "heat"
-    rc = main(["anomaly", str(src), "-m", str(tiny_anomaly), "--report", str(report), "--heatmaps", str(heat),
+    rc = main(["anomaly", str(src), "-m", str(anomaly_model), "--report", str(report), "--heatmaps", str(heat),
                "--all-heatmaps", "--threads", "1"])
     out = capsys.readouterr().out
     assert rc == 1  # one file failed
@@ -418,27 +434,27 @@ def test_anomaly_cli_folder_with_broken_file(tiny_anomaly, folders, tmp_path, ca
     assert cv2.imread(done[0]["heatmap"]).shape == (48, 64, 3)
     # Without --all-heatmaps only flagged images get an overlay.
     heat2 = tmp_path / "heat2"
-    main(["anomaly", str(src), "-m", str(tiny_anomaly), "--heatmaps", str(heat2), "--threads", "1"])
+    main(["anomaly", str(src), "-m", str(anomaly_model), "--heatmaps", str(heat2), "--threads", "1"])
     flagged = out.count("ANOMALY")
     assert len(list(heat2.glob("*.png"))) == flagged
 
 
-def test_anomaly_cli_refuses_calibrate_flags_and_bad_report(tiny_anomaly, tmp_path, capsys):
+def test_anomaly_cli_refuses_calibrate_flags_and_bad_report(anomaly_model, tmp_path, capsys):
     img = tmp_path / "a.png"
     cv2.imwrite(str(img), texture(np.random.default_rng(0)))
     with pytest.raises(SystemExit) as wrong:  # calibrate's options are not scoring's
-        main(["anomaly", str(img), "-m", str(tiny_anomaly), "--normal", str(tmp_path)])
+        main(["anomaly", str(img), "-m", str(anomaly_model), "--normal", str(tmp_path)])
     assert wrong.value.code == 2 and "--normal" in capsys.readouterr().err
-    assert main(["anomaly", str(img), "-m", str(tiny_anomaly), "--report", str(tmp_path / "r.txt")]) == 2
+    assert main(["anomaly", str(img), "-m", str(anomaly_model), "--report", str(tmp_path / "r.txt")]) == 2
 
 
-def test_a_folder_named_calibrate_is_scored_and_scoring_help_has_no_calibrate_options(tiny_anomaly, tmp_path,
+def test_a_folder_named_calibrate_is_scored_and_scoring_help_has_no_calibrate_options(anomaly_model, tmp_path,
                                                                                       capsys, monkeypatch):
     folder = tmp_path / "calibrate"
     folder.mkdir()
     cv2.imwrite(str(folder / "a.png"), texture(np.random.default_rng(0)))
     monkeypatch.chdir(tmp_path)
-    assert main(["anomaly", "./calibrate", "-m", str(tiny_anomaly), "--threads", "1"]) == 0
+    assert main(["anomaly", "./calibrate", "-m", str(anomaly_model), "--threads", "1"]) == 0
     assert "1 scored" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["anomaly", "--help"])
@@ -465,6 +481,7 @@ def test_shipped_anomaly_models_run_on_samples(name):
 @pytest.fixture(scope="session")
 def tiny_anomaly_48(folders, tmp_path_factory) -> Path:
     """A second tiny model on the same folder and split, at 1.5 times the size (not a whole multiple), trained on crops."""
+    requires_torch()
     from training.anomaly.cli import main as train_main
 
     out = tmp_path_factory.mktemp("anomaly-model-48")
@@ -480,6 +497,7 @@ def tiny_anomaly_48(folders, tmp_path_factory) -> Path:
 def test_fuse_two_sizes(tiny_anomaly, tiny_anomaly_48, folders, tmp_path):
     """Fusing is checked inside the command against the members run one by one; here: the result
     is a usable anomaly model at the larger size whose provenance names both members."""
+    requires_torch()
     from training.anomaly.fuse import main as fuse_main
 
     rc = fuse_main([str(tiny_anomaly), str(tiny_anomaly_48), "--name", "tiny-fused", "--out", str(tmp_path)])
@@ -500,6 +518,7 @@ def test_fuse_two_sizes(tiny_anomaly, tiny_anomaly_48, folders, tmp_path):
 @pytest.mark.slow
 def test_train_sizes_in_one_command(folders, tmp_path, capsys):
     """--sizes trains one member per size (the larger on crops of the smaller) and fuses them."""
+    requires_torch()
     from training.anomaly.cli import main as train_main
 
     tiny = ["--normal", str(folders["normal"]), "--runs", str(tmp_path / "runs"), "--width", "4",
@@ -522,6 +541,7 @@ def test_bench_anomaly_on_a_made_up_split(tiny_anomaly, tiny_anomaly_48, folders
     """tools/bench_anomaly.py end to end on a tiny test split (good + blobs with masks), for a
     fused model, whose map is in z units (negative values binned too) and whose provenance lists
     its members."""
+    requires_torch()
     from training.anomaly.fuse import main as fuse_main
 
     assert fuse_main([str(tiny_anomaly), str(tiny_anomaly_48), "--name", "tiny-fused", "--out", str(tmp_path),
@@ -574,6 +594,7 @@ def test_bench_by_shape_separates_a_score_that_drifts_with_shape():
 
 
 def test_fuse_refuses_models_it_cannot_fuse(tiny_anomaly, tmp_path, capsys):
+    requires_torch()
     from training.anomaly.fuse import main as fuse_main
 
     # Another seed holds out other images (unless --split-seed pins the split): no image would be
@@ -610,6 +631,7 @@ def test_fuse_refuses_models_it_cannot_fuse(tiny_anomaly, tmp_path, capsys):
 
 @pytest.mark.parametrize("n_out", [128, 96, 100])
 def test_fuse_area_matrix_is_opencv_area_resize(n_out):
+    requires_torch()
     from training.anomaly.fuse import area_matrix
 
     x = np.random.default_rng(0).random((384, 256), dtype=np.float32)
@@ -631,20 +653,20 @@ def test_holdout_scores_tool_recovers_the_split_and_notices_other_images(tiny_an
     assert holdout_main([str(tiny_anomaly), "--normal", str(folders["normal"] / "missing")]) == 2
 
 
-def test_a_missing_input_with_a_colon_keeps_its_whole_name_in_the_report(tiny_anomaly, tmp_path):
+def test_a_missing_input_with_a_colon_keeps_its_whole_name_in_the_report(anomaly_model, tmp_path):
     report = tmp_path / "r.json"
     missing = str(tmp_path / "12:30 shots" / "x.png")
-    assert main(["anomaly", missing, "-m", str(tiny_anomaly), "--report", str(report)]) == 1
+    assert main(["anomaly", missing, "-m", str(anomaly_model), "--report", str(report)]) == 1
     rows = json.loads(report.read_text())["images"]
     assert [r["file"] for r in rows] == [missing] and rows[0]["status"] == "failed"
 
 
-def test_task_classes_share_a_loaded_model_and_score_batches_alike(tiny_anomaly, folders):
+def test_task_classes_share_a_loaded_model_and_score_batches_alike(anomaly_model, folders):
     """One family: each task class takes a name, a path or a loaded model; ``score`` is a float
     for one image and an (N,) array for a list, higher meaning less normal."""
     from edge_ae import load_model
 
-    loaded = load_model(tiny_anomaly, threads=1)
+    loaded = load_model(anomaly_model, threads=1)
     det = AnomalyDetector(loaded)
     assert det.model is loaded
     images = [read_image(p) for p in sorted(folders["val_normal"].iterdir())[:3]]
@@ -681,16 +703,17 @@ def test_anomaly_check_command_compares_held_out_scores_with_the_calibration(tin
     assert main(["anomaly", "check", str(tiny_anomaly), "--val-normal", str(tmp_path / "missing")]) == 2
 
 
-def test_detector_takes_providers(tiny_anomaly):
-    detector = AnomalyDetector(tiny_anomaly, threads=1, providers=["CPUExecutionProvider"])
+def test_detector_takes_providers(anomaly_model):
+    detector = AnomalyDetector(anomaly_model, threads=1, providers=["CPUExecutionProvider"])
     assert detector.model.session.get_providers() == ["CPUExecutionProvider"]
     with pytest.raises(ModelError, match="not available"):
-        AnomalyDetector(tiny_anomaly, providers=["NoSuchExecutionProvider"])
+        AnomalyDetector(anomaly_model, providers=["NoSuchExecutionProvider"])
 
 
 def test_fusion_reads_the_recorded_config_and_still_reads_old_commands(tiny_anomaly):
     """Exports record the training config as JSON and fuse.py reads it; models exported before
     (the shipped ones) have only the command, which is parsed as before."""
+    requires_torch()
     from training.anomaly.fuse import member_config
 
     provenance = load_model(tiny_anomaly).spec.provenance

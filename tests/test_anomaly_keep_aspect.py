@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from test_anomaly import texture, with_blob
 
+from conftest import requires_torch
 from edge_ae import AnomalyDetector, ModelError
 from edge_ae.anomaly.inputs import keep_aspect_size, model_input_size
 from edge_ae.model.contract import AnomalyCalibration, ModelSpec
@@ -33,6 +34,7 @@ def mixed_folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def keep_aspect_model(mixed_folder, tmp_path_factory) -> Path:
+    requires_torch()
     from training.anomaly.cli import main as train_main
 
     out = tmp_path_factory.mktemp("keep-aspect")
@@ -43,6 +45,7 @@ def keep_aspect_model(mixed_folder, tmp_path_factory) -> Path:
 
 
 def test_size_multiple_fits_both_networks():
+    requires_torch()
     import math
 
     from training.anomaly.config import SIZE_MULTIPLE
@@ -99,6 +102,7 @@ def test_keep_aspect_model_takes_each_image_at_its_own_shape(keep_aspect_model):
 
 
 def test_keep_aspect_data_of_mixed_shapes():
+    requires_torch()
     from training.anomaly import data
 
     rng = np.random.default_rng(0)
@@ -122,6 +126,7 @@ def test_keep_aspect_data_of_mixed_shapes():
 
 @pytest.mark.slow
 def test_keep_aspect_error_map_without_positional_statistics(mixed_folder, tmp_path):
+    requires_torch()
     from training.anomaly.cli import main as train_main
 
     rc = train_main(["--normal", str(mixed_folder), "--name", "tiny-ka-error", "--out", str(tmp_path), "--runs",
@@ -142,6 +147,7 @@ def test_keep_aspect_error_map_without_positional_statistics(mixed_folder, tmp_p
     ],
 )
 def test_keep_aspect_refuses_what_needs_a_fixed_size(options, message, tmp_path, capsys):
+    requires_torch()
     from training.anomaly.cli import main as train_main
 
     with pytest.raises(SystemExit):
@@ -153,6 +159,7 @@ def test_keep_aspect_refuses_what_needs_a_fixed_size(options, message, tmp_path,
 def test_fuse_keep_aspect_members(keep_aspect_model, mixed_folder, tmp_path):
     """A 64 px member on 32 px crops fused with the 32 px one: the fused graph keeps the aspect
     ratio at 64 px (both sides multiples of 32, so the 32 px member gets a 2x box average)."""
+    requires_torch()
     from training.anomaly.cli import main as train_main
     from training.anomaly.fuse import main as fuse_main
 
@@ -175,6 +182,7 @@ def test_fuse_keep_aspect_members(keep_aspect_model, mixed_folder, tmp_path):
 
 
 def test_fuse_refuses_keep_aspect_members_it_cannot_fuse(keep_aspect_model, tmp_path, capsys):
+    requires_torch()
     import json
 
     from edge_ae.model.contract import METADATA_KEY

@@ -18,21 +18,63 @@ ROOT = Path(__file__).resolve().parent.parent
 LATENT = 8
 
 
+def write_tiny_autoencoder(folder: Path, *, name: str = "tiny-ae", seed: int = 0) -> Path:
+    """An untrained 784-8-784 dense autoencoder written with onnx.helper (no torch), as the MNIST
+    export writes one: the whole model, its encoder and its decoder, and their manifest entries."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edge_ae.model.contract import METADATA_KEY, ModelSpec
+    from edge_ae.model.registry import sha256_of
+
+    rng = np.random.default_rng(seed)
+    arrays = {"w_enc": rng.normal(0, 0.05, (784, LATENT)), "b_enc": rng.normal(0, 0.05, LATENT),
+              "w_dec": rng.normal(0, 0.3, (LATENT, 784)), "b_dec": rng.normal(0, 0.1, 784)}
+    weights = {k: numpy_helper.from_array(v.astype(np.float32), k) for k, v in arrays.items()}
+    weights["shape"] = numpy_helper.from_array(np.array([-1, 1, 28, 28], np.int64), "shape")
+    encode = [helper.make_node("Flatten", ["image"], ["flat"], axis=1),
+              helper.make_node("Gemm", ["flat", "w_enc", "b_enc"], ["latent"])]
+
+    def decode(source: str, out: str) -> list:
+        return [helper.make_node("Gemm", [source, "w_dec", "b_dec"], ["logits"]),
+                helper.make_node("Sigmoid", ["logits"], ["pixels"]),
+                helper.make_node("Reshape", ["pixels", "shape"], [out])]
+
+    def tensor(name_: str, dims: list) -> onnx.ValueInfoProto:
+        return helper.make_tensor_value_info(name_, TensorProto.FLOAT, dims)
+
+    image, latent = tensor("image", ["batch", 1, 28, 28]), tensor("latent", ["batch", LATENT])
+    graphs = {
+        "autoencoder": (encode + decode("latent", "reconstruction"), [image], [tensor("reconstruction", ["batch", 1, 28, 28])],
+                        ["w_enc", "b_enc", "w_dec", "b_dec", "shape"]),
+        "encoder": (encode, [image], [latent], ["w_enc", "b_enc"]),
+        "decoder": (decode("latent", "image"), [latent], [image], ["w_dec", "b_dec", "shape"]),
+    }
+    common = dict(channels=1, color_order="GRAY", input_size=(28, 28), receptive_field=28, latent_dim=LATENT,
+                  provenance={"training_command": "tests (hand-built, untrained)"})
+    entries = []
+    for kind, (nodes, inputs, outputs, used) in graphs.items():
+        part_name = name if kind == "autoencoder" else f"{name}-{kind}"
+        parts = {"encoder": f"{name}-encoder.onnx", "decoder": f"{name}-decoder.onnx"} if kind == "autoencoder" else {}
+        spec = ModelSpec(name=part_name, kind=kind, description=f"tiny test {kind}", parts=parts, **common)
+        model = helper.make_model(helper.make_graph(nodes, part_name, inputs, outputs, [weights[k] for k in used]),
+                                  opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 9
+        helper.set_model_props(model, {METADATA_KEY: spec.to_json()})
+        onnx.checker.check_model(model)
+        path = folder / f"{part_name}.onnx"
+        onnx.save(model, str(path))
+        entries.append({"name": part_name, "file": path.name, "sha256": sha256_of(path), "kind": kind, "channels": 1,
+                        "description": spec.description, "size_bytes": path.stat().st_size,
+                        "training_command": "tests (hand-built, untrained)", "quality": {}, "speed": {}})
+    (folder / "manifest.json").write_text(json.dumps({"schema_version": 1, "models": entries}, indent=2) + "\n")
+    return folder / f"{name}.onnx"
+
+
 @pytest.fixture(scope="module")
 def tiny_ae(tmp_path_factory) -> Path:
-    """An untrained 784-8-784 dense AE exported with its parts and a manifest."""
-    import torch
-
-    from training.mnist.export import export_autoencoder
-    from training.mnist.nets import DenseAE
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("ae")
-    images = np.random.default_rng(0).random((8, 1, 28, 28), dtype=np.float32)
-    export_autoencoder(DenseAE([784, LATENT]), name="tiny-ae", folder=folder, description="tiny test AE",
-                       provenance={"training_command": "tests (untrained)"}, parity_images=images, ship=True,
-                       quality={"test_mse": 0.0}, measure_speed=False)
-    return folder / "tiny-ae.onnx"
+    """The runtime's autoencoder tests run a hand-built model (no torch)."""
+    return write_tiny_autoencoder(tmp_path_factory.mktemp("ae"))
 
 
 @pytest.fixture

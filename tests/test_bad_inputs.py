@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT, write_hand_made_denoiser
+from conftest import ROOT, requires_torch, write_hand_made_denoiser
 from edge_ae import Denoiser, ImageError
 from edge_ae.cli.main import main
 from edge_ae.files.imageio import read_image
@@ -387,6 +387,7 @@ def test_kill_9_then_rerun_gives_the_clean_run_arrays(tiny_models, tmp_path, rng
 
 
 def test_denoiser_with_a_fixed_input_size_is_refused_at_load(tmp_path, rng, capsys):
+    requires_torch()
     import torch
 
     from edge_ae.model.contract import ModelSpec

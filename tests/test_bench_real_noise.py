@@ -62,6 +62,7 @@ def test_a_pair_without_its_reference_or_an_empty_folder_is_refused(tmp_path):
 
 
 def test_psnr_and_ssim_on_known_errors():
+    pytest.importorskip("skimage", reason="SSIM is scikit-image's (the bench extra)")
     ref = np.full((16, 16, 3), 100, np.uint8)
     assert psnr(ref + 5, ref) == pytest.approx(10 * math.log10(255**2 / 25))
     assert psnr(ref, ref) == math.inf
@@ -73,6 +74,7 @@ def test_psnr_and_ssim_on_known_errors():
 
 
 def test_evaluate_scores_a_denoiser_against_the_noisy_input(tmp_path):
+    pytest.importorskip("skimage", reason="SSIM is scikit-image's (the bench extra)")
     folder = make_pairs(tmp_path / "pairs")
     noisy = evaluate(lambda x: x, folder=folder)
     assert noisy["pairs"] == 3 and noisy["gain"] == 0

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import requires_torch
 from edge_ae import Denoiser
 from edge_ae.errors import ModelError
 from edge_ae.model.contract import COLOR_ORDERS, ModelSpec
@@ -15,6 +16,7 @@ from edge_ae.model.contract import COLOR_ORDERS, ModelSpec
 
 def export_blind_pair(out: Path, *, estimator: str = "tiny-level") -> Path:
     """A map denoiser (noise_channels 3, folded 2x2) and its estimator, untrained but seeded."""
+    requires_torch("the blind pair is exported through training (a hand-built pair is still to do)")
     import torch
 
     from training.denoise.export import DenoiserGraph, as_shipped, measure_receptive_field
@@ -166,6 +168,7 @@ def test_shipped_estimator_reads_synthetic_camera_noise(name) -> None:
     stays within 0.75-2.5x its RMS. Not 1x: the estimator reads the level its denoiser cleans
     best at, which for the weak, correlated noise of a camera is about twice the RMS
     (docs/experiments/2026-12-05-real-noise.md)."""
+    requires_torch()
     from edge_ae import list_models
     from training.denoise.camera_pipeline import camera_batch
 

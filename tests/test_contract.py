@@ -9,6 +9,7 @@ import shutil
 import onnx
 import pytest
 
+from conftest import requires_torch
 from edge_ae import Denoiser, ModelError, load_model
 from edge_ae.model.contract import METADATA_KEY, SCHEMA_VERSION, ModelSpec
 
@@ -133,6 +134,7 @@ def test_unknown_name_lists_shipped(monkeypatch, tmp_path):
 
 
 def test_shipped_name_checks_sha256(tiny_models, tmp_path, monkeypatch):
+    requires_torch()
     from training.onnx_export import update_manifest
 
     shutil.copy(tiny_models["gray"], tmp_path / "tiny-gray.onnx")

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest.importorskip("torch", reason="tests training (the train extra): needs torch")
+
 from training.mnist import data, metrics
 from training.mnist.context import Context
 from training.mnist.recipes import RECIPES, run_recipe

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+pytest.importorskip("torch", reason="tests training (the train extra): needs torch")
+
 import torch
 from torch.nn.utils import parametrize
 

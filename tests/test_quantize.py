@@ -10,6 +10,8 @@ import numpy as np
 import onnx
 import pytest
 
+pytest.importorskip("torch", reason="tests training (the train extra): needs torch")
+
 from conftest import write_wave_images
 from edge_ae import Denoiser, load_model
 from tools.macs import count

@@ -6,6 +6,9 @@ import json
 
 import numpy as np
 import pytest
+
+pytest.importorskip("torch", reason="tests training (the train extra): needs torch")
+
 import torch
 
 from conftest import ROOT, write_wave_images
