@@ -342,3 +342,14 @@ def test_a_report_over_an_input_file_is_refused(tmp_path, rng, capsys):
                "--report", str(src / "list.csv")])
     assert rc == 2 and "--report" in capsys.readouterr().err
     assert (src / "list.csv").read_bytes() == b"a user's own file"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symlinks")
+def test_output_folder_holding_a_symlinked_input_is_its_folder(tiny_models, tmp_path, rng, capsys):
+    archive = good_images(tmp_path / "archive", rng, names=("a.png",))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.png").symlink_to(archive / "a.png")
+    rc = main(["denoise", str(photos / "a.png"), "-o", str(photos), "-m", str(tiny_models["color"])])
+    assert rc == 2 and "is the folder of the input" in capsys.readouterr().err
+    assert (photos / "a.png").is_symlink()

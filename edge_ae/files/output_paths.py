@@ -32,7 +32,9 @@ def _roots(inputs: list[str]) -> list[tuple[Path, str, bool]]:
         elif path.is_dir():
             roots.append((path.resolve(), f"the input folder {item}", True))
         elif path.is_file():
-            roots.append((path.resolve().parent, f"the folder of the input {item}", False))
+            # Both the folder the name is in and, for a symlink, the folder of the file it names.
+            for folder in {path.absolute().parent.resolve(), path.resolve().parent}:
+                roots.append((folder, f"the folder of the input {item}", False))
     return roots
 
 
@@ -87,7 +89,10 @@ def check_stream_outputs(source: object, *, record: str | Path | None = None, fr
     (``NAME_frames`` beside it) along."""
     if isinstance(source, (str, Path)) and not str(source).strip():
         raise EdgeAEError("--source is empty: give a camera index, 'picamera2', a URL, a video file or a folder")
-    path = Path(source) if isinstance(source, (str, Path)) else None
+    text = str(source).strip() if isinstance(source, (str, Path)) else ""
+    # As edge_ae.video.sources.open_source reads it: a camera index, picamera2 or a URL is no path.
+    is_path = bool(text) and not text.isdigit() and text.lower() != "picamera2" and "://" not in text
+    path = Path(text) if is_path else None
     inputs = [str(path)] if path is not None and path.exists() else []
     sources: list[Path] = []
     if path is not None and path.is_dir():
