@@ -193,3 +193,26 @@ def test_denoise_dataset_for_an_existing_ray_pipeline(ray_local, tiny_models, no
     assert results["img-00.png"]["status"] == "done" and results["img-00.png"]["value"] > 0
     assert results["broken.png"]["status"] == "failed" and "not a readable image" in results["broken.png"]["message"]
     _assert_same(_outputs(tmp_path / "ds"), _outputs(local_out))
+
+
+@needs_ray
+@pytest.mark.slow  # a Ray instance takes ~10-15 s to start on 2 cores
+def test_more_threads_than_any_node_has_is_refused(ray_local, tiny_models, noisy_folder, tmp_path):
+    # The module's instance has 2 CPUs. Ray waited for ever, silently, for a node with 4; the run
+    # happens in a thread only so that a regression fails this test instead of hanging the suite.
+    plan = batch.plan([str(noisy_folder)], tmp_path / "out", recursive=False, overwrite=False)
+    raised: list[BaseException] = []
+
+    def attempt() -> None:
+        try:
+            list(ray_engine.run(plan.tasks, _job(tiny_models["color"], tmp_path / "out"), threads=4))
+        except BaseException as exc:  # handed to the test thread
+            raised.append(exc)
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive(), "--threads 4 on a 2-CPU instance hung instead of being refused"
+    assert len(raised) == 1 and isinstance(raised[0], EdgeAEError), raised
+    assert "--threads 4 needs a Ray node with 4 CPUs; the largest node of this cluster has 2" in str(raised[0])
+    assert not list((tmp_path / "out").glob("*.png"))

@@ -35,7 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strength", type=float_range(0.25, 4.0), default=1.0, metavar="X",
                    help="scale the noise level (0.25-4, default 1): above 1 cleans harder, below 1 keeps more grain")
     p.add_argument("-v", "--verbose", action="store_true",
-                   help="say which model runs and why (float or 8-bit), and print each file's noise level (0-255 scale)")
+                   help="say which model runs and why (float or 8-bit), and print each file's noise level "
+                   "(0-255 scale); with --ray, also Ray's own log lines")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("-j", "--jobs", type=positive_int, help="worker processes (default 1); with --ray, Ray workers "
@@ -43,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_threads(p)  # with --ray: 1 per Ray worker unless given
     p.add_argument("--ray", nargs="?", const=LOCAL_RAY, metavar="ADDRESS",
                    help="run on Ray Data (pip install \"edge-ae[ray]\"; docs/SCALE_OUT.md): alone, a local Ray "
-                   "instance on this machine; with HOST:PORT, auto or ray://HOST:PORT, that cluster, whose "
+                   "instance on this machine; with HOST:PORT or auto, that cluster, whose "
                    "workers must see the same paths (--threads: 1 per Ray worker unless given). Put it after the inputs, "
                    "or write --ray=ADDRESS")
     p.add_argument("--quality", type=int_range(0, 100), default=95, help="JPEG/WebP quality for lossy outputs (default 95)")
@@ -63,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
     if args.ray not in (None, LOCAL_RAY) and Path(args.ray).exists():
         raise argparse.ArgumentTypeError(f"--ray took the input {args.ray} for a cluster address: put --ray after "
                                          "the inputs, or write --ray=ADDRESS")
+    if args.ray not in (None, LOCAL_RAY):
+        from edge_ae.files.ray_cluster import check_address  # no Ray import: a usage error before any work
+
+        check_address(args.ray)
     jobs = args.jobs or 1
     threads = args.threads or (1 if args.ray is not None else resolve_threads(None, jobs=jobs))
     # Load once here so a bad --model fails before any file is touched.
@@ -99,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
         compare = compare.absolute() if compare is not None else None
         out_dir = out_dir.absolute()
         address = None if args.ray == LOCAL_RAY else args.ray
-        runner = partial(ray_engine.run, address=address, workers=args.jobs and jobs, threads=threads)
+        runner = partial(ray_engine.run, address=address, workers=args.jobs and jobs, threads=threads,
+                         verbose=args.verbose)
     job = DenoiseJob(model, args.sigma, threads, args.tile, args.ensemble, args.quality, compare, out_dir, args.max_pixels,
                      args.strength, args.precision)
     label = "noise level (0-255" + (", given" if args.sigma is not None else ", estimated") + (

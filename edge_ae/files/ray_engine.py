@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +29,9 @@ from edge_ae.errors import EdgeAEError
 from edge_ae.files import batch
 from edge_ae.files.denoise_job import DenoiseJob
 from edge_ae.files.imageio import DEFAULT_MAX_PIXELS
+from edge_ae.files.ray_cluster import check_fits, connect, import_ray, private_cpus, shutdown
+
+__all__ = ["RunTasks", "connect", "denoise_dataset", "map_tasks", "run", "tasks_dataset"]
 
 if TYPE_CHECKING:
     import ray.data
@@ -38,10 +40,6 @@ if TYPE_CHECKING:
 # batch.Task.extras_only: the output exists, only its before|after picture is to be made).
 TASK_COLUMNS = ("source", "target")
 RESULT_COLUMNS = ("source", "target", "status", "message", "value")
-
-# A local instance started for one command is a tool, not a cluster: small object store (rows
-# carry only paths), no dashboard.
-LOCAL_OBJECT_STORE_BYTES = 200 * 1024**2
 
 # Files per Dataset block (at least 4 blocks per actor). Small blocks balance the load across
 # actors and make a retried block (after a worker died) redo little; many blocks cost scheduling
@@ -52,15 +50,6 @@ FILES_PER_BLOCK = 8
 # its worker every time (a decoder crash) would never let the run finish. After this many, the
 # run ends, the files not done are reported as failed, and a rerun resumes.
 RESTARTS = 5
-
-
-def _import_ray() -> Any:
-    try:
-        import ray
-        import ray.data  # the Data library is a separate import
-    except ImportError:
-        raise EdgeAEError('--ray needs Ray Data: pip install "edge-ae[ray]"') from None
-    return ray
 
 
 class RunTasks:
@@ -94,7 +83,7 @@ class RunTasks:
 
 def tasks_dataset(tasks: list[batch.Task], *, files_per_block: int = FILES_PER_BLOCK, min_blocks: int = 1) -> ray.data.Dataset:
     """A Dataset with one (source, target, extras_only) row per task, paths as strings, in small blocks."""
-    ray = _import_ray()
+    ray = import_ray()
     rows = [{"source": str(t.source), "target": str(t.target), "extras_only": t.extras_only} for t in tasks]
     blocks = max(1, min(len(rows), max(math.ceil(len(rows) / files_per_block), min_blocks)))
     return ray.data.from_items(rows, override_num_blocks=blocks)
@@ -107,7 +96,7 @@ def map_tasks(ds: ray.data.Dataset, factory: batch.JobFactory, *, workers: int |
     ``workers``: actors (default: an autoscaling pool of 1 up to what the cluster's CPUs hold);
     ``threads``: CPUs reserved per actor, and the inference threads the job was built with.
     """
-    ray = _import_ray()
+    ray = import_ray()
     missing = [c for c in TASK_COLUMNS if c not in ds.columns()]
     if missing:
         raise EdgeAEError(f"dataset needs columns {list(TASK_COLUMNS)} (path strings), missing {missing}; got {ds.columns()}")
@@ -148,37 +137,6 @@ def denoise_dataset(ds: ray.data.Dataset, *, model: str | None = None, sigma: fl
     return map_tasks(ds, job, workers=workers, threads=threads)
 
 
-def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
-    """Join the Ray cluster at ``address`` ("auto", "HOST:PORT" or "ray://HOST:PORT"), or start
-    a private local instance on the loopback interface with ``num_cpus`` (default: all) when
-    None. Returns True when this call started or joined it (so the caller shuts it down), False
-    when Ray was already initialised."""
-    if address is None or _is_loopback(address):
-        # Read by every Ray process when it imports ray (raylet and workers inherit it): the node
-        # address becomes 127.0.0.1, so a local instance listens on and talks to the loopback only,
-        # and a driver joining one at 127.0.0.1 is not redirected to the machine's network address.
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    ray = _import_ray()
-    if ray.is_initialized():
-        return False
-    quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
-    try:
-        if address is None:
-            ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, _node_ip_address="127.0.0.1",
-                     object_store_memory=LOCAL_OBJECT_STORE_BYTES, **quiet)
-        else:
-            ray.init(address=address, **quiet)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = address or "a local instance"
-        raise EdgeAEError(f"cannot start or join Ray at {where}: {str(exc).strip().splitlines()[0]}") from None
-    return True
-
-
-def _is_loopback(address: str) -> bool:
-    host = address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
 def _quiet_data(ray: Any) -> None:
     """The CLI draws its own bar and one line per failure; Ray Data's bars and INFO logs would
     interleave with them."""
@@ -189,18 +147,22 @@ def _quiet_data(ray: Any) -> None:
 
 
 def run(tasks: list[batch.Task], factory: batch.JobFactory, *, address: str | None = None,
-        workers: int | None = None, threads: int = 1) -> Iterator[batch.Outcome]:
+        workers: int | None = None, threads: int = 1, verbose: bool = False) -> Iterator[batch.Outcome]:
     """``batch.run`` on Ray: yield one Outcome per task as the workers finish them.
 
-    Starts a local instance (loopback only) or joins ``address``; shuts down what it started.
+    Starts a local instance (loopback only, sized to hold ``workers`` x ``threads`` CPUs) or joins
+    ``address`` (refusing, in one line, what its nodes cannot hold); shuts down what it started.
+    ``verbose`` lets Ray's own log lines through to the terminal.
     If Ray itself fails (a node lost for good, the cluster gone), the tasks not yet reported
     are yielded as failed with the reason, so the summary counts them and a rerun resumes.
     """
     if not tasks:
         return
-    started = connect(address)
-    ray = _import_ray()
+    started = connect(address, num_cpus=private_cpus(threads=threads, workers=workers), verbose=verbose)
+    ray = import_ray()
     try:
+        if address is not None or not started:  # a cluster sized by someone else
+            check_fits(ray, threads=threads, workers=workers)
         _quiet_data(ray)
         # Workers may run on other nodes, in another folder: they get absolute paths, and their
         # messages are given back with the paths as the user wrote them, as the local path prints them.
@@ -227,4 +189,4 @@ def run(tasks: list[batch.Task], factory: batch.JobFactory, *, address: str | No
                 yield batch.Outcome(task, "failed", f"{task.source}: not done, Ray failed ({reason}); rerun to finish")
     finally:
         if started:
-            ray.shutdown()
+            shutdown(ray)
