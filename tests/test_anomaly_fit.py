@@ -243,3 +243,16 @@ def test_cli_backbone_chooses_a_shipped_extractor_and_refuses_an_unknown_one(nor
     err = capsys.readouterr().err
     assert "--backbone" in err and "lite0-deep" in err and "Traceback" not in err
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_cli_score_top_is_recorded_and_a_share_outside_0_1_is_a_usage_error(normal_dir, tmp_path, capsys):
+    out = tmp_path / "top.onnx"
+    assert main(["anomaly", "fit", "--normal", str(normal_dir), "-o", str(out), "--size", str(SIZE),
+                 "--memory", "150", "--threads", "1", "--score-top", "0.02"]) == 0
+    prov = AnomalyDetector(out).spec.provenance
+    assert prov["options"]["score_top"] == 0.02 and "--score-top 0.02" in prov["training_command"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:  # argparse refuses the value before any work
+        main(["anomaly", "fit", "--normal", str(normal_dir), "-o", str(tmp_path / "x.onnx"), "--score-top", "1.5"])
+    assert stop.value.code == 2
+    assert "--score-top" in capsys.readouterr().err and not (tmp_path / "x.onnx").exists()

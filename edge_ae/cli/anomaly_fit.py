@@ -28,7 +28,7 @@ from edge_ae.cli.limits import tidy
 from edge_ae.cli.options import add_threads, deprecated, resolve_threads
 from edge_ae.cli.outputs import saved
 from edge_ae.cli.progress import Progress
-from edge_ae.cli.values import int_range, non_negative_int, positive_int, share
+from edge_ae.cli.values import finite_float, int_range, non_negative_int, positive_int, share
 from edge_ae.errors import EdgeAEError
 from edge_ae.files.atomic import write_bytes_atomic
 from edge_ae.files.output_paths import prepare_output_file
@@ -37,6 +37,14 @@ from edge_ae.model.registry import list_models
 BACKBONE_DEFAULT = FEATURES.removeprefix("features-")
 STAGES = {"features": "features ", "memory": "memory ", "calibrate": "calibrate ",
           "calibrate anomalous": "calibrate anomalous "}
+
+
+def score_share(text: str) -> float:
+    """A share in [0, 1) (0: the map's maximum), as --score-top takes it."""
+    value = finite_float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share in [0, 1), got {text}")
+    return value
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -63,6 +71,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--project-dim", type=non_negative_int, default=defaults.project_dim,
                    help="features projected on this many principal axes before the search (0: all; "
                    f"default {defaults.project_dim})")
+    p.add_argument("--score-top", type=score_share, default=defaults.score_top, metavar="SHARE",
+                   help="image score: mean of this share of the map's highest pixels (0: its maximum; default "
+                   f"{defaults.score_top})")
     p.add_argument("--backbone", default=BACKBONE_DEFAULT, metavar="NAME",
                    help="pretrained feature extractor: a shipped features-NAME model (lite0: the fastest, the default; "
                    "lite0-deep: adds a deeper block, finds more defects on the magnetic tiles, slower)")
@@ -123,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         options = FitOptions(size=args.size, resize=args.resize, memory_patches=args.memory,
                              pool_patches=max(FitOptions().pool_patches, args.memory), fpr=args.fpr,
-                             project_dim=args.project_dim, features=f"features-{args.backbone}")
+                             project_dim=args.project_dim, features=f"features-{args.backbone}",
+                             score_top=args.score_top)
     except ValueError as exc:
         raise EdgeAEError(str(exc)) from None
     prepare_output_file(out, label="-o", overwrite=args.overwrite)  # before minutes of work, not after
@@ -131,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     bars = _Bars()
     words = ["--normal", args.normal, "-o", str(out), "--size", str(args.size), "--resize", args.resize,
              "--memory", str(args.memory), "--project-dim", str(args.project_dim), "--fpr", str(args.fpr),
-             "--backbone", args.backbone]
+             "--score-top", str(args.score_top), "--backbone", args.backbone]
     for flag in ("val_normal", "val_anomalous", "name"):
         if getattr(args, flag) is not None:
             words += [FLAGS[flag], getattr(args, flag)]
