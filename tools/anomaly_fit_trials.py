@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     msq = (memory**2).sum(1)
     kernel = gaussian_kernel(4.0)
     top = max(1, round(0.01 * args.size * args.size))
-    kinds, scores = [], {"max": [], "top 1 %": []}
+    kinds: list[str] = []
+    scores: dict[str, list[float]] = {"max": [], "top 1 %": []}
     for folder in sorted(p for p in (args.data / "test").iterdir() if p.is_dir()):
         for path in sorted(folder.iterdir()):
             f = features(path)

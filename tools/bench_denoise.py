@@ -26,7 +26,9 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -48,10 +50,17 @@ ENSEMBLE = 8  # copies averaged by the quality models' ensemble rows
 QUALITY_MODELS = ("denoise-gray", "denoise-color")
 
 
+def read(path: Path, flag: int) -> np.ndarray:
+    image = cv2.imread(str(path), flag)
+    if image is None:
+        raise SystemExit(f"bench_denoise: cannot read {path}")
+    return image
+
+
 def load_set(name: str, channels: int, limit: int | None) -> list[np.ndarray]:
     files = sorted((DATA / "val" / name).glob("*.png"), key=lambda p: (len(p.stem), p.stem))[:limit]
     flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
-    return [cv2.imread(str(p), flag).astype(np.float32) / 255 for p in files]
+    return [read(p, flag).astype(np.float32) / 255 for p in files]
 
 
 def add_noise(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
@@ -84,10 +93,10 @@ def tune_nlm(channels: int, sigma: float) -> float:
     """Best h/sigma on 4 held-out BSD training images (not a test set)."""
     files = sorted((DATA / "train" / "bsd432").glob("*.jpg"))[-4:]
     flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
-    images = [cv2.imread(str(p), flag).astype(np.float32)[:160, :160] / 255 for p in files]
+    images = [read(p, flag).astype(np.float32)[:160, :160] / 255 for p in files]
     scores = {f: np.mean([psnr(nlm(add_noise(im, sigma, i), sigma, f), im) for i, im in enumerate(images)])
               for f in NLM_FACTORS}
-    return max(scores, key=scores.get)
+    return max(scores, key=scores.__getitem__)
 
 
 def bm3d_denoise(noisy: np.ndarray, sigma: float) -> np.ndarray:
@@ -133,7 +142,7 @@ def time_call(fn, arg: object, repeat: int) -> float:
     return statistics.median(times) * 1000
 
 
-def time_in_passes(calls: dict[object, tuple[object, object, int]], passes: int) -> dict[object, float]:
+def time_in_passes(calls: Mapping[Any, tuple[Any, Any, int]], passes: int) -> dict[Any, float]:
     """Median milliseconds of each ``fn(arg)`` (key -> (fn, arg, repeats)). The calls are timed in
     ``passes`` rounds, each a short block of consecutive calls per model after a warm-up: a shared
     machine can run tens of percent slower for minutes at a time, and rounds let every model see
@@ -196,7 +205,7 @@ def measure_quality(args: argparse.Namespace, names: list[str]) -> dict[tuple[st
         images = load_set(set_name, channels, args.limit)
         methods = model_methods(names, channels)
         for sigma in args.sigmas:
-            todo = dict(methods)
+            todo: dict[str, Any] = dict(methods)
             if "nlm" in args.methods:
                 factor = tune_nlm(channels, sigma)
                 todo[f"OpenCV NLM (h={factor:g}σ)"] = lambda x, s, f=factor: nlm(x, s, f)

@@ -205,7 +205,7 @@ class Result:
 def best(grid: dict[float, list[float]], indices: Sequence[int]) -> float | None:
     means = {s: float(np.mean([v[i] for i in indices])) for s, v in grid.items()
              if indices and all(np.isfinite(v[i]) for i in indices)}
-    return max(means, key=means.get) if means else None
+    return max(means, key=means.__getitem__) if means else None
 
 
 def measure(fn: Method, setting: float, pairs: Sequence[Pair], indices: Sequence[int]) -> tuple[list[float], list[float]]:
@@ -282,18 +282,18 @@ def section(pairs: Sequence[Pair], models: Sequence[str], args: argparse.Namespa
         d = Denoiser(name, threads=THREADS, precision=exact(name))  # the named model, never its twin
         blind = Result(name, "blind")
         # The default call, exactly as a user writes it: whatever the model estimates or is told.
-        run_method(blind, lambda x, _, d=d: d(x), [0.0], pairs, everything, subset, log)
+        run_method(blind, lambda x, _, d=d: d(x), [0.0], pairs, everything, subset, log)  # type: ignore[misc]
         blind.ms = time_ms(d, probe, args.repeat)
         results.append(blind)
         if d.model_for(probe.shape[2] if probe.ndim == 3 else 1).spec.noise_input:
             oracle = Result(name, "oracle", "σ")
-            run_method(oracle, lambda x, s, d=d: d(x, sigma=s), args.sigmas, pairs, everything, subset, log)
-            oracle.ms = time_ms(lambda x, d=d, s=oracle.setting: d(x, sigma=s), probe, args.repeat)
+            run_method(oracle, lambda x, s, d=d: d(x, sigma=s), args.sigmas, pairs, everything, subset, log)  # type: ignore[misc]
+            oracle.ms = time_ms(lambda x, d=d, s=oracle.setting: d(x, sigma=s), probe, args.repeat)  # type: ignore[misc]
             results.append(oracle)
     if args.nlm_h:
         result = Result("OpenCV NLM", "oracle", "h")
         run_method(result, nlm, args.nlm_h, pairs, everything, subset, log)
-        result.ms = time_ms(lambda x, h=result.setting: nlm(x, h), probe, min(args.repeat, 3))
+        result.ms = time_ms(lambda x, h=result.setting: nlm(x, h), probe, min(args.repeat, 3))  # type: ignore[misc]
         results.append(result)
     return results, subset
 

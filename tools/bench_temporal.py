@@ -25,6 +25,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -141,7 +142,7 @@ def rel(path: Path) -> str:
     return str(path)
 
 
-def report(args: argparse.Namespace, clips: list[dict[str, object]], model: Path, command: str) -> str:
+def report(args: argparse.Namespace, clips: list[dict[str, Any]], model: Path, command: str) -> str:
     header = ["| PSNR (dB) | static area | moving area | of which: object body | of which: just uncovered |",
               "|---|---:|---:|---:|---:|"]
     total_sums = {k: sum(c["sums"][k] for c in clips) for k in clips[0]["sums"]}

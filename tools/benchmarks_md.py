@@ -162,8 +162,9 @@ def _references() -> str:
         for heading, rows in tables.items():
             if heading.startswith(table_prefix):
                 for row in rows:
-                    if row.get("method") == method and re.match(r"[\d.]+", row.get(column, "")):
-                        return re.match(r"[\d.]+", row[column]).group(0)
+                    found = re.match(r"[\d.]+", row.get(column, "")) if row.get("method") == method else None
+                    if found:
+                        return found.group(0)
         return None
 
     parts = []

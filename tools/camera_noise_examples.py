@@ -55,7 +55,10 @@ def main() -> None:
     args = ap.parse_args()
     if not MCMASTER.is_file():
         raise SystemExit(f"camera_noise_examples: needs the clean image {MCMASTER} (../shared)")
-    clean = cv2.imread(str(MCMASTER), cv2.IMREAD_COLOR)[200 : 200 + CROP, 150 : 150 + CROP]
+    image = cv2.imread(str(MCMASTER), cv2.IMREAD_COLOR)
+    if image is None:
+        raise SystemExit(f"camera_noise_examples: cannot read {MCMASTER}")
+    clean = image[200 : 200 + CROP, 150 : 150 + CROP]
     rows = []
     for grey in (False, True):
         image = cv2.cvtColor(clean, cv2.COLOR_BGR2GRAY)[:, :, None] if grey else clean
@@ -69,6 +72,8 @@ def main() -> None:
     real = []
     for name, y, x in REAL:
         photo = cv2.imread(str(ROOT / "samples" / "noisy" / f"{name}.png"), cv2.IMREAD_GRAYSCALE)
+        if photo is None:
+            raise SystemExit(f"camera_noise_examples: cannot read samples/noisy/{name}.png")
         real.append(tile(photo[y : y + CROP, x : x + CROP], f"real: {name}"))
     rows.append(strip(real))
     width = max(r.shape[1] for r in rows)

@@ -58,10 +58,10 @@ def count(path: Path, height: int = 256, width: int = 256) -> tuple[int, float]:
                 inp = shapes[node.input[0]]
                 macs += math.prod(inp) * math.prod(w[1:])  # each input scatters Cout/groups * kh * kw
         elif node.op_type in ("Gemm", "MatMul"):
-            w = weights.get(node.input[1])
+            gw = weights.get(node.input[1])
             a = shapes.get(node.input[0])
-            if w and a:
-                macs += math.prod(a[:-1]) * w[0] * w[1]
+            if gw and a:
+                macs += math.prod(a[:-1]) * gw[0] * gw[1]
     pixels = height * width if len(dims) == 4 else 1
     return params, macs / pixels
 

@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -49,7 +50,7 @@ from tools.macs import count  # noqa: E402
 
 SOURCE = "Tencent/ncnn benchmark/README.md (commit a4d2ea1), benchncnn, 4 threads, average of 10 runs"
 # ms for ResNet-18 at 224x224 (float, int8), from SOURCE
-PUBLISHED = {
+PUBLISHED: dict[str, dict[str, Any]] = {
     "Pi 4": {"core": "Cortex-A72 1.8 GHz x4, no 8-bit dot product", "fp32": 123.12, "int8": 83.92},
     "Pi 5": {"core": "Cortex-A76 2.4 GHz x4, 8-bit dot product", "fp32": 19.96, "int8": 16.74},
 }

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _precision_module():  # type: ignore[no-untyped-def]
+def _precision_module():
     try:
         from edge_ae.denoise import precision
     except ImportError:

@@ -71,7 +71,7 @@ def killed_writer(folder: Path, suffix: str, fourcc: str, size: tuple[int, int],
 def killed_camera(folder: Path, size: tuple[int, int], frames: int) -> tuple[int, int, int]:
     """(frames processed, frames in the recording file that decode, frames fps=25) for edge-ae camera."""
     source = folder / "source.avi"
-    writer = cv2.VideoWriter(str(source), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, size)
+    writer = cv2.VideoWriter(str(source), cv2.VideoWriter.fourcc(*"MJPG"), 25.0, size)
     rng = np.random.default_rng(1)
     for i in range(frames * 3):
         writer.write((rng.random((size[1], size[0], 3)) * 60).astype(np.uint8) + np.uint8(i % 150))
@@ -102,9 +102,9 @@ def main() -> None:
     print(f"{'container':<10} {'codec':<6} {'written':>8} {'bytes':>10} {'decoded':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         for suffix, fourcc in CASES:
-            written, size_bytes, ok = killed_writer(Path(tmp), suffix, fourcc, size, args.frames)  # type: ignore[arg-type]
+            written, size_bytes, ok = killed_writer(Path(tmp), suffix, fourcc, size, args.frames)
             print(f"{suffix:<10} {fourcc:<6} {written:>8} {size_bytes:>10} {ok:>8}")
-        processed, kept, finished = killed_camera(Path(tmp), size, args.frames)  # type: ignore[arg-type]
+        processed, kept, finished = killed_camera(Path(tmp), size, args.frames)
         print(f"\nedge-ae camera --record out.mp4, killed after {processed} frames processed: out.recording.mkv "
               f"decodes {kept} frames; out.mp4 {'exists' if finished else 'not written (the run never finished)'}")
 

@@ -49,6 +49,8 @@ class NoisyPhoto(Source):
     def __init__(self, size: tuple[int, int], noise: float = 15.0) -> None:
         files = sorted(p for p in PHOTO.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
         image = cv2.imread(str(files[0]), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SystemExit(f"serve_cost: cannot read {files[0]}")
         w, h = size
         scale = max(w / image.shape[1], h / image.shape[0])
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)

@@ -142,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             raw = Path(tmp) / "shot.png"
             screenshot(f"http://127.0.0.1:{port}/?view=side", raw, window=(1280, 900), budget_ms=2500)
-            picture = crop_and_shrink(cv2.imread(str(raw)), args.width)
+            shot = cv2.imread(str(raw))
+            if shot is None:
+                raise SystemExit(f"serve_screenshot: the browser wrote no readable {raw}")
+            picture = crop_and_shrink(shot, args.width)
     finally:
         stream.stop()
         runner.join(10)

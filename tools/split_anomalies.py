@@ -59,10 +59,10 @@ def split(data: Path, val: Path, evaluation: Path, *, fraction: float, seed: int
         (val / f"{kind}_{image.name}").symlink_to(image.resolve())
         counts[kind][0] += 1
     for image, kind, mask in kept:
-        for source, folder in ((image, "test"), (mask, "ground_truth")):
+        for source, part in ((image, "test"), (mask, "ground_truth")):
             if source is not None:
-                (evaluation / folder / kind).mkdir(parents=True, exist_ok=True)
-                (evaluation / folder / kind / source.name).symlink_to(source.resolve())
+                (evaluation / part / kind).mkdir(parents=True, exist_ok=True)
+                (evaluation / part / kind / source.name).symlink_to(source.resolve())
         counts[kind][1] += 1
     return {kind: (a, k) for kind, (a, k) in sorted(counts.items())}
 

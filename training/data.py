@@ -69,7 +69,7 @@ class PatchSampler:
             y = self.rng.integers(im.shape[0] - p + 1)
             x = self.rng.integers(im.shape[1] - p + 1)
             crop = im[y : y + p, x : x + p]
-            crop = np.rot90(crop, self.rng.integers(4))
+            crop = np.rot90(crop, int(self.rng.integers(4)))
             if self.rng.integers(2):
                 crop = crop[:, ::-1]
             out[i] = crop.transpose(2, 0, 1)

@@ -46,7 +46,7 @@ class NumpyRNG:
         self.generator = generator
 
     def state_dict(self) -> dict[str, Any]:
-        return self.generator.bit_generator.state
+        return dict(self.generator.bit_generator.state)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.bit_generator.state = state

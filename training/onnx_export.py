@@ -9,6 +9,7 @@ import json
 import platform
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -127,8 +128,8 @@ def update_manifest(spec: ModelSpec, path: Path, *, quality: dict[str, object] |
     """Add or replace ``spec.name`` in the manifest, keeping measured figures already recorded
     unless new ones are given."""
     manifest = manifest or path.parent / MANIFEST
-    data = json.loads(manifest.read_text()) if manifest.exists() else {"schema_version": 1, "models": []}
-    old = next((m for m in data["models"] if m["name"] == spec.name), {})
+    data: dict[str, Any] = json.loads(manifest.read_text()) if manifest.exists() else {"schema_version": 1, "models": []}
+    old: dict[str, Any] = next((m for m in data["models"] if m["name"] == spec.name), {})
     entry = {
         "name": spec.name,
         "file": path.name,

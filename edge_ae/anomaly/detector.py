@@ -125,6 +125,7 @@ class AnomalyDetector:
         return np.array([self.raw([image])[1][0] for image in images], np.float32)
 
     def __call__(self, image: np.ndarray) -> AnomalyResult:
+        """The verdict on one image: score, normalised score, anomaly flag and a map at the image's size."""
         image = check_image(image)
         maps, scores = self.raw([image])
         score = float(scores[0])

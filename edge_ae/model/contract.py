@@ -142,17 +142,21 @@ class ModelSpec:
 
     @property
     def input_names(self) -> tuple[str, ...]:
+        """The graph inputs a model of this kind has (``sigma`` only where ``noise_input``)."""
         return IO_NAMES[self.kind][0]
 
     @property
     def output_names(self) -> tuple[str, ...]:
+        """The graph outputs a model of this kind gives, in the order ``LoadedModel.run`` returns them."""
         return IO_NAMES[self.kind][1]
 
     def to_json(self) -> str:
+        """The metadata as stored in the model file (key ``edge_ae``), keys sorted."""
         return json.dumps(asdict(self), sort_keys=True)
 
     @staticmethod
     def from_json(text: str, *, source: str = "model") -> ModelSpec:
+        """Read and validate a model's metadata; a ModelError naming ``source`` if it does not hold."""
         try:
             raw = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -25,6 +25,7 @@ class LoadedModel:
     session: ort.InferenceSession
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Run the graph on ``feeds`` (input name -> array); the outputs in ``spec.output_names`` order."""
         try:
             return self.session.run(list(self.spec.output_names), feeds)
         except Exception as exc:  # onnxruntime raises several private types; one line says what failed
@@ -88,6 +89,7 @@ def make_session(path: Path | bytes, threads: int | None = None, *, providers: S
 
 
 def read_spec(session: ort.InferenceSession, source: str) -> ModelSpec:
+    """The edge-ae metadata of a loaded graph, validated; a ModelError if it has none."""
     meta = session.get_modelmeta().custom_metadata_map
     if METADATA_KEY not in meta:
         raise ModelError(
@@ -99,6 +101,7 @@ def read_spec(session: ort.InferenceSession, source: str) -> ModelSpec:
 
 
 def check_graph(spec: ModelSpec, session: ort.InferenceSession, source: str) -> None:
+    """Refuse (ModelError) a graph whose inputs, outputs or sizes disagree with its metadata."""
     inputs = {i.name: i for i in session.get_inputs()}
     outputs = {o.name for o in session.get_outputs()}
     wanted_in = [n for n in spec.input_names if n != "sigma" or spec.noise_input]

@@ -35,10 +35,12 @@ class ModelEntry:
 
     @property
     def path(self) -> Path:
+        """Where the model file is (in ``models_dir()``)."""
         return models_dir() / self.file
 
 
 def models_dir() -> Path:
+    """The folder of shipped models: ``EDGE_AE_MODELS`` if set, else the installed ``exported/``."""
     override = os.environ.get("EDGE_AE_MODELS")
     if override:
         return Path(override)
@@ -80,6 +82,7 @@ def list_models(kind: str | None = None) -> list[ModelEntry]:
 
 
 def get_entry(name: str) -> ModelEntry:
+    """The manifest entry of a shipped model; a ModelError listing the names if there is none."""
     entries = _read_manifest(models_dir())
     if name not in entries:
         known = ", ".join(sorted(entries)) or "none installed"
@@ -88,6 +91,7 @@ def get_entry(name: str) -> ModelEntry:
 
 
 def sha256_of(path: Path) -> str:
+    """The file's SHA-256 (hex), read in chunks."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

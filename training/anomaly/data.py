@@ -149,7 +149,7 @@ def synthetic_defect(image: np.ndarray, other: np.ndarray, rng: np.random.Genera
     kind = -1 if texture is not None else rng.integers(5 if relight else 4)
     if kind == 4:  # the same surface, darker or brighter: a crack, a stain, a shadow, a dent catching light
         content = image * (1.0 + rng.choice([-1.0, 1.0]) * rng.uniform(0.15, 0.6))
-    elif kind == -1:  # something this camera never shows, re-lit
+    elif kind == -1 and texture is not None:  # something this camera never shows, re-lit
         content = texture * rng.uniform(0.4, 1.6) + rng.uniform(-0.3, 0.3)
     elif kind == 0:  # another normal image, moved and re-lit: wrong texture in the wrong place
         content = np.roll(other, (int(rng.integers(h)), int(rng.integers(w))), axis=(1, 2))
@@ -178,7 +178,7 @@ class Batches:
     so every image is still drawn equally often."""
 
     def __init__(self, images: Images, *, synthetic_fraction: float, input_noise: float, flips: bool,
-                 rng: np.random.Generator, patch: int = 0, textures: np.ndarray | None = None,
+                 rng: np.random.Generator, patch: int = 0, textures: Images | None = None,
                  relight: bool = False) -> None:
         self.images = images
         self.relight = relight

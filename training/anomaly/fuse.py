@@ -112,7 +112,8 @@ def read_member(path: Path) -> Member:
     config = member_config(path, spec.provenance)
     if [op.version for op in proto.opset_import if op.domain in ("", "ai.onnx")] != [OPSET]:
         raise ModelError(f"{path}: expected ONNX opset {OPSET}")
-    size = spec.short_side if spec.short_side is not None else int(spec.input_size[0])
+    assert spec.short_side is not None or spec.input_size is not None  # checked above
+    size = spec.short_side if spec.short_side is not None else int(spec.input_size[0])  # type: ignore[index]
     return Member(path, proto, spec, config, size)
 
 

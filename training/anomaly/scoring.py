@@ -112,6 +112,13 @@ class AnomalyGraph(nn.Module):
     are always hard to reconstruct stop dominating. The image score is the mean of the top
     ``topk`` fraction of the map."""
 
+    # Buffers (register_buffer), typed for the checker.
+    ssim_kernel: torch.Tensor
+    smooth_kernel: torch.Tensor
+    norms: torch.Tensor
+    position_mean: torch.Tensor
+    position_std: torch.Tensor
+
     def __init__(self, net: nn.Module, *, size: tuple[int, int], norms: torch.Tensor, topk: float, smooth_sigma: float,
                  position: tuple[torch.Tensor, torch.Tensor] | None = None, exposure: str = "none") -> None:
         super().__init__()
@@ -151,6 +158,8 @@ class SegmentationGraph(nn.Module):
     pixel a defect probability (optionally smoothed); the image score is the mean of the top
     ``topk`` fraction of the map (by default its single highest pixel: one small defect is
     enough to reject a part)."""
+
+    smooth_kernel: torch.Tensor  # a buffer
 
     def __init__(self, net: nn.Module, segmenter: nn.Module, *, size: tuple[int, int], topk: float,
                  smooth_sigma: float, exposure: str = "none") -> None:

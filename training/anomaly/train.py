@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,7 +42,7 @@ class Prepared:
     anomalous: data.Images | None  # labelled anomalous validation images, if given
     anomalous_paths: list[Path]
     problems: list[str]
-    textures: np.ndarray | None = None  # (N, C, size, size) content for synthetic defects, if given
+    textures: data.Images | None = None  # (N, C, size, size) content for synthetic defects, if given
 
 
 @dataclass
@@ -70,7 +71,9 @@ def prepare(cfg: AnomalyConfig, log: Callable[[str], None], *, multiple: int = S
     options = {"channels": channels, "size": cfg.size, "keep_aspect_multiple": multiple if cfg.keep_aspect else 0}
     train, train_paths, p1 = data.load(train_paths, **options)
     hold, hold_paths, p2 = data.load(hold_paths, **options)
-    anomalous, anom_paths, p3 = (None, [], [])
+    anomalous: data.Images | None = None
+    anom_paths: list[Path] = []
+    p3: list[str] = []
     if cfg.val_anomalous:
         anomalous, anom_paths, p3 = data.load(data.folder(cfg.val_anomalous), **options)
     textures = None
@@ -89,7 +92,8 @@ def prepare(cfg: AnomalyConfig, log: Callable[[str], None], *, multiple: int = S
 def component_norms(net: torch.nn.Module, images: data.Images, kernel: torch.Tensor, batch: int = 32, *,
                     exposure: str = "none") -> torch.Tensor:
     """Mean of each error component over all pixels of normal images (the graph divides by these)."""
-    total, pixels = 0.0, 0
+    total: Any = 0.0
+    pixels = 0
     for chunk in data.chunks(images, batch):
         x = apply_exposure(torch.from_numpy(chunk), exposure)
         parts = error_components(x, net(x), kernel)
@@ -99,7 +103,7 @@ def component_norms(net: torch.nn.Module, images: data.Images, kernel: torch.Ten
 
 
 @torch.no_grad()
-def graph_scores(graph: AnomalyGraph, images: data.Images, batch: int = 32) -> np.ndarray:
+def graph_scores(graph: AnomalyGraph | SegmentationGraph, images: data.Images, batch: int = 32) -> np.ndarray:
     return torch.cat([graph(torch.from_numpy(chunk))[1] for chunk in data.chunks(images, batch)]).numpy()
 
 
@@ -114,7 +118,7 @@ def build_graph(net: torch.nn.Module, norms: torch.Tensor, cfg: AnomalyConfig,
 
 
 @torch.no_grad()
-def error_maps(graph: AnomalyGraph, images: np.ndarray, batch: int = 32) -> torch.Tensor:
+def error_maps(graph: AnomalyGraph, images: data.Images, batch: int = 32) -> torch.Tensor:
     """Maps of images of one size (positional statistics need a fixed size)."""
     return torch.cat([graph.error_map(torch.from_numpy(chunk)) for chunk in data.chunks(images, batch)])
 
@@ -124,9 +128,12 @@ def finish_graph(net: torch.nn.Module, normal: data.Images, cfg: AnomalyConfig, 
     per-pixel statistics."""
     norms = component_norms(net, normal, kernel, exposure=cfg.exposure)
     graph = build_graph(net, norms, cfg)
+    assert isinstance(graph, AnomalyGraph)  # no segmenter given
     if not cfg.positional:
         return graph
-    return build_graph(net, norms, cfg, positional_stats(error_maps(graph, normal), graph.smooth_kernel))
+    positional = build_graph(net, norms, cfg, positional_stats(error_maps(graph, normal), graph.smooth_kernel))
+    assert isinstance(positional, AnomalyGraph)
+    return positional
 
 
 @torch.no_grad()
@@ -138,6 +145,7 @@ def validation_auroc(net: torch.nn.Module, negatives: data.Images, positives: da
         graph = build_graph(net, torch.ones(1), cfg, segmenter=segmenter)
         return auroc(graph_scores(graph, negatives), graph_scores(graph, positives))
     graph = build_graph(net, component_norms(net, negatives, kernel, exposure=cfg.exposure), cfg)
+    assert isinstance(graph, AnomalyGraph)  # no segmenter given
     if not cfg.positional:
         return auroc(graph_scores(graph, negatives), graph_scores(graph, positives))
     neg, pos = error_maps(graph, negatives), error_maps(graph, positives)

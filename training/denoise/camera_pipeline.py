@@ -153,7 +153,10 @@ def _jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
     ok, buf = cv2.imencode(".jpg", bgr8, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise RuntimeError("OpenCV could not encode a JPEG")
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1].astype(np.float32) / 255.0
+    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if decoded is None:
+        raise RuntimeError("OpenCV could not decode the JPEG it encoded")
+    return decoded[:, :, ::-1].astype(np.float32) / 255.0
 
 
 def simulate(rgb: np.ndarray, p: CameraParams, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

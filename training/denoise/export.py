@@ -81,6 +81,7 @@ def _receptive_field_in_probe(net: torch.nn.Module, channels: int, size: int) ->
     x = torch.rand(1, channels, size, size, requires_grad=True)
     out = probe(x + 0.5, torch.full((1, 1), 0.1))
     out[0, :, size // 2, size // 2].sum().backward()
+    assert x.grad is not None
     grad = x.grad.abs().sum(dim=(0, 1))
     rows = torch.nonzero(grad.sum(dim=1)).flatten()
     cols = torch.nonzero(grad.sum(dim=0)).flatten()
@@ -130,7 +131,7 @@ def export_checkpoint(checkpoint: Path, out_dir: Path = EXPORTED, name: str | No
         kind="denoiser",
         channels=cfg.channels,
         color_order=COLOR_ORDERS[cfg.channels],
-        size_multiple=int(net.size_multiple),
+        size_multiple=int(net.size_multiple),  # type: ignore[arg-type]
         receptive_field=measure_receptive_field(net, cfg.channels),
         noise_input=noise_input,
         noise_levels=(0.0, float(cfg.sigma_max)),
@@ -148,7 +149,7 @@ def export_checkpoint(checkpoint: Path, out_dir: Path = EXPORTED, name: str | No
                    **({"init": ckpt["init"]} if ckpt.get("init") else {})},  # started from these weights
         ),
     )
-    example = (torch.rand(1, cfg.channels, 64, 64), torch.full((1, 1), 0.1))
+    example: tuple[torch.Tensor, ...] = (torch.rand(1, cfg.channels, 64, 64), torch.full((1, 1), 0.1))
     dyn = {"image": {0: "batch", 2: "height", 3: "width"}, "denoised": {0: "batch", 2: "height", 3: "width"}}
     if noise_input:
         dyn["sigma"] = {0: "batch"}

@@ -62,7 +62,7 @@ def export_run(checkpoint: Path, *, denoiser_name: str, estimator_name: str, out
     den = build_denoiser(cfg)
     den.load_state_dict(ckpt["denoiser"])
     den.eval()
-    est = NoiseEstimator(channels=cfg.channels, **cfg.estimator_args)  # type: ignore[arg-type]
+    est = NoiseEstimator(channels=cfg.channels, **cfg.estimator_args)
     est.load_state_dict(ckpt["estimator"])
     est.eval()
     command = command_for(checkpoint, cfg, denoiser_name, estimator_name)

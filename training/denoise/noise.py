@@ -42,7 +42,9 @@ def _jpeg(chw: np.ndarray, quality: int) -> np.ndarray:
     hwc = np.ascontiguousarray((chw.transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8))
     ok, buf = cv2.imencode(".jpg", hwc, [cv2.IMWRITE_JPEG_QUALITY, quality])
     assert ok
-    out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255.0
+    decoded = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    assert decoded is not None
+    out = decoded.astype(np.float32) / 255.0
     if out.ndim == 2:
         out = out[:, :, None]
     return out.transpose(2, 0, 1)

@@ -79,7 +79,7 @@ class ActivationFakeQuant:
 class Simulation:
     """Fake quantization attached to a ``UNetDAE`` in place; ``remove`` gives back the plain network."""
 
-    def __init__(self, net: UNetDAE) -> None:
+    def __init__(self, net: nn.Module) -> None:
         if not isinstance(net, UNetDAE):
             raise ValueError(f"quantization-aware fine-tuning needs a unet_dae network, got {type(net).__name__}")
         self.net = net
@@ -100,7 +100,7 @@ class Simulation:
             key = "up1" if up.shape[1] == net.up1.out_channels else "up2"
             return joins[key](plain_join(up, skip), net.training)
 
-        net.join = join  # an instance attribute: the class's join is untouched
+        net.join = join  # type: ignore[method-assign]  # an instance attribute: the class's join is untouched
 
     def _new(self) -> ActivationFakeQuant:
         fq = ActivationFakeQuant()

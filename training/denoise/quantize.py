@@ -47,6 +47,7 @@ import shlex
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -305,7 +306,7 @@ def quantize(source: str | Path, *, out_dir: Path = EXPORTED, name: str | None =
         # which range rule suit a model best varied between models here, so each combination is
         # tried. Kept: the one that needs the fewest float convolutions (the fastest file), and
         # of those the one with the smallest drop on the check images (ties: the first).
-        results: dict[tuple[int, str], dict[str, object]] = {}
+        results: dict[tuple[int, str], dict[str, Any]] = {}
         failures = []
         for n in counts:
             feeds = noisy_patches(calibration, spec.channels, count=n, size=patch, sigma_max=sigma_max, seed=seed)

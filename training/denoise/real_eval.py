@@ -24,9 +24,12 @@ def load_pairs(folder: Path = POLYU, crop: int | None = None, grey: bool = False
     pairs = []
     for noisy_path in sorted(folder.glob("*_real.*")):
         clean_path = noisy_path.with_name(noisy_path.name.replace("_real", "_mean"))
-        images = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in (noisy_path, clean_path)]
-        if any(im is None for im in images):
-            raise ValueError(f"cannot read the pair {noisy_path} / {clean_path}")
+        images = []
+        for p in (noisy_path, clean_path):
+            im = cv2.imread(str(p), cv2.IMREAD_COLOR)
+            if im is None:
+                raise ValueError(f"cannot read the pair {noisy_path} / {clean_path}")
+            images.append(im)
         if grey:
             images = [cv2.cvtColor(im, cv2.COLOR_BGR2GRAY)[:, :, None] for im in images]
         h, w = images[0].shape[:2]
@@ -34,7 +37,8 @@ def load_pairs(folder: Path = POLYU, crop: int | None = None, grey: bool = False
             y, x = (h - crop) // 2, (w - crop) // 2
             images = [im[y : y + crop, x : x + crop] for im in images]
         h, w = (s - s % 8 for s in images[0].shape[:2])
-        pairs.append(tuple(im[:h, :w].astype(np.float32).transpose(2, 0, 1)[None] / 255.0 for im in images))
+        noisy, clean = (im[:h, :w].astype(np.float32).transpose(2, 0, 1)[None] / 255.0 for im in images)
+        pairs.append((noisy, clean))
     return pairs
 
 

@@ -17,6 +17,7 @@ import csv
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ class DenoiserConfig:
     network: str
     channels: int
     train_dirs: list[str]
-    network_args: dict[str, object] = field(default_factory=dict)
+    network_args: dict[str, Any] = field(default_factory=dict)
     holdout: int = 8  # images of the training folders kept aside for validation
     patch: int = 64
     batch: int = 32
@@ -143,7 +144,7 @@ def train(cfg: DenoiserConfig, out_root: Path, threads: int = 2, init: Path | No
     model = build(cfg.network, channels=cfg.channels, **cfg.network_args)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = cosine_schedule(opt, cfg.steps, warmup=max(1, cfg.steps // 50))
-    started_from: dict[str, object] | None = None
+    started_from: dict[str, Any] | None = None
     loop = Loop(steps=cfg.steps, eval_every=cfg.steps_per_epoch, checkpoint=run / "checkpoint.pt",
                 state={"model": model, "opt": opt, "sched": sched, "rng": NumpyRNG(rng), "torch_rng": TorchRNG()},
                 extra=lambda: {"config": asdict(cfg), "init": started_from})

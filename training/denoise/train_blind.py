@@ -27,6 +27,7 @@ import argparse
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -46,11 +47,11 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 class BlindConfig:
     name: str
     denoiser_init: str  # exported .onnx or .pt of the denoiser to start from (repository-relative)
-    denoiser_args: dict[str, object]
+    denoiser_args: dict[str, Any]
     train_dirs: list[str]
     channels: int = 3
     noise_channels: int = 3
-    estimator_args: dict[str, object] = field(default_factory=dict)
+    estimator_args: dict[str, Any] = field(default_factory=dict)
     scales: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.25])
     holdout: int = 8
     patch: int = 64
@@ -72,7 +73,7 @@ class BlindConfig:
     # repeated to BGR, as the runtime feeds a gray photo): gray models borrow this estimate.
     grey_fraction: float = 0.0
     # Options of camera_pipeline.sample_params, e.g. {"shot_range": [2e-5, 0.012]}.
-    camera_options: dict[str, object] = field(default_factory=dict)
+    camera_options: dict[str, Any] = field(default_factory=dict)
     asym_weight: float = 1.0
     asym_alpha: float = 0.3
     # Issue 52 (calibration over the whole range): shares of the batch that are clean patches and
@@ -112,7 +113,9 @@ def map_channels_from_scalar(net: UNetDAE, source: dict[str, torch.Tensor]) -> b
     as they were, the one noise-map tap shared equally by the map's channels, so a uniform map
     gives the old network's output exactly."""
     w = source.get("enc1.0.weight")
-    mine = net.enc1[0].weight
+    first = net.enc1[0]
+    assert isinstance(first, torch.nn.Conv2d) and first.bias is not None
+    mine = first.weight
     k = net.noise_channels
     if w is None or w.shape[1] + k - 1 != mine.shape[1] or k == 1:
         return False
@@ -120,12 +123,12 @@ def map_channels_from_scalar(net: UNetDAE, source: dict[str, torch.Tensor]) -> b
         folded = w.shape[1] - 1
         mine[:, :folded] = w[:, :folded]
         mine[:, folded:] = w[:, folded:] / k
-        net.enc1[0].bias.copy_(source["enc1.0.bias"])
+        first.bias.copy_(source["enc1.0.bias"])
     return True
 
 
 def build_denoiser(cfg: BlindConfig) -> UNetDAE:
-    net = UNetDAE(channels=cfg.channels, noise_channels=cfg.noise_channels, **cfg.denoiser_args)  # type: ignore[arg-type]
+    net = UNetDAE(channels=cfg.channels, noise_channels=cfg.noise_channels, **cfg.denoiser_args)
     path = ROOT / cfg.denoiser_init
     source = warm_start.weights_of(path)
     state = net.state_dict()
@@ -239,7 +242,7 @@ def losses(est: NoiseEstimator, den: UNetDAE, b: dict[str, torch.Tensor],
             rec_p = error(gated(den, p, p_level, cfg), p)
         direct.append((p_coarse, torch.zeros(len(p), 1)))
         coarses.append(p_coarse)
-    asym = sum(asymmetric(c, t) * len(c) for c, t in direct) / sum(len(c) for c, _ in direct)
+    asym = cast(torch.Tensor, sum(asymmetric(c, t) * len(c) for c, t in direct) / sum(len(c) for c, _ in direct))
     both = torch.cat(coarses)
     tv = (both[:, :, 1:] - both[:, :, :-1]).abs().mean() + (both[:, :, :, 1:] - both[:, :, :, :-1]).abs().mean()
     n_e, n_g, n_p = x.shape[0], g.shape[0], p.shape[0]
@@ -305,7 +308,7 @@ def load_estimator(est: NoiseEstimator, path: Path) -> None:
 
 
 def build_estimator(cfg: BlindConfig) -> NoiseEstimator:
-    est = NoiseEstimator(channels=cfg.channels, **cfg.estimator_args)  # type: ignore[arg-type]
+    est = NoiseEstimator(channels=cfg.channels, **cfg.estimator_args)
     if cfg.estimator_init:
         load_estimator(est, ROOT / cfg.estimator_init)
     return est

@@ -13,6 +13,7 @@ a random head would first undo what the rest of the network knows.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -41,7 +42,7 @@ def weights_of(path: Path) -> dict[str, torch.Tensor]:
     return checkpoint["model"]
 
 
-def load_matching(net: torch.nn.Module, path: Path) -> dict[str, object]:
+def load_matching(net: torch.nn.Module, path: Path) -> dict[str, Any]:
     """Copy into ``net`` the weights of ``path`` that fit it; return what was done, for provenance."""
     if not path.is_file():
         raise FileNotFoundError(f"initial weights not found: {path}")

@@ -65,6 +65,8 @@ def stride_of(blocks: tuple[Block, ...], tap: int) -> int:
 
 
 class FeatureGraph(nn.Module):
+
+    three: torch.Tensor  # a buffer
     def __init__(self, trunk: LiteTrunk, *, pool: int = 3) -> None:
         super().__init__()
         self.trunk = trunk

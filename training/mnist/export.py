@@ -20,7 +20,7 @@ INPUT_SIZE = (28, 28)
 
 def specs(name: str, latent_dim: int, description: str, prov: dict[str, Any], *, with_parts: bool = True) -> dict[str, ModelSpec]:
     """The contract of each part; the file of part ``p`` is ``{spec.name}.onnx``."""
-    common = dict(channels=1, color_order="GRAY", input_size=INPUT_SIZE, receptive_field=28,
+    common: dict[str, Any] = dict(channels=1, color_order="GRAY", input_size=INPUT_SIZE, receptive_field=28,
                   latent_dim=latent_dim, provenance=prov)
     return {
         "autoencoder": ModelSpec(name=name, kind="autoencoder", description=description,
@@ -62,15 +62,17 @@ def export_autoencoder(
     with ``ship``, record all three in ``folder/manifest.json``. Returns files and parity."""
     model.eval()
     images = np.ascontiguousarray(parity_images[:64], dtype=np.float32)
+    encoder, decoder = model.encoder, model.decoder
+    assert isinstance(encoder, torch.nn.Module) and isinstance(decoder, torch.nn.Module)
     with torch.no_grad():
-        latents = model.encoder(torch.from_numpy(images)).numpy()
-    parts = specs(name, int(model.latent_dim), description, provenance, with_parts=with_parts)
+        latents = encoder(torch.from_numpy(images)).numpy()
+    parts = specs(name, int(model.latent_dim), description, provenance, with_parts=with_parts)  # type: ignore[arg-type]
     example_image = (torch.from_numpy(images[:2]),)
     example_latent = (torch.from_numpy(latents[:2]),)
     plan = {
         "autoencoder": (model, example_image, {"image": images}, {"image": {0: "batch"}, "reconstruction": {0: "batch"}}),
-        "encoder": (model.encoder, example_image, {"image": images}, {"image": {0: "batch"}, "latent": {0: "batch"}}),
-        "decoder": (model.decoder, example_latent, {"latent": latents}, {"latent": {0: "batch"}, "image": {0: "batch"}}),
+        "encoder": (encoder, example_image, {"image": images}, {"image": {0: "batch"}, "latent": {0: "batch"}}),
+        "decoder": (decoder, example_latent, {"latent": latents}, {"latent": {0: "batch"}, "image": {0: "batch"}}),
     }
     result: dict[str, Any] = {"files": {}, "parity_max_abs_diff": {}, "size_bytes": {}, "latency_ms_1thread": {}}
     if not with_parts:  # the whole model only (the one-class recipe's twenty per-class models)

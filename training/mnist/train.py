@@ -14,11 +14,12 @@ import torch.nn.functional as F
 from training.loop import Loop, Stateful, TorchGenerator, TorchRNG
 
 LossFn = Callable[[torch.nn.Module, torch.Tensor, torch.Generator], torch.Tensor]
+LOSSES: dict[str, Callable[..., torch.Tensor]] = {"bce": F.binary_cross_entropy, "mse": F.mse_loss}
 
 
 def reconstruction(kind: str) -> LossFn:
     """Plain autoencoder objective: ``bce`` or ``mse`` between input and reconstruction."""
-    fn = {"bce": F.binary_cross_entropy, "mse": F.mse_loss}[kind]
+    fn = LOSSES[kind]
     return lambda model, x, gen: fn(model(x), x)
 
 
@@ -29,7 +30,7 @@ def add_noise(x: torch.Tensor, sigma: float, gen: torch.Generator) -> torch.Tens
 
 def denoising(kind: str, sigma: float) -> LossFn:
     """Denoising objective: reconstruct the clean image from a noisy copy."""
-    fn = {"bce": F.binary_cross_entropy, "mse": F.mse_loss}[kind]
+    fn = LOSSES[kind]
     return lambda model, x, gen: fn(model(add_noise(x, sigma, gen)), x)
 
 

@@ -36,6 +36,7 @@ class NoiseEstimator(nn.Module):
         last = nn.Conv2d(cin, channels, 3, padding=1)
         with torch.no_grad():  # start near a typical level, not at softplus(0) = 0.69
             last.weight.mul_(0.1)
+            assert last.bias is not None
             last.bias.fill_(float(torch.log(torch.expm1(torch.tensor(start)))))
         self.body = nn.Sequential(*layers, last)
 

@@ -85,6 +85,7 @@ class StridedStem(nn.Module):
                 fused[:, channels:, dy::f, dx::f] = w[:, channels * f * f :] / (f * f)
         with torch.no_grad():
             self.conv.weight.copy_(fused)
+            assert self.conv.bias is not None and conv.bias is not None
             self.conv.bias.copy_(conv.bias.detach())
 
     @staticmethod
@@ -160,7 +161,9 @@ class UNetDAE(nn.Module):
     def fuse_stem(self) -> None:
         """Replace the fold and first conv by the equivalent ``StridedStem`` (export-time speed-up)."""
         if self.unshuffle > 1 and self.stem is None:
-            self.stem = StridedStem(self.enc1[0], self.channels, self.unshuffle, self.noise_channels)
+            first = self.enc1[0]
+            assert isinstance(first, nn.Conv2d)
+            self.stem = StridedStem(first, self.channels, self.unshuffle, self.noise_channels)
 
     def join(self, up: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return torch.cat([up, skip], dim=1) if self.merge == "concat" else up + skip

@@ -22,6 +22,9 @@ class RowStandardize(nn.Module):
 
 
 class Destandardize(nn.Module):
+
+    mean: torch.Tensor  # buffers
+    std: torch.Tensor
     def __init__(self) -> None:
         super().__init__()
         # Set from the training data before export (see StandardizedAE.set_scale).

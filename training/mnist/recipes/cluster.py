@@ -16,8 +16,9 @@ from training.mnist.nets import StandardizedAE
 from training.mnist.recipes import common
 from training.mnist.train import fit, predict
 
-CONFIG = {"network": "dense 784-256-100 (linear code), mirrored decoder", "images": 3000, "loss": "mse (standardised)",
-          "optimizer": "adam", "lr": 1e-3, "epochs": 50, "batch": 256, "kmeans": "k-means++, 10 clusters, n_init 10"}
+CONFIG: dict[str, Any] = {
+    "network": "dense 784-256-100 (linear code), mirrored decoder", "images": 3000, "loss": "mse (standardised)",
+    "optimizer": "adam", "lr": 1e-3, "epochs": 50, "batch": 256, "kmeans": "k-means++, 10 clusters, n_init 10"}
 
 
 def kmeans(features: np.ndarray, seed: int) -> np.ndarray:
@@ -47,7 +48,7 @@ def _run(ctx: Context) -> dict[str, Any]:
     torch.set_num_threads(ctx.threads)
     subset = ctx.data().train.head(CONFIG["images"])
     model = StandardizedAE((784, 256, 100))
-    history = fit(model, subset.x, loss_fn=lambda m, x, gen: m.standardized_loss(x), epochs=ctx.n_epochs(CONFIG["epochs"]),
+    history = fit(model, subset.x, loss_fn=lambda m, x, gen: model.standardized_loss(x), epochs=ctx.n_epochs(CONFIG["epochs"]),
                   batch=CONFIG["batch"], seed=ctx.seed, lr=CONFIG["lr"])
     model.set_scale(torch.from_numpy(subset.x))
     pixels = standardize(subset.x)

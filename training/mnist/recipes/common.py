@@ -4,6 +4,7 @@ grid and loss curve, export its three graphs."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,7 +63,7 @@ def export(ctx: Context, recipe: str, trained: Trained, *, name: str, descriptio
     """Export to the shipped folder (with manifest entries) when ``ship`` and the context ships,
     else next to the run's other outputs."""
     shipping = ship and ctx.ship_dir is not None
-    folder = ctx.ship_dir if shipping else ctx.folder(recipe)
+    folder = ctx.ship_dir if shipping and ctx.ship_dir is not None else ctx.folder(recipe)
     prov = provenance(command=ctx.command(recipe), data=data_note(ctx, data), metrics=trained.results,
                       extra={"seed": ctx.seed, "recipe": recipe, **config})
     info = export_autoencoder(trained.model, name=name, folder=folder, description=description, provenance=prov,
@@ -72,7 +73,7 @@ def export(ctx: Context, recipe: str, trained: Trained, *, name: str, descriptio
     return info
 
 
-def grid(ctx: Context, recipe: str, models: dict[str, torch.nn.Module], *, file: str = "grid.png",
+def grid(ctx: Context, recipe: str, models: Mapping[str, torch.nn.Module], *, file: str = "grid.png",
          title: str = "") -> str:
     """Originals and each model's reconstructions of the first test images."""
     x = ctx.data().test.x[:SHOW]

@@ -12,7 +12,7 @@ from training.mnist.context import Context
 from training.mnist.nets import ConvAE
 from training.mnist.recipes import common
 
-CONFIG = {"network": "conv 16-8, code 8x7x7", "loss": "bce", "optimizer": "adam", "lr": 2e-3,
+CONFIG: dict[str, Any] = {"network": "conv 16-8, code 8x7x7", "loss": "bce", "optimizer": "adam", "lr": 2e-3,
           "lr_schedule": "cosine to 0", "epochs": 2, "batch": 128}
 
 

@@ -16,7 +16,7 @@ from training.mnist.context import Context
 from training.mnist.nets import DenseAE
 from training.mnist.recipes import common
 
-CONFIG = {"network": "dense 784-196-49-196-784", "loss": "mse", "optimizer": "adam", "lr": 4e-3,
+CONFIG: dict[str, Any] = {"network": "dense 784-196-49-196-784", "loss": "mse", "optimizer": "adam", "lr": 4e-3,
           "init": "glorot-uniform (Keras)", "lr_schedule": "cosine to 0", "epochs": 7, "batch": 128}
 TUTORIAL_VAL_MSE = 0.0070
 

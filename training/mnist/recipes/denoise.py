@@ -17,7 +17,7 @@ from training.mnist.nets import ConvAE
 from training.mnist.recipes import common
 from training.mnist.train import add_noise, denoising, predict
 
-CONFIG = {"network": "conv 16-16, code 16x7x7", "loss": "bce", "optimizer": "adam", "lr": 2e-3,
+CONFIG: dict[str, Any] = {"network": "conv 16-16, code 16x7x7", "loss": "bce", "optimizer": "adam", "lr": 2e-3,
           "lr_schedule": "cosine to 0", "epochs": 2, "batch": 128, "train_sigma": 0.5}
 TEST_SIGMAS = (0.2, 0.5)
 

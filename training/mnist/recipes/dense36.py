@@ -10,7 +10,8 @@ from training.mnist.context import Context
 from training.mnist.nets import DenseAE
 from training.mnist.recipes import common
 
-CONFIG = {"network": "dense 784-36-784", "loss": "bce", "optimizer": "adam", "lr": 1e-3, "epochs": 10, "batch": 256}
+CONFIG: dict[str, Any] = {
+    "network": "dense 784-36-784", "loss": "bce", "optimizer": "adam", "lr": 1e-3, "epochs": 10, "batch": 256}
 
 
 def run(ctx: Context) -> dict[str, Any]:

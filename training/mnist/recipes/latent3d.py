@@ -12,7 +12,7 @@ from training.mnist.nets import DenseAE
 from training.mnist.recipes import common
 from training.mnist.train import predict
 
-CONFIG = {"networks": ["dense 784-64-784", "dense 784-3-784 (linear code)"], "loss": "bce", "optimizer": "adam",
+CONFIG: dict[str, Any] = {"networks": ["dense 784-64-784", "dense 784-3-784 (linear code)"], "loss": "bce", "optimizer": "adam",
           "lr": 1e-3, "epochs": 5, "batch": 256}
 
 

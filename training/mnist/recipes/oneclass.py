@@ -25,7 +25,7 @@ from training.mnist.recipes import common
 from training.mnist.train import fit, predict, reconstruction, seed_everything
 from training.onnx_export import provenance
 
-CONFIG = {"network": "dense 784-256-64", "loss": "mse", "optimizer": "adam", "lr": 2e-3,
+CONFIG: dict[str, Any] = {"network": "dense 784-256-64", "loss": "mse", "optimizer": "adam", "lr": 2e-3,
           "lr_schedule": "cosine to 0", "epochs": 6, "batch": 64, "score": "per-image reconstruction MSE"}
 DEEP_SVDD_MNIST_MEAN = 0.948
 DATASETS = ("mnist", "fashion_mnist")
@@ -50,7 +50,8 @@ def cached(ctx: Context, dataset: str, normal: int, folder: Path) -> dict[str, A
     """Train, score and export one class unless a result for the same settings, seed and data
     is already on disk: twenty models take a while on a shared CPU, so a rerun (or several
     ``--classes`` runs side by side) resumes instead of starting over."""
-    key = {"config": CONFIG, "seed": ctx.seed + normal, "data": common.data_note(ctx, dataset), "epochs": ctx.epochs}
+    key: dict[str, Any] = {"config": CONFIG, "seed": ctx.seed + normal, "data": common.data_note(ctx, dataset),
+                           "epochs": ctx.epochs}
     path = folder / "cache" / f"{dataset}-{normal}.json"
     if path.is_file():
         record = json.loads(path.read_text())
