@@ -5,6 +5,7 @@ numpy + onnxruntime + OpenCV only; never imports torch.
 
 from edge_ae.anomaly.calibration import calibrate_f1, calibrate_fpr
 from edge_ae.anomaly.detector import AnomalyDetector, AnomalyResult, draw_overlay
+from edge_ae.anomaly.fit import FitOptions
 from edge_ae.autoencoder import Autoencoder
 from edge_ae.denoise.denoiser import Denoiser
 from edge_ae.denoise.noise_level import estimate_sigma
@@ -12,7 +13,7 @@ from edge_ae.errors import EdgeAEError, ImageError, ModelError
 from edge_ae.model.contract import AnomalyCalibration, ModelSpec
 from edge_ae.model.loading import LoadedModel, load_model, make_session
 from edge_ae.model.registry import ModelEntry, list_models
-from edge_ae.video.sinks import SinkError
+from edge_ae.video.sinks import Output, Sink, SinkError
 from edge_ae.video.sources import Source, SourceError, open_source
 from edge_ae.video.stream import Stream, StreamReport, stream
 from edge_ae.video.temporal import TemporalFilter
@@ -26,11 +27,14 @@ __all__ = [
     "Autoencoder",
     "Denoiser",
     "EdgeAEError",
+    "FitOptions",
     "ImageError",
     "LoadedModel",
     "ModelEntry",
     "ModelError",
     "ModelSpec",
+    "Output",
+    "Sink",
     "SinkError",
     "Source",
     "SourceError",

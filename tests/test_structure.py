@@ -115,3 +115,13 @@ def test_no_import_cycles():
     graph = import_graph()
     assert "edge_ae.anomaly.fit" in graph["edge_ae.anomaly.detector"]  # the graph sees lazy imports
     assert [c for c in cycles(graph) if c not in KNOWN_CYCLES] == []
+
+
+def test_extension_points_are_exported():
+    """What a user extends or configures is importable from the package itself."""
+    import edge_ae
+    from edge_ae.anomaly.fit import FitOptions
+    from edge_ae.video.sinks import Output, Sink
+
+    assert (edge_ae.Sink, edge_ae.Output, edge_ae.FitOptions) == (Sink, Output, FitOptions)
+    assert {"Sink", "Output", "FitOptions", "make_session"} <= set(edge_ae.__all__)
