@@ -156,7 +156,7 @@ def test_max_pixels_option_and_read_image_limit(tiny_models, tmp_path, rng, caps
 
 
 def test_any_exception_of_one_file_becomes_its_failure_line(tiny_models, tmp_path, rng, capsys, monkeypatch):
-    import edge_ae.files.denoise_job as cli
+    import edge_ae.jobs.denoise_job as cli
 
     src = good_images(tmp_path / "in", rng)
     real = cli.read_image_and_header

@@ -25,7 +25,7 @@ import pytest
 
 from edge_ae.cli.main import main
 from edge_ae.errors import EdgeAEError
-from edge_ae.files import ray_cluster, ray_reaper
+from edge_ae.jobs import ray_cluster, ray_reaper
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
@@ -159,7 +159,7 @@ def test_ray_log_lines_stay_out_of_the_terminal(tiny_models, tmp_path):
 
 DRIVER = textwrap.dedent("""
     import os, sys, time
-    from edge_ae.files import ray_engine, ray_reaper
+    from edge_ae.jobs import ray_engine, ray_reaper
     ray_engine.connect(None, num_cpus=1)
     import ray
 

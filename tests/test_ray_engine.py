@@ -22,15 +22,16 @@ import pytest
 
 from edge_ae.cli.main import main
 from edge_ae.errors import EdgeAEError
-from edge_ae.files import batch, ray_engine
-from edge_ae.files.denoise_job import DenoiseJob
+from edge_ae.files import batch
+from edge_ae.jobs import ray_engine
+from edge_ae.jobs.denoise_job import DenoiseJob
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                                reason='Ray not installed (pip install "edge-ae[ray]")')
 
 
 def test_runtime_does_not_import_ray():
-    code = "import sys, edge_ae, edge_ae.cli.main, edge_ae.files.ray_engine; print('ray' in sys.modules)"
+    code = "import sys, edge_ae, edge_ae.cli.main, edge_ae.jobs.ray_engine; print('ray' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 

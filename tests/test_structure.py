@@ -125,3 +125,15 @@ def test_extension_points_are_exported():
 
     assert (edge_ae.Sink, edge_ae.Output, edge_ae.FitOptions) == (Sink, Output, FitOptions)
     assert {"Sink", "Output", "FitOptions", "make_session"} <= set(edge_ae.__all__)
+
+
+TASKS = ("edge_ae.denoise", "edge_ae.anomaly", "edge_ae.autoencoder", "edge_ae.video", "edge_ae.jobs", "edge_ae.cli")
+
+
+def test_the_io_layer_imports_no_task_package():
+    """edge_ae/files/ (reading, writing, planning) sits below the tasks; the batch runners that
+    call a task live above them, in edge_ae/jobs/."""
+    graph = import_graph()
+    upward = {m: sorted(t for t in targets if t.startswith(TASKS) or t == "edge_ae")
+              for m, targets in graph.items() if m.startswith("edge_ae.files")}
+    assert {m: t for m, t in upward.items() if t} == {}

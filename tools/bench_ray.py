@@ -35,7 +35,7 @@ from tools.make_noisy_folder import write_folder
 ROOT = Path(__file__).resolve().parent.parent
 
 RAY_START_STOP = (
-    "from edge_ae.files import ray_engine\n"
+    "from edge_ae.jobs import ray_engine\n"
     "ray_engine.connect(None)\n"
     "import ray\n"
     "ray.shutdown()\n"
@@ -43,7 +43,7 @@ RAY_START_STOP = (
 # Starts a local instance, prints its address, holds it until stdin closes.
 RAY_HOLD = (
     "import sys\n"
-    "from edge_ae.files import ray_engine\n"
+    "from edge_ae.jobs import ray_engine\n"
     "ray_engine.connect(None)\n"
     "import ray\n"
     "print(ray.get_runtime_context().gcs_address, flush=True)\n"

@@ -14,7 +14,7 @@ from edge_ae.cli.values import float_range, int_at_least, int_range, non_negativ
 from edge_ae.denoise.denoiser import Denoiser
 from edge_ae.denoise.ensemble import COPIES
 from edge_ae.files import batch
-from edge_ae.files.denoise_job import DenoiseJob, compare_name
+from edge_ae.jobs.denoise_job import DenoiseJob, compare_name
 
 # --ray given without an address: start a private local instance.
 LOCAL_RAY = "local"
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         raise argparse.ArgumentTypeError(f"--ray took the input {args.ray} for a cluster address: put --ray after "
                                          "the inputs, or write --ray=ADDRESS")
     if args.ray not in (None, LOCAL_RAY):
-        from edge_ae.files.ray_cluster import check_address  # no Ray import: a usage error before any work
+        from edge_ae.jobs.ray_cluster import check_address  # no Ray import: a usage error before any work
 
         check_address(args.ray)
     jobs = args.jobs or 1
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         threads = resolve_threads(None, jobs=jobs)
     model, compare, out_dir, runner = args.model, args.compare, args.output, None
     if args.ray is not None:
-        from edge_ae.files import ray_engine  # Ray only on this path
+        from edge_ae.jobs import ray_engine  # Ray only on this path
 
         # Ray workers may run elsewhere, in another folder: every path they get is absolute.
         model = str(Path(model).absolute()) if model and Path(model).is_file() else model

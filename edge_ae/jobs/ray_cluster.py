@@ -21,8 +21,8 @@ import subprocess
 from typing import Any
 
 from edge_ae.errors import EdgeAEError
-from edge_ae.files import ray_reaper
 from edge_ae.files.native_stderr import NativeStderr
+from edge_ae.jobs import ray_reaper
 
 # A GCS (HOST:PORT) that does not accept a TCP connection within this many seconds is taken as
 # absent. A connection across a busy network takes well under 1 s.

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 from edge_ae.errors import EdgeAEError
 from edge_ae.files import batch
-from edge_ae.files.denoise_job import DenoiseJob
 from edge_ae.files.imageio import DEFAULT_MAX_PIXELS
-from edge_ae.files.ray_cluster import check_fits, connect, import_ray, private_cpus, shutdown
+from edge_ae.jobs.denoise_job import DenoiseJob
+from edge_ae.jobs.ray_cluster import check_fits, connect, import_ray, private_cpus, shutdown
 
 __all__ = ["RunTasks", "connect", "denoise_dataset", "map_tasks", "run", "tasks_dataset"]
 
