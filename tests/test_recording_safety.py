@@ -1,6 +1,6 @@
 """`camera --record` loses nothing silently (issue 51, items 2 and 3): a full disk is an error
 naming the video (exit 1, never counted as saved), a read-only folder is blamed on the folder, and
-a recording killed with SIGKILL keeps what was recorded up to its last seconds. Full disks come
+a recording killed with SIGKILL keeps what was recorded up to its last two seconds. Full disks come
 from RLIMIT_FSIZE in a child process; a folder root cannot write is /sys."""
 
 from __future__ import annotations
@@ -63,15 +63,18 @@ def test_a_full_disk_is_an_error_and_the_video_is_not_counted_as_saved(tmp_path)
     assert "Traceback" not in stderr
     assert "out.mp4" in stdout and "not saved" in stdout and "40 frames at" not in stdout
     assert not (tmp_path / "out.mp4").exists()  # no half-written video under the name asked for
-    assert (tmp_path / "out.recording.mkv").exists()  # what did reach the disk is kept, and named
-    assert "out.recording.mkv" in stdout
+    assert (tmp_path / "out.mp4.recording").is_dir()  # what did reach the disk is kept, and named
+    assert "out.mp4.recording" in stdout
 
 
-def test_the_disk_filling_up_stops_the_recording_with_an_error(tmp_path, monkeypatch):
-    monkeypatch.setattr("edge_ae.video.sinks._free_bytes", lambda folder: 0)
-    report = Stream(noisy_video(tmp_path / "src.avi", 5), record=tmp_path / "out.mp4", handle_signals=False).run()
-    assert report.failed and "disk is full" in report.failed and "out.mp4" in report.failed
-    assert not (tmp_path / "out.mp4").exists()
+def test_frames_missing_from_a_closed_segment_stop_the_recording_with_an_error(tmp_path, monkeypatch):
+    monkeypatch.setattr("edge_ae.video.recording.count_packets", lambda path: 0)  # as if the disk were full
+    stream = Stream(noisy_video(tmp_path / "src.avi", 12), record=tmp_path / "out.mp4", record_fps=2,
+                    handle_signals=False)  # 2 fps: a segment of 4 frames
+    report = stream.run()
+    assert report.failed and "recording stopped after 3 frames" in report.failed and "out.mp4" in report.failed
+    assert report.frames_processed == 4 and not (tmp_path / "out.mp4").exists()
+    assert "NOT saved" in report.summary()
 
 
 def test_a_folder_that_cannot_be_written_is_blamed(tmp_path):
@@ -110,15 +113,50 @@ def test_a_killed_recording_keeps_all_but_its_last_seconds(tmp_path):
     proc.kill()  # SIGKILL: no handler runs, nothing is finalised
     proc.communicate()
     processed = len(list(seen.glob("frame_*")))
-    recording = tmp_path / "out.recording.mkv"
-    assert recording.exists(), sorted(p.name for p in tmp_path.iterdir())
-    kept = decodable(recording)
-    assert kept >= processed - 2 * 25, f"{kept} of {processed} frames decode: more than the last 2 s lost"
+    recording = tmp_path / "out.mp4.recording"
+    assert recording.is_dir(), sorted(p.name for p in tmp_path.iterdir())
+    kept = sum(decodable(p) for p in sorted(recording.iterdir()))
+    assert kept >= processed - 2 * 25 - 1, f"{kept} of {processed} frames decode: more than the last 2 s lost"
 
     # The next run keeps the interrupted recording aside, under a visible name, and records anew.
     rerun = camera(["--source", str(source), "--record", "out.mp4", "--max-frames", "5"], tmp_path)
     stdout, stderr = rerun.communicate(timeout=120)
     assert rerun.returncode == 0, stderr
-    (interrupted,) = tmp_path.glob("out.interrupted-*.mkv")
-    assert interrupted.name in stderr and decodable(interrupted) == kept
+    (interrupted,) = tmp_path.glob("out.interrupted-*.mp4")  # the segments joined into one video
+    assert interrupted.name in stderr and decodable(interrupted) >= kept
     assert decodable(tmp_path / "out.mp4") == 5 and not recording.exists()
+
+
+@pytest.mark.parametrize("suffix, fourcc", [(".mp4", "mp4v"), (".mkv", "XVID"), (".avi", "MJPG")])
+def test_segments_joined_decode_like_the_segments(tmp_path, suffix, fourcc):
+    """The packet copy leaves the MPEG-4 configuration out; put back (the MP4's esds box, in front
+    of the first frame elsewhere), every frame of every segment decodes, in order."""
+    from edge_ae.video.recording import join
+
+    rng = np.random.default_rng(3)
+    segments = []
+    for k in range(2):
+        segment = tmp_path / f"{k + 1:06d}.mkv"
+        writer = cv2.VideoWriter(str(segment), cv2.VideoWriter_fourcc(*fourcc), 25.0, (96, 64))
+        for i in range(15):
+            writer.write(np.full((64, 96, 3), 8 * i + 100 * k, np.uint8) + (rng.random((64, 96, 3)) * 40).astype(np.uint8))
+        writer.release()
+        segments.append(segment)
+    target = tmp_path / f"a{suffix}"
+    assert join(segments, target, fourcc=fourcc, fps=25.0, size=(96, 64)) == 30
+
+    def frames(path: Path) -> list[np.ndarray]:
+        cap, out = cv2.VideoCapture(str(path)), []
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                return out
+            out.append(frame)
+
+    want = frames(segments[0]) + frames(segments[1])
+    got = frames(target)
+    assert len(got) == 30 and all(np.array_equal(a, b) for a, b in zip(want, got, strict=True))
+    if suffix == ".mp4":
+        data = target.read_bytes()
+        esds = data.index(b"esds")
+        assert b"\x05\x80\x80\x80" in data[esds:esds + 120]  # a DecoderSpecificInfo descriptor

@@ -424,7 +424,7 @@ def test_cli_sigterm_finalises_a_playable_video(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "edge_ae", "camera", "--source", str(video), "--record", str(out_path),
                              "--max-fps", "25", "--events", str(tmp_path / "e.jsonl")],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    partial = tmp_path / "rec.recording.mkv"
+    partial = tmp_path / "rec.mp4.recording"
     deadline = time.monotonic() + 20
     while not partial.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)

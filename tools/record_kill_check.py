@@ -7,7 +7,7 @@ Each case writes frames with a plain cv2.VideoWriter in a child process (a frame
 as a 25 fps camera), which is killed with SIGKILL once it has written --frames frames; then the
 file is read back with cv2.VideoCapture and the frames that decode are counted. Last, the same
 through `edge-ae camera --record out.mp4` (a generated video as the source, --frames alongside
-to count the frames processed): what its recording file (out.recording.mkv) keeps. Nothing is
+to count the frames processed): what its recording (the segments in out.mp4.recording/) keeps. Nothing is
 timed; the figures are counts, the same on any host.
 """
 
@@ -69,7 +69,7 @@ def killed_writer(folder: Path, suffix: str, fourcc: str, size: tuple[int, int],
 
 
 def killed_camera(folder: Path, size: tuple[int, int], frames: int) -> tuple[int, int, int]:
-    """(frames processed, frames in the recording file that decode, frames fps=25) for edge-ae camera."""
+    """(frames processed, frames of its recording that decode, whether out.mp4 exists) for edge-ae camera."""
     source = folder / "source.avi"
     writer = cv2.VideoWriter(str(source), cv2.VideoWriter.fourcc(*"MJPG"), 25.0, size)
     rng = np.random.default_rng(1)
@@ -86,8 +86,9 @@ def killed_camera(folder: Path, size: tuple[int, int], frames: int) -> tuple[int
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     processed = len(list(seen.glob("frame_*")))
-    recording = folder / "out.recording.mkv"
-    return processed, decoded(recording) if recording.exists() else 0, int(out.exists())
+    recording = folder / "out.mp4.recording"
+    kept = sum(decoded(p) for p in sorted(recording.iterdir())) if recording.is_dir() else 0
+    return processed, kept, int(out.exists())
 
 
 def main() -> None:
@@ -105,8 +106,9 @@ def main() -> None:
             written, size_bytes, ok = killed_writer(Path(tmp), suffix, fourcc, size, args.frames)
             print(f"{suffix:<10} {fourcc:<6} {written:>8} {size_bytes:>10} {ok:>8}")
         processed, kept, finished = killed_camera(Path(tmp), size, args.frames)
-        print(f"\nedge-ae camera --record out.mp4, killed after {processed} frames processed: out.recording.mkv "
-              f"decodes {kept} frames; out.mp4 {'exists' if finished else 'not written (the run never finished)'}")
+        print(f"\nedge-ae camera --record out.mp4, killed after {processed} frames processed: its segments "
+              f"(out.mp4.recording/) decode {kept} frames; out.mp4 "
+              f"{'exists' if finished else 'not written (the run never finished)'}")
 
 
 if __name__ == "__main__":

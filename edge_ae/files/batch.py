@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -79,6 +80,7 @@ _worker_job: Callable[[Task], None] | None = None
 _worker_busy = False  # a task (and so maybe an atomic write) is in progress in this worker
 # How long stopped workers get to remove their temporary file before they are killed.
 STOP_GRACE_SECONDS = 5.0
+PARENT_CHECK_SECONDS = 0.5  # how often a worker looks whether its parent is still there
 
 
 class _WorkerStopped(BaseException):
@@ -99,7 +101,17 @@ def _init_worker(factory: JobFactory) -> None:
     # and take the next one. Set before the models load, so Ctrl-C then is the parent's alone too.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_worker_sigterm)
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="edge-ae-parent-watch").start()
     _worker_job = factory()
+
+
+def _watch_parent(parent: int) -> None:
+    """A parent killed outright (kill -9) cannot stop its workers, which would wait for tasks for
+    ever: a worker whose parent is gone stops itself as if SIGTERMed (the file in hand abandoned,
+    its temporary file removed)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def failure_message(source: Path, exc: BaseException) -> str:

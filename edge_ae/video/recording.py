@@ -1,17 +1,19 @@
-"""A recording that survives being killed, and its conversion to the container asked for.
+"""A recording that survives being killed, and its joining into the container asked for.
 
 OpenCV's FFmpeg writer puts an MP4's index (``moov``) at the end, written on release: a
-recording killed with ``kill -9`` or a power cut is unplayable (measured: 0 of 201 frames decode),
-and the writer reports no write error at all on a full disk. So ``VideoSink`` records into
-Matroska (``NAME.recording.mkv``), which FFmpeg writes as it goes and reads back without an index
-(measured: 99 of 101 640x480 frames decode after kill -9, the rest were in FFmpeg's write buffer),
-with the codec of the container asked for (MPEG-4 part 2 for .mp4, Motion JPEG for .avi). A clean
-stop then copies the encoded packets, without decoding them, into the container asked for
-(``remux``): no second encoding, and a count of the packets shows whether every frame reached the
-disk. The numbers come from ``python -m tools.record_kill_check``.
+recording killed with ``kill -9`` or a power cut is unplayable (measured: 0 of 100 frames
+decode), and the writer reports no write error at all on a full disk. Whatever the container,
+it also holds 256 KiB in memory before writing: minutes of a still scene at a low bit rate. So
+``Segments`` records in short files (``out.mp4.recording/000001.mkv``: Matroska, with the codec of
+the container asked for), each closed (written out, playable) after ``seconds``: a kill loses
+the segment in progress only. Each closed segment's frames are counted on disk, so a full disk
+is found within a segment. A clean stop copies the encoded packets of every segment, without
+decoding them, into the one file asked for (``join``). The numbers come from
+``python -m tools.record_kill_check``.
 
-FFmpeg's MP4 writer, fed packets rather than frames, leaves out the MPEG-4 decoder configuration
-(the VOL header) that players need; ``add_mpeg4_config`` puts it back into the file's ``esds`` box.
+FFmpeg's writers, fed packets rather than frames, leave out the MPEG-4 decoder configuration (the
+VOL header) that decoders need: ``add_mpeg4_config`` puts it into an MP4's ``esds`` box, and a
+Matroska or AVI file gets it in front of its first frame, where MPEG-4 decoders also read it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import numpy as np
 
 from edge_ae.files.native_stderr import NativeStderr
 
-RECORDING_SUFFIX = ".recording.mkv"
+RECORDING_SUFFIX = ".recording"  # a folder of segments beside the video
+SEGMENT_SUFFIX = ".mkv"
 
 
 # FFmpeg's own complaints while a killed or cut recording is read ("File ended prematurely"):
@@ -38,8 +41,12 @@ class RemuxError(Exception):
 
 
 def recording_path(target: Path) -> Path:
-    """Where a recording to ``target`` is written while it runs: ``out.mp4`` -> ``out.recording.mkv``."""
-    return target.with_name(target.stem + RECORDING_SUFFIX)
+    """Where a recording to ``target`` is kept while it runs: ``out.mp4`` -> ``out.mp4.recording/``."""
+    return target.with_name(target.name + RECORDING_SUFFIX)
+
+
+def segments_of(folder: Path) -> list[Path]:
+    return sorted(folder.glob(f"[0-9]*{SEGMENT_SUFFIX}"))
 
 
 def count_packets(path: Path) -> int:
@@ -61,39 +68,110 @@ def _count(path: Path) -> int:
         cap.release()
 
 
-def remux(source: Path, target: Path, *, fourcc: str, fps: float, size: tuple[int, int]) -> int:
-    """Copy every encoded frame of ``source`` into ``target`` (container from its suffix) and
-    return how many; raise ``RemuxError`` if ``target`` does not hold them all afterwards."""
-    cap = cv2.VideoCapture(str(source), cv2.CAP_FFMPEG, [cv2.CAP_PROP_FORMAT, -1])
-    if not cap.isOpened():
-        raise RemuxError(f"cannot read {source}")
-    extradata = _extradata(cap)
+class Segments:
+    """Frames written to ``folder`` in segments of ``frames_per_segment``; ``put`` raises
+    ``RemuxError`` when a closed segment holds fewer frames than were written to it (a full disk)."""
+
+    def __init__(self, folder: Path, *, fourcc: str, fps: float, size: tuple[int, int], frames_per_segment: int) -> None:
+        self.folder, self.fourcc, self.fps, self.size = folder, fourcc, fps, size
+        self.frames_per_segment = max(1, frames_per_segment)
+        self.folder.mkdir(exist_ok=True)
+        self.written = 0  # frames in closed segments, counted on disk
+        self._writer: cv2.VideoWriter | None = None
+        self._path: Path | None = None
+        self._in_segment = 0
+        self._index = 0
+
+    def start(self) -> None:
+        """Open the first segment now (``put`` would on the first frame)."""
+        if self._writer is None:
+            self._open()
+
+    def put(self, frame: np.ndarray) -> None:
+        self.start()
+        assert self._writer is not None
+        self._writer.write(frame)
+        self._in_segment += 1
+        if self._in_segment >= self.frames_per_segment:
+            self.close_segment()
+
+    def _open(self) -> None:
+        self._index += 1
+        self._path = self.folder / f"{self._index:06d}{SEGMENT_SUFFIX}"
+        writer = cv2.VideoWriter(str(self._path), cv2.VideoWriter.fourcc(*self.fourcc), self.fps, self.size)
+        if not writer.isOpened():
+            writer.release()
+            raise RemuxError(f"this OpenCV build cannot write {self.fourcc} video")
+        self._writer, self._in_segment = writer, 0
+
+    def close_segment(self) -> None:
+        """Write out the segment in progress and check that every frame of it is on disk."""
+        if self._writer is None:
+            return
+        writer, self._writer = self._writer, None
+        writer.release()
+        assert self._path is not None
+        found = count_packets(self._path)
+        self.written += min(found, self._in_segment)
+        if found < self._in_segment:
+            raise RemuxError(f"{self._path.name} holds {found} of its {self._in_segment} frames")
+
+
+def join(sources: list[Path], target: Path, *, fourcc: str, fps: float, size: tuple[int, int]) -> int:
+    """Copy every encoded frame of ``sources``, in order, into ``target`` (container from its
+    suffix) and return how many; raise ``RemuxError`` if ``target`` does not hold them all."""
     writer = cv2.VideoWriter(str(target), cv2.CAP_FFMPEG, cv2.VideoWriter.fourcc(*fourcc), fps, size,
                              [cv2.VIDEOWRITER_PROP_RAW_VIDEO, 1])
     if not writer.isOpened():
-        cap.release()
         raise RemuxError(f"cannot write {target}")
+    mp4 = target.suffix.lower() in (".mp4", ".m4v", ".mov")
+    config = b""
     copied = 0
     try:
-        while True:
-            ok, packet = cap.read()
-            if not ok:
-                break
-            writer.set(cv2.VIDEOWRITER_PROP_KEY_FLAG, 1 if cap.get(cv2.CAP_PROP_LRF_HAS_KEY_FRAME) else 0)
-            writer.write(packet)
-            copied += 1
+        with NativeStderr() as caught:
+            for source in sources:
+                cap = cv2.VideoCapture(str(source), cv2.CAP_FFMPEG, [cv2.CAP_PROP_FORMAT, -1])
+                try:
+                    extradata = _extradata(cap) if cap.isOpened() else b""
+                    while cap.isOpened():
+                        ok, packet = cap.read()
+                        if not ok:
+                            break
+                        if copied == 0 and extradata and fourcc != "MJPG":
+                            config = extradata
+                            if not mp4:  # in-band, before the first frame; an MP4 gets it in its header
+                                packet = np.frombuffer(extradata + packet.tobytes(), np.uint8)[None]
+                        writer.set(cv2.VIDEOWRITER_PROP_KEY_FLAG, 1 if cap.get(cv2.CAP_PROP_LRF_HAS_KEY_FRAME) else 0)
+                        writer.write(packet)
+                        copied += 1
+                finally:
+                    cap.release()
+        caught.pass_on(drop=_FFMPEG_LINES)
     finally:
         writer.release()
-        cap.release()
-    if fourcc == "mp4v" and target.suffix.lower() in (".mp4", ".m4v", ".mov") and extradata:
+    if mp4 and config:
         try:
-            add_mpeg4_config(target, extradata)
+            add_mpeg4_config(target, config)
         except (ValueError, IndexError, struct.error):  # a layout not FFmpeg's: the frames are there anyway
             pass
     found = count_packets(target)
     if found != copied:  # the writer reports no error on a full disk: count what arrived
         raise RemuxError(f"{target} holds {found} of {copied} frames")
     return copied
+
+
+def probe(path: Path) -> tuple[str, float, tuple[int, int]] | None:
+    """(fourcc, fps, (width, height)) of a video file, None if it cannot be opened."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            return None
+        code = int(cap.get(cv2.CAP_PROP_FOURCC))
+        fourcc = "".join(chr((code >> (8 * i)) & 0xFF) for i in range(4))
+        size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        return fourcc, float(cap.get(cv2.CAP_PROP_FPS) or 25.0), size
+    finally:
+        cap.release()
 
 
 def _extradata(cap: cv2.VideoCapture) -> bytes:

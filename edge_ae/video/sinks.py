@@ -1,8 +1,8 @@
 """Where processed frames go. Every sink has ``write(frame)`` and ``close()``; the stream calls
 them from one thread only.
 
-* ``VideoSink``: a video file, recorded as ``NAME.recording.mkv`` (playable after a kill) and
-  put in place on ``close()`` once every frame is known to be on disk;
+* ``VideoSink``: a video file, recorded in short segments (``NAME.recording/``, all but the
+  last playable after a kill) and put in place on ``close()`` once every frame is on disk;
 * ``ImageSequenceSink``: one numbered image per frame;
 * ``WindowSink``: an OpenCV window, only where a display and a GUI-enabled OpenCV exist;
 * ``EventLog``: JSON lines (one object per event, flushed at once) plus, for flagged frames,
@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ import numpy as np
 from edge_ae.errors import EdgeAEError, ImageError
 from edge_ae.files.imageio import write_image
 from edge_ae.image import to_bgr8
-from edge_ae.video.recording import RECORDING_SUFFIX, RemuxError, count_packets, recording_path, remux
+from edge_ae.video.recording import RemuxError, Segments, join, probe, recording_path, segments_of
 
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
 
@@ -60,13 +61,15 @@ class Sink(Protocol):
 class VideoSink:
     """``--record out.mp4``: .mp4/.m4v/.mov (MPEG-4 part 2), .avi (Motion JPEG) or .mkv (Xvid).
 
-    Frames go to ``out.recording.mkv`` as they come (``edge_ae.video.recording``): a run killed
-    outright (kill -9, a power cut) leaves it playable up to its last second or so. A clean stop
-    counts the frames that reached the disk (the writer itself reports no full disk) and copies
-    them, without re-encoding, into ``out.mp4``; only then is the video in place (``saved``). If
-    frames are missing, or the copy cannot be written, ``close`` raises ``SinkError`` naming the
-    path and the recording is kept. A recording left by a killed run is renamed
-    ``out.interrupted-DATE-TIME.mkv`` before a new one starts (``recovered``), never overwritten.
+    Frames go to ``out.mp4.recording/`` in segments of ``SEGMENT_SECONDS``, each closed (on
+    disk, playable) before the next starts (``edge_ae.video.recording``): a run killed outright
+    (kill -9, a power cut) loses the segment in progress only. Each closed segment's frames are
+    counted on disk (the writer itself reports no full disk): if some are missing the recording
+    stops with ``SinkError``. A clean stop copies the segments, without re-encoding, into
+    ``out.mp4``; only then is the video in place (``saved``). If that cannot be written, ``close``
+    raises ``SinkError`` naming the path and the segments are kept. The segments a killed run left
+    are joined into ``out.interrupted-DATE-TIME.mp4`` before a new recording starts
+    (``recovered``), never overwritten.
 
     The writer opens on the first frame (its size fixes the video's); later frames of another
     size (a camera reconnected at another resolution) are resized to it. ``fps`` may be set
@@ -74,9 +77,7 @@ class VideoSink:
     so the video plays at the speed things happened however slow the processing; gaps longer
     than ``max_gap`` seconds (a camera away) are shortened to that."""
 
-    # Stop recording when the disk has less than this free: the writer would lose frames silently.
-    MIN_FREE_BYTES = 1 << 20
-    CHECK_EVERY = 25  # frames between two looks at the free space
+    SEGMENT_SECONDS = 2.0  # of video: at most this much is lost to a kill
 
     def __init__(self, path: str | Path, *, fps: float | None = None, realtime: bool = False, max_gap: float = 2.0) -> None:
         self.path = Path(path)
@@ -94,18 +95,22 @@ class VideoSink:
         self.realtime = realtime
         self.max_gap = max_gap
         self.recording = recording_path(self.path)
-        self.recovered = _keep_interrupted(self.recording)
-        _check_writable(self.recording)  # a read-only folder is named now, not blamed on the codec
+        _check_writable(folder)  # a read-only folder is named now, not blamed on the codec
+        self.recovered = self._keep_interrupted()
         self.frames = 0  # frames written to the file, repeats included
         self.saved = False  # the video is in place, every frame in it
-        self._writer: cv2.VideoWriter | None = None
+        self._segments: Segments | None = None
         self._size: tuple[int, int] | None = None
         self._held: np.ndarray | None = None
         self._t0 = 0.0
 
+    @property
+    def fourcc(self) -> str:
+        return FOURCC[self.path.suffix.lower()]
+
     def write(self, frame: Output) -> None:
         view = frame.view
-        if self._writer is None:
+        if self._segments is None:
             self._open(view)
             self._t0 = frame.wall_time
         if (view.shape[1], view.shape[0]) != self._size:
@@ -130,98 +135,87 @@ class VideoSink:
         if self.fps is None:
             raise SinkError(f"{self.path}: no frame rate set")
         self._size = (view.shape[1], view.shape[0])
-        writer = cv2.VideoWriter(str(self.recording), cv2.VideoWriter.fourcc(*self.fourcc), float(self.fps), self._size)
-        if not writer.isOpened():
-            writer.release()
-            self.recording.unlink(missing_ok=True)
-            raise SinkError(f"{self.path}: this OpenCV build cannot write {self.fourcc} video")
-        self._writer = writer
-
-    @property
-    def fourcc(self) -> str:
-        return FOURCC[self.path.suffix.lower()]
+        try:
+            self._segments = Segments(self.recording, fourcc=self.fourcc, fps=float(self.fps), size=self._size,
+                                      frames_per_segment=round(self.fps * self.SEGMENT_SECONDS))
+            self._segments.start()  # a codec this OpenCV cannot write is refused here, and said so
+        except (OSError, RemuxError) as exc:
+            raise SinkError(f"{self.path}: {exc}") from None
 
     def _put(self, view: np.ndarray) -> None:
-        assert self._writer is not None
-        if self.frames % self.CHECK_EVERY == 0 and _free_bytes(self.recording.parent) < self.MIN_FREE_BYTES:
-            raise SinkError(f"{self.path}: the disk is full; recording stopped after {self.frames} frames")
-        self._writer.write(view)
+        assert self._segments is not None
+        try:
+            self._segments.put(view)
+        except (OSError, RemuxError) as exc:
+            raise SinkError(f"{self.path}: recording stopped after {self.frames} frames: {exc} (disk full?); what "
+                            f"was written is in {self.recording}") from None
         self.frames += 1
 
     def close(self) -> None:
         """Finalise the recording and put the video in place; nothing is left if no frame came.
-        Raises ``SinkError`` (the recording kept, and named) if not every frame could be saved."""
-        if self._writer is None:
+        Raises ``SinkError`` (the segments kept, and named) if not every frame could be saved."""
+        if self._segments is None:
             return
-        if self._held is not None:
-            self._put(self._held)
-            self._held = None
-        writer, self._writer = self._writer, None
-        writer.release()
-        found = count_packets(self.recording)
-        if found < self.frames:
-            raise SinkError(f"{self.path}: not saved: only {found} of {self.frames} frames reached the disk (full?); "
-                            f"what was written is in {self.recording}")
+        segments, self._segments = self._segments, None
         try:
-            if self.path.suffix.lower() == ".mkv":
-                os.replace(self.recording, self.path)
-            else:
-                self._convert()
+            if self._held is not None:
+                segments.put(self._held)
+                self.frames += 1
+                self._held = None
+            segments.close_segment()
         except (OSError, RemuxError) as exc:
+            raise SinkError(f"{self.path}: not saved: {exc} (disk full?); what was written is in "
+                            f"{self.recording}") from None
+        assert self.fps is not None and self._size is not None
+        tmp = self.path.with_name(f".{self.path.stem}.joining{self.path.suffix}")  # the suffix picks the container
+        try:
+            join(segments_of(self.recording), tmp, fourcc=self.fourcc, fps=float(self.fps), size=self._size)
+            os.replace(tmp, self.path)
+        except (OSError, RemuxError) as exc:
+            tmp.unlink(missing_ok=True)
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise SinkError(f"{self.path}: not saved: cannot write it ({why}; disk full?); the recording is "
                             f"kept in {self.recording}") from None
+        shutil.rmtree(self.recording, ignore_errors=True)
         self.saved = True
 
-    def _convert(self) -> None:
-        """The recording's frames, copied into the container asked for, then moved into place."""
-        assert self.fps is not None and self._size is not None
-        tmp = self.path.with_name(f".{self.path.stem}.converting{self.path.suffix}")  # the suffix picks the container
-        tmp.unlink(missing_ok=True)
+    def _keep_interrupted(self) -> Path | None:
+        """The segments a killed run left, joined into ``out.interrupted-DATE-TIME.mp4`` (after
+        their last write) so that a new recording never replaces them; None if there were none."""
+        folder = self.recording
+        if not folder.is_dir():
+            return None
+        segments = [p for p in segments_of(folder) if p.stat().st_size > 0]
+        if not segments:
+            shutil.rmtree(folder, ignore_errors=True)
+            return None
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(max(p.stat().st_mtime for p in segments)))
+        kept = next(k for n in range(1, 10**6) if not (k := self.path.with_name(
+            f"{self.path.stem}.interrupted-{stamp}{'' if n == 1 else f'-{n}'}{self.path.suffix}")).exists())
+        found = probe(segments[0])
         try:
-            remux(self.recording, tmp, fourcc=self.fourcc, fps=float(self.fps), size=self._size)
-            os.replace(tmp, self.path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        self.recording.unlink()
-
-
-def _check_writable(path: Path) -> None:
-    try:
-        with open(path, "xb"):
-            pass
-        path.unlink()
-    except OSError as exc:
-        raise SinkError(f"{path.parent}: cannot write the recording there ({exc.strerror or exc})") from None
-
-
-def _keep_interrupted(recording: Path) -> Path | None:
-    """A recording a killed run left: renamed after its last write, so a new run never replaces it."""
-    if not recording.exists():
-        return None
-    if recording.stat().st_size == 0:  # killed before its first frame reached the disk
-        recording.unlink(missing_ok=True)
-        return None
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(recording.stat().st_mtime))
-    base = recording.name[: -len(RECORDING_SUFFIX)]
-    for n in range(1, 1000):
-        kept = recording.with_name(f"{base}.interrupted-{stamp}{'' if n == 1 else f'-{n}'}.mkv")
-        if not kept.exists():
+            if found is None:
+                raise RemuxError(f"cannot read {segments[0]}")
+            join(segments, kept, fourcc=self.fourcc, fps=found[1], size=found[2])
+        except (OSError, RemuxError):
+            kept.unlink(missing_ok=True)
+            kept = kept.with_name(kept.stem + ".segments")  # the segments themselves, each playable
             try:
-                os.replace(recording, kept)
+                os.replace(folder, kept)
             except OSError as exc:
-                raise SinkError(f"{recording}: an interrupted recording that cannot be moved aside "
+                raise SinkError(f"{folder}: an interrupted recording that cannot be moved aside "
                                 f"({exc.strerror or exc}); move it yourself") from None
             return kept
-    raise SinkError(f"{recording}: an interrupted recording is in the way; move it aside")
+        shutil.rmtree(folder, ignore_errors=True)
+        return kept
 
 
-def _free_bytes(folder: Path) -> int:
+def _check_writable(folder: Path) -> None:
     try:
-        return shutil.disk_usage(folder).free
-    except OSError:
-        return 1 << 62  # cannot tell: the count at the end still catches lost frames
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise SinkError(f"{folder}: cannot write the recording there ({exc.strerror or exc})") from None
 
 
 class ImageSequenceSink:
