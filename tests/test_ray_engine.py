@@ -87,7 +87,7 @@ def _outputs(folder: Path) -> dict[str, np.ndarray]:
 
 
 def _job(model: Path, out: Path) -> DenoiseJob:
-    return DenoiseJob(str(model), None, 1, None, 1, 95, None, out)
+    return DenoiseJob(model=str(model), out_dir=out)
 
 
 def _assert_same(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:

@@ -244,7 +244,7 @@ def test_strength_and_denoise_switch_take_effect_on_the_next_frames():
 
 
 def test_live_controls_apply_between_frames_only():
-    pipe = FramePipeline(denoise=SigmaRecorder(), strength=1.0)
+    pipe = FramePipeline(denoise=SigmaRecorder())
     image = scene(1)
     pipe(image)
     pipe.controls.request(strength=3.0)

@@ -15,6 +15,7 @@ from edge_ae.cli.limits import add_max_pixels, tidy
 from edge_ae.cli.options import add_precision, add_threads, resolve_threads
 from edge_ae.cli.values import float_range, frame_size, non_negative_float, positive_float, positive_int, seconds_or_inf
 from edge_ae.denoise.denoiser import Denoiser
+from edge_ae.denoise.options import STRENGTHS
 from edge_ae.video.capture import Notice
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_precision(p)
     p.add_argument("--sigma", type=non_negative_float,
                    help="noise level on the 0-255 scale (default: estimated, smoothed over frames)")
-    p.add_argument("--strength", type=float_range(0.25, 4.0), default=1.0, metavar="X",
+    p.add_argument("--strength", type=float_range(*STRENGTHS), default=1.0, metavar="X",
                    help="scale the estimated noise level (0.25-4, default 1): above 1 cleans harder, below keeps more grain")
     p.add_argument("--estimate-every", type=positive_int, default=8, metavar="N",
                    help="re-estimate the noise map every N frames with the denoiser's noise-level model (default 8)")

@@ -13,6 +13,7 @@ from edge_ae.cli.report import run_and_report
 from edge_ae.cli.values import float_range, int_at_least, int_range, non_negative_float, positive_int
 from edge_ae.denoise.denoiser import Denoiser
 from edge_ae.denoise.ensemble import COPIES
+from edge_ae.denoise.options import STRENGTHS, DenoiseOptions
 from edge_ae.files import batch
 from edge_ae.jobs.denoise_job import DenoiseJob, compare_name
 
@@ -32,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_model(p, "denoiser", default_help="default: denoise-gray / denoise-color by each image's channels")
     add_precision(p)
     p.add_argument("--sigma", type=non_negative_float, help="noise level on the 0-255 scale (default: estimated per image)")
-    p.add_argument("--strength", type=float_range(0.25, 4.0), default=1.0, metavar="X",
+    p.add_argument("--strength", type=float_range(*STRENGTHS), default=1.0, metavar="X",
                    help="scale the noise level (0.25-4, default 1): above 1 cleans harder, below 1 keeps more grain")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="say which model runs and why (float or 8-bit), and print each file's noise level "
@@ -106,8 +107,10 @@ def run(args: argparse.Namespace) -> int:
         address = None if args.ray == LOCAL_RAY else args.ray
         runner = partial(ray_engine.run, address=address, workers=args.jobs and jobs, threads=threads,
                          verbose=args.verbose)
-    job = DenoiseJob(model, args.sigma, threads, args.tile, args.ensemble, args.quality, compare, out_dir, args.max_pixels,
-                     args.strength, args.precision)
+    options = DenoiseOptions(sigma=args.sigma, strength=args.strength, tile=args.tile, ensemble=args.ensemble,
+                             precision=args.precision)
+    job = DenoiseJob(model=model, options=options, threads=threads, out_dir=out_dir, quality=args.quality,
+                     compare_dir=compare, max_pixels=args.max_pixels)
     label = "noise level (0-255" + (", given" if args.sigma is not None else ", estimated") + (
         f", x{args.strength:g}" if args.strength != 1 else "") + ")"
     return run_and_report(plan, job, jobs=jobs, verb="denoised", out_dir=args.output, runner=runner,

@@ -26,6 +26,7 @@ from edge_ae import image as im
 from edge_ae.denoise import gate
 from edge_ae.denoise.ensemble import averaged, check_copies
 from edge_ae.denoise.noise_level import estimate_sigma
+from edge_ae.denoise.options import STRENGTHS, check_strength  # noqa: F401  (STRENGTHS: importable here as before)
 from edge_ae.denoise.precision import PrecisionChoice, check_precision, choose
 from edge_ae.denoise.tiling import margin_for, run_tiled
 from edge_ae.errors import ModelError
@@ -35,7 +36,6 @@ from edge_ae.model.registry import resolve_model
 DEFAULT_MODELS = {1: "denoise-gray", 3: "denoise-color"}
 FAST_MODELS = {1: "denoise-gray-fast", 3: "denoise-color-fast"}  # model=None with fast=True: live video
 GRAY_ESTIMATOR = "noise-level-gray"  # for gray models without an estimator of their own (issue 52)
-STRENGTHS = (0.25, 4.0)  # allowed range of ``strength``; 0.5-2 is the useful one
 
 
 class Denoiser:
@@ -202,9 +202,7 @@ class Denoiser:
         planes = im.split(image)
         model = self.model_for(planes.color.shape[2])
         spec = model.spec
-        if isinstance(strength, bool) or not isinstance(strength, (int, float, np.floating)) or not (
-                STRENGTHS[0] <= float(strength) <= STRENGTHS[1]):
-            raise ValueError(f"strength must be a number from {STRENGTHS[0]:g} to {STRENGTHS[1]:g}, got {strength!r}")
+        strength = check_strength(strength)
         batch, how = im.adapt_channels(planes.color, spec.channels)
         level = self._level(image, planes, model, sigma) if spec.noise_input else 0.0
         if isinstance(level, np.ndarray):

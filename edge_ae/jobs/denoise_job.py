@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_ae.denoise.denoiser import Denoiser
+from edge_ae.denoise.options import DenoiseOptions
 from edge_ae.files import batch
 from edge_ae.files.imageio import read_image, read_image_and_header, write_image
 from edge_ae.files.names import derived_name
@@ -31,25 +32,22 @@ def compare_name(target: Path, out_dir: Path) -> Path:
     return derived_name(target.relative_to(out_dir), "compare")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DenoiseJob:
-    """Picklable recipe for the per-file job, built once per worker process."""
+    """Picklable recipe for the per-file job, built once per worker process: which model, how to
+    denoise (``options``, checked when made), and where and how to write."""
 
     model: str | None
-    sigma: float | None
-    threads: int
-    tile: int | None
-    ensemble: int
-    quality: int
-    compare_dir: Path | None
+    options: DenoiseOptions = DenoiseOptions()
+    threads: int = 1
     out_dir: Path
+    quality: int = 95
+    compare_dir: Path | None = None
     max_pixels: int | None = None
-    strength: float = 1.0
-    precision: str = "auto"
 
     def __call__(self):  # returns the per-task callable
-        denoiser = Denoiser(self.model, threads=self.threads, tile=self.tile, ensemble=self.ensemble,
-                            precision=self.precision)
+        o = self.options
+        denoiser = Denoiser(self.model, threads=self.threads, tile=o.tile, ensemble=o.ensemble, precision=o.precision)
 
         def job(task: batch.Task) -> float | None:
             image, header = read_image_and_header(task.source, max_pixels=self.max_pixels)
@@ -58,10 +56,10 @@ class DenoiseJob:
                 clean = read_image(task.target, max_pixels=None)
             elif grey_alpha:
                 # A gray+alpha PNG decodes as BGRA; denoised as gray, written back as gray+alpha.
-                grey = denoiser(image[:, :, 0], sigma=self.sigma, strength=self.strength)
+                grey = denoiser(image[:, :, 0], sigma=o.sigma, strength=o.strength)
                 clean = np.dstack([grey, grey, grey, image[:, :, 3]])
             else:
-                clean = denoiser(image, sigma=self.sigma, strength=self.strength)
+                clean = denoiser(image, sigma=o.sigma, strength=o.strength)
             if not task.extras_only:
                 write_image(task.target, clean, jpeg_quality=self.quality, grey_alpha=grey_alpha)
             if self.compare_dir is not None:

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edge_ae.denoise.options import DenoiseOptions
 from edge_ae.errors import EdgeAEError
 from edge_ae.files import batch
 from edge_ae.files.imageio import DEFAULT_MAX_PIXELS
@@ -118,9 +119,8 @@ def map_tasks(ds: ray.data.Dataset, factory: batch.JobFactory, *, workers: int |
             return ds.map_batches(RunTasks, **options)
 
 
-def denoise_dataset(ds: ray.data.Dataset, *, model: str | None = None, sigma: float | None = None,
-                    strength: float = 1.0, tile: int | None = None, ensemble: int = 1, quality: int = 95,
-                    max_pixels: int | None = DEFAULT_MAX_PIXELS, threads: int = 1,
+def denoise_dataset(ds: ray.data.Dataset, *, model: str | None = None, options: DenoiseOptions | None = None,
+                    quality: int = 95, max_pixels: int | None = DEFAULT_MAX_PIXELS, threads: int = 1,
                     workers: int | None = None) -> ray.data.Dataset:
     """Denoise the images named by a Ray Dataset of ``source``/``target`` path strings.
 
@@ -128,12 +128,14 @@ def denoise_dataset(ds: ray.data.Dataset, *, model: str | None = None, sigma: fl
     ``target`` (in the format the target's suffix names); returns a Dataset of
     ``source, target, status, message, value`` rows, one per input, with status "done" or
     "failed" and value the noise level used (0-255 scale).
-    Paths must be visible to every worker (shared file system). Options as for
+    Paths must be visible to every worker (shared file system). ``options`` (a
+    ``DenoiseOptions``: sigma, strength, tile, ensemble, precision) and ``quality`` as for
     ``edge-ae denoise``; ``threads`` is both the CPUs reserved per actor and its inference
     threads. Existing targets are overwritten: plan with ``edge_ae.files.batch.plan`` (and
     ``tasks_dataset``) to skip them as the CLI does.
     """
-    job = DenoiseJob(model, sigma, threads, tile, ensemble, quality, None, Path("."), max_pixels, strength)
+    job = DenoiseJob(model=model, options=options or DenoiseOptions(), threads=threads, out_dir=Path("."),
+                     quality=quality, max_pixels=max_pixels)
     return map_tasks(ds, job, workers=workers, threads=threads)
 
 

@@ -7,11 +7,10 @@ a lock held for a few instructions."""
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass
 
-STRENGTH_RANGE = (0.25, 4.0)  # the range FramePipeline (and --strength) accept
+from edge_ae.denoise.options import check_strength
 
 
 @dataclass(frozen=True)
@@ -34,11 +33,7 @@ class LiveControls:
         """Ask for a change from any thread; raises ``ValueError`` (saying what was expected and
         what was received) before storing anything if a value is out of range."""
         if strength is not None:
-            if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength) \
-                    or not STRENGTH_RANGE[0] <= strength <= STRENGTH_RANGE[1]:
-                raise ValueError(f"strength must be a number from {STRENGTH_RANGE[0]:g} to {STRENGTH_RANGE[1]:g}, "
-                                 f"got {strength!r}")
-            strength = float(strength)
+            strength = check_strength(strength)
         if denoise is not None and not isinstance(denoise, bool):
             raise ValueError(f"denoise must be true or false, got {denoise!r}")
         with self._lock:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from edge_ae.denoise.noise_level import estimate_sigma
+from edge_ae.denoise.options import DenoiseOptions
 from edge_ae.image import to_bgr8
 from edge_ae.video.controls import ControlChange, LiveControls
 from edge_ae.video.temporal import TemporalFilter
@@ -25,7 +26,7 @@ class Processed:
 
 
 class FramePipeline:
-    """Options as ``Stream`` documents them (``denoise``, ``sigma``, ``strength``,
+    """Options as ``Stream`` documents them (``denoise``, ``options``: a ``DenoiseOptions``,
     ``estimate_every``, ``temporal``, ``anomaly``, ``overlay``, ``threads``). Models load here,
     so a bad model path fails before any camera opens.
 
@@ -33,22 +34,22 @@ class FramePipeline:
     the start of the next frame; ``last_sigma`` is the mean noise level (0-255) the last frame
     was cleaned at (None when nothing denoised it)."""
 
-    def __init__(self, *, denoise: str | Path | Callable[..., np.ndarray] | None = None, sigma: float | None = None,
-                 strength: float = 1.0, estimate_every: int = 8, temporal: bool | TemporalFilter = False,
-                 anomaly: Any = None, overlay: Callable[[np.ndarray, Any], np.ndarray] | None = None,
-                 threads: int | None = None) -> None:
-        if sigma is not None and not (np.isfinite(sigma) and sigma >= 0):
-            raise ValueError(f"sigma must be a finite number >= 0 (0-255 scale), got {sigma}")
-        if not (isinstance(strength, (int, float)) and 0.25 <= strength <= 4.0):
-            raise ValueError(f"strength must be a number from 0.25 to 4, got {strength!r}")
+    def __init__(self, *, denoise: str | Path | Callable[..., np.ndarray] | None = None,
+                 options: DenoiseOptions | None = None, estimate_every: int = 8,
+                 temporal: bool | TemporalFilter = False, anomaly: Any = None,
+                 overlay: Callable[[np.ndarray, Any], np.ndarray] | None = None, threads: int | None = None) -> None:
+        options = options if options is not None else DenoiseOptions()
+        if not isinstance(options, DenoiseOptions):
+            raise TypeError(f"options must be a DenoiseOptions, got {type(options).__name__}")
         if isinstance(estimate_every, bool) or not isinstance(estimate_every, int) or estimate_every < 1:
             raise ValueError(f"estimate_every must be a whole number >= 1, got {estimate_every!r}")
-        self.denoiser = _make_denoiser(denoise, threads)
+        self.options = options
+        self.denoiser = _make_denoiser(denoise, threads, options)
         self.detector = _make_detector(anomaly, threads)
         self.overlay = overlay
         self.temporal = temporal if isinstance(temporal, TemporalFilter) else (TemporalFilter() if temporal else None)
-        self.sigma = sigma
-        self.strength = float(strength)
+        self.sigma = options.sigma
+        self.strength = options.strength  # changed live through ``controls``
         self.estimate_every = estimate_every
         self._sigma_ema: float | None = None
         self._level_map: np.ndarray | None = None  # learned estimate, 0-255, reused between estimates
@@ -130,12 +131,12 @@ class FramePipeline:
         return self.overlay
 
 
-def _make_denoiser(denoise: Any, threads: int | None) -> Callable[..., np.ndarray] | None:
+def _make_denoiser(denoise: Any, threads: int | None, options: DenoiseOptions) -> Callable[..., np.ndarray] | None:
     if denoise is None or callable(denoise):
         return denoise
     from edge_ae.denoise.denoiser import Denoiser
 
-    return Denoiser(denoise, threads=threads)
+    return Denoiser(denoise, threads=threads, tile=options.tile, ensemble=options.ensemble, precision=options.precision)
 
 
 def _make_detector(anomaly: Any, threads: int | None) -> Any:

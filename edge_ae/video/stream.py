@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_ae.denoise.options import DenoiseOptions
 from edge_ae.errors import ImageError
 from edge_ae.files.imageio import DEFAULT_MAX_PIXELS
 from edge_ae.files.output_paths import check_stream_outputs
@@ -106,8 +107,9 @@ class Stream:
         # The batch commands' output rules (docs/BATCH.md), before any model loads or file opens.
         check_stream_outputs(source, record=record, frames=frames, events=events)
         # Models load here, before any camera opens: a bad model path fails fast.
-        self.pipeline = FramePipeline(denoise=denoise, sigma=sigma, strength=strength, estimate_every=estimate_every,
-                                      temporal=temporal, anomaly=anomaly, overlay=overlay, threads=threads)
+        self.pipeline = FramePipeline(denoise=denoise, options=DenoiseOptions(sigma=sigma, strength=strength),
+                                      estimate_every=estimate_every, temporal=temporal, anomaly=anomaly, overlay=overlay,
+                                      threads=threads)
         self.source = open_source(source, size=size, max_pixels=max_pixels)
         self.max_fps = max_fps
         self.max_frames = max_frames
