@@ -4,6 +4,8 @@ plus every shipped autoencoder / encoder / decoder in exported/manifest.json."""
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import cv2
@@ -230,6 +232,8 @@ def test_embed_cli_bad_input_corpus(tiny_ae, tmp_path, digits, capsys):
     out.parent.mkdir()
     stale = out.parent / ".latents.npy.0badc0de.part"
     stale.write_bytes(b"half")
+    # An old-pattern temporary (no writer PID in its name) counts as a leftover once a day old.
+    os.utime(stale, (time.time() - 2 * 86400, time.time() - 2 * 86400))
     assert main(["embed", str(folder), "-m", str(tiny_ae), "-o", str(out), "--threads", "1"]) == 1
     captured = capsys.readouterr()
     failures = [line for line in captured.err.splitlines() if line.startswith("failed:")]
