@@ -68,13 +68,17 @@ def test_a_full_disk_is_an_error_and_the_video_is_not_counted_as_saved(tmp_path)
 
 
 def test_frames_missing_from_a_closed_segment_stop_the_recording_with_an_error(tmp_path, monkeypatch):
-    monkeypatch.setattr("edge_ae.video.recording.count_packets", lambda path: 0)  # as if the disk were full
+    from edge_ae.video import recording
+
+    real = recording.count_packets  # segments found empty, as on a full disk; the rest counted as they are
+    monkeypatch.setattr(recording, "count_packets", lambda path: 0 if path.parent.name.endswith(".recording") else real(path))
     stream = Stream(noisy_video(tmp_path / "src.avi", 12), record=tmp_path / "out.mp4", record_fps=2,
                     handle_signals=False)  # 2 fps: a segment of 4 frames
     report = stream.run()
     assert report.failed and "recording stopped after 3 frames" in report.failed and "out.mp4" in report.failed
-    assert report.frames_processed == 4 and not (tmp_path / "out.mp4").exists()
+    assert report.frames_processed == 4 and not (tmp_path / "out.mp4").exists()  # not made at close either
     assert "NOT saved" in report.summary()
+    assert [p.name for p in (tmp_path / "out.mp4.recording").iterdir()] == ["000001.mkv"]  # kept, named
 
 
 def test_a_folder_that_cannot_be_written_is_blamed(tmp_path):

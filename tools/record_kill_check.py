@@ -2,13 +2,16 @@
 
     python -m tools.record_kill_check                 # 640x480 noisy frames, killed after 100
     python -m tools.record_kill_check --size 320x240 --frames 200
+    python -m tools.record_kill_check --cost 500      # also: what the segments cost, 500 frames
 
 Each case writes frames with a plain cv2.VideoWriter in a child process (a frame every 40 ms,
 as a 25 fps camera), which is killed with SIGKILL once it has written --frames frames; then the
 file is read back with cv2.VideoCapture and the frames that decode are counted. Last, the same
 through `edge-ae camera --record out.mp4` (a generated video as the source, --frames alongside
-to count the frames processed): what its recording (the segments in out.mp4.recording/) keeps. Nothing is
-timed; the figures are counts, the same on any host.
+to count the frames processed): what its recording (the segments in out.mp4.recording/) keeps.
+These figures are counts, the same on any host. `--cost N` also times, in this one process,
+N frames through `VideoSink` (segments, counted and joined at the end) against a plain
+`cv2.VideoWriter` into one .mp4, alternating the two three times, with the load average.
 """
 
 from __future__ import annotations
@@ -91,10 +94,35 @@ def killed_camera(folder: Path, size: tuple[int, int], frames: int) -> tuple[int
     return processed, kept, int(out.exists())
 
 
+def cost(folder: Path, size: tuple[int, int], frames: int) -> tuple[float, float]:
+    """Median seconds for ``frames`` frames through a plain writer and through ``VideoSink``."""
+    from edge_ae.video.sinks import Output, VideoSink
+
+    rng = np.random.default_rng(2)
+    base = (rng.random((size[1], size[0], 3)) * 200).astype(np.uint8)
+    images = [np.roll(base, 3 * i, axis=1) for i in range(frames)]  # motion, as a camera sees it
+    plain_s, sink_s = [], []
+    for run in range(3):
+        start = time.perf_counter()
+        writer = cv2.VideoWriter(str(folder / f"plain{run}.mp4"), cv2.VideoWriter.fourcc(*"mp4v"), 25.0, size)
+        for image in images:
+            writer.write(image)
+        writer.release()
+        plain_s.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        sink = VideoSink(folder / f"sink{run}.mp4", fps=25.0)
+        for i, image in enumerate(images):
+            sink.write(Output(index=i, wall_time=i / 25, image=image, view=image))
+        sink.close()
+        sink_s.append(time.perf_counter() - start)
+    return sorted(plain_s)[1], sorted(sink_s)[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="640x480", help="frame size WxH (default 640x480)")
     parser.add_argument("--frames", type=int, default=100, help="frames written before the kill (default 100)")
+    parser.add_argument("--cost", type=int, metavar="N", help="also time N frames through VideoSink and a plain writer")
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.lower().split("x"))
     assert len(size) == 2
@@ -109,6 +137,12 @@ def main() -> None:
         print(f"\nedge-ae camera --record out.mp4, killed after {processed} frames processed: its segments "
               f"(out.mp4.recording/) decode {kept} frames; out.mp4 "
               f"{'exists' if finished else 'not written (the run never finished)'}")
+        if args.cost:
+            load = os.getloadavg()[0]
+            plain, segmented = cost(Path(tmp), size, args.cost)
+            print(f"\n{args.cost} frames: plain writer into .mp4 {plain:.2f} s, VideoSink (segments, counted, joined) "
+                  f"{segmented:.2f} s: x{segmented / plain:.2f} (medians of 3; load {load:.1f} -> "
+                  f"{os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

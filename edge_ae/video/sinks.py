@@ -100,6 +100,7 @@ class VideoSink:
         self.frames = 0  # frames written to the file, repeats included
         self.saved = False  # the video is in place, every frame in it
         self._segments: Segments | None = None
+        self._stopped = False  # a write failed: the recording ended there
         self._size: tuple[int, int] | None = None
         self._held: np.ndarray | None = None
         self._t0 = 0.0
@@ -147,6 +148,7 @@ class VideoSink:
         try:
             self._segments.put(view)
         except (OSError, RemuxError) as exc:
+            self._stopped = True  # close() then keeps the segments as they are: no video from them
             raise SinkError(f"{self.path}: recording stopped after {self.frames} frames: {exc} (disk full?); what "
                             f"was written is in {self.recording}") from None
         self.frames += 1
@@ -157,6 +159,8 @@ class VideoSink:
         if self._segments is None:
             return
         segments, self._segments = self._segments, None
+        if self._stopped:  # the error was raised when it happened; what was written stays where it said
+            return
         try:
             if self._held is not None:
                 segments.put(self._held)
