@@ -28,7 +28,8 @@ from edge_ae.denoise.ensemble import averaged, check_copies
 from edge_ae.denoise.noise_level import estimate_sigma
 from edge_ae.denoise.options import STRENGTHS, check_strength  # noqa: F401  (STRENGTHS: importable here as before)
 from edge_ae.denoise.precision import PrecisionChoice, check_precision, choose
-from edge_ae.denoise.tiling import margin_for, run_tiled
+from edge_ae.denoise.streamed import denoise_in_tiles
+from edge_ae.denoise.tiling import margin_for, one_tile, run_tiled
 from edge_ae.errors import ModelError
 from edge_ae.model.loading import LoadedModel, load_model
 from edge_ae.model.registry import resolve_model
@@ -203,6 +204,11 @@ class Denoiser:
         model = self.model_for(planes.color.shape[2])
         spec = model.spec
         strength = check_strength(strength)
+        if self.ensemble == 1 and not one_tile(*planes.color.shape[:2], multiple=spec.size_multiple,
+                                                 tile=self.tile_for(planes.color.shape[:2])):
+            # More than one tile: end to end in tiles, never a full-size float copy (streamed.py).
+            out, self.last_sigma = denoise_in_tiles(self, image, planes, model, sigma=sigma, strength=strength)
+            return out
         batch, how = im.adapt_channels(planes.color, spec.channels)
         level = self._level(image, planes, model, sigma) if spec.noise_input else 0.0
         if isinstance(level, np.ndarray):

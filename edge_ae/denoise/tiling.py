@@ -16,7 +16,8 @@ indices, so memory stays at the input, the output and one tile.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -49,6 +50,58 @@ def window(batch: np.ndarray, axis: int, start: int, stop: int) -> np.ndarray:
     return np.take(batch, mirror_indices(start, stop, size), axis=axis)
 
 
+@dataclass(frozen=True)
+class Tile:
+    """One tile of the overlap-tile scheme. ``top:bottom, left:right`` is the window the model
+    reads, in the coordinates of the image padded to the size multiple (rows and columns past the
+    image are mirrored, ``window``); ``y, x`` is the origin of its core in the image and
+    ``height x width`` the part of the core kept (the last row and column of tiles are cropped to
+    the image)."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+    y: int
+    x: int
+    height: int
+    width: int
+
+    @property
+    def core(self) -> tuple[slice, slice]:
+        """Rows and columns of the kept core within the window (and so within the model's output)."""
+        dy, dx = self.y - self.top, self.x - self.left
+        return slice(dy, dy + self.height), slice(dx, dx + self.width)
+
+
+def one_tile(h: int, w: int, *, multiple: int, tile: int) -> bool:
+    """Whether an h x w image goes through the model whole (no padding, no tiles)."""
+    core = max(multiple, tile // multiple * multiple)
+    h4, w4 = round_up(h, multiple), round_up(w, multiple)
+    return h4 <= core and w4 <= core and (h4, w4) == (h, w)
+
+
+def tiles(h: int, w: int, *, multiple: int, margin: int, tile: int) -> Iterator[Tile]:
+    """The tiles of an h x w image, row by row: ``tile`` x ``tile`` cores on the size-multiple
+    grid, each with ``margin`` (rounded up to the multiple) pixels of context where there is image."""
+    if tile < multiple:
+        raise ValueError(f"tile must be at least the model's size multiple {multiple}, got {tile}")
+    m = round_up(margin, multiple)
+    core = max(multiple, tile // multiple * multiple)
+    h4, w4 = round_up(h, multiple), round_up(w, multiple)
+    for y0 in range(0, h4, core):
+        ch = min(core, h4 - y0)
+        for x0 in range(0, w4, core):
+            cw = min(core, w4 - x0)
+            yield Tile(max(0, y0 - m), min(h4, y0 + ch + m), max(0, x0 - m), min(w4, x0 + cw + m),
+                       y0, x0, min(ch, h - y0), min(cw, w - x0))
+
+
+def read_tile(batch: np.ndarray, t: Tile) -> np.ndarray:
+    """The window of ``t`` in an (N, C, H, W) batch, contiguous, mirrored past the image's edges."""
+    return np.ascontiguousarray(window(window(batch, 2, t.top, t.bottom), 3, t.left, t.right))
+
+
 def run_tiled(
     fn: Callable[[np.ndarray], np.ndarray],
     batch: np.ndarray,
@@ -64,19 +117,10 @@ def run_tiled(
     if tile < multiple:
         raise ValueError(f"tile must be at least the model's size multiple {multiple}, got {tile}")
     n, c, h, w = batch.shape
-    m = round_up(margin, multiple)
-    core = max(multiple, tile // multiple * multiple)
-    h4, w4 = round_up(h, multiple), round_up(w, multiple)
-    if h4 <= core and w4 <= core and (h4, w4) == (h, w):
+    if one_tile(h, w, multiple=multiple, tile=tile):
         return fn(np.ascontiguousarray(batch))  # one tile, nothing to pad or crop: no gather, no output copy
     out = np.empty((n, out_channels or c, h, w), np.float32)
-    for y0 in range(0, h4, core):
-        ch = min(core, h4 - y0)
-        band = window(batch, 2, max(0, y0 - m), min(h4, y0 + ch + m))  # context only where there is image
-        for x0 in range(0, w4, core):
-            cw = min(core, w4 - x0)
-            result = fn(np.ascontiguousarray(window(band, 3, max(0, x0 - m), min(w4, x0 + cw + m))))
-            keep_h, keep_w = min(ch, h - y0), min(cw, w - x0)  # the last row/column of tiles is cropped
-            dy, dx = y0 - max(0, y0 - m), x0 - max(0, x0 - m)
-            out[:, :, y0 : y0 + keep_h, x0 : x0 + keep_w] = result[:, :, dy : dy + keep_h, dx : dx + keep_w]
+    for t in tiles(h, w, multiple=multiple, margin=margin, tile=tile):
+        rows, cols = t.core
+        out[:, :, t.y : t.y + t.height, t.x : t.x + t.width] = fn(read_tile(batch, t))[:, :, rows, cols]
     return out

@@ -11,6 +11,7 @@ import secrets
 import socket
 import stat
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 # ".NAME.PID-HOST-XXXXXXXX.part": what ``_create_temporary`` makes (the writer's process id, a
@@ -39,15 +40,19 @@ def _create_temporary(path: Path) -> tuple[int, Path]:
             continue
 
 
-def write_bytes_atomic(path: str | Path, data: bytes, *, durable: bool = True) -> None:
-    """``durable=False`` skips the flush to disk: the file is still replaced whole, and survives a
-    crash of the process, but maybe not a power cut (for a report rewritten after every row)."""
+def write_bytes_atomic(path: str | Path, data: bytes | memoryview | Sequence[bytes | memoryview], *,
+                       durable: bool = True) -> None:
+    """``data``: bytes, or a sequence of parts written one after another (never joined: an
+    encoded image with its metadata is not copied into one more buffer). ``durable=False`` skips
+    the flush to disk: the file is still replaced whole, and survives a crash of the process, but
+    maybe not a power cut (for a report rewritten after every row)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for part in (data,) if isinstance(data, (bytes, bytearray, memoryview)) else data:
+                f.write(part)
             f.flush()
             if path.exists():  # a replaced file keeps its permissions
                 os.chmod(f.fileno(), stat.S_IMODE(path.stat().st_mode))

@@ -33,11 +33,13 @@ class Header:
 
 def read_header(file: bytes | np.ndarray) -> Header | None:
     """The header of a PNG, JPEG, TIFF, BMP, WebP, GIF or PNM file: ``file`` holds its bytes (the
-    whole file; only TIFF, whose page directories can be anywhere, reads beyond the first 64 KiB)."""
+    first 64 KiB are enough, except for a TIFF, whose page directories can be anywhere: give a
+    TIFF whole, e.g. as ``np.memmap``, which is read only where the directories are)."""
     data = bytes(file[:65536])
     try:
         if data[:4] in (b"II*\x00", b"MM\x00*"):
-            return _tiff(memoryview(file.tobytes()) if isinstance(file, np.ndarray) else memoryview(file), data[:2])
+            # A view, never a copy: for a TIFF the caller passes a memory map of the whole file.
+            return _tiff(file.data if isinstance(file, np.ndarray) else memoryview(file), data[:2])
         if data.startswith(b"\x89PNG\r\n\x1a\n"):
             return _png(data)
         if data.startswith(b"\xff\xd8"):

@@ -29,6 +29,16 @@ EIGHT_BIT_ONLY = (".jpg", ".jpeg", ".bmp", ".webp")
 # 100 megapixels: a 12000x8000 photo passes; decoding it takes ~300 MB (8-bit BGR), denoising
 # in tiles about 1 GB more. Raise with ``max_pixels`` (``--max-pixels`` on the command line).
 DEFAULT_MAX_PIXELS = 100_000_000
+# The first bytes of a file, where every header but a TIFF's is.
+HEADER_BYTES = 65536
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
+# The most bytes a pixel takes in each format: 16-bit RGBA is 8 uncompressed, and a poor encoder
+# can make that a little more (deflate's fixed codes: 9 bits a byte; a filter byte per PNG row);
+# TIFF and PNM can hold 32-bit float or 64-bit samples, or ASCII text. The bound of
+# ``_check_size``; METADATA_BYTES is room for EXIF, ICC profiles, text chunks, thumbnails.
+MAX_BYTES_PER_PIXEL = {"PNG": 10, "JPEG": 10, "BMP": 10, "WebP": 10, "GIF": 10}
+ANY_BYTES_PER_PIXEL = 32
+METADATA_BYTES = 64 * 2**20
 # What decoders print themselves about a file the caller reports anyway.
 _LIBRARY_LINES = (b"libpng ", b"Corrupt JPEG data", b"Premature end of JPEG", b"TIFFRead", b"TIFFFetch")
 
@@ -49,6 +59,29 @@ def _check_header(path: Path, header: Header | None, max_pixels: int | None) -> 
         raise ImageError(f"{path}: {header.frames if header.format != 'WebP' else 'several'} frames "
                          f"({'multi-page TIFF' if header.format == 'TIFF' else 'animation'}); edge-ae reads single "
                          "images only and would write the first frame alone: split it into one file per frame")
+
+
+def _whole_tiff(path: Path) -> np.ndarray | bytes:
+    """A TIFF's bytes for its header, mapped rather than read (its page directories can be anywhere)."""
+    try:
+        return np.memmap(path, dtype=np.uint8, mode="r")
+    except (OSError, ValueError):
+        return b""  # unreadable now: the read below reports it
+
+
+def _check_size(path: Path, size: int, header: Header | None, max_pixels: int | None) -> None:
+    """Refuse a file larger than any image within the limit can be: what its header's size (or,
+    with no header read, the pixel limit) takes at the format's most bytes per pixel, plus room for
+    metadata."""
+    if max_pixels is None:
+        return
+    per_pixel = MAX_BYTES_PER_PIXEL.get(header.format, ANY_BYTES_PER_PIXEL) if header is not None else ANY_BYTES_PER_PIXEL
+    pixels = header.pixels if header is not None else max_pixels
+    most = pixels * per_pixel + METADATA_BYTES
+    if size > most:
+        what = f"a {header.width}x{header.height} {header.format}" if header is not None else "an image within the limit"
+        raise ImageError(f"{path}: file of {size / 2**20:.0f} MB, more than {what} can take ({most / 2**20:.0f} MB at "
+                         f"most): not read (corrupt or not an image; --max-pixels raises the limit)")
 
 
 def _frames_of_gif(path: Path) -> int:
@@ -85,18 +118,23 @@ def read_image_and_header(path: str | Path, *, max_pixels: int | None = DEFAULT_
         raise ValueError(f"max_pixels must be at least 1 (or None for no limit), got {max_pixels}")
     try:
         size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(HEADER_BYTES)
     except OSError as exc:
         raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if size == 0:
         raise ImageError(f"{path}: empty file")
+    # The header and the file's size are checked before the file is read: a 3 GB PNG is refused
+    # from its first bytes, never read whole into memory first.
+    header = read_header(_whole_tiff(path) if head[:4] in TIFF_MAGIC else head)
+    _check_header(path, header, max_pixels)
+    _check_size(path, size, header, max_pixels)
+    if header is not None and header.format == "GIF" and (frames := _frames_of_gif(path)) > 1:
+        _check_header(path, Header("GIF", header.width, header.height, frames=frames), max_pixels)
     try:
         buf = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
         raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    header = read_header(buf)
-    _check_header(path, header, max_pixels)
-    if header is not None and header.format == "GIF" and (frames := _frames_of_gif(path)) > 1:
-        _check_header(path, Header("GIF", header.width, header.height, frames=frames), max_pixels)
     image = _decode(path, buf)
     if image is None or image.size == 0:
         raise ImageError(f"{path}: not a readable image (corrupt or unsupported format)")
@@ -168,4 +206,4 @@ def write_image(path: str | Path, image: np.ndarray, *, jpeg_quality: int = 95, 
         raise ImageError(f"{path}: cannot encode as {suffix} ({str(exc).strip().splitlines()[-1]})") from None
     if not ok:
         raise ImageError(f"{path}: cannot encode as {suffix}")
-    write_bytes_atomic(path, buf.tobytes())
+    write_bytes_atomic(path, buf.data)  # the encoder's buffer itself: no copy of a large file

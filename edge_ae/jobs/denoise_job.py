@@ -60,10 +60,12 @@ class DenoiseJob:
                 clean = np.dstack([grey, grey, grey, image[:, :, 3]])
             else:
                 clean = denoiser(image, sigma=o.sigma, strength=o.strength)
+            before = image if self.compare_dir is not None else None
+            del image  # not kept while the output is encoded and written, unless a compare picture needs it
             if not task.extras_only:
                 write_image(task.target, clean, jpeg_quality=self.quality, grey_alpha=grey_alpha)
-            if self.compare_dir is not None:
-                write_image(self.compare_dir / compare_name(task.target, self.out_dir), side_by_side(image, clean))
+            if before is not None and self.compare_dir is not None:
+                write_image(self.compare_dir / compare_name(task.target, self.out_dir), side_by_side(before, clean))
             return None if task.extras_only else denoiser.last_sigma
 
         return job

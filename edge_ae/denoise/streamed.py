@@ -1,0 +1,171 @@
+"""A large image denoised tile by tile from end to end: the noise estimate, the model, the gate and
+the conversion back to the image's dtype all run on one tile at a time, and each tile's kept core
+goes straight into the output image.
+
+Why: done in whole-image steps, a 12 MP photo held about ten full-size float32 arrays at once
+(the noise map, its scaled and broadcast copies, the float input and the model's input and
+output): 1.1 GB, and 4.2 GB at 60 MP (issue 51). Here memory is the input, the output and a few
+tiles. The tiles, the model's inputs and hence its outputs are those of the whole-image path
+(``tiling.run_tiled``); what differs:
+
+* the blind noise map is computed for each tile's window only (``noise_map`` on a crop aligned to
+  the estimator's size multiple, with its receptive field of real context; the crop's borders are
+  dropped), which equals the whole-image map up to float rounding, at about a quarter more
+  estimator work (the windows overlap). This assumes a local estimator: a map of pixel ``p``
+  depends only on pixels within the estimator's receptive field of ``p``.
+  ``tests/test_denoiser_memory.py`` checks the two paths against each other;
+* the mean level (``last_sigma``, and the level a model without a map input is fed) is summed
+  tile by tile in float64 instead of numpy's float32 mean;
+* the gate's shortcut (no blend where every level is at least ``GATE_LEVEL``) is taken per tile,
+  not per image, which differs by float rounding where it matters.
+
+The ensemble (``ensemble`` > 1) keeps the whole-image path: its flipped copies pad the image on
+other sides, so a tile-wise ensemble would not give the same pixels.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from edge_ae import image as im
+from edge_ae.denoise import gate
+from edge_ae.denoise.noise_level import estimate_sigma
+from edge_ae.denoise.tiling import Tile, margin_for, mirror_indices, read_tile, round_up, tiles
+
+if TYPE_CHECKING:
+    from edge_ae.denoise.denoiser import Denoiser
+    from edge_ae.model.loading import LoadedModel
+
+
+class _Estimated:
+    """The blind noise map of ``image``, computed for one region at a time."""
+
+    def __init__(self, denoiser: Denoiser, image: np.ndarray, model: LoadedModel, estimator: LoadedModel) -> None:
+        self.denoiser, self.image, self.model = denoiser, image, model
+        self.multiple = estimator.spec.size_multiple
+        self.margin = round_up(margin_for(estimator.spec.receptive_field, self.multiple), self.multiple)
+
+    def region(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        """The map (0-255, (r1-r0) x (c1-c0) x C) on rows r0:r1, columns c0:c1 of the image."""
+        h, w = self.image.shape[:2]
+        # The crop starts on the estimator's size-multiple grid (its strided layers then sample
+        # the same grid as on the whole image) and holds its receptive field of real context on
+        # every side that is not the image's own border, where it is padded as the whole image is.
+        top, left = max(0, r0 // self.multiple * self.multiple - self.margin), max(0, c0 // self.multiple * self.multiple
+                                                                                  - self.margin)
+        bottom, right = min(h, r1 + self.margin), min(w, c1 + self.margin)
+        level = self.denoiser.noise_map(self.image[top:bottom, left:right], model=self.model)
+        assert level is not None  # an estimator exists: _Estimated is built only then
+        return level[r0 - top : r1 - top, c0 - left : c1 - left]
+
+    def mean(self, tile: int) -> float:
+        """The mean of the whole map, one tile of the estimator at a time."""
+        h, w = self.image.shape[:2]
+        total = 0.0
+        count = 0
+        for t in tiles(h, w, multiple=self.multiple, margin=0, tile=tile):
+            part = self.region(t.y, t.y + t.height, t.x, t.x + t.width)
+            total += float(part.sum(dtype=np.float64))
+            count += part.size
+        return total / count
+
+
+class _Given:
+    """A noise map the caller gave (HxWxC, 0-255)."""
+
+    def __init__(self, level: np.ndarray) -> None:
+        self.level = level
+
+    def region(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        return self.level[r0:r1, c0:c1]
+
+    def mean(self, tile: int) -> float:
+        return float(self.level.mean(dtype=np.float64))
+
+
+def _batch(color: np.ndarray, channels: int) -> tuple[np.ndarray, str]:
+    """``im.adapt_channels`` without its copy: a gray image for a color model is repeated as a
+    broadcast view (the tiles are copied anyway), not three full-size planes."""
+    if color.shape[2] == 1 and channels == 3:
+        chw = color.transpose(2, 0, 1)
+        return np.broadcast_to(chw[None], (1, 3) + chw.shape[1:]), "replicate"
+    return im.adapt_channels(color, channels)
+
+
+def _window_levels(levels: _Estimated | _Given, t: Tile, h: int, w: int) -> np.ndarray:
+    """The map on a tile's window, mirrored past the image's edges as the window's pixels are."""
+    ys, xs = mirror_indices(t.top, t.bottom, h), mirror_indices(t.left, t.right, w)
+    r0, r1, c0, c1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    part = levels.region(r0, r1, c0, c1)
+    if t.bottom > h or t.right > w:  # past the image: gather the mirrored rows and columns
+        part = part[ys - r0][:, xs - c0]
+    return part
+
+
+def denoise_in_tiles(denoiser: Denoiser, image: np.ndarray, planes: im.Planes, model: LoadedModel, *,
+                     sigma: float | np.ndarray | None, strength: float) -> tuple[np.ndarray, float | None]:
+    """``Denoiser.__call__`` (ensemble 1) for an image of more than one tile. Returns the denoised
+    image and the mean level used (``last_sigma``)."""
+    from edge_ae.denoise.denoiser import checked_output  # imported here: denoiser.py imports this module
+
+    spec = model.spec
+    c = spec.channels
+    batch, how = _batch(planes.color, c)
+    n, _, h, w = batch.shape
+    tile = denoiser.tile_for((h, w))
+    levels: float | _Estimated | _Given = 0.0
+    if spec.noise_input:
+        if sigma is None:
+            estimator = denoiser.estimator_for(model)
+            levels = float(estimate_sigma(image)) if estimator is None else _Estimated(denoiser, image, model, estimator)
+        else:
+            given = denoiser._level(image, planes, model, sigma)
+            levels = _Given(given) if isinstance(given, np.ndarray) else float(given)
+    feed_map = spec.noise_input and spec.noise_map and not isinstance(levels, float)
+    if not isinstance(levels, float) and not feed_map:  # a model fed one level: the map's mean
+        levels = levels.mean(tile) if spec.noise_input else 0.0
+    scalar = float(levels) * float(strength) if isinstance(levels, float) else None
+    sigma_feed = None if scalar is None else np.full((n, 1), scalar / 255.0, np.float32)
+    keep_all = gate.weight(scalar) if spec.noise_input and scalar is not None else None
+
+    out = np.empty(planes.shape, planes.dtype)
+    if planes.alpha is not None:
+        out[:, :, 3] = planes.alpha
+    color_out = out if out.ndim == 3 else out[:, :, None]
+    total, count = 0.0, 0
+    for t in tiles(h, w, multiple=spec.size_multiple, margin=margin_for(spec.receptive_field, spec.size_multiple),
+                   tile=tile):
+        rows, cols = t.core
+        pixels = read_tile(batch, t)
+        if scalar is None:  # a map model fed the blind or given map
+            assert not isinstance(levels, float)
+            level = _window_levels(levels, t, h, w) * np.float32(strength)
+            feed = np.concatenate([im.to_float(pixels), denoiser._map_for(level, pixels)], axis=1)
+            result = model.run({"image": np.ascontiguousarray(feed[:, :c]), "sigma": np.ascontiguousarray(feed[:, c:])})[0]
+            core_level = level[rows, cols]
+            total += float(core_level.sum(dtype=np.float64))
+            count += core_level.size
+            keep = gate.weight(core_level)
+        else:
+            if spec.noise_map:  # a map model fed one level everywhere
+                feed = np.concatenate([im.to_float(pixels), denoiser._map_for(scalar, pixels)], axis=1)
+                result = model.run({"image": np.ascontiguousarray(feed[:, :c]), "sigma": np.ascontiguousarray(feed[:, c:])})[0]
+            else:
+                feeds = {"image": im.to_float(pixels)}
+                if spec.noise_input and sigma_feed is not None:
+                    feeds["sigma"] = sigma_feed
+                result = model.run(feeds)[0]
+            feed = pixels
+            keep = keep_all
+        result = checked_output(model, result, feed, channels=c)
+        core = result[:, :, rows, cols]
+        if keep is not None:
+            source = batch[:, :c, t.y : t.y + t.height, t.x : t.x + t.width]
+            core = gate.blend(im.to_float(np.ascontiguousarray(source)), core, keep)
+        color_out[t.y : t.y + t.height, t.x : t.x + t.width, :planes.color.shape[2]] = im.from_float(
+            im.restore_channels(core, how), planes.dtype)
+    if not spec.noise_input:
+        return out, None
+    return out, scalar if scalar is not None else total / count
