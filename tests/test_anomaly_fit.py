@@ -158,7 +158,7 @@ def test_cli_fit_writes_a_model_the_anomaly_commands_use(normal_dir, tmp_path, c
     assert main(["anomaly", "fit", "--normal", str(normal_dir), "-o", str(out), "--size", str(SIZE),
                  "--memory", "150", "--threads", "1"]) == 0
     captured = capsys.readouterr()
-    assert "150 memory patches" in captured.out and "1 unreadable image(s) skipped" in captured.out
+    assert "150 memory patches" in captured.out and "1 image(s) skipped (unreadable or unusable)" in captured.out
     assert "zz-broken.png" in captured.err
     assert AnomalyDetector(out).spec.name == "line"
     assert main(["anomaly", "fit", "--normal", str(normal_dir), "-o", str(out)]) == 2  # exists, no --overwrite

@@ -164,5 +164,5 @@ def run(args: argparse.Namespace) -> int:
               "make it steadier (more --normal images, or --val-normal)", file=sys.stderr)
     print(f"fitted {out}: {result.fit_images} normal images, {result.memory_patches} memory patches, "
           f"threshold {cal.threshold:.4g} ({how}), {result.seconds:.1f} s"
-          + (f"; {len(result.skipped)} unreadable image(s) skipped" if result.skipped else ""))
+          + (f"; {len(result.skipped)} image(s) skipped (unreadable or unusable)" if result.skipped else ""))
     return 0
