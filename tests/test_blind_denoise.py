@@ -157,8 +157,11 @@ def test_cli_strength_and_reported_level(blind_model, tmp_path, rng, capsys) -> 
     expected(photo, strength=1.5)
     assert "noise level (0-255, estimated, x1.5)" in captured.out
     assert f"a.png: noise level (0-255, estimated, x1.5) {expected.last_sigma:.1f}" in captured.err
-    assert main(["denoise", str(src), "-o", str(tmp_path / "out2"), "-m", str(blind_model), "--strength", "9"]) != 0
-    assert "--strength must be from 0.25 to 4, got 9" in capsys.readouterr().err
+    # Refused while parsing (issue 51 item 6: option values are checked before any work), as a usage error.
+    with pytest.raises(SystemExit) as refused:
+        main(["denoise", str(src), "-o", str(tmp_path / "out2"), "-m", str(blind_model), "--strength", "9"])
+    assert refused.value.code == 2
+    assert "--strength: must be from 0.25 to 4, got 9" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", ["noise-level-color-fast", "noise-level-color"])
