@@ -9,10 +9,12 @@ from edge_ae.anomaly.fit import FitOptions
 from edge_ae.autoencoder import Autoencoder
 from edge_ae.denoise.denoiser import Denoiser
 from edge_ae.denoise.noise_level import estimate_sigma
+from edge_ae.denoise.options import DenoiseOptions
 from edge_ae.errors import EdgeAEError, ImageError, ModelError
 from edge_ae.model.contract import AnomalyCalibration, ModelSpec
 from edge_ae.model.loading import LoadedModel, load_model, make_session
 from edge_ae.model.registry import ModelEntry, list_models
+from edge_ae.video.options import CaptureOptions, ControlOptions, FrameOptions, Limits, OutputOptions
 from edge_ae.video.sinks import Output, Sink, SinkError
 from edge_ae.video.sources import Source, SourceError, open_source
 from edge_ae.video.stream import Stream, StreamReport, stream
@@ -25,15 +27,21 @@ __all__ = [
     "AnomalyDetector",
     "AnomalyResult",
     "Autoencoder",
+    "CaptureOptions",
+    "ControlOptions",
+    "DenoiseOptions",
     "Denoiser",
     "EdgeAEError",
     "FitOptions",
+    "FrameOptions",
     "ImageError",
+    "Limits",
     "LoadedModel",
     "ModelEntry",
     "ModelError",
     "ModelSpec",
     "Output",
+    "OutputOptions",
     "Sink",
     "SinkError",
     "Source",
@@ -41,6 +49,7 @@ __all__ = [
     "Stream",
     "StreamReport",
     "TemporalFilter",
+    "__version__",
     "calibrate_f1",
     "calibrate_fpr",
     "draw_overlay",

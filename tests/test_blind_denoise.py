@@ -10,8 +10,12 @@ import pytest
 
 from conftest import requires_torch
 from edge_ae import Denoiser
+from edge_ae.denoise.options import DenoiseOptions
 from edge_ae.errors import ModelError
 from edge_ae.model.contract import COLOR_ORDERS, ModelSpec
+from edge_ae.video.options import ControlOptions, FrameOptions
+
+QUIET = ControlOptions(handle_signals=False)  # no signal handlers in tests
 
 
 def export_blind_pair(out: Path, *, estimator: str = "tiny-level") -> Path:
@@ -132,12 +136,12 @@ def test_live_stream_reuses_the_learned_map(blind_model, tmp_path, rng) -> None:
             Counting.estimates += 1
             return super().noise_map(image, **kw)
 
-    report = Stream(folder, denoise=Counting(blind_model, threads=1), estimate_every=3, strength=1.5,
-                    handle_signals=False).run()
+    report = Stream(folder, denoise=Counting(blind_model, threads=1), denoising=DenoiseOptions(strength=1.5),
+                    frame=FrameOptions(estimate_every=3), control=QUIET).run()
     assert report.frames_processed == 7
     assert Counting.estimates == 3  # frames 0, 3 and 6
     with pytest.raises(ValueError, match="strength must be"):
-        Stream(folder, strength=9.0, handle_signals=False)
+        Stream(folder, denoising=DenoiseOptions(strength=9.0), control=QUIET)
 
 
 def test_cli_strength_and_reported_level(blind_model, tmp_path, rng, capsys) -> None:

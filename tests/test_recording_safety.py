@@ -16,8 +16,11 @@ import cv2
 import numpy as np
 import pytest
 
+from edge_ae.video.options import ControlOptions, OutputOptions
 from edge_ae.video.sinks import VideoSink
 from edge_ae.video.stream import Stream
+
+QUIET = ControlOptions(handle_signals=False)  # no signal handlers in tests
 
 ROOT = Path(__file__).resolve().parent.parent
 posix_only = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs POSIX child processes and signals")
@@ -72,8 +75,8 @@ def test_frames_missing_from_a_closed_segment_stop_the_recording_with_an_error(t
 
     real = recording.count_packets  # segments found empty, as on a full disk; the rest counted as they are
     monkeypatch.setattr(recording, "count_packets", lambda path: 0 if path.parent.name.endswith(".recording") else real(path))
-    stream = Stream(noisy_video(tmp_path / "src.avi", 12), record=tmp_path / "out.mp4", record_fps=2,
-                    handle_signals=False)  # 2 fps: a segment of 4 frames
+    stream = Stream(noisy_video(tmp_path / "src.avi", 12), output=OutputOptions(record=tmp_path / "out.mp4", record_fps=2),
+                    control=QUIET)  # 2 fps: a segment of 4 frames
     report = stream.run()
     assert report.failed and "recording stopped after 3 frames" in report.failed and "out.mp4" in report.failed
     assert report.frames_processed == 4 and not (tmp_path / "out.mp4").exists()  # not made at close either

@@ -19,6 +19,7 @@ from test_bad_inputs import _tree, good_images, spot_model
 
 from edge_ae.cli.main import main
 from edge_ae.errors import EdgeAEError
+from edge_ae.video.options import OutputOptions
 
 
 def _host() -> str:
@@ -129,7 +130,7 @@ def test_stream_api_refuses_writing_over_its_source(tmp_path):
 
     video = _video(tmp_path / "ok.avi")
     with pytest.raises(EdgeAEError, match="is the input"):
-        Stream(str(video), record=video)
+        Stream(str(video), output=OutputOptions(record=video))
 
 
 def test_camera_empty_source_is_refused_not_taken_for_the_current_folder(tmp_path, rng, capsys, monkeypatch):

@@ -28,11 +28,14 @@ import pytest
 from conftest import ROOT
 from edge_ae.cli.main import main
 from edge_ae.video.controls import LiveControls
+from edge_ae.video.options import ControlOptions, OutputOptions
 from edge_ae.video.pipeline import FramePipeline
 from edge_ae.video.serve import ServeOptions, ServeSink
 from edge_ae.video.sinks import SinkError
 from edge_ae.video.sources import Source
 from edge_ae.video.stream import Stream
+
+QUIET = ControlOptions(handle_signals=False)  # no signal handlers in tests
 
 CHROMIUM = "/usr/bin/chromium"
 SQUARE = (40, 200, 240)  # BGR of the moving square in the generated frames
@@ -123,7 +126,7 @@ class Served:
 def serving(*, denoiser: SigmaRecorder | None = None, anomaly=None, fps: float = 60.0, **options) -> Iterator[Served]:
     denoiser = denoiser or SigmaRecorder()
     sink = ServeSink(ServeOptions(port=0, **options))
-    stream = Stream(GeneratedCamera(fps), denoise=denoiser, anomaly=anomaly, sinks=[sink], handle_signals=False)
+    stream = Stream(GeneratedCamera(fps), denoise=denoiser, anomaly=anomaly, output=OutputOptions(sinks=[sink]), control=QUIET)
     sink.attach(stream)
     thread = threading.Thread(target=stream.run, name="test-stream", daemon=True)
     thread.start()

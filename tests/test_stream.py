@@ -19,10 +19,14 @@ import pytest
 
 from conftest import write_hand_made_denoiser
 from edge_ae.cli.main import main
+from edge_ae.denoise.options import DenoiseOptions
 from edge_ae.video.capture import Backoff, Capture, Frame, Mailbox
+from edge_ae.video.options import CaptureOptions, ControlOptions, FrameOptions, Limits, OutputOptions
 from edge_ae.video.sinks import EventLog, Output, SinkError, VideoSink, WindowSink
 from edge_ae.video.sources import FolderSource, Source, SourceError, VideoSource, open_source
 from edge_ae.video.stream import Stream, stream
+
+QUIET = ControlOptions(handle_signals=False)  # no signal handlers in tests
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = Backoff(initial=0.01, maximum=0.04)
@@ -191,7 +195,8 @@ def fake_picamera2(calls: list, *, channels: int = 3) -> types.ModuleType:
 def test_picamera2_source_through_stream(monkeypatch, tmp_path, channels):
     calls: list = []
     monkeypatch.setitem(sys.modules, "picamera2", fake_picamera2(calls, channels=channels))
-    report = stream("picamera2", size=(96, 64), max_frames=5, record=tmp_path / "pi.mp4", handle_signals=False)
+    report = stream("picamera2", capture=CaptureOptions(size=(96, 64)), output=OutputOptions(record=tmp_path / "pi.mp4"),
+                    limits=Limits(max_frames=5), control=QUIET)
     assert report.frames_processed == 5 and report.failed is None
     assert ("configure", "RGB888", (96, 64)) in calls
     assert calls[-2:] == [("stop",), ("close",)]
@@ -220,7 +225,7 @@ def test_mailbox_latest_frame_wins():
 
 def test_slow_processing_drops_stale_frames_and_bounds_latency():
     source = FakeLive(fps=200)
-    report = Stream(source, denoise=slow_denoise(0.03), duration=0.8, handle_signals=False).run()
+    report = Stream(source, denoise=slow_denoise(0.03), limits=Limits(duration=0.8), control=QUIET).run()
     assert report.frames_dropped > report.frames_processed > 5
     assert report.frames_captured >= report.frames_processed + report.frames_dropped
     # Latest frame wins: a frame waits at most one processing time, never in a growing queue.
@@ -234,13 +239,13 @@ def test_slow_processing_drops_stale_frames_and_bounds_latency():
 
 def test_file_source_loses_no_frame_when_processing_is_slow(tmp_path):
     video = write_video(tmp_path / "clip.avi", 12)
-    report = stream(str(video), denoise=slow_denoise(0.01), handle_signals=False)
+    report = stream(str(video), denoise=slow_denoise(0.01), control=QUIET)
     assert (report.frames_processed, report.frames_dropped, report.stop_reason) == (12, 0, "end of source")
 
 
 def test_max_fps_caps_work(tmp_path):
     video = write_video(tmp_path / "clip.avi", 10)
-    report = stream(str(video), max_fps=40, handle_signals=False)
+    report = stream(str(video), limits=Limits(max_fps=40), control=QUIET)
     assert report.frames_processed == 10
     assert report.elapsed_s >= 9 / 40 - 0.02 and report.fps <= 45
 
@@ -249,8 +254,8 @@ def test_lost_camera_is_retried_with_backoff_and_reported(tmp_path):
     source, state = flaky(good=4, refuse=2)
     notices = []
     events = tmp_path / "events.jsonl"
-    report = Stream(source, max_frames=8, backoff=FAST, reconnect_for=5.0, events=events,
-                    on_notice=notices.append, handle_signals=False).run()
+    report = Stream(source, capture=CaptureOptions(backoff=FAST, reconnect_for=5.0), output=OutputOptions(events=events),
+                    limits=Limits(max_frames=8), control=ControlOptions(on_notice=notices.append, handle_signals=False)).run()
     assert report.frames_processed == 8 and report.reconnects == 1 and report.failed is None
     assert [n.kind for n in notices] == ["lost", "retry", "retry", "reconnected"]
     assert notices[-1].details["attempts"] == 3
@@ -260,7 +265,7 @@ def test_lost_camera_is_retried_with_backoff_and_reported(tmp_path):
 
 def test_camera_that_never_returns_gives_up_with_a_reason():
     source, _ = flaky(good=3, refuse=10**6)
-    report = Stream(source, backoff=FAST, reconnect_for=0.15, handle_signals=False).run()
+    report = Stream(source, capture=CaptureOptions(backoff=FAST, reconnect_for=0.15), control=QUIET).run()
     assert report.frames_captured == 3 and report.frames_processed >= 1  # an instant fake camera: stale frames drop
     assert report.stop_reason == "source failed" and "gave up" in report.failed
 
@@ -334,8 +339,8 @@ def fake_overlay(frame: np.ndarray, result: FakeResult) -> np.ndarray:
 def test_anomaly_events_log_and_snapshots(tmp_path):
     video = write_video(tmp_path / "clip.avi", 30)
     events = tmp_path / "log" / "events.jsonl"
-    report = stream(str(video), anomaly=FakeDetector(), overlay=fake_overlay, events=events,
-                    record=tmp_path / "flagged.avi", handle_signals=False)
+    report = stream(str(video), anomaly=FakeDetector(), frame=FrameOptions(overlay=fake_overlay),
+                    output=OutputOptions(events=events, record=tmp_path / "flagged.avi"), control=QUIET)
     flagged = [i for i in range(30) if FakeDetector()(scene(i)).is_anomaly]
     assert report.anomalies == len(flagged) > 0
     lines = [json.loads(line) for line in events.read_text().splitlines()]
@@ -375,9 +380,9 @@ def blur_denoiser(path: Path) -> Path:
 def test_video_file_whole_path_with_a_real_denoiser(tmp_path):
     video = write_video(tmp_path / "clip.avi", 15)
     model = blur_denoiser(tmp_path / "blur.onnx")
-    report = stream(str(video), denoise=model, temporal=True, sigma=10, threads=1,
-                    record=tmp_path / "out.mp4", frames=tmp_path / "frames", events=tmp_path / "e.jsonl",
-                    handle_signals=False)
+    report = stream(str(video), denoise=model, threads=1, denoising=DenoiseOptions(sigma=10), frame=FrameOptions(temporal=True),
+                    output=OutputOptions(record=tmp_path / "out.mp4", frames=tmp_path / "frames", events=tmp_path / "e.jsonl"),
+                    control=QUIET)
     assert (report.frames_processed, report.frames_dropped, report.stop_reason) == (15, 0, "end of source")
     assert count_frames(tmp_path / "out.mp4") == 15
     assert sorted(p.name for p in (tmp_path / "frames").iterdir())[:2] == ["frame_000000.png", "frame_000001.png"]
@@ -387,7 +392,7 @@ def test_video_file_whole_path_with_a_real_denoiser(tmp_path):
 
 
 def test_iterating_a_stream_and_stopping_it_finalises_the_video(tmp_path):
-    s = Stream(FakeLive(fps=100), record=tmp_path / "live.mp4", handle_signals=False)
+    s = Stream(FakeLive(fps=100), output=OutputOptions(record=tmp_path / "live.mp4"), control=QUIET)
     seen = []
     for output in s:
         seen.append(output.index)
@@ -399,7 +404,7 @@ def test_iterating_a_stream_and_stopping_it_finalises_the_video(tmp_path):
 
 
 def test_stop_from_another_thread(tmp_path):
-    s = Stream(FakeLive(fps=100), record=tmp_path / "live.avi", handle_signals=False)
+    s = Stream(FakeLive(fps=100), output=OutputOptions(record=tmp_path / "live.avi"), control=QUIET)
     threading.Timer(0.3, s.stop).start()
     report = s.run()
     assert report.stop_reason == "stopped" and report.frames_processed > 0
@@ -409,7 +414,7 @@ def test_stop_from_another_thread(tmp_path):
 
 def test_sigint_in_process_stops_cleanly_and_restores_handlers(tmp_path):
     before = signal.getsignal(signal.SIGINT)
-    s = Stream(FakeLive(fps=100), record=tmp_path / "live.mp4")
+    s = Stream(FakeLive(fps=100), output=OutputOptions(record=tmp_path / "live.mp4"))
     threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
     report = s.run()
     assert report.stop_reason == "signal SIGINT"
@@ -507,7 +512,8 @@ def test_real_anomaly_detector_on_a_folder_stream(tmp_path):
         cv2.imwrite(str(frames / f"f{i}.png"), image)
     model = bright_spot_anomaly_model(tmp_path / "spot.onnx")
     events = tmp_path / "events.jsonl"
-    report = stream(str(frames), anomaly=str(model), events=events, record=tmp_path / "overlay.avi", handle_signals=False)
+    report = stream(str(frames), anomaly=str(model), output=OutputOptions(events=events, record=tmp_path / "overlay.avi"),
+                    control=QUIET)
     assert report.anomalies == len(spots) and report.frames_processed == 12
     flagged = [rec for rec in map(json.loads, events.read_text().splitlines()) if rec["event"] == "anomaly"]
     assert [rec["frame"] for rec in flagged] == sorted(spots)
@@ -517,7 +523,7 @@ def test_real_anomaly_detector_on_a_folder_stream(tmp_path):
 
 
 def test_leaving_a_with_block_finalises_at_once(tmp_path):
-    with Stream(FakeLive(fps=100), record=tmp_path / "w.mp4", handle_signals=False) as s:
+    with Stream(FakeLive(fps=100), output=OutputOptions(record=tmp_path / "w.mp4"), control=QUIET) as s:
         for output in s:
             if output.index >= 3:
                 break

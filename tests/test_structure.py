@@ -137,3 +137,16 @@ def test_the_io_layer_imports_no_task_package():
     upward = {m: sorted(t for t in targets if t.startswith(TASKS) or t == "edge_ae")
               for m, targets in graph.items() if m.startswith("edge_ae.files")}
     assert {m: t for m, t in upward.items() if t} == {}
+
+
+def test_stream_takes_option_objects_not_a_long_list():
+    """Stream and stream() take at most 10 typed parameters; the rest are option objects."""
+    import inspect
+
+    from edge_ae.video.stream import Stream, stream
+
+    for fn in (Stream.__init__, stream):
+        params = [p for p in inspect.signature(fn).parameters.values() if p.name != "self"]
+        assert len(params) <= 10
+        assert all(p.kind is not inspect.Parameter.VAR_KEYWORD and p.annotation is not inspect.Parameter.empty
+                   for p in params)

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from edge_ae.denoise.denoiser import Denoiser
+from edge_ae.video.options import ControlOptions, Limits, OutputOptions
 from edge_ae.video.serve import ServeOptions, ServeSink, compose
 from edge_ae.video.sources import Source
 from edge_ae.video.stream import Stream
@@ -101,8 +102,8 @@ def client(port: int, view: str, seconds: float) -> None:
 
 def phase(denoiser: Denoiser, size: tuple[int, int], seconds: float, *, serve: bool, view: str) -> dict:
     sink = ServeSink(ServeOptions(port=0)) if serve else None
-    stream = Stream(NoisyPhoto(size), denoise=denoiser, duration=seconds, sinks=[sink] if sink else (),
-                    handle_signals=False)
+    stream = Stream(NoisyPhoto(size), denoise=denoiser, limits=Limits(duration=seconds),
+                    output=OutputOptions(sinks=[sink] if sink else ()), control=ControlOptions(handle_signals=False))
     watcher = None
     if sink is not None:
         sink.attach(stream)

@@ -27,6 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_ae.video.options import ControlOptions, OutputOptions
 from edge_ae.video.serve import ServeOptions, ServeSink
 from edge_ae.video.sources import Source
 from edge_ae.video.stream import Stream
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sink = ServeSink(ServeOptions(port=0))
     stream = Stream(TileConveyor(), denoise="denoise-color-fast", anomaly="anomaly-magnetic-tile", threads=args.threads,
-                    sinks=[sink], handle_signals=False)
+                    output=OutputOptions(sinks=[sink]), control=ControlOptions(handle_signals=False))
     sink.attach(stream)
     runner = threading.Thread(target=stream.run, daemon=True)
     runner.start()

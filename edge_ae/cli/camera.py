@@ -15,7 +15,7 @@ from edge_ae.cli.limits import add_max_pixels, tidy
 from edge_ae.cli.options import add_precision, add_threads, resolve_threads
 from edge_ae.cli.values import float_range, frame_size, non_negative_float, positive_float, positive_int, seconds_or_inf
 from edge_ae.denoise.denoiser import Denoiser
-from edge_ae.denoise.options import STRENGTHS
+from edge_ae.denoise.options import STRENGTHS, DenoiseOptions
 from edge_ae.video.capture import Notice
 
 if TYPE_CHECKING:
@@ -122,6 +122,7 @@ class LiveStatus:
 def run(args: argparse.Namespace) -> int:
     import cv2
 
+    from edge_ae.video.options import CaptureOptions, ControlOptions, FrameOptions, Limits, OutputOptions
     from edge_ae.video.stream import Stream
 
     serve_options = _serve_options(args)
@@ -133,13 +134,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         denoise, note = _denoiser(args, threads)
         stream = Stream(
-            args.source, size=args.size, denoise=denoise, sigma=args.sigma, strength=args.strength,
-            estimate_every=args.estimate_every, temporal=args.temporal,
-            anomaly=args.anomaly, record=args.record, frames=args.frames, events=args.events, show=args.show,
-            max_fps=args.max_fps, max_frames=args.max_frames, duration=args.duration, threads=threads,
-            reconnect_for=None if math.isinf(args.reconnect_for) else args.reconnect_for,
-            on_notice=status.notice, on_progress=status.progress, max_pixels=args.max_pixels,
-            sinks=[serve] if serve is not None else (),
+            args.source, denoise=denoise, denoising=DenoiseOptions(sigma=args.sigma, strength=args.strength),
+            anomaly=args.anomaly, threads=threads,
+            frame=FrameOptions(estimate_every=args.estimate_every, temporal=args.temporal),
+            capture=CaptureOptions(size=args.size, max_pixels=args.max_pixels,
+                                   reconnect_for=None if math.isinf(args.reconnect_for) else args.reconnect_for),
+            output=OutputOptions(record=args.record, frames=args.frames, events=args.events, show=args.show,
+                                 sinks=[serve] if serve is not None else ()),
+            limits=Limits(max_fps=args.max_fps, max_frames=args.max_frames, duration=args.duration),
+            control=ControlOptions(on_notice=status.notice, on_progress=status.progress),
         )
     except BaseException:
         if serve is not None:

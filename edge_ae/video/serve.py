@@ -8,7 +8,7 @@ the newest JPEG of its view whenever there is one newer than the last it sent, s
 skips frames instead of holding anything up.
 
     sink = ServeSink(ServeOptions(host="0.0.0.0", port=8080, token="..."))  # listens at once
-    with Stream(0, denoise="denoise-color-fast", sinks=[sink]) as s:
+    with Stream(0, denoise="denoise-color-fast", output=OutputOptions(sinks=[sink])) as s:
         sink.attach(s)   # live figures, and the strength / denoise controls of its pipeline
         s.run()          # the stream closes its sinks, the server with them, once its source has opened;
                          # if the source never opens (an error from run), call sink.close() yourself

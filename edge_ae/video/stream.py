@@ -2,7 +2,9 @@
 anomaly detection -> sinks, with live fps and latency.
 
     import edge_ae
-    report = edge_ae.stream(0, denoise="denoise-color-fast", record="out.mp4", max_fps=10)
+    from edge_ae.video.options import Limits, OutputOptions
+    report = edge_ae.stream(0, denoise="denoise-color-fast", output=OutputOptions(record="out.mp4"),
+                            limits=Limits(max_fps=10))
     print(report.summary())
 
     with edge_ae.Stream("picamera2", anomaly="anomaly-magnetic-tile") as s:  # embedding
@@ -23,7 +25,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +33,9 @@ import numpy as np
 
 from edge_ae.denoise.options import DenoiseOptions
 from edge_ae.errors import ImageError
-from edge_ae.files.imageio import DEFAULT_MAX_PIXELS
 from edge_ae.files.output_paths import check_stream_outputs
-from edge_ae.video.capture import DEFAULT_BACKOFF, Backoff, Capture, Frame, Notice
+from edge_ae.video.capture import Capture, Frame, Notice
+from edge_ae.video.options import CaptureOptions, ControlOptions, FrameOptions, Limits, OutputOptions
 from edge_ae.video.pipeline import FramePipeline
 from edge_ae.video.recording import recording_path
 from edge_ae.video.sinks import EventLog, ImageSequenceSink, Output, Sink, SinkError, VideoSink, WindowSink
@@ -50,81 +52,64 @@ DEFAULT_FILE_FPS = 25.0
 class Stream:
     """A configured run over one source; iterate it (or call ``run()``) once.
 
-    Processing, each optional: ``denoise`` (model name, .onnx path, or any callable
-    ``f(image, sigma=...)``), ``sigma`` (0-255 noise level; None: estimated, smoothed over
-    frames: by the denoiser's learned noise-level model every ``estimate_every`` frames when it
-    has one, a per-pixel map, else by the wavelet estimate on every frame), ``strength``
-    (multiplies the estimate: above 1 cleans harder, below 1 keeps more grain), ``temporal``
-    (True or a ``TemporalFilter``; for fixed cameras), ``anomaly``
-    (model name, path, or a detector object ``d(frame) -> AnomalyResult``) with ``overlay``
-    (``f(frame, result) -> BGR uint8``; default ``edge_ae.anomaly.detector.draw_overlay``).
+    What to do with each frame, each optional: ``denoise`` (model name, .onnx path, or any
+    callable ``f(image, sigma=...)``), with ``denoising`` (a ``DenoiseOptions``: ``sigma``, the
+    0-255 noise level, None to estimate it, smoothed over frames: by the denoiser's learned
+    noise-level model every ``frame.estimate_every`` frames when it has one, a per-pixel map,
+    else by the wavelet estimate on every frame; ``strength`` multiplies the estimate: above 1
+    cleans harder, below 1 keeps more grain); ``anomaly`` (model name, path, or a detector object
+    ``d(frame) -> AnomalyResult``); ``frame`` (a ``FrameOptions``: the temporal filter, the
+    overlay, how often the level is re-estimated); ``threads`` for the models it loads.
 
-    Outputs, each optional: ``record`` (video path; ``record_fps`` overrides its frame rate),
-    ``frames`` (folder of numbered images), ``events`` (JSON-lines log; flagged frames and their
-    heatmaps go next to it), ``show`` (a window), ``sinks`` (more objects with write/close).
-
-    ``size`` (width, height) is asked of a camera. Pace and limits: ``max_fps`` caps processing
-    (a live source drops the frames in between; a file is slowed down), ``max_frames``,
-    ``duration`` (seconds). ``drop`` overrides latest-frame-wins (default: on for live sources).
-    A live source lost mid-run is reopened with ``backoff`` for up to ``reconnect_for`` seconds
-    (None: for ever). A folder's unreadable files (and frames a model refuses, such as NaN
-    pixels) are skipped, named in a notice and counted; ``max_pixels`` bounds a folder's images.
+    The rest, one option object each (``edge_ae.video.options``), all optional: ``capture``
+    (camera size, reconnection, latest-frame-wins), ``output`` (recording, frames, event log,
+    window, more sinks), ``limits`` (max_fps, max_frames, duration), ``control`` (signals,
+    notices and progress callbacks). A folder's unreadable files (and frames a model refuses,
+    such as NaN pixels) are skipped, named in a notice and counted.
     """
 
     def __init__(
         self,
         source: str | int | Path | Source,
         *,
-        size: tuple[int, int] | None = None,
         denoise: str | Path | Callable[..., np.ndarray] | None = None,
-        sigma: float | None = None,
-        strength: float = 1.0,
-        estimate_every: int = 8,
-        temporal: bool | TemporalFilter = False,
+        denoising: DenoiseOptions | None = None,
         anomaly: Any = None,
-        overlay: Callable[[np.ndarray, Any], np.ndarray] | None = None,
-        record: str | Path | None = None,
-        record_fps: float | None = None,
-        frames: str | Path | None = None,
-        events: str | Path | None = None,
-        show: bool = False,
-        sinks: Sequence[Sink] = (),
-        max_fps: float | None = None,
-        max_frames: int | None = None,
-        duration: float | None = None,
+        frame: FrameOptions | None = None,
         threads: int | None = None,
-        drop: bool | None = None,
-        backoff: Backoff = DEFAULT_BACKOFF,
-        reconnect_for: float | None = 60.0,
-        handle_signals: bool = True,
-        on_notice: Callable[[Notice], None] | None = None,
-        on_progress: Callable[[StreamReport], None] | None = None,
-        progress_every: float = 1.0,
-        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        capture: CaptureOptions | None = None,
+        output: OutputOptions | None = None,
+        limits: Limits | None = None,
+        control: ControlOptions | None = None,
     ) -> None:
-        if max_fps is not None and not max_fps > 0:
-            raise ValueError(f"max_fps must be positive, got {max_fps}")
+        frame = _option(frame, FrameOptions, "frame")
+        capture = _option(capture, CaptureOptions, "capture")
+        output = _option(output, OutputOptions, "output")
+        limits = _option(limits, Limits, "limits")
+        control = _option(control, ControlOptions, "control")
+        self.output, self.limits, self.control = output, limits, control
+        record, frames, events = output.record, output.frames, output.events
         # The batch commands' output rules (docs/BATCH.md), before any model loads or file opens.
         check_stream_outputs(source, record=record, frames=frames, events=events)
         # Models load here, before any camera opens: a bad model path fails fast.
-        self.pipeline = FramePipeline(denoise=denoise, options=DenoiseOptions(sigma=sigma, strength=strength),
-                                      estimate_every=estimate_every, temporal=temporal, anomaly=anomaly, overlay=overlay,
-                                      threads=threads)
-        self.source = open_source(source, size=size, max_pixels=max_pixels)
-        self.max_fps = max_fps
-        self.max_frames = max_frames
-        self.duration = duration
-        self.handle_signals = handle_signals
-        self.on_notice, self.on_progress, self.progress_every = on_notice, on_progress, progress_every
-        self.capture = Capture(self.source, drop=drop, backoff=backoff, reconnect_for=reconnect_for)
+        self.pipeline = FramePipeline(denoise=denoise, options=_option(denoising, DenoiseOptions, "denoising"),
+                                      estimate_every=frame.estimate_every, temporal=frame.temporal, anomaly=anomaly,
+                                      overlay=frame.overlay, threads=threads)
+        self.source = open_source(source, size=capture.size, max_pixels=capture.max_pixels)
+        self.max_fps = limits.max_fps
+        self.max_frames = limits.max_frames
+        self.duration = limits.duration
+        self.handle_signals = control.handle_signals
+        self.on_notice, self.on_progress, self.progress_every = control.on_notice, control.on_progress, control.progress_every
+        self.capture = Capture(self.source, drop=capture.drop, backoff=capture.backoff, reconnect_for=capture.reconnect_for)
         self.sinks: list[Sink] = []
         # Sinks that can refuse (no display, no such folder) come before the event log opens its file.
-        self.window = WindowSink() if show else None
+        self.window = WindowSink() if output.show else None
         if record is not None and isinstance(source, (str, Path)) and Path(source).exists() and \
                 Path(source).resolve() == recording_path(Path(record)).resolve():
             raise SinkError(f"{record}: it records into {source}, the source: choose another name")
-        self.video = VideoSink(record, fps=record_fps, realtime=self.source.live) if record is not None else None
-        self._extra = [*([ImageSequenceSink(frames)] if frames is not None else []), *_checked_sinks(sinks)]
+        self.video = VideoSink(record, fps=output.record_fps, realtime=self.source.live) if record is not None else None
+        self._extra = [*([ImageSequenceSink(frames)] if frames is not None else []), *output.sinks]
         self.event_log = EventLog(events) if events is not None else None
         self._stop_reason: str | None = None
         self._started = False
@@ -379,13 +364,29 @@ class _Pace:
             self.next_due = max(self.next_due + self.period, time.monotonic() - self.period)
 
 
-def stream(source: str | int | Path | Source, **options: Any) -> StreamReport:
-    """Run a ``Stream`` over ``source`` to its end and return the report (options: ``Stream``)."""
-    return Stream(source, **options).run()
+def stream(
+    source: str | int | Path | Source,
+    *,
+    denoise: str | Path | Callable[..., np.ndarray] | None = None,
+    denoising: DenoiseOptions | None = None,
+    anomaly: Any = None,
+    frame: FrameOptions | None = None,
+    threads: int | None = None,
+    capture: CaptureOptions | None = None,
+    output: OutputOptions | None = None,
+    limits: Limits | None = None,
+    control: ControlOptions | None = None,
+) -> StreamReport:
+    """Run a ``Stream`` over ``source`` to its end and return the report (options as ``Stream``)."""
+    return Stream(source, denoise=denoise, denoising=denoising, anomaly=anomaly, frame=frame, threads=threads,
+                  capture=capture, output=output, limits=limits, control=control).run()
 
 
-def _checked_sinks(sinks: Sequence[Any]) -> list[Sink]:
-    bad = [type(s).__name__ for s in sinks if not isinstance(s, Sink)]
-    if bad:
-        raise TypeError(f"sinks need write(frame) and close() methods; {', '.join(bad)} lacks them")
-    return list(sinks)
+def _option(value: Any, kind: type, name: str) -> Any:
+    """``value``, or the defaults of ``kind`` for None; a TypeError naming the expected type for
+    anything else (a dict or a keyword from the old flat signature, say)."""
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        raise TypeError(f"{name} must be a {kind.__name__} (edge_ae.video.options), got {type(value).__name__}")
+    return value
