@@ -27,6 +27,7 @@ from edge_ae.denoise import gate
 from edge_ae.denoise.ensemble import averaged, check_copies
 from edge_ae.denoise.noise_level import estimate_sigma
 from edge_ae.denoise.options import STRENGTHS, check_strength  # noqa: F401  (STRENGTHS: importable here as before)
+from edge_ae.denoise.output import checked_output
 from edge_ae.denoise.precision import PrecisionChoice, check_precision, choose
 from edge_ae.denoise.streamed import denoise_in_tiles
 from edge_ae.denoise.tiling import margin_for, one_tile, run_tiled
@@ -275,19 +276,3 @@ class Denoiser:
         if planes.shape[1] != c:  # e.g. a color estimate for a gray model: one level per pixel
             planes = planes.mean(axis=1, keepdims=True)
         return np.ascontiguousarray(np.broadcast_to(planes, (n, c, h, w)), dtype=np.float32)
-
-
-def checked_output(model: LoadedModel, out: np.ndarray, tile: np.ndarray, *, channels: int | None) -> np.ndarray:
-    """A model's output as the contract promises it (N x C x H x W like the tile, finite), or a
-    one-line ``ModelError``: a custom model that returns another shape, other channels or NaN is
-    never written as "denoised". The finiteness test is one sum, a fraction of the inference."""
-    n, _, h, w = tile.shape
-    want = (n, channels, h, w) if channels is not None else None
-    got = tuple(np.shape(out))
-    if len(got) != 4 or (want is not None and got != want) or (want is None and (got[0], got[2], got[3]) != (n, h, w)):
-        expected = "x".join(map(str, want)) if want is not None else f"{n}xCx{h}x{w}"
-        raise ModelError(f"{model.spec.name}: output of shape {'x'.join(map(str, got))}, expected {expected} "
-                         "(the contract: same height and width as the input, the model's channels)")
-    if not np.isfinite(np.sum(out, dtype=np.float64)):
-        raise ModelError(f"{model.spec.name}: output has NaN or infinite values: the model is broken for this input")
-    return out

@@ -25,18 +25,35 @@ other sides, so a tile-wise ensemble would not give the same pixels.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from edge_ae import image as im
 from edge_ae.denoise import gate
 from edge_ae.denoise.noise_level import estimate_sigma
+from edge_ae.denoise.output import checked_output
 from edge_ae.denoise.tiling import Tile, margin_for, mirror_indices, read_tile, round_up, tiles
 
 if TYPE_CHECKING:
-    from edge_ae.denoise.denoiser import Denoiser
     from edge_ae.model.loading import LoadedModel
+
+
+class Denoiser(Protocol):
+    """What this module uses of ``edge_ae.denoise.denoiser.Denoiser`` (which imports this module:
+    named here as a protocol so the import points one way)."""
+
+    def tile_for(self, size: tuple[int, ...]) -> int: ...
+
+    def estimator_for(self, model: LoadedModel) -> LoadedModel | None: ...
+
+    def noise_map(self, image: np.ndarray, *, model: LoadedModel | None = None) -> np.ndarray | None: ...
+
+    def _level(self, image: np.ndarray, planes: im.Planes, model: LoadedModel,
+               sigma: float | np.ndarray | None) -> float | np.ndarray: ...
+
+    @staticmethod
+    def _map_for(level: float | np.ndarray, batch: np.ndarray) -> np.ndarray: ...
 
 
 class _Estimated:
@@ -108,7 +125,6 @@ def denoise_in_tiles(denoiser: Denoiser, image: np.ndarray, planes: im.Planes, m
                      sigma: float | np.ndarray | None, strength: float) -> tuple[np.ndarray, float | None]:
     """``Denoiser.__call__`` (ensemble 1) for an image of more than one tile. Returns the denoised
     image and the mean level used (``last_sigma``)."""
-    from edge_ae.denoise.denoiser import checked_output  # imported here: denoiser.py imports this module
 
     spec = model.spec
     c = spec.channels
