@@ -28,13 +28,21 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from edge_ae.video.serve import LOOPBACK_NAMES, VIEWS, ServeOptions
+from edge_ae.video.serve_options import LOOPBACK_NAMES, VIEWS, ServeOptions
 
-if TYPE_CHECKING:
-    from edge_ae.video.serve import ServeSink
+
+class ServeSink(Protocol):
+    """What the page server uses of ``edge_ae.video.serve.ServeSink`` (which starts this server:
+    named here as a protocol so the import points one way)."""
+
+    hub: Any  # serve.FrameHub: the newest JPEG of each view, the flagged-frame thumbnails
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def control(self, change: dict[str, Any]) -> None: ...
 
 MAX_HEAD = 8192  # request line + headers, bytes
 MAX_BODY = 1024
