@@ -159,14 +159,14 @@ def test_any_exception_of_one_file_becomes_its_failure_line(tiny_models, tmp_pat
     import edge_ae.jobs.denoise_job as cli
 
     src = good_images(tmp_path / "in", rng)
-    real = cli.read_image_and_header
+    real = cli.read_photo
 
     def flaky(path, **kwargs):
         if Path(path).name == "good2.png":
             raise cv2.error("OpenCV(5.1.0) loadsave.cpp:80: error: (-215:Assertion failed) something deep")
         return real(path, **kwargs)
 
-    monkeypatch.setattr(cli, "read_image_and_header", flaky)
+    monkeypatch.setattr(cli, "read_photo", flaky)
     rc = main(["denoise", str(src), "-o", str(tmp_path / "out"), "-m", str(tiny_models["color"])])
     captured = capsys.readouterr()
     assert rc == 1 and "1 denoised, 1 failed" in captured.out

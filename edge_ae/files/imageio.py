@@ -22,6 +22,7 @@ import numpy as np
 from edge_ae.errors import ImageError
 from edge_ae.files.atomic import write_bytes_atomic
 from edge_ae.files.headers import Header, read_header
+from edge_ae.files.metadata import Metadata, embed, orient, read_metadata
 from edge_ae.files.native_stderr import NativeStderr
 
 READ_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".pgm", ".ppm", ".pnm")
@@ -113,7 +114,21 @@ def _decode(path: Path, buf: np.ndarray) -> np.ndarray | None:
 def read_image_and_header(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
                           ) -> tuple[np.ndarray, Header | None]:
     """``read_image``, and what the file's header said (None if not recognised)."""
-    path = Path(path)
+    image, header, _ = _read(Path(path), max_pixels, metadata=False)
+    return image, header
+
+
+def read_photo(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+               ) -> tuple[np.ndarray, Header | None, Metadata]:
+    """``read_image_and_header`` for a photo to be written back: the pixels turned upright as its
+    EXIF orientation says, and its metadata (EXIF, ICC profile) for ``write_image``."""
+    image, header, metadata = _read(Path(path), max_pixels, metadata=True)
+    if header is not None and header.format == "TIFF":  # OpenCV's TIFF decoder turns the pixels itself
+        return image, header, metadata.upright()
+    return orient(image, metadata.orientation), header, metadata.upright()
+
+
+def _read(path: Path, max_pixels: int | None, *, metadata: bool) -> tuple[np.ndarray, Header | None, Metadata]:
     if max_pixels is not None and max_pixels < 1:
         raise ValueError(f"max_pixels must be at least 1 (or None for no limit), got {max_pixels}")
     try:
@@ -136,6 +151,8 @@ def read_image_and_header(path: str | Path, *, max_pixels: int | None = DEFAULT_
     except OSError as exc:
         raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from None
     image = _decode(path, buf)
+    found = read_metadata(buf, header.format if header is not None else None) if metadata else Metadata()
+    del buf  # the file's bytes, as large as the image for a PNG of a noisy photo
     if image is None or image.size == 0:
         raise ImageError(f"{path}: not a readable image (corrupt or unsupported format)")
     pixels = image.shape[0] * image.shape[1]
@@ -151,7 +168,7 @@ def read_image_and_header(path: str | Path, *, max_pixels: int | None = DEFAULT_
         if bad:
             raise ImageError(f"{path}: {bad} pixel value(s) are NaN or infinite: expected finite numbers "
                              "(0.0-1.0 for float images)")
-    return image, header
+    return image, header, found
 
 
 def read_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -180,8 +197,11 @@ def encode_grey_alpha_png(image: np.ndarray) -> bytes:
             + _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)) + _png_chunk(b"IEND", b""))
 
 
-def write_image(path: str | Path, image: np.ndarray, *, jpeg_quality: int = 95, grey_alpha: bool = False) -> None:
+def write_image(path: str | Path, image: np.ndarray, *, jpeg_quality: int = 95, grey_alpha: bool = False,
+                metadata: Metadata | None = None) -> None:
     """Write ``image`` to ``path`` atomically, in the format its suffix names.
+
+    ``metadata`` (from ``read_photo``): EXIF and ICC profile, kept in a JPEG, PNG, TIFF or WebP.
 
     ``grey_alpha``: a BGRA image is written as gray+alpha (PNG color type 4), as it was read;
     HxWx2 (gray, alpha) is accepted too."""
@@ -193,7 +213,8 @@ def write_image(path: str | Path, image: np.ndarray, *, jpeg_quality: int = 95, 
         if image.shape[2] == 4:
             grey = cv2.cvtColor(np.ascontiguousarray(image[:, :, :3]), cv2.COLOR_BGR2GRAY)
             image = np.dstack([grey, image[:, :, 3]])
-        write_bytes_atomic(path, encode_grey_alpha_png(image))
+        write_bytes_atomic(path, embed(memoryview(encode_grey_alpha_png(image)), suffix, metadata or Metadata(),
+                                       image.shape))
         return
     params: list[int] = []
     if suffix in (".jpg", ".jpeg"):
@@ -206,4 +227,5 @@ def write_image(path: str | Path, image: np.ndarray, *, jpeg_quality: int = 95, 
         raise ImageError(f"{path}: cannot encode as {suffix} ({str(exc).strip().splitlines()[-1]})") from None
     if not ok:
         raise ImageError(f"{path}: cannot encode as {suffix}")
-    write_bytes_atomic(path, buf.data)  # the encoder's buffer itself: no copy of a large file
+    # The encoder's buffer itself, with the metadata around it: no copy of a large file.
+    write_bytes_atomic(path, embed(buf.data.cast("B"), suffix, metadata or Metadata(), image.shape))

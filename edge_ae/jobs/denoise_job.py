@@ -13,7 +13,7 @@ import numpy as np
 from edge_ae.denoise.denoiser import Denoiser
 from edge_ae.denoise.options import DenoiseOptions
 from edge_ae.files import batch
-from edge_ae.files.imageio import read_image, read_image_and_header, write_image
+from edge_ae.files.imageio import read_image, read_photo, write_image
 from edge_ae.files.names import derived_name
 from edge_ae.image import to_uint8
 
@@ -50,7 +50,8 @@ class DenoiseJob:
         denoiser = Denoiser(self.model, threads=self.threads, tile=o.tile, ensemble=o.ensemble, precision=o.precision)
 
         def job(task: batch.Task) -> float | None:
-            image, header = read_image_and_header(task.source, max_pixels=self.max_pixels)
+            # Upright as its EXIF orientation says; its EXIF and ICC profile go into the output.
+            image, header, metadata = read_photo(task.source, max_pixels=self.max_pixels)
             grey_alpha = header is not None and header.grey_alpha and image.ndim == 3 and image.shape[2] == 4
             if task.extras_only:  # the output exists, its compare picture does not: no need to denoise again
                 clean = read_image(task.target, max_pixels=None)
@@ -63,7 +64,7 @@ class DenoiseJob:
             before = image if self.compare_dir is not None else None
             del image  # not kept while the output is encoded and written, unless a compare picture needs it
             if not task.extras_only:
-                write_image(task.target, clean, jpeg_quality=self.quality, grey_alpha=grey_alpha)
+                write_image(task.target, clean, jpeg_quality=self.quality, grey_alpha=grey_alpha, metadata=metadata)
             if before is not None and self.compare_dir is not None:
                 write_image(self.compare_dir / compare_name(task.target, self.out_dir), side_by_side(before, clean))
             return None if task.extras_only else denoiser.last_sigma
