@@ -49,12 +49,16 @@ class Source:
     fps: float | None = None
 
     def open(self) -> None:
+        """Open (or reopen) the source; SourceError if it cannot be opened."""
         raise NotImplementedError
 
     def read(self) -> np.ndarray | None:
+        """The next frame (runtime image contract), or None at the end of a file or folder; SourceLost when a
+        live source goes away."""
         raise NotImplementedError
 
     def close(self) -> None:
+        """Release the device or file; safe to call twice."""
         pass
 
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -82,6 +86,7 @@ class VideoSource(Source):
         self._cap: Any = None
 
     def open(self) -> None:
+        """Open the camera or video through OpenCV (reopening closes the old handle first)."""
         self.close()
         cap = self._factory(self.target)
         if not cap.isOpened():
@@ -96,6 +101,7 @@ class VideoSource(Source):
         self._cap = cap
 
     def read(self) -> np.ndarray | None:
+        """The next decoded frame; None at the end of a file, SourceLost when a camera stops delivering."""
         if self._cap is None:
             raise SourceError(f"{self.description}: read before open")
         ok, frame = self._cap.read()
@@ -106,6 +112,7 @@ class VideoSource(Source):
         return None  # end of file
 
     def close(self) -> None:
+        """Release OpenCV's capture."""
         if self._cap is not None:
             self._cap.release()
             self._cap = None
@@ -124,6 +131,7 @@ class PicameraSource(Source):
         self._cam: Any = None
 
     def open(self) -> None:
+        """Start the Raspberry Pi camera through picamera2 (a clear SourceError without it)."""
         self.close()
         try:
             from picamera2 import Picamera2  # optional extra; only a Pi has it
@@ -144,6 +152,7 @@ class PicameraSource(Source):
         self._cam = cam
 
     def read(self) -> np.ndarray | None:
+        """The next frame from picamera2 (a fourth padding byte dropped); SourceLost if capture fails."""
         if self._cam is None:
             raise SourceError(f"{self.description}: read before open")
         try:
@@ -155,6 +164,7 @@ class PicameraSource(Source):
         return np.ascontiguousarray(frame)
 
     def close(self) -> None:
+        """Stop and close the camera."""
         cam, self._cam = self._cam, None
         if cam is not None:
             for step in ("stop", "close"):
@@ -182,6 +192,7 @@ class FolderSource(Source):
         self._next = 0
 
     def open(self) -> None:
+        """List the folder's images in natural order (frame2 before frame10); SourceError if there are none."""
         if not self.folder.is_dir():
             raise SourceError(f"{self.folder}: no such folder")
         self._files = sorted((p for p in self.folder.iterdir() if p.suffix.lower() in READ_SUFFIXES and p.is_file()),
@@ -191,6 +202,7 @@ class FolderSource(Source):
         self._next = 0
 
     def read(self) -> np.ndarray | None:
+        """The next readable image; an unreadable one raises FrameSkipped (named, counted), None at the end."""
         if self._next >= len(self._files):
             return None
         path = self._files[self._next]

@@ -121,14 +121,17 @@ class Stream:
 
     @property
     def denoiser(self) -> Callable[..., np.ndarray] | None:
+        """The denoiser the frames go through (None: no denoising)."""
         return self.pipeline.denoiser
 
     @property
     def detector(self) -> Any:
+        """The anomaly detector the frames go through (None: no detection)."""
         return self.pipeline.detector
 
     @property
     def temporal(self) -> TemporalFilter | None:
+        """The temporal filter (None: off)."""
         return self.pipeline.temporal
 
     # -- control ---------------------------------------------------------------------------
