@@ -222,6 +222,10 @@ def bar_lines(r: dict[str, object], prov: dict[str, object]) -> list[str]:
             continue
         ok = value <= bar if key == "ms_per_image" else value >= bar
         shown = f"{value:.1f}" if key == "ms_per_image" else f"{value:.3f}"
+        if key == "ms_per_image" and r.get("threads", 2) != 2:
+            cells.append(f"{label} {shown} at {r['threads']} thread(s) (the bar, <= {bar:g} at 2 threads, is not judged "
+                         "from it)")
+            continue
         cells.append(f"{label} {shown} ({'meets' if ok else '**misses**'} {'<=' if key == 'ms_per_image' else '>='} "
                      f"{bar:g})")
     ok = r["recall"] >= RECALL_BAR and r["fpr"] <= RECALL_BAR_FPR
@@ -341,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
                                  "images_set_aside": len(aside)}
     else:
         r = summarise(records, threshold)
+    r["threads"] = args.threads
     print(json.dumps(r, indent=2, default=str))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(markdown(r, detector, command.strip(), args.threads))
@@ -359,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
                    + (f" (untouched part: {r['validation_split']['fraction']:.0%} of each defect type was validation)"
                       if "validation_split" in r else "")}
         update_manifest(detector.spec, detector.model.path, quality=quality,
-                        speed={"ms_per_image": round(r["ms_per_image"], 2), "threads": args.threads})
+                        speed={"ms_per_image" if args.threads == 2 else f"latency_ms_per_image_{args.threads}thread":
+                               round(r["ms_per_image"], 2), "threads": args.threads})
     return 0
 
 

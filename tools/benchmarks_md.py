@@ -57,6 +57,8 @@ PURPOSE = {
                                  "the from-scratch model, for comparison"),
     "anomaly-magnetic-tile-fast": ("magnetic-tile surface defects, one network", "time per frame matters (a Pi camera)"),
     "features-lite0": ("frozen EfficientNet-Lite0 features", "not run alone: what `edge-ae anomaly fit` builds on"),
+    "features-lite0-deep": ("frozen EfficientNet-Lite0 features, one block deeper",
+                            "not run alone: `edge-ae anomaly fit --backbone lite0-deep` (`anomaly-magnetic-tile`)"),
     "noise-level-color": ("noise-level estimate for `denoise-color`",
                           "not run alone: the blind call runs it first (also for gray models)"),
     "noise-level-color-fast": ("noise-level estimate for `denoise-color-fast`",
