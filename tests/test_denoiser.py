@@ -153,3 +153,18 @@ def test_providers_choose_the_execution_provider(tiny_models, rng):
     np.testing.assert_array_equal(default(image, sigma=10), chosen(image, sigma=10))
     with pytest.raises(ModelError, match="NoSuchExecutionProvider.*available"):
         Denoiser(tiny_models["gray"], providers=["NoSuchExecutionProvider"])
+
+
+def test_denoise_returns_the_level_with_the_image_per_call(tiny_models, rng):
+    """``denoise`` gives each call its own level (threads may share one Denoiser); calling the
+    denoiser still sets ``last_sigma`` for existing callers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    d = Denoiser(tiny_models["gray"], threads=1)
+    image = rng.random((40, 48), dtype=np.float32)
+    out, level = d.denoise(image, sigma=10, strength=2.0)
+    np.testing.assert_array_equal(out, d(image, sigma=10, strength=2.0))
+    assert level == d.last_sigma == pytest.approx(20.0)
+    with ThreadPoolExecutor(4) as pool:
+        levels = list(pool.map(lambda s: d.denoise(image, sigma=s).level, [1.0, 5.0, 9.0, 13.0] * 5))
+    assert levels == [1.0, 5.0, 9.0, 13.0] * 5

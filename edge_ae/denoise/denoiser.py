@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,6 +39,14 @@ from edge_ae.model.registry import resolve_model
 DEFAULT_MODELS = {1: "denoise-gray", 3: "denoise-color"}
 FAST_MODELS = {1: "denoise-gray-fast", 3: "denoise-color-fast"}  # model=None with fast=True: live video
 GRAY_ESTIMATOR = "noise-level-gray"  # for gray models without an estimator of their own (issue 52)
+
+
+class Denoised(NamedTuple):
+    """What ``Denoiser.denoise`` returns: the image (shape and dtype of the input) and the mean
+    noise level (0-255) it was cleaned at, None for a model without a noise input."""
+
+    image: np.ndarray
+    level: float | None
 
 
 class Denoiser:
@@ -200,7 +209,17 @@ class Denoiser:
         from the image. ``strength`` (0.25-4, default 1) multiplies the level: above 1 cleans
         harder, below 1 keeps more grain. Where the level is under 4 the output is blended
         towards the input (``gate.py``; level 0 returns the input). ``last_sigma`` holds the mean
-        level used."""
+        level used: kept for existing callers, but shared by every thread using this object;
+        ``denoise`` returns the level with the image instead."""
+        result = self.denoise(image, sigma=sigma, strength=strength)
+        self.last_sigma = result.level
+        return result.image
+
+    def denoise(self, image: np.ndarray, *, sigma: float | np.ndarray | None = None,
+                strength: float = 1.0) -> Denoised:
+        """As calling the denoiser, returning the image and the mean noise level (0-255) it was
+        cleaned at (None for a model without a noise input) together: the level of this call,
+        safe when threads share one ``Denoiser``."""
         planes = im.split(image)
         model = self.model_for(planes.color.shape[2])
         spec = model.spec
@@ -208,16 +227,16 @@ class Denoiser:
         if self.ensemble == 1 and not one_tile(*planes.color.shape[:2], multiple=spec.size_multiple,
                                                  tile=self.tile_for(planes.color.shape[:2])):
             # More than one tile: end to end in tiles, never a full-size float copy (streamed.py).
-            out, self.last_sigma = denoise_in_tiles(self, image, planes, model, sigma=sigma, strength=strength)
-            return out
+            out, used = denoise_in_tiles(self, image, planes, model, sigma=sigma, strength=strength)
+            return Denoised(out, used)
         batch, how = im.adapt_channels(planes.color, spec.channels)
         level = self._level(image, planes, model, sigma) if spec.noise_input else 0.0
         if isinstance(level, np.ndarray):
             level = level * np.float32(strength)
-            self.last_sigma = float(level.mean())
+            used = float(level.mean())
         else:
             level = float(level) * float(strength)
-            self.last_sigma = level if spec.noise_input else None
+            used = level if spec.noise_input else None
         feed_map = spec.noise_input and spec.noise_map
         if feed_map:  # the map travels with the image through tiles and flips, as extra channels
             levels = self._map_for(level, batch)
@@ -247,7 +266,7 @@ class Denoiser:
         keep = gate.weight(level) if spec.noise_input else None
         if keep is not None:
             out = gate.blend(im.to_float(batch[:, :c]), out, keep)
-        return im.merge(planes, im.restore_channels(out, how))
+        return Denoised(im.merge(planes, im.restore_channels(out, how)), used)
 
     def _level(self, image: np.ndarray, planes: im.Planes, model: LoadedModel,
                sigma: float | np.ndarray | None) -> float | np.ndarray:
