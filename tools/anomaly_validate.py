@@ -23,6 +23,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ def validation_items(data: Path, options: FitOptions) -> tuple[list[Path], list[
     train = list_images(data / "train" / "good")
     fit, held = holdout_split(train, options, np.random.default_rng(options.seed))
     aside, _ = choose(data, fraction=VALIDATION_FRACTION, seed=VALIDATION_SEED)
-    return [Path(p) for p in fit], [(Path(p), "good", None) for p in held] + aside
+    return [Path(str(p)) for p in fit], [(Path(str(p)), "good", None) for p in held] + aside
 
 
 def options_from(args: argparse.Namespace) -> FitOptions:
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         model_path = args.model
     fit_seconds = time.perf_counter() - t0
     detector = AnomalyDetector(model_path, threads=args.threads)
-    r = summarise(score_items(detector, items), detector.calibration.threshold)
+    r: dict[str, Any] = summarise(score_items(detector, items), detector.calibration.threshold)
     report = {"options": dataclasses.asdict(options), "model": str(model_path), "fit_seconds": round(fit_seconds, 1),
               "load": os.getloadavg()[0], "validation": r}
     args.out.write_text(json.dumps(report, indent=1, default=str))

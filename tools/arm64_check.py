@@ -38,6 +38,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -146,6 +147,15 @@ def digest(*arrays: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
+def imread(path: Path, flag: int) -> np.ndarray:
+    import cv2
+
+    image = cv2.imread(str(path), flag)
+    if image is None:
+        raise SystemExit(f"arm64_check: cannot read {path}")
+    return image
+
+
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:
     h, w = image.shape[:2]
     top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
@@ -173,11 +183,11 @@ class Inputs:
         if not noisy or not anomaly:
             raise SystemExit(f"arm64_check: expected PNGs in {samples}/noisy and JPEGs in {samples}/anomaly")
         self.names = [p.stem for p in noisy]
-        self.color = [center_crop(cv2.imread(str(p), cv2.IMREAD_COLOR), crop) for p in noisy]
+        self.color = [center_crop(imread(p, cv2.IMREAD_COLOR), crop) for p in noisy]
         self.gray = [cv2.cvtColor(im, cv2.COLOR_BGR2GRAY) for im in self.color]
         self.anomaly_names = [p.stem for p in anomaly]
         self.anomaly_paths = anomaly
-        self.anomaly = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in anomaly]
+        self.anomaly = [imread(p, cv2.IMREAD_GRAYSCALE) for p in anomaly]
         # The small noisy set for PSNR: the sample photos shrunk 4x by area averaging (which
         # averages their own noise away: a near-clean reference), near-Gaussian noise of sigma 25
         # added with a fixed seed, rounded to uint8. Its hash is recorded: compare refuses to
@@ -187,7 +197,7 @@ class Inputs:
         rng = np.random.default_rng(0)
         self.clean_color, self.noisy_color = [], []
         for p in noisy[: max(1, min(3, count))]:
-            full = cv2.imread(str(p), cv2.IMREAD_COLOR).astype(np.int64)
+            full = imread(p, cv2.IMREAD_COLOR).astype(np.int64)
             h, w = full.shape[0] // 4, full.shape[1] // 4
             blocks = full[: 4 * h, : 4 * w].reshape(h, 4, w, 4, 3).sum(axis=(1, 3))
             small = ((blocks + 8) // 16).astype(np.uint8)  # 4x4 means, rounded
@@ -226,7 +236,8 @@ def drive_denoiser(name: str, inp: Inputs, threads: int | None) -> tuple[dict, d
     channels = load_model(name, threads=threads).spec.channels
     den = Denoiser(name, threads=threads, precision=exact(name))  # the named model, never its twin
     photos = inp.color if channels == 3 else inp.gray
-    arrays, info = {}, {"sigma_estimated": []}
+    arrays: dict[str, Any] = {}
+    info: dict[str, Any] = {"sigma_estimated": []}
     for label, photo in zip(inp.names, photos, strict=True):
         from edge_ae import estimate_sigma
 
@@ -248,7 +259,8 @@ def drive_anomaly(name: str, inp: Inputs, threads: int | None) -> tuple[dict, di
     from edge_ae import AnomalyDetector
 
     det = AnomalyDetector(name, threads=threads)
-    arrays, info = {}, {"scores": [], "flagged": []}
+    arrays: dict[str, Any] = {}
+    info: dict[str, Any] = {"scores": [], "flagged": []}
     for label, image in zip(inp.anomaly_names, inp.anomaly, strict=True):
         res = det(image)
         arrays[f"map/{label}"] = res.anomaly_map
@@ -286,8 +298,10 @@ def drive_part(name: str, inp: Inputs, threads: int | None) -> tuple[dict, dict]
     model = load_model(name, threads=threads)
     spec = model.spec
     if spec.kind == "encoder":
-        batch, _ = to_batch(autoencoder_images(inp), tuple(spec.input_size))
+        assert spec.input_size is not None and spec.latent_dim is not None  # an encoder's contract
+        batch, _ = to_batch(autoencoder_images(inp), (int(spec.input_size[0]), int(spec.input_size[1])))
         return {"latent": model.run({"image": batch})[0]}, {}
+    assert spec.latent_dim is not None  # a decoder's contract
     return {"image": model.run({"latent": test_latents(int(spec.latent_dim))})[0]}, {}
 
 
@@ -343,7 +357,7 @@ def pick(names: list[str], preferred: str) -> str | None:
     if preferred in names:
         return preferred
     fast = [n for n in names if n.endswith("-fast")]
-    return (fast or names or [None])[0]
+    return (fast or names)[0] if fast or names else None
 
 
 def run_cli(out: Path, inp: Inputs, samples: Path, *, threads: int | None) -> dict:
@@ -375,7 +389,7 @@ def run_cli(out: Path, inp: Inputs, samples: Path, *, threads: int | None) -> di
         pair = [denoiser] + ([f"{denoiser}-int8"] if f"{denoiser}-int8" in {m.name for m in list_models()} else [])
         runs["bench"] = [*edge_ae_command(), "bench", "--models", *pair, "--size", "160x120", "--repeat", "1",
                          "--warmup", "0", "--fps", "1", "--threads", str(threads or 1)]
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     for key, cmd in runs.items():
         start = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -391,7 +405,7 @@ def run_cli(out: Path, inp: Inputs, samples: Path, *, threads: int | None) -> di
             (cli / "bench.txt").write_text(proc.stdout)
             results[key]["outputs"] = sum((line.split() or [""])[0] in pair for line in proc.stdout.splitlines())
             results[key]["says_emulated"] = "looks emulated" in proc.stdout
-    arrays = {}
+    arrays: dict[str, Any] = {}
     for key in ("denoise", "camera"):
         folder = cli / key
         for f in sorted(folder.glob("*.png")) if folder.is_dir() else []:
@@ -432,7 +446,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if unknown:
             raise SystemExit(f"arm64_check: unknown model(s) {unknown}")
         entries = [e for e in entries if e.name in args.models]
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     for entry in entries:
         driver = DRIVERS.get(entry.kind, drive_generic)
         start = time.perf_counter()
