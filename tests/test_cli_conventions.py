@@ -367,3 +367,11 @@ def test_camera_says_when_precision_runs_the_named_models_twin(tmp_path, capsys,
     assert ("running denoise-gray-int8 (8-bit" in err) == twin
     assert main([*args, "--precision", "float"]) == 0
     assert "running" not in capsys.readouterr().err
+
+
+def test_bench_help_does_not_promise_paths(capsys):
+    """bench times manifest entries (their multiply-adds and quality come from the manifest): its -m help
+    must not say an .onnx path is accepted, which it then refused."""
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    assert ".onnx path" not in capsys.readouterr().out

@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "--repeat calls, with a fixed thread count), print ms per frame, fps and multiply-adds per "
                     "second, and recommend the best model of each kind that reaches --fps.",
     )
-    add_model(p, "models to time, each as named", several=True,
+    add_model(p, "models to time, each as named", several=True, paths=False,
               default_help="default: all shipped, without the autoencoders' encoder/decoder parts")
     p.add_argument("--models", nargs="+", action="extend", metavar="NAME", help=argparse.SUPPRESS)  # the old name
     add_precision(p, bench=True)

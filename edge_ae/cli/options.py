@@ -38,10 +38,12 @@ def add_threads(parser: argparse.ArgumentParser) -> None:
 
 
 def add_model(parser: argparse.ArgumentParser, what: str, *, default: str | None = None,
-              default_help: str | None = None, several: bool = False) -> None:
-    """``-m/--model``: the model this command runs. ``several``: a list (``-m A B`` or ``-m A -m B``)."""
+              default_help: str | None = None, several: bool = False, paths: bool = True) -> None:
+    """``-m/--model``: the model this command runs. ``several``: a list (``-m A B`` or ``-m A -m B``).
+    ``paths``: whether an .onnx path is accepted besides a shipped name (bench times manifest entries only)."""
     shown = default_help or (f"default {default}" if default else None)
-    help_text = f"{what}: a shipped model name (edge-ae models) or an .onnx path" + (f" ({shown})" if shown else "")
+    accepted = "a shipped model name (edge-ae models)" + (" or an .onnx path" if paths else "")
+    help_text = f"{what}: {accepted}" + (f" ({shown})" if shown else "")
     if several:
         parser.add_argument("-m", "--model", nargs="+", action="extend", metavar="NAME", default=default,
                             help=help_text)
