@@ -1,5 +1,5 @@
-"""The blind path with a learned noise-level model (issue 45): tiny untrained models exported
-here (torch is in the dev venv), so no shipped model or ../shared is needed."""
+"""The blind path with a learned noise-level model (issue 45): a tiny hand-built pair written
+here with onnx.helper (no torch), so no shipped model or ../shared is needed."""
 
 from __future__ import annotations
 
@@ -19,30 +19,43 @@ QUIET = ControlOptions(handle_signals=False)  # no signal handlers in tests
 
 
 def export_blind_pair(out: Path, *, estimator: str = "tiny-level") -> Path:
-    """A map denoiser (noise_channels 3, folded 2x2) and its estimator, untrained but seeded."""
-    requires_torch("the blind pair is exported through training (a hand-built pair is still to do)")
-    import torch
+    """A map denoiser and its noise-level estimator, written with onnx.helper (no torch), seeded:
+    the estimator is a 3x3 convolution through a softplus (a positive level per pixel and
+    channel), the denoiser subtracts a 3x3 convolution of the image scaled by the map it is fed."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
 
-    from training.denoise.export import DenoiserGraph, as_shipped, measure_receptive_field
-    from training.denoise.export_blind import EstimatorAsDenoiser
-    from training.nets.noise_estimator import NoiseEstimator
-    from training.nets.unet_dae import UNetDAE
-    from training.onnx_export import export
+    from edge_ae.model.contract import METADATA_KEY
 
-    torch.manual_seed(0)
-    den = UNetDAE(channels=3, width=4, depths=(1, 1, 1), unshuffle=2, noise_channels=3).eval()
-    est = NoiseEstimator(channels=3, width=4, depth=2).eval()
-    common = {"channels": 3, "color_order": COLOR_ORDERS[3], "provenance": {"training_command": "tests (untrained)"}}
-    est_spec = ModelSpec(name=estimator, kind="noise-level", size_multiple=est.size_multiple,
-                         receptive_field=measure_receptive_field(EstimatorAsDenoiser(est), 3), **common)
-    axes = {0: "batch", 2: "height", 3: "width"}
-    export(est, (torch.rand(1, 3, 32, 32),), est_spec, out / f"{estimator}.onnx",
-           dynamic_axes={"image": axes, "noise_map": axes})
-    den_spec = ModelSpec(name="tiny-blind", kind="denoiser", size_multiple=den.size_multiple,
-                         receptive_field=measure_receptive_field(den, 3), noise_input=True, noise_map=True,
-                         noise_estimator=estimator, **common)
-    return export(DenoiserGraph(as_shipped(den), True), (torch.rand(1, 3, 32, 32), torch.full((1, 3, 32, 32), 0.05)),
-                  den_spec, out / "tiny-blind.onnx", dynamic_axes={"image": axes, "sigma": axes, "denoised": axes})
+    rng = np.random.default_rng(0)
+    conv = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
+    axes = ["batch", 3, "height", "width"]
+    common = {"channels": 3, "color_order": COLOR_ORDERS[3], "size_multiple": 4, "receptive_field": 3,
+              "provenance": {"training_command": "tests (hand-built, untrained)"}}
+
+    def save(name: str, nodes: list, inputs: list[str], output: str, weights: dict[str, np.ndarray],
+             spec: ModelSpec) -> Path:
+        graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info(i, TensorProto.FLOAT, axes) for i in inputs],
+                                  [helper.make_tensor_value_info(output, TensorProto.FLOAT, axes)],
+                                  [numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items()])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 9
+        helper.set_model_props(model, {METADATA_KEY: spec.to_json()})
+        onnx.checker.check_model(model)
+        onnx.save(model, str(out / f"{name}.onnx"))
+        return out / f"{name}.onnx"
+
+    save(estimator, [helper.make_node("Conv", ["image", "we", "be"], ["raw"], **conv),
+                     helper.make_node("Softplus", ["raw"], ["soft"]),
+                     helper.make_node("Mul", ["soft", "scale"], ["noise_map"])],
+         ["image"], "noise_map", {"we": rng.normal(0, 0.3, (3, 3, 3, 3)), "be": np.full(3, -2.0), "scale": np.array(0.2)},
+         ModelSpec(name=estimator, kind="noise-level", **common))
+    return save("tiny-blind", [helper.make_node("Conv", ["image", "wd", "bd"], ["residual"], **conv),
+                               helper.make_node("Mul", ["residual", "sigma"], ["scaled"]),
+                               helper.make_node("Sub", ["image", "scaled"], ["denoised"])],
+                ["image", "sigma"], "denoised", {"wd": rng.normal(0, 0.5, (3, 3, 3, 3)), "bd": rng.normal(0, 0.1, 3)},
+                ModelSpec(name="tiny-blind", kind="denoiser", noise_input=True, noise_map=True, noise_estimator=estimator,
+                          **common))
 
 
 @pytest.fixture(scope="module")
@@ -238,6 +251,7 @@ def test_estimate_from_a_grid_of_crops() -> None:
 def test_a_gray_model_uses_the_gray_estimator_beside_it(tmp_path) -> None:
     """A gray model without an estimator of its own takes ``noise-level-gray`` (issue 52), not
     the color model's estimate of the gray image repeated to BGR."""
+    requires_torch("its gray estimator is exported through training")
     import torch
 
     from tests.conftest import export_tiny_denoiser
