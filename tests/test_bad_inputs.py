@@ -46,7 +46,7 @@ def png_bad_data(path: Path) -> Path:
     return path
 
 
-def grey_alpha_png(path: Path, grey: np.ndarray, alpha: np.ndarray) -> Path:
+def gray_alpha_png(path: Path, grey: np.ndarray, alpha: np.ndarray) -> Path:
     """An 8-bit PNG of color type 4 (gray + alpha), written by hand (OpenCV cannot)."""
     h, w = grey.shape
     rows = np.dstack([grey, alpha]).astype(np.uint8).reshape(h, 2 * w)
@@ -311,12 +311,12 @@ def test_output_folder_in_or_on_an_input_tree_is_still_refused(tiny_models, tmp_
 # -- 12: channel layout, and the C library's own stderr line ------------------------------------
 
 
-def test_grey_alpha_png_keeps_its_layout(tiny_models, tmp_path, rng):
+def test_gray_alpha_png_keeps_its_layout(tiny_models, tmp_path, rng):
     src = tmp_path / "in"
     src.mkdir()
     grey = (rng.random((24, 30)) * 255).astype(np.uint8)
     alpha = np.tile(np.linspace(0, 255, 30).astype(np.uint8), (24, 1))
-    grey_alpha_png(src / "ga.png", grey, alpha)
+    gray_alpha_png(src / "ga.png", grey, alpha)
     out = tmp_path / "out"
     assert main(["denoise", str(src), "-o", str(out), "-m", str(tiny_models["gray"]), "--compare",
                  str(tmp_path / "cmp")]) == 0

@@ -42,7 +42,7 @@ Item = np.ndarray | str | Path
 # size x size (the square, or the shorter side): a larger size would refuse every image.
 MIN_SIZE, MAX_SIZE = 32, math.isqrt(MAX_WORK_PIXELS)
 # A normal image must have this many pixels on its shorter side: a 1x1 or 4x4 "image" stretched
-# to the input size teaches nothing about the surface and pulls the memory towards flat colour.
+# to the input size teaches nothing about the surface and pulls the memory towards flat color.
 MIN_SIDE = 16
 # Fewer held-out normal images than this leave the threshold on one or two scores (a warning).
 MIN_CALIBRATION_IMAGES = 10

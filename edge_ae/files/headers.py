@@ -23,7 +23,7 @@ class Header:
     width: int
     height: int
     frames: int = 1  # pages of a TIFF, frames of an animated PNG / WebP (GIF: not counted here)
-    grey_alpha: bool = False  # a PNG of color type 4: OpenCV decodes it as BGRA
+    gray_alpha: bool = False  # a PNG of color type 4: OpenCV decodes it as BGRA
     largest: int = 0  # pixels of the largest page of a TIFF whose first page is smaller
 
     @property
@@ -73,7 +73,7 @@ def _png(data: bytes) -> Header | None:
         if kind in (b"IDAT", b"IEND"):
             break
         pos += 12 + length
-    return Header("PNG", w, h, frames=max(frames, 1), grey_alpha=colour_type == 4)
+    return Header("PNG", w, h, frames=max(frames, 1), gray_alpha=colour_type == 4)
 
 
 # Start-of-frame markers: C0-CF except DHT (C4), JPG (C8) and DAC (CC).

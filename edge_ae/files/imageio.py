@@ -176,7 +176,7 @@ def read_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS)
 
     ``max_pixels`` (None: OpenCV's own limit only) is checked against the header before decoding.
     A gray+alpha PNG comes back as BGRA (the runtime's image contract has no two-plane images);
-    ``write_image(..., grey_alpha=True)`` writes it back as gray+alpha."""
+    ``write_image(..., gray_alpha=True)`` writes it back as gray+alpha."""
     return read_image_and_header(path, max_pixels=max_pixels)[0]
 
 
@@ -184,7 +184,7 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def encode_grey_alpha_png(image: np.ndarray) -> bytes:
+def encode_gray_alpha_png(image: np.ndarray) -> bytes:
     """A PNG of color type 4 (gray + alpha) from HxWx2 uint8/uint16 (OpenCV writes 1, 3 or 4
     channels only)."""
     if image.ndim != 3 or image.shape[2] != 2 or image.dtype not in (np.uint8, np.uint16):
@@ -197,23 +197,23 @@ def encode_grey_alpha_png(image: np.ndarray) -> bytes:
             + _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)) + _png_chunk(b"IEND", b""))
 
 
-def write_image(path: str | Path, image: np.ndarray, *, jpeg_quality: int = 95, grey_alpha: bool = False,
+def write_image(path: str | Path, image: np.ndarray, *, jpeg_quality: int = 95, gray_alpha: bool = False,
                 metadata: Metadata | None = None) -> None:
     """Write ``image`` to ``path`` atomically, in the format its suffix names.
 
     ``metadata`` (from ``read_photo``): EXIF and ICC profile, kept in a JPEG, PNG, TIFF or WebP.
 
-    ``grey_alpha``: a BGRA image is written as gray+alpha (PNG color type 4), as it was read;
+    ``gray_alpha``: a BGRA image is written as gray+alpha (PNG color type 4), as it was read;
     HxWx2 (gray, alpha) is accepted too."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in EIGHT_BIT_ONLY and image.dtype != np.uint8:
         raise ImageError(f"{path}: {suffix} holds 8-bit images only, got {image.dtype}")
-    if grey_alpha and suffix == ".png" and image.ndim == 3 and image.shape[2] in (2, 4):
+    if gray_alpha and suffix == ".png" and image.ndim == 3 and image.shape[2] in (2, 4):
         if image.shape[2] == 4:
-            grey = cv2.cvtColor(np.ascontiguousarray(image[:, :, :3]), cv2.COLOR_BGR2GRAY)
-            image = np.dstack([grey, image[:, :, 3]])
-        write_bytes_atomic(path, embed(memoryview(encode_grey_alpha_png(image)), suffix, metadata or Metadata(),
+            gray = cv2.cvtColor(np.ascontiguousarray(image[:, :, :3]), cv2.COLOR_BGR2GRAY)
+            image = np.dstack([gray, image[:, :, 3]])
+        write_bytes_atomic(path, embed(memoryview(encode_gray_alpha_png(image)), suffix, metadata or Metadata(),
                                        image.shape))
         return
     params: list[int] = []

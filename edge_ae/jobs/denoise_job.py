@@ -52,20 +52,20 @@ class DenoiseJob:
         def job(task: batch.Task) -> float | None:
             # Upright as its EXIF orientation says; its EXIF and ICC profile go into the output.
             image, header, metadata = read_photo(task.source, max_pixels=self.max_pixels)
-            grey_alpha = header is not None and header.grey_alpha and image.ndim == 3 and image.shape[2] == 4
+            gray_alpha = header is not None and header.gray_alpha and image.ndim == 3 and image.shape[2] == 4
             level: float | None = None
             if task.extras_only:  # the output exists, its compare picture does not: no need to denoise again
                 clean = read_image(task.target, max_pixels=None)
-            elif grey_alpha:
+            elif gray_alpha:
                 # A gray+alpha PNG decodes as BGRA; denoised as gray, written back as gray+alpha.
-                grey, level = denoiser.denoise(image[:, :, 0], sigma=o.sigma, strength=o.strength)
-                clean = np.dstack([grey, grey, grey, image[:, :, 3]])
+                gray, level = denoiser.denoise(image[:, :, 0], sigma=o.sigma, strength=o.strength)
+                clean = np.dstack([gray, gray, gray, image[:, :, 3]])
             else:
                 clean, level = denoiser.denoise(image, sigma=o.sigma, strength=o.strength)
             before = image if self.compare_dir is not None else None
             del image  # not kept while the output is encoded and written, unless a compare picture needs it
             if not task.extras_only:
-                write_image(task.target, clean, jpeg_quality=self.quality, grey_alpha=grey_alpha, metadata=metadata)
+                write_image(task.target, clean, jpeg_quality=self.quality, gray_alpha=gray_alpha, metadata=metadata)
             if before is not None and self.compare_dir is not None:
                 write_image(self.compare_dir / compare_name(task.target, self.out_dir), side_by_side(before, clean))
             return None if task.extras_only else level
