@@ -194,3 +194,19 @@ def test_cosine_factor_matches_the_scheduler():
         sched.step()
     assert seen == [core.cosine_factor(s, 10, warmup=2) for s in range(12)]
     assert seen[0] == 0.5 and seen[10] == 0.0
+
+
+@pytest.mark.slow
+def test_training_fingerprints_are_reproducible():
+    """tools/training_fingerprint.py: the same code and seed give the same five fingerprints."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    runs = [subprocess.run([sys.executable, "-m", "tools.training_fingerprint"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=300) for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr[-2000:]
+    lines = runs[0].stdout.split("\n")
+    assert [line.split()[0] for line in lines if line] == ["denoise", "qat", "blind", "anomaly", "mnist"]
+    assert runs[0].stdout == runs[1].stdout
