@@ -8,9 +8,10 @@ Each size is a synthetic noisy colour photo (4:3, 8-bit, smooth gradients plus G
 sigma 15, fixed seed) written to a temporary folder, then ``python -m edge_ae denoise IMAGE -o OUT
 --threads 1`` runs in a child process; ``os.wait4`` gives its ``ru_maxrss``, the most memory it
 ever held (Python, onnxruntime and the models included). The decoded image is H x W x 3 bytes.
-The table's "per MP" column is the slope between the smallest size and each larger one, which
-takes the fixed cost (interpreter, libraries, models) out; "x decoded" divides that slope by the
-decoded image's 3 MB per megapixel. Prints a Markdown table; nothing is written to the repository.
+The table's last column is the slope from the size before, which takes the fixed cost
+(interpreter, libraries, models, one tile's working memory) out; a line fits peak = fixed +
+slope x megapixels over every size but the smallest and divides the slope by the decoded image's
+3 bytes a pixel. Prints Markdown; nothing is written to the repository.
 """
 
 from __future__ import annotations
@@ -83,18 +84,24 @@ def measure(sizes: list[float], *, model: str | None, fmt: str, threads: int) ->
     return rows
 
 
+DECODED_MIB_PER_MP = 3e6 / 2**20  # 8-bit color: 3 bytes a pixel
+
+
 def table(rows: list[dict]) -> str:
-    base = rows[0]
-    lines = ["| image | megapixels | decoded (MiB) | peak RSS (MiB) | MiB per MP above the smallest | x decoded |",
-             "|---|---|---|---|---|---|"]
-    for row in rows:
-        if row is base:
-            slope = ratio = "-"
-        else:
-            per_mp = (row["peak_mb"] - base["peak_mb"]) / (row["mp"] - base["mp"])
-            slope, ratio = f"{per_mp:.1f}", f"{per_mp / (3e6 / 2**20):.2f}"  # decoded: 3 bytes per pixel
-        lines.append(f"| {row['size']} | {row['mp']:.1f} | {row['decoded_mb']:.0f} | {row['peak_mb']:.0f} "
-                     f"| {slope} | {ratio} |")
+    """The Markdown table, and a line fitting peak = fixed + slope x megapixels over every size
+    but the smallest (there an image is one tile, and the models' working memory has not yet
+    grown to the tile size larger images use)."""
+    lines = ["| image | megapixels | decoded (MiB) | peak RSS (MiB) | MiB per MP from the size before |",
+             "|---|---|---|---|---|"]
+    for before, row in zip([None, *rows], rows, strict=False):
+        step = "-" if before is None else f"{(row['peak_mb'] - before['peak_mb']) / (row['mp'] - before['mp']):.1f}"
+        lines.append(f"| {row['size']} | {row['mp']:.1f} | {row['decoded_mb']:.0f} | {row['peak_mb']:.0f} | {step} |")
+    fitted = rows[1:] if len(rows) > 2 else rows
+    if len(fitted) >= 2:
+        slope, fixed = np.polyfit([r["mp"] for r in fitted], [r["peak_mb"] for r in fitted], 1)
+        sizes = ", ".join(f"{r['mp']:.0f}" for r in fitted)
+        lines.append(f"\nFit over {sizes} MP: peak = {fixed:.0f} MiB + "
+                     f"{slope:.1f} MiB per megapixel ({slope / DECODED_MIB_PER_MP:.2f} x the decoded 8-bit color image).")
     return "\n".join(lines)
 
 
