@@ -105,15 +105,10 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-# Landed today while that work is still going on (the anomaly v3 validation split, issue 53); to
-# be cut when it settles (what both files use belongs below both). Nothing else may join this list.
-KNOWN_CYCLES = [["tools.bench_anomaly", "tools.split_anomalies"]]
-
-
 def test_no_import_cycles():
     graph = import_graph()
     assert "edge_ae.anomaly.fit" in graph["edge_ae.anomaly.detector"]  # the graph sees lazy imports
-    assert [c for c in cycles(graph) if c not in KNOWN_CYCLES] == []
+    assert cycles(graph) == []
 
 
 def test_extension_points_are_exported():

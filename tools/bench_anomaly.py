@@ -37,11 +37,11 @@ import numpy as np
 from edge_ae import AnomalyDetector
 from edge_ae.files.imageio import read_image
 from edge_ae.model.contract import ModelSpec
+from tools.anomaly_sets import DATA, VALIDATION_FRACTION, VALIDATION_SEED, test_set
 from training.metrics import auroc, binned_auroc, precision_recall_f1
 
 ROOT = Path(__file__).resolve().parent.parent
 
-DATA = ROOT.parent / "shared" / "data" / "anomaly" / "magnetic_tile" / "tile"
 # Log-spaced from 1e-4 to 1e4 on both sides of zero: a fused model's map is in z-score units and
 # mostly negative; for maps of probabilities or errors (all >= 0) only the positive half is used.
 _POSITIVE = np.logspace(-4, 4, 20001)
@@ -53,11 +53,6 @@ FEATURE_BARS = {"image AUROC": ("image_auroc", 0.95), "pixel AUROC": ("pixel_aur
                 "ms per image": ("ms_per_image", 30.0)}
 # Issue 53: at the calibrated threshold, at least this recall with at most this false-positive rate on test/good.
 RECALL_BAR, RECALL_BAR_FPR = 0.6, 0.05
-# The validation split of the anomaly v3 design (docs/experiments/2026-12-06-anomaly-v3.md;
-# tools/split_anomalies.py draws it): every design choice was made on these defects and on held-out
-# train/good images; the figures of record are on the rest of the test split.
-VALIDATION_FRACTION = 0.3
-VALIDATION_SEED = 0
 # Width / height bins for the by-shape table: fixed, not fitted to any data set.
 SHAPE_BINS = (0.0, 0.7, 1.0, 1.5, float("inf"))
 
@@ -98,18 +93,6 @@ def trained_with(prov: dict[str, object]) -> str:
         return (f"Fused from {len(members)} models trained on the same images, {parts}; then "
                 f"`{prov.get('training_command', '?')}` (commit {prov.get('git_commit', '?')}).")
     return f"Trained with {run(prov)}."
-
-
-def test_set(data: Path) -> list[tuple[Path, str, Path | None]]:
-    """(image, defect type or 'good', mask path or None) for every test image."""
-    items = []
-    for folder in sorted(p for p in (data / "test").iterdir() if p.is_dir()):
-        for image in sorted(folder.iterdir()):
-            if image.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
-                continue
-            mask = data / "ground_truth" / folder.name / f"{image.stem}_mask.png"
-            items.append((image, folder.name, mask if mask.is_file() else None))
-    return items
 
 
 # False-positive rates at which the recall is reported (the threshold that flags at most this share

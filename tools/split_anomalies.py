@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.bench_anomaly import DATA, VALIDATION_FRACTION, VALIDATION_SEED, test_set  # the benchmark's listing
+from tools.anomaly_sets import DATA, VALIDATION_FRACTION, VALIDATION_SEED, test_set  # the benchmark's listing
 
 GOOD = "good"
 
