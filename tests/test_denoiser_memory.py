@@ -146,3 +146,22 @@ def test_a_tiff_header_is_read_without_reading_the_file(tmp_path, monkeypatch):
     with pytest.raises(ImageError, match="more than a 80x60 TIFF can take"):
         imageio.read_image(path)
     assert not read
+
+
+def test_a_jpeg_frame_header_past_its_metadata_is_read_before_the_file(tmp_path, monkeypatch):
+    # A phone's EXIF, ICC profile and previews can put the frame header past 64 KiB; it is still
+    # found from the file's first bytes, so a 20000x20000 claim is refused before anything is read
+    # or decoded (before: no header found, the file read and a 1.2 GB decode tried).
+    encoded = bytearray(cv2.imencode(".jpg", _colour(48, 64))[1].tobytes())
+    sof = encoded.index(b"\xff\xc0")
+    encoded[sof + 5 : sof + 9] = struct.pack(">HH", 20000, 20000)
+    padding = b"".join(b"\xff\xe2" + struct.pack(">H", 60002) + bytes(60000) for _ in range(3))
+    path = tmp_path / "phone.jpg"
+    path.write_bytes(bytes(encoded[:2]) + padding + bytes(encoded[2:]))
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("the file was read before being refused")
+
+    monkeypatch.setattr(imageio.np, "fromfile", no_read)
+    with pytest.raises(ImageError, match=r"phone.jpg: JPEG header says 20000x20000 \(400 megapixels\), over the limit"):
+        imageio.read_image(path)

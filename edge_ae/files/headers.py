@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# What a header needs of a file: a JPEG's metadata segments (up to 64 KiB each) come before its
+# frame header; every other format's header is within the first 64 KiB.
+HEAD_BYTES = 2**20
 MAX_TIFF_PAGES = 100_000  # a loop guard for a corrupt IFD chain that points back on itself
 
 
@@ -33,8 +36,8 @@ class Header:
 
 def read_header(file: bytes | np.ndarray) -> Header | None:
     """The header of a PNG, JPEG, TIFF, BMP, WebP, GIF or PNM file: ``file`` holds its bytes (the
-    first 64 KiB are enough, except for a TIFF, whose page directories can be anywhere: give a
-    TIFF whole, e.g. as ``np.memmap``, which is read only where the directories are)."""
+    first ``HEAD_BYTES`` are enough, except for a TIFF, whose page directories can be anywhere:
+    give a TIFF whole, e.g. as ``np.memmap``, which is read only where the directories are)."""
     data = bytes(file[:65536])
     try:
         if data[:4] in (b"II*\x00", b"MM\x00*"):
@@ -43,7 +46,8 @@ def read_header(file: bytes | np.ndarray) -> Header | None:
         if data.startswith(b"\x89PNG\r\n\x1a\n"):
             return _png(data)
         if data.startswith(b"\xff\xd8"):
-            return _jpeg(data)
+            # A phone's EXIF, ICC profile and preview images can put the frame header past 64 KiB.
+            return _jpeg(bytes(file[:HEAD_BYTES]))
         if data.startswith(b"BM"):
             return _bmp(data)
         if data[:4] == b"RIFF" and data[8:12] == b"WEBP":

@@ -21,7 +21,7 @@ import numpy as np
 
 from edge_ae.errors import ImageError
 from edge_ae.files.atomic import write_bytes_atomic
-from edge_ae.files.headers import Header, read_header
+from edge_ae.files.headers import HEAD_BYTES, Header, read_header
 from edge_ae.files.metadata import Metadata, embed, orient, read_metadata
 from edge_ae.files.native_stderr import NativeStderr
 
@@ -31,7 +31,7 @@ EIGHT_BIT_ONLY = (".jpg", ".jpeg", ".bmp", ".webp")
 # in tiles about 1 GB more. Raise with ``max_pixels`` (``--max-pixels`` on the command line).
 DEFAULT_MAX_PIXELS = 100_000_000
 # The first bytes of a file, where every header but a TIFF's is.
-HEADER_BYTES = 65536
+HEADER_BYTES = HEAD_BYTES
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
 # The most bytes a pixel takes in each format: 16-bit RGBA is 8 uncompressed, and a poor encoder
 # can make that a little more (deflate's fixed codes: 9 bits a byte; a filter byte per PNG row);
