@@ -30,6 +30,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -57,7 +58,7 @@ RECALL_BAR, RECALL_BAR_FPR = 0.6, 0.05
 SHAPE_BINS = (0.0, 0.7, 1.0, 1.5, float("inf"))
 
 
-def by_shape(kinds: np.ndarray, aspects: np.ndarray, scores: np.ndarray) -> list[dict[str, object]]:
+def by_shape(kinds: np.ndarray, aspects: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
     """Image AUROC and mean normal score within each width / height bin of ``SHAPE_BINS``."""
     rows = []
     for lo, hi in itertools.pairwise(SHAPE_BINS):
@@ -76,7 +77,7 @@ def user_command(command: object) -> str:
     return re.sub(r"(?<![\w.])/tmp/[^\s`']*", lambda m: "OUT/" + m.group(0).rstrip("/").rsplit("/", 1)[-1], str(command))
 
 
-def trained_with(prov: dict[str, object]) -> str:
+def trained_with(prov: dict[str, Any]) -> str:
     """How the model was made, from its provenance: one training run, the members of a fused model,
     or a fit on the device."""
     if is_fitted(prov):
@@ -109,7 +110,7 @@ def recall_at_fpr(good: np.ndarray, bad: np.ndarray, fpr: float) -> float:
     return float(np.mean(bad > threshold))
 
 
-def score_items(detector: AnomalyDetector, items: list[tuple[Path, str, Path | None]]) -> list[dict[str, object]]:
+def score_items(detector: AnomalyDetector, items: list[tuple[Path, str, Path | None]]) -> list[dict[str, Any]]:
     """One record per image: kind, width / height, score, seconds, and its map's pixels as sparse
     histograms over ``BINS`` (normal and defect pixels), so that any subset can be summarised."""
     records = []
@@ -118,7 +119,7 @@ def score_items(detector: AnomalyDetector, items: list[tuple[Path, str, Path | N
         t0 = time.perf_counter()
         result = detector(image)
         seconds = time.perf_counter() - t0
-        record: dict[str, object] = {"path": path, "kind": kind, "aspect": image.shape[1] / image.shape[0],
+        record: dict[str, Any] = {"path": path, "kind": kind, "aspect": image.shape[1] / image.shape[0],
                                      "score": result.score, "seconds": seconds, "hist": None}
         records.append(record)
         if kind == "good":
@@ -127,6 +128,8 @@ def score_items(detector: AnomalyDetector, items: list[tuple[Path, str, Path | N
             continue
         else:
             m = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
+            if m is None:
+                raise SystemExit(f"bench_anomaly: cannot read the mask {mask_path}")
             if m.shape != image.shape[:2]:
                 m = cv2.resize(m, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
             mask = m > 127
@@ -136,7 +139,7 @@ def score_items(detector: AnomalyDetector, items: list[tuple[Path, str, Path | N
     return records
 
 
-def summarise(records: list[dict[str, object]], threshold: float) -> dict[str, object]:
+def summarise(records: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
     """Image and pixel figures of a set of scored images (``score_items``) at ``threshold``."""
     neg_hist = np.zeros(BINS.size + 1, np.float64)
     pos_hist = np.zeros(BINS.size + 1, np.float64)
@@ -145,12 +148,12 @@ def summarise(records: list[dict[str, object]], threshold: float) -> dict[str, o
         if r["hist"] is None:
             missing_masks += 1
             continue
-        (ni, nc), (pi, pc) = r["hist"]  # type: ignore[misc]
+        (ni, nc), (pi, pc) = r["hist"]
         np.add.at(neg_hist, ni, nc)
         np.add.at(pos_hist, pi, pc)
     kind_of = np.array([r["kind"] for r in records])
     score_of = np.array([r["score"] for r in records], dtype=np.float64)
-    times = [float(r["seconds"]) for r in records]  # type: ignore[arg-type]
+    times = [float(r["seconds"]) for r in records]
     good = score_of[kind_of == "good"]
     defects = {k: score_of[kind_of == k] for k in sorted(set(kind_of.tolist()) - {"good"})}
     bad = np.concatenate(list(defects.values())) if defects else np.array([])
@@ -173,7 +176,7 @@ def summarise(records: list[dict[str, object]], threshold: float) -> dict[str, o
     }
 
 
-def evaluate(detector: AnomalyDetector, items: list[tuple[Path, str, Path | None]]) -> dict[str, object]:
+def evaluate(detector: AnomalyDetector, items: list[tuple[Path, str, Path | None]]) -> dict[str, Any]:
     """``summarise`` of every image in ``items`` at the model's calibrated threshold."""
     return summarise(score_items(detector, items), detector.calibration.threshold)
 
@@ -186,12 +189,12 @@ def size_policy(spec: ModelSpec) -> tuple[str, str]:
     return f"{spec.input_size[0]}x{spec.input_size[1]}", "images are stretched to the model's fixed input size"
 
 
-def is_fitted(prov: dict[str, object]) -> bool:
+def is_fitted(prov: dict[str, Any]) -> bool:
     """A detector fitted on the device on pretrained features (``edge_ae.anomaly.fit``)."""
     return isinstance(prov.get("features"), dict) and "memory_patches" in prov
 
 
-def bar_lines(r: dict[str, object], prov: dict[str, object]) -> list[str]:
+def bar_lines(r: dict[str, Any], prov: dict[str, Any]) -> list[str]:
     """The verdict against the bars that apply to this kind of model."""
     refs = "; ".join(f"{k} {v:.3f}" for k, v in REFERENCE.items())
     if not is_fitted(prov):
@@ -217,7 +220,7 @@ def bar_lines(r: dict[str, object], prov: dict[str, object]) -> list[str]:
     return [f"Reference image AUROC: {refs}. Bars for a detector on pretrained features: " + "; ".join(cells) + "."]
 
 
-def markdown(r: dict[str, object], detector: AnomalyDetector, command: str, threads: int) -> str:
+def markdown(r: dict[str, Any], detector: AnomalyDetector, command: str, threads: int) -> str:
     spec = detector.spec
     size, fitted = size_policy(spec)
     prov = spec.provenance
