@@ -53,9 +53,11 @@ class Sink(Protocol):
     """Anything a ``Stream`` hands processed frames to: ``write`` each frame, ``close`` once at
     the end (raising ``SinkError`` if the output could not be finished)."""
 
-    def write(self, frame: Output) -> None: ...
+    def write(self, frame: Output) -> None:
+        """Take one processed frame (in order, from the stream's thread)."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Finish the output; SinkError if it could not be finished."""
 
 
 class VideoSink:
@@ -107,9 +109,11 @@ class VideoSink:
 
     @property
     def fourcc(self) -> str:
+        """The codec the file's suffix asks for (four characters)."""
         return FOURCC[self.path.suffix.lower()]
 
     def write(self, frame: Output) -> None:
+        """Add the frame's view to the recording (the first frame fixes the size)."""
         view = frame.view
         if self._segments is None:
             self._open(view)
@@ -236,6 +240,7 @@ class ImageSequenceSink:
             raise SinkError(f"{self.folder}: cannot create folder ({exc.strerror or exc})") from None
 
     def write(self, frame: Output) -> None:
+        """Write the frame as the next numbered file (atomically); SinkError if it cannot."""
         image = frame.view if self.use_view else frame.image
         # PNG has no float pixels: float frames (from float TIFF inputs) stay lossless as TIFF.
         suffix = ".tif" if image.dtype == np.float32 and self.suffix == ".png" else self.suffix
@@ -245,6 +250,7 @@ class ImageSequenceSink:
             raise SinkError(str(exc)) from None
 
     def close(self) -> None:
+        """Nothing to finish: every frame is already a file."""
         pass
 
 
@@ -271,12 +277,14 @@ class WindowSink:
         self.closed_by_user = False
 
     def write(self, frame: Output) -> None:
+        """Show the frame's view; q, Esc or closing the window sets ``closed_by_user``."""
         cv2.imshow(self.title, frame.view)
         key = cv2.waitKey(1) & 0xFF
         if key in (ord("q"), 27) or cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
             self.closed_by_user = True
 
     def close(self) -> None:
+        """Close the window."""
         try:
             cv2.destroyWindow(self.title)
         except cv2.error:
@@ -302,11 +310,13 @@ class EventLog:
             raise SinkError(f"{self.path}: cannot open for writing ({exc.strerror or exc})") from None
 
     def log(self, event: str, **fields: Any) -> None:
+        """Append one event (a JSON line, flushed at once)."""
         record = {"event": event, "time": fields.pop("time", time.time()), **fields}
         self._file.write(json.dumps(record, default=_plain) + "\n")
         self._file.flush()
 
     def write(self, frame: Output) -> None:
+        """Log a flagged frame (and save it with its overlay, at most once per ``snapshot_interval``)."""
         result = frame.anomaly
         if result is None or not bool(result.is_anomaly):
             return
@@ -327,6 +337,7 @@ class EventLog:
         self.log("anomaly", time=frame.wall_time, **fields)
 
     def close(self) -> None:
+        """Close the log file."""
         if not self._file.closed:
             self._file.close()
 
