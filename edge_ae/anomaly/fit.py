@@ -104,6 +104,7 @@ class FitResult:
     memory_patches: int
     seconds: float
     skipped: list[str] = field(default_factory=list)  # one line per unreadable image
+    coreset_seconds: float = 0.0  # of ``seconds``: the greedy selection of the memory patches
 
 
 def list_images(source: str | Path | Sequence[Item]) -> list[Item]:
@@ -287,8 +288,10 @@ def fit_anomaly_model(normal: str | Path | Sequence[Item], *, name: str = "my-li
     projection = _principal_axes(pool, options.project_dim)
     if projection is not None:
         pool = (pool - projection[0]) @ projection[1]
+    t_coreset = time.perf_counter()
     memory = pool[greedy_coreset(pool, options.memory_patches, seed=options.seed,
                                  progress=lambda done, total: read.step("memory", done, total))]
+    coreset_seconds = time.perf_counter() - t_coreset
     features_bytes = extractor.model.path.read_bytes()
 
     def build(spec: ModelSpec) -> bytes:
@@ -326,7 +329,8 @@ def fit_anomaly_model(normal: str | Path | Sequence[Item], *, name: str = "my-li
     }
     spec = _spec(name, channels, extractor.stride, options, cal, provenance=record)
     return FitResult(data=build(spec), spec=spec, fit_images=n_fit, calibration_images=len(normal_scores),
-                     memory_patches=int(memory.shape[0]), seconds=seconds, skipped=read.skipped)
+                     memory_patches=int(memory.shape[0]), seconds=seconds, skipped=read.skipped,
+                     coreset_seconds=coreset_seconds)
 
 
 def _spec(name: str, channels: int, stride: int, options: FitOptions, cal: AnomalyCalibration,
