@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ROOT / "docs" / "benchmarks"
 MANIFEST = ROOT / "exported" / "manifest.json"
-ORDER = ["denoise.md", "real-noise.md", "temporal.md", "anomaly.md", "anomaly-fit.md", "anomaly-ae.md", "anomaly-fast.md",
-         "speed.md"]
+ORDER = ["denoise.md", "real-noise.md", "blind.md", "temporal.md", "anomaly.md", "anomaly-fit.md", "anomaly-ae.md",
+         "anomaly-fast.md", "speed.md"]
 
 INTRO = """# Benchmarks
 
@@ -60,9 +60,11 @@ PURPOSE = {
     "features-lite0-deep": ("frozen EfficientNet-Lite0 features, one block deeper",
                             "not run alone: `edge-ae anomaly fit --backbone lite0-deep` (`anomaly-magnetic-tile`)"),
     "noise-level-color": ("noise-level estimate for `denoise-color`",
-                          "not run alone: the blind call runs it first (also for gray models)"),
+                          "not run alone: the blind call runs it first"),
     "noise-level-color-fast": ("noise-level estimate for `denoise-color-fast`",
                                "not run alone: the blind call and `edge-ae camera` run it first"),
+    "noise-level-gray": ("noise-level estimate for the gray denoisers",
+                         "not run alone: the blind call of `denoise-gray` and `denoise-gray-fast` runs it first"),
     "mnist-dense36": ("MNIST tutorial: dense autoencoder, 36-d code", "learning; encoding digits"),
     "mnist-deep": ("MNIST tutorial: deep dense autoencoder", "learning; encoding digits"),
     "mnist-conv": ("MNIST tutorial: convolutional autoencoder", "learning; encoding digits"),

@@ -7,12 +7,13 @@
     best = Denoiser(ensemble=8)(photo)         # average over 8 flips/rotations: stills, 8x the time
 
 Blind by default: a model whose metadata names a ``noise_estimator`` (a small ``noise-level``
-model trained end to end through it on synthetic camera noise, training/denoise/) has that model
-estimate a per-pixel, per-channel noise map first; a map model (``noise_map``) is fed the map,
-an older model its mean. A gray model with no estimator of its own uses ``noise-level-gray``, a
-color one the default color model's; with none installed, the wavelet estimate
-(``estimate_sigma``) is the fallback. Below a level of 4 the output is blended back towards the
-input (``gate.py``): a clean photo comes back unchanged.
+model trained end to end through it, training/denoise/) has that model estimate a per-pixel,
+per-channel noise map first (from a grid of crops: ``level_grid.py``), except where the noise is
+white, which a classical reading measures better (``white_noise.py``); a map model
+(``noise_map``) is fed the map, an older model its mean. A gray model with no estimator of its own
+uses ``noise-level-gray``, a color one the default color model's; with none installed, the
+wavelet estimate (``estimate_sigma``) is the fallback. Below a level of 4 the output is blended
+back towards the input (``gate.py``): level 0 returns the input.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 
 from edge_ae import image as im
 from edge_ae.denoise import gate
+from edge_ae.denoise.blind import BlindLevel
 from edge_ae.denoise.ensemble import averaged, check_copies
 from edge_ae.denoise.noise_level import estimate_sigma
 from edge_ae.denoise.options import STRENGTHS, check_strength  # noqa: F401  (STRENGTHS: importable here as before)
@@ -180,8 +182,17 @@ class Denoiser:
         return self._by_channels[3]
 
     def noise_map(self, image: np.ndarray, *, model: LoadedModel | None = None) -> np.ndarray | None:
-        """The learned noise-level estimate of ``image``: HxWxC float32 on the 0-255 scale (C: the
-        estimator's channels), or None when no noise-level model is installed."""
+        """The blind noise-level estimate of ``image``: HxWxC float32 on the 0-255 scale (C: the
+        estimator's channels), or None when no noise-level model is installed. Where the noise is
+        white (``white_noise.py``) its classical reading, uniform; where it is not (camera noise,
+        texture) the learned map; a blend between (``blind.py``)."""
+        level = self.blind_level(image, model=model)
+        h, w = image.shape[:2]
+        return None if level is None else level.region(0, h, 0, w)
+
+    def blind_level(self, image: np.ndarray, *, model: LoadedModel | None = None) -> BlindLevel | None:
+        """The image-wide parts of the blind estimate, to read the map one region at a time
+        (``BlindLevel.region``); None when no noise-level model is installed."""
         planes = im.split(image)
         model = model or self.model_for(planes.color.shape[2])
         estimator = self.estimator_for(model)
@@ -193,12 +204,8 @@ class Denoiser:
         def infer(tile: np.ndarray) -> np.ndarray:
             return checked_output(estimator, estimator.run({"image": im.to_float(tile)})[0], tile, channels=None)
 
-        level = run_tiled(infer, batch, multiple=spec.size_multiple,
-                          margin=margin_for(spec.receptive_field, spec.size_multiple), tile=self.tile_for(batch.shape[2:]))
-        level *= np.float32(255.0)
-        if level.shape[0] > 1:  # a gray estimator on B, G and R: one map per plane
-            level = level[:, :1].transpose(1, 0, 2, 3)
-        return level[0].transpose(1, 2, 0)
+        return BlindLevel.of(infer, batch, multiple=spec.size_multiple, receptive_field=spec.receptive_field,
+                             tile=self.tile_for(batch.shape[2:]))
 
     def __call__(self, image: np.ndarray, *, sigma: float | np.ndarray | None = None,
                  strength: float = 1.0) -> np.ndarray:

@@ -8,12 +8,12 @@ output): 1.1 GB, and 4.2 GB at 60 MP (issue 51). Here memory is the input, the o
 tiles. The tiles, the model's inputs and hence its outputs are those of the whole-image path
 (``tiling.run_tiled``); what differs:
 
-* the blind noise map is computed for each tile's window only (``noise_map`` on a crop aligned to
-  the estimator's size multiple, with its receptive field of real context; the crop's borders are
-  dropped), which equals the whole-image map up to float rounding, at about a quarter more
-  estimator work (the windows overlap). This assumes a local estimator: a map of pixel ``p``
-  depends only on pixels within the estimator's receptive field of ``p``.
-  ``tests/test_denoiser_memory.py`` checks the two paths against each other;
+* the blind noise map is computed for each tile's window only (``blind.BlindLevel.region``: the
+  image-wide white-noise reading and grid of cell levels, taken once, spread over the window; an
+  image too small for a grid has the estimator run on a crop aligned to its size multiple, with
+  its receptive field of real context, the crop's borders dropped), which equals the
+  whole-image map up to float rounding. ``tests/test_denoiser_memory.py`` checks the two paths
+  against each other;
 * the mean level (``last_sigma``, and the level a model without a map input is fed) is summed
   tile by tile in float64 instead of numpy's float32 mean;
 * the gate's shortcut (no blend where every level is at least ``GATE_LEVEL``) is taken per tile,
@@ -33,9 +33,10 @@ from edge_ae import image as im
 from edge_ae.denoise import gate
 from edge_ae.denoise.noise_level import estimate_sigma
 from edge_ae.denoise.output import checked_output
-from edge_ae.denoise.tiling import Tile, margin_for, mirror_indices, read_tile, round_up, tiles
+from edge_ae.denoise.tiling import Tile, margin_for, mirror_indices, read_tile, tiles
 
 if TYPE_CHECKING:
+    from edge_ae.denoise.blind import BlindLevel
     from edge_ae.model.loading import LoadedModel
 
 
@@ -49,6 +50,8 @@ class Denoiser(Protocol):
 
     def noise_map(self, image: np.ndarray, *, model: LoadedModel | None = None) -> np.ndarray | None: ...
 
+    def blind_level(self, image: np.ndarray, *, model: LoadedModel | None = None) -> BlindLevel | None: ...
+
     def _level(self, image: np.ndarray, planes: im.Planes, model: LoadedModel,
                sigma: float | np.ndarray | None) -> float | np.ndarray: ...
 
@@ -57,25 +60,19 @@ class Denoiser(Protocol):
 
 
 class _Estimated:
-    """The blind noise map of ``image``, computed for one region at a time."""
+    """The blind noise map of ``image``, computed for one region at a time from its image-wide
+    parts (``blind.BlindLevel``: the white-noise reading and the learned grid, taken once)."""
 
     def __init__(self, denoiser: Denoiser, image: np.ndarray, model: LoadedModel, estimator: LoadedModel) -> None:
-        self.denoiser, self.image, self.model = denoiser, image, model
+        self.image = image
         self.multiple = estimator.spec.size_multiple
-        self.margin = round_up(margin_for(estimator.spec.receptive_field, self.multiple), self.multiple)
+        level = denoiser.blind_level(image, model=model)
+        assert level is not None  # an estimator exists: _Estimated is built only then
+        self.level = level
 
     def region(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         """The map (0-255, (r1-r0) x (c1-c0) x C) on rows r0:r1, columns c0:c1 of the image."""
-        h, w = self.image.shape[:2]
-        # The crop starts on the estimator's size-multiple grid (its strided layers then sample
-        # the same grid as on the whole image) and holds its receptive field of real context on
-        # every side that is not the image's own border, where it is padded as the whole image is.
-        top, left = max(0, r0 // self.multiple * self.multiple - self.margin), max(0, c0 // self.multiple * self.multiple
-                                                                                  - self.margin)
-        bottom, right = min(h, r1 + self.margin), min(w, c1 + self.margin)
-        level = self.denoiser.noise_map(self.image[top:bottom, left:right], model=self.model)
-        assert level is not None  # an estimator exists: _Estimated is built only then
-        return level[r0 - top : r1 - top, c0 - left : c1 - left]
+        return self.level.region(r0, r1, c0, c1)
 
     def mean(self, tile: int) -> float:
         """The mean of the whole map, one tile of the estimator at a time."""

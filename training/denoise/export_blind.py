@@ -36,22 +36,29 @@ class EstimatorAsDenoiser(torch.nn.Module):
         return self.est(image)
 
 
-def command_for(checkpoint: Path, cfg: BlindConfig, denoiser: str, estimator: str) -> str:
-    """The whole recipe: how the starting denoiser was trained (its manifest entry), then this run."""
-    config = Path("training/denoise/configs") / f"{cfg.name}.json"
-    if not (ROOT / config).is_file():  # a trial's config
-        config = config.parent / "trials" / config.name
-    own = (f"python -m training.denoise.train_blind {config} && python -m training.denoise.export_blind "
-           f"runs/{cfg.name}/{checkpoint.name} --denoiser {denoiser} --estimator {estimator}")
+def config_path(name: str) -> Path:
+    config = Path("training/denoise/configs") / f"{name}.json"
+    return config if (ROOT / config).is_file() else config.parent / "trials" / config.name  # else a trial's
+
+
+def command_for(checkpoint: Path, cfg: BlindConfig, denoiser: str, estimator: str, *, estimator_only: bool = False) -> str:
+    """The whole recipe: how the starting denoiser was trained (its manifest entry, up to any
+    earlier blind run), the run the estimator starts from (``estimator_init`` in runs/), then this
+    run and its export."""
+    own = (f"python -m training.denoise.train_blind {config_path(cfg.name)} && python -m training.denoise.export_blind "
+           f"runs/{cfg.name}/{checkpoint.name} --denoiser {denoiser} --estimator {estimator}"
+           + (" --estimator-only" if estimator_only else ""))
+    init = Path(cfg.estimator_init)
+    if init.parts[:1] == ("runs",) and len(init.parts) > 2:
+        own = f"python -m training.denoise.train_blind {config_path(init.parts[1])} && {own}"
     start = Path(cfg.denoiser_init)
     manifest = ROOT / start.parent / "manifest.json"
     if start.suffix == ".onnx" and manifest.is_file():
         entry = next((m for m in json.loads(manifest.read_text())["models"] if m["file"] == start.name), None)
         before = entry.get("training_command", "") if entry else ""
-        if before and "train_blind" not in before:  # a re-export keeps the chain it already has
-            return f"{before} && {own}"
+        before = before.split(" && python -m training.denoise.train_blind")[0]  # the denoiser's own training
         if before:
-            return before
+            return f"{before} && {own}"
     return own
 
 
@@ -65,7 +72,7 @@ def export_run(checkpoint: Path, *, denoiser_name: str, estimator_name: str, out
     est = NoiseEstimator(channels=cfg.channels, **cfg.estimator_args)
     est.load_state_dict(ckpt["estimator"])
     est.eval()
-    command = command_for(checkpoint, cfg, denoiser_name, estimator_name)
+    command = command_for(checkpoint, cfg, denoiser_name, estimator_name, estimator_only=estimator_only)
     metrics = {"real_psnr_db_polyu_crops": round(float(ckpt.get("real_psnr", float("nan"))), 3),
                "holdout_psnr_db": round(float(ckpt.get("holdout_psnr25", float("nan"))), 3), "holdout_sigma": 25.0}
     data = (", ".join(cfg.train_dirs) + f" through the camera pipeline ({cfg.camera_fraction:.0%}), "
@@ -81,7 +88,8 @@ def export_run(checkpoint: Path, *, denoiser_name: str, estimator_name: str, out
         size_multiple=int(est.size_multiple),
         receptive_field=measure_receptive_field(EstimatorAsDenoiser(est), cfg.channels),
         description=f"Noise-level estimator for {denoiser_name}: per-pixel, per-channel map of the level that "
-        "denoiser cleans real camera photos best at (learnt end to end through it, CBDNet-style)",
+        "denoiser cleans real camera photos best at (learnt end to end through it, CBDNet-style, beside clean, "
+        "JPEG-only and white-noise samples; the runtime reads white noise classically, edge_ae/denoise/white_noise.py)",
         provenance=provenance(command=command, data=data, metrics=metrics,
                               extra={**extra, "estimator_args": cfg.estimator_args}),
     )

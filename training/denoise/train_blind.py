@@ -41,6 +41,7 @@ from training.nets.noise_estimator import NoiseEstimator
 from training.nets.unet_dae import UNetDAE
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+LOG_FLOOR = 1.0 / 255  # the log direct term's offset: levels well under 1 (0-255) count as 0
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,11 @@ class BlindConfig:
     # Feed the denoiser each patch's mean level instead of the map (a scalar-sigma model, as the
     # runtime feeds the gray models).
     feed_mean: bool = False
+    # The direct term on the level itself ("linear") or on log(level + 1/255) ("log"): near 0 the
+    # softplus output's gradient vanishes (at a level of 9/255 it passes 3 % of the error back), so
+    # a linear term cannot pull the estimate of a clean photo down to 0; a log term can, and weighs
+    # errors by their ratio at every level (dB-like).
+    direct_loss: str = "linear"
     # Start the estimator from these weights (an exported noise-level .onnx or a train_blind .pt).
     estimator_init: str = ""
     seed: int = 0
@@ -103,6 +109,8 @@ class BlindConfig:
     @staticmethod
     def load(path: str | Path) -> BlindConfig:
         cfg = BlindConfig(**json.loads(Path(path).read_text()))
+        if cfg.direct_loss not in ("linear", "log"):
+            raise ValueError(f"{path}: direct_loss must be 'linear' or 'log', got {cfg.direct_loss!r}")
         if cfg.loss not in ("l1", "l2"):
             raise ValueError(f"{path}: loss must be 'l1' or 'l2', got {cfg.loss!r}")
         return cfg
@@ -217,7 +225,11 @@ def losses(est: NoiseEstimator, den: UNetDAE, b: dict[str, torch.Tensor],
         return F.l1_loss(out, target)
 
     def asymmetric(coarse: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
-        err = coarse - true[:, :, None, None]
+        true = true[:, :, None, None]
+        if cfg.direct_loss == "log":
+            err = torch.log(coarse + LOG_FLOOR) - torch.log(true + LOG_FLOOR)
+        else:
+            err = coarse - true
         return (torch.abs(cfg.asym_alpha - (err < 0).float()) * err.abs()).mean()
 
     x = b["estimated"]
