@@ -25,10 +25,10 @@ import numpy as np
 
 REPORT_EVERY = 100  # picks between two progress reports
 # Share of the pool an epoch keeps up to date pick by pick (at least ACTIVE_MIN patches). Smaller
-# shares read less per pick but end epochs sooner (more catch-ups, each a thinner product); 1/16
-# was the fastest of 1/4 .. 1/64 on a 60,000 x 64 pool of tile features (docs/experiments/
-# 2026-12-06-anomaly-v3.md, "A faster coreset").
-ACTIVE_SHARE = 1 / 16
+# shares read less per pick but end epochs sooner (more catch-ups, each a thinner product). The
+# time is flat around it: 8000 picks of a 60,000 x 64 pool of tile features took 1.4-1.9 s for
+# every share from 1/4 to 1/64, 1/8 the fastest (docs/experiments/2026-12-06-anomaly-v3.md).
+ACTIVE_SHARE = 1 / 8
 ACTIVE_MIN = 2048
 # Largest temporary block of the catch-up (rows x epoch picks), in elements: 4 M float32 = 16 MB.
 BLOCK_ELEMENTS = 1 << 22
