@@ -74,16 +74,23 @@ def spread(items: list, limit: int | None) -> list:
     return [items[round(i * (len(items) - 1) / max(limit - 1, 1))] for i in range(limit)]
 
 
+def read(path: Path, flag: int) -> np.ndarray:
+    image = cv2.imread(str(path), flag)
+    if image is None:
+        raise ValueError(f"expected an image file OpenCV can read, got {path}")
+    return np.asarray(image)
+
+
 def load_set(name: str, gray: bool, limit: int | None) -> list[np.ndarray]:
     files = sorted((DATA / "val" / name).glob("*.png"), key=lambda p: (len(p.stem), p.stem))
     flag = cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR
-    return [cv2.imread(str(p), flag).astype(np.float32) / 255 for p in spread(files, limit)]
+    return [read(p, flag).astype(np.float32) / 255 for p in spread(files, limit)]
 
 
 def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     ok, buf = cv2.imencode(".jpg", np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, quality])
     assert ok
-    return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255
+    return np.asarray(cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)).astype(np.float32) / 255
 
 
 def add_noise(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
@@ -96,8 +103,7 @@ def real_pairs(gray: bool, limit: int | None) -> list[tuple[np.ndarray, np.ndarr
     tools/bench_real_noise.py reads them (not imported: --runtime may be an older checkout)."""
     flag = cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR
     noisy_files = spread(sorted(POLYU.glob("*_real.*")), limit)
-    return [(cv2.imread(str(f), flag), cv2.imread(str(f.with_name(f.name.replace("_real", "_mean"))), flag))
-            for f in noisy_files]
+    return [(read(f, flag), read(f.with_name(f.name.replace("_real", "_mean")), flag)) for f in noisy_files]
 
 
 def nlm(image: np.ndarray, h: float) -> np.ndarray:
@@ -115,7 +121,7 @@ def grid_case(denoise, images: list[np.ndarray], case: str, sigma: float | None,
     and how many images came out worse than they went in."""
     rows = []
     for i, clean in enumerate(images):
-        if case == "white":
+        if case == "white" and sigma is not None:
             noisy, ref = add_noise(clean, sigma, i), clean
         elif case == "jpeg":
             noisy = ref = jpeg(clean, JPEG_QUALITY)
@@ -152,18 +158,19 @@ def real_case(denoise, pairs, *, oracle: bool) -> dict:
         blind.append(psnr8(denoise(noisy), clean))
         levels.append(denoise.last_sigma or 0.0)
     noisy_psnr = [psnr8(n, c) for n, c in pairs]
-    row = {"input": float(np.mean(noisy_psnr)), "blind": float(np.mean(blind)), "level": float(np.mean(levels)),
+    row: dict[str, object] = {"input": float(np.mean(noisy_psnr)), "blind": float(np.mean(blind)),
+           "level": float(np.mean(levels)),
            "worse_than_input": int(sum(b < n for b, n in zip(blind, noisy_psnr, strict=True))), "images": len(pairs)}
     if oracle:
         grid = {s: float(np.mean([psnr8(denoise(n, sigma=s), c) for n, c in pairs])) for s in ORACLE_SIGMAS}
-        best = max(grid, key=grid.get)
+        best = max(grid, key=lambda s: grid[s])
         row.update({"oracle": grid[best], "oracle_sigma": best, "oracle_grid": {f"{s:g}": v for s, v in grid.items()}})
     return row
 
 
 def nlm_best(pairs) -> dict:
     grid = {h: float(np.mean([psnr8(nlm(n, h), c) for n, c in pairs])) for h in NLM_H}
-    best = max(grid, key=grid.get)
+    best = max(grid, key=lambda h: grid[h])
     return {"psnr": grid[best], "h": best, "grid": {f"{h:g}": v for h, v in grid.items()}}
 
 
@@ -198,8 +205,8 @@ def frame_640x480(gray: bool) -> np.ndarray:
     """A McMaster photo at 640x480 with correlated noise (white noise of sigma 15 blurred over about
     a pixel, as demosaicing spreads camera noise), 8-bit: the blind path runs the learned estimator
     on it (on white noise it skips it), so the ratio is the dearer case."""
-    image = cv2.imread(str(sorted((DATA / "val" / "McMaster").glob("*.png"))[0]), cv2.IMREAD_COLOR)
-    image = cv2.resize(image, (640, 480), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    image = read(sorted((DATA / "val" / "McMaster").glob("*.png"))[0], cv2.IMREAD_COLOR)
+    image = np.asarray(cv2.resize(image, (640, 480), interpolation=cv2.INTER_CUBIC)).astype(np.float32)
     noise = cv2.GaussianBlur(np.random.default_rng(0).standard_normal(image.shape).astype(np.float32), (0, 0), 1.0)
     noisy = np.clip(image + noise * (15.0 / float(noise.std())) + 0.5, 0, 255).astype(np.uint8)
     return cv2.cvtColor(noisy, cv2.COLOR_BGR2GRAY) if gray else noisy
@@ -278,6 +285,60 @@ def bar_of(key: str, row: dict, prev: dict | None) -> str:
     return "met" if gap >= -GAP_BAR else f"**missed by {-gap - GAP_BAR:.2f} dB**"
 
 
+DEFAULTS = ("denoise-gray", "denoise-color")
+
+
+def bars(data: dict, previous: dict | None) -> list[str]:
+    """Issue 52's bars, one row each: the default models' clean pass-through and white-noise gaps,
+    the real-pair bars, every model's cost ratio and worse-than-input count."""
+    models, prev = data["models"], (previous or {}).get("models", {})
+    rows = ["| bar | model | measured | status |", "| --- | --- | --- | --- |"]
+
+    def row(bar: str, name: str, value: str, ok: bool, short: str) -> None:
+        rows.append(f"| {bar} | `{name}` | {value} | {'met' if ok else f'**missed by {short}**'} |")
+
+    for name in DEFAULTS:
+        if name not in models:
+            continue
+        r = models[name]["rows"]
+        for key, label in CASES[:3]:
+            v = r[key]["blind"]
+            row(f"{label}: {CLEAN_BAR:g} dB or more against the input", name, f"{v:.2f} dB", v >= CLEAN_BAR,
+                f"{CLEAN_BAR - v:.2f} dB")
+        gaps = {s: r[f"sigma{s:g}"]["blind"] - r[f"sigma{s:g}"]["told"] for s in SIGMAS if r[f"sigma{s:g}"]["told"] is not None}
+        if gaps:
+            worst = min(gaps, key=lambda s: gaps[s])
+            row(f"white σ {'/'.join(f'{s:g}' for s in SIGMAS)}: blind within {GAP_BAR} dB of told", name,
+                f"worst {gaps[worst]:+.2f} dB (σ {worst:g})", gaps[worst] >= -GAP_BAR, f"{-gaps[worst] - GAP_BAR:.2f} dB")
+    nlm = data.get("nlm") or {}
+    for name, extra in (("denoise-color", 0.0), ("denoise-gray", 0.0), ("denoise-color-fast", 0.5)):
+        if name not in models or not nlm:
+            continue
+        real = models[name]["rows"]["real"]
+        need = nlm[str(models[name]["channels"])]["psnr"] + extra
+        row(f"real pairs: above NLM's best{' + 0.5 dB' if extra else ''} ({need:.2f} dB)", name, f"{real['blind']:.2f} dB",
+            real["blind"] > need, f"{need - real['blind']:.2f} dB")
+        p = prev.get(name, {}).get("rows", {}).get("real")
+        if p:
+            row("real pairs: at least the previous release's blind figure", name,
+                f"{real['blind']:.2f} dB (previous {p['blind']:.2f})", real["blind"] >= p["blind"],
+                f"{p['blind'] - real['blind']:.3f} dB")
+    for name, m in models.items():
+        c = m.get("cost")
+        if c:
+            limit = 1.3 if "-fast" in name else 1.15
+            row(f"cost of blindness at most {limit:g}x the told call", name, f"{c['ratio']:.2f}x", c["ratio"] <= limit,
+                f"{c['ratio'] - limit:.2f}x")
+    for name, m in models.items():
+        worse = sum(r["worse_than_input"] or 0 for r in m["rows"].values())
+        cases = sum(r["images"] for r in m["rows"].values() if r["worse_than_input"] is not None)
+        before = prev.get(name, {}).get("rows", {})
+        was = f" (previous {sum(r['worse_than_input'] or 0 for r in before.values())})" if before else ""
+        row("never worse than the input (noisy cases)", name, f"{worse} of {cases} images worse{was}", worse == 0,
+            f"{worse} images")
+    return rows
+
+
 def render(data: dict, previous: dict | None, args: argparse.Namespace) -> str:
     prev_models = (previous or {}).get("models", {})
     lines = ["# Blind calibration (issue 52)", "",
@@ -290,7 +351,8 @@ def render(data: dict, previous: dict | None, args: argparse.Namespace) -> str:
              f"on white noise blind is within {GAP_BAR} dB of told; no case is worse than its input "
              "(\"worse\": noisy images whose output is further from the reference than the input was; a clean input is its "
              "own reference, so there the 45 dB bar stands for it). "
-             "PSNR in dB; \"level\": the mean noise level the blind call used (0-255).", ""]
+             "PSNR in dB; \"level\": the mean noise level the blind call used (0-255).", "",
+             "### Bars", "", *bars(data, previous), ""]
     for name, m in data["models"].items():
         prev = prev_models.get(name, {}).get("rows", {})
         lines += [f"### {name} ({'gray' if m['channels'] == 1 else 'color'})", "",
@@ -357,7 +419,13 @@ def main() -> None:
     ap.add_argument("--previous", type=Path, default=PREVIOUS, help="figures to show beside (a --json of an earlier run)")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--json", type=Path, help="raw numbers (default: --out with .json)")
+    ap.add_argument("--render-only", action="store_true",
+                    help="render --out from the --json of an earlier run, measuring nothing")
     args = ap.parse_args()
+    json_path = args.json or args.out.with_suffix(".json")
+    if args.render_only:
+        write_report(json.loads(json_path.read_text()), args, json_path)
+        return
     if args.runtime is not None:
         if not (args.runtime / "edge_ae").is_dir():
             sys.exit(f"bench_blind: --runtime expects a checkout with edge_ae/ and exported/, got {args.runtime}")
@@ -373,15 +441,19 @@ def main() -> None:
     data = measure(args, log)
     import edge_ae
 
+    here = Path(edge_ae.__file__).parent.parent == ROOT
     data.update({"command": "python -m tools.bench_blind" + "".join(" " + a for a in sys.argv[1:]),
-                 "date": datetime.date.today().isoformat(), "runtime": str(Path(edge_ae.__file__).parent.parent),
+                 "date": datetime.date.today().isoformat(), "runtime": "this checkout" if here else str(args.runtime),
                  "machine": f"{platform.machine()}, {os.cpu_count()} cores", "load": [load0, os.getloadavg()[0]],
                  "minutes": (time.time() - started) / 60,
                  "images": f"Set12 and McMaster ({args.limit} per set, spread evenly), {args.photo_limit} clean PolyU "
                            f"references, {args.real_limit} PolyU pairs (spread evenly over the 55)"})
-    json_path = args.json or args.out.with_suffix(".json")
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(data, indent=1) + "\n")
+    write_report(data, args, json_path)
+
+
+def write_report(data: dict, args: argparse.Namespace, json_path: Path) -> None:
     previous = json.loads(args.previous.read_text()) if args.previous and args.previous.is_file() and \
         args.previous.resolve() != json_path.resolve() else None
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -43,20 +43,21 @@ class BlindLevel:
         """The map (0-255) on rows r0:r1, columns c0:c1: ((r1-r0), (c1-c0), C) with C the
         estimator's channels, or the batch's planes for a gray estimator on B, G and R."""
         n, c, h, w = self.batch.shape
+        scale, offset = np.float32(255.0 * (1.0 - self.white)), np.float32(self.white * self.sigma)
         if self.white == 1.0:
             level = np.full((n, c if n == 1 else 1, r1 - r0, c1 - c0), self.sigma, np.float32)
+        elif self.grid is not None:  # the blend taken on the cells (small), then spread
+            level = expand(self.grid * scale + offset, h, w, r0, r1, c0, c1)
         else:
-            level = self._learned(r0, r1, c0, c1) * np.float32(255.0 * (1.0 - self.white))
+            level = self._learned(r0, r1, c0, c1) * scale
             if self.white > 0:
-                level += np.float32(self.white * self.sigma)
+                level += offset
         if level.shape[0] > 1:  # a gray estimator on B, G and R: one map per plane
             level = level[:, :1].transpose(1, 0, 2, 3)
         return level[0].transpose(1, 2, 0)
 
     def _learned(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-        n, _, h, w = self.batch.shape
-        if self.grid is not None:
-            return expand(self.grid, h, w, r0, r1, c0, c1)
+        _, _, h, w = self.batch.shape
         # A small image: the estimator on the region with its receptive field of real context,
         # starting on its size-multiple grid, so the region equals the whole image's map there.
         margin = round_up(margin_for(self.receptive_field, self.multiple), self.multiple)

@@ -239,7 +239,8 @@ class Denoiser:
         batch, how = im.adapt_channels(planes.color, spec.channels)
         level = self._level(image, planes, model, sigma) if spec.noise_input else 0.0
         if isinstance(level, np.ndarray):
-            level = level * np.float32(strength)
+            if strength != 1.0:  # a full-size pass saved on the default call
+                level = level * np.float32(strength)
             used = float(level.mean())
         else:
             level = float(level) * float(strength)

@@ -4,7 +4,7 @@ Why: the estimator costs 1,701 multiply-adds per pixel, a third of the fast colo
 the whole image the blind call of ``denoise-color-fast`` took 1.8 times the call with a given
 sigma (issue 52; the bar is 1.3). The level of real noise changes slowly across a photo (with
 brightness, not from pixel to pixel), so one ``CROP`` x ``CROP`` crop at the centre of each
-``CELL`` x ``CELL`` cell (a sixth of the pixels) gives the level of its cell, and the map is the
+``CELL`` x ``CELL`` cell (a ninth of the pixels) gives the level of its cell, and the map is the
 grid of those levels resized bilinearly to the image (pixel centres aligned, edges held, as
 OpenCV's INTER_LINEAR). ``CROP`` is the estimator's training patch size
 (training/denoise/train_blind.py), so each crop is read as in training. Images under two cells a
@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-CELL = 160
+CELL = 192
 CROP = 64
 
 
@@ -53,12 +53,17 @@ def _weights(cells: int, length: int, start: int, stop: int) -> tuple[np.ndarray
 
 def expand(grid: np.ndarray, h: int, w: int, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
     """Rows r0:r1, columns c0:c1 of the (N, C', H, W) map that ``grid`` (N, rows, cols, C')
-    spreads over an H x W image."""
+    spreads over an H x W image (the same arithmetic per pixel whatever the region)."""
     lo_r, hi_r, fr = _weights(grid.shape[1], h, r0, r1)
     lo_c, hi_c, fc = _weights(grid.shape[2], w, c0, c1)
-    by_rows = grid[:, lo_r] * (1 - fr)[None, :, None, None] + grid[:, hi_r] * fr[None, :, None, None]
-    out = by_rows[:, :, lo_c] * (1 - fc)[None, None, :, None] + by_rows[:, :, hi_c] * fc[None, None, :, None]
-    return np.ascontiguousarray(out.transpose(0, 3, 1, 2), dtype=np.float32)
+    cells = np.ascontiguousarray(grid.transpose(0, 3, 1, 2), dtype=np.float32)  # (N, C', rows, cols): small
+    by_rows = cells[:, :, lo_r] * (1 - fr)[:, None] + cells[:, :, hi_r] * fr[:, None]  # (N, C', r, cols): small
+    out = np.take(by_rows, lo_c, axis=3)
+    out *= 1 - fc
+    upper = np.take(by_rows, hi_c, axis=3)
+    upper *= fc
+    out += upper
+    return out
 
 
 def sampled_map(run: Callable[[np.ndarray], np.ndarray], batch: np.ndarray) -> np.ndarray | None:

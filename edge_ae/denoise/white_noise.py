@@ -5,7 +5,7 @@ Why: the learned estimators read the level a denoiser should be told on real cam
 noise is correlated (demosaicing, noise reduction, JPEG), but they cannot read a level under about
 8 (on white noise of sigma 5, or a clean photo, they say 8-9: issue 52,
 docs/experiments/2026-12-06-blind-calibration.md). White noise has a signature that camera noise
-and image texture lack: averaging 2x2 pixels halves its standard deviation. So, on the same crops
+and image texture lack: averaging 2x2 pixels halves its standard deviation. So, on crops like those
 the learned estimator reads (``level_grid``), each plane's detail (the plane minus its 3x3 mean)
 is measured in 8x8 blocks at full and at half resolution; in the flattest tenth of the blocks
 (texture left out) the ratio half / full is about 0.5 for white noise and 1.1-1.9 for camera
@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_ae.denoise.level_grid import CELL, CROP, centres
+from edge_ae.denoise.level_grid import CROP, centres
 from edge_ae.image import SCALES
 
 BLOCK = 8
+# One crop per READ_CELL x READ_CELL cell, at least 2 x 2 crops (a small image read at one crop
+# could land on texture only); denser than the learned estimator's cells, as numpy on a crop
+# costs less than the estimator.
+READ_CELL = 192
 PERCENTILE = 10
 FLAT_GAIN = 0.825  # the flattest tenth of 8x8 blocks of pure white noise reads 0.825 sigma
 # Whiteness ratio (half / full resolution) at which the reading counts as white, fully and not at all.
-WHITE, NOT_WHITE = 0.75, 0.9
+WHITE, NOT_WHITE = 0.85, 1.05
 
 
 def _block_power(crops: np.ndarray) -> np.ndarray:
@@ -50,7 +54,7 @@ def flat_reading(batch: np.ndarray) -> tuple[float, float] | None:
     size = min(CROP, h, w) // (2 * BLOCK) * (2 * BLOCK)
     if size < 2 * BLOCK:
         return None
-    ys, xs = centres(h, max(1, h // CELL), size), centres(w, max(1, w // CELL), size)
+    ys, xs = centres(h, max(2, h // READ_CELL), size), centres(w, max(2, w // READ_CELL), size)
     planes = batch.reshape(-1, h, w)
     crops = np.stack([planes[:, y : y + size, x : x + size] for y in ys for x in xs], axis=1).reshape(-1, size, size)
     crops = crops.astype(np.float32) * np.float32(255.0 / SCALES[batch.dtype])
