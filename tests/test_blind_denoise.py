@@ -270,7 +270,7 @@ def test_a_gray_model_uses_the_gray_estimator_beside_it(tmp_path) -> None:
     export(est, (torch.rand(1, 1, 32, 32),), spec, tmp_path / "noise-level-gray.onnx",
            dynamic_axes={"image": axes, "noise_map": axes})
     d = Denoiser(gray, threads=1)
-    assert d.estimator_for(d.model_for(1)).spec.name == "noise-level-gray"
+    assert d._estimator_for(d.model_for(1)).spec.name == "noise-level-gray"
     image = np.random.default_rng(0).integers(0, 256, (40, 48), dtype=np.uint8)
     assert d.noise_map(image).shape == (40, 48, 1)
     assert d.noise_map(np.dstack([image] * 3)).shape == (40, 48, 3)  # B, G, R each as a gray image
@@ -339,5 +339,5 @@ def test_white_noise_on_a_flat_image_is_read_at_its_sigma(channels, sigma) -> No
 def test_the_default_gray_model_gets_the_gray_estimate() -> None:
     shipped("noise-level-gray")
     d = Denoiser(threads=1, precision="float")
-    assert d.estimator_for(d.model_for(1)).spec.name == "noise-level-gray"
-    assert d.estimator_for(d.model_for(3)).spec.name == "noise-level-color"
+    assert d._estimator_for(d.model_for(1)).spec.name == "noise-level-gray"
+    assert d._estimator_for(d.model_for(3)).spec.name == "noise-level-color"

@@ -125,12 +125,12 @@ class Denoiser:
                                                       providers=self.providers)
         return self._by_channels[channels]
 
-    def tile_for(self, size: tuple[int, ...]) -> int:
+    def _tile_for(self, size: tuple[int, ...]) -> int:
         if self.tile is not None:
             return self.tile
         return 1024 if max(size) <= 1024 else 512
 
-    def estimator_for(self, model: LoadedModel) -> LoadedModel | None:
+    def _estimator_for(self, model: LoadedModel) -> LoadedModel | None:
         """The noise-level model the blind path runs for ``model``: its own (metadata
         ``noise_estimator``, looked up next to the model file, then by name), else for a gray
         model ``noise-level-gray`` (a color estimate averaged reads gray photos wrong: issue 52),
@@ -145,7 +145,7 @@ class Denoiser:
             if model.spec.name in (DEFAULT_MODELS[3], self._default_choice(3).model):
                 return None
             try:
-                name = self.model_for_default_colour().spec.noise_estimator
+                name = self._model_for_default_color().spec.noise_estimator
             except ModelError:
                 return None
             if name is None:
@@ -175,7 +175,7 @@ class Denoiser:
                 path, kind="noise-level", threads=self.threads, providers=self.providers)
         return self._estimators[key]
 
-    def model_for_default_colour(self) -> LoadedModel:
+    def _model_for_default_color(self) -> LoadedModel:
         if 3 not in self._by_channels:
             self._by_channels[3] = load_model(self._default_choice(3).model, kind="denoiser", threads=self.threads,
                                                   providers=self.providers)
@@ -195,7 +195,7 @@ class Denoiser:
         (``BlindLevel.region``); None when no noise-level model is installed."""
         planes = im.split(image)
         model = model or self.model_for(planes.color.shape[2])
-        estimator = self.estimator_for(model)
+        estimator = self._estimator_for(model)
         if estimator is None:
             return None
         batch, _ = im.adapt_channels(planes.color, estimator.spec.channels)
@@ -205,7 +205,7 @@ class Denoiser:
             return checked_output(estimator, estimator.run({"image": im.to_float(tile)})[0], tile, channels=None)
 
         return BlindLevel.of(infer, batch, multiple=spec.size_multiple, receptive_field=spec.receptive_field,
-                             tile=self.tile_for(batch.shape[2:]))
+                             tile=self._tile_for(batch.shape[2:]))
 
     def __call__(self, image: np.ndarray, *, sigma: float | np.ndarray | None = None,
                  strength: float = 1.0) -> np.ndarray:
@@ -232,7 +232,7 @@ class Denoiser:
         spec = model.spec
         strength = check_strength(strength)
         if self.ensemble == 1 and not one_tile(*planes.color.shape[:2], multiple=spec.size_multiple,
-                                                 tile=self.tile_for(planes.color.shape[:2])):
+                                                 tile=self._tile_for(planes.color.shape[:2])):
             # More than one tile: end to end in tiles, never a full-size float copy (streamed.py).
             out, used = denoise_in_tiles(self, image, planes, model, sigma=sigma, strength=strength)
             return Denoised(out, used)
@@ -266,7 +266,7 @@ class Denoiser:
         def run(copy: np.ndarray) -> np.ndarray:
             return run_tiled(
                 infer, copy, multiple=spec.size_multiple,
-                margin=margin_for(spec.receptive_field, spec.size_multiple), tile=self.tile_for(copy.shape[2:]),
+                margin=margin_for(spec.receptive_field, spec.size_multiple), tile=self._tile_for(copy.shape[2:]),
                 out_channels=c,
             )
 

@@ -44,9 +44,9 @@ class Denoiser(Protocol):
     """What this module uses of ``edge_ae.denoise.denoiser.Denoiser`` (which imports this module:
     named here as a protocol so the import points one way)."""
 
-    def tile_for(self, size: tuple[int, ...]) -> int: ...
+    def _tile_for(self, size: tuple[int, ...]) -> int: ...
 
-    def estimator_for(self, model: LoadedModel) -> LoadedModel | None: ...
+    def _estimator_for(self, model: LoadedModel) -> LoadedModel | None: ...
 
     def noise_map(self, image: np.ndarray, *, model: LoadedModel | None = None) -> np.ndarray | None: ...
 
@@ -127,11 +127,11 @@ def denoise_in_tiles(denoiser: Denoiser, image: np.ndarray, planes: im.Planes, m
     c = spec.channels
     batch, how = _batch(planes.color, c)
     n, _, h, w = batch.shape
-    tile = denoiser.tile_for((h, w))
+    tile = denoiser._tile_for((h, w))
     levels: float | _Estimated | _Given = 0.0
     if spec.noise_input:
         if sigma is None:
-            estimator = denoiser.estimator_for(model)
+            estimator = denoiser._estimator_for(model)
             levels = float(estimate_sigma(image)) if estimator is None else _Estimated(denoiser, image, model, estimator)
         else:
             given = denoiser._level(image, planes, model, sigma)
