@@ -341,8 +341,8 @@ def bars(data: dict, previous: dict | None) -> list[str]:
 
 def render(data: dict, previous: dict | None, args: argparse.Namespace) -> str:
     prev_models = (previous or {}).get("models", {})
-    lines = ["# Blind calibration (issue 52)", "",
-             f"Written by `{data['command']}` on {data['date']} ({data['machine']}, {THREADS} threads, load average "
+    lines = ["# Blind calibration (issue 52)", "", f"Command: `{data['command']}`", "",
+             f"Written by that command on {data['date']} ({data['machine']}, {THREADS} threads, load average "
              f"{data['load'][0]:.1f} at the start and {data['load'][1]:.1f} at the end, {data['minutes']:.0f} min). "
              "Every shipped denoiser with a noise input, called as a user does (`Denoiser(name)(image)`, no sigma: "
              "\"blind\"), against the same model told the true sigma (\"told\") and, where given, the previous release "
