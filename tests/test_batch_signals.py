@@ -51,11 +51,18 @@ def photos(tmp_path_factory) -> Path:
     return folder
 
 
+def _as_from_a_terminal() -> None:
+    # A shell without job control starts background commands (`cmd &`, nohup, some CI runners) with
+    # SIGINT ignored, and Python then keeps it ignored: Ctrl-C could not reach the batch at all.
+    # The test stands for a user at a terminal, where Ctrl-C is delivered.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(photos: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "edge_ae", "denoise", str(photos), "-o", str(out), "--jobs", "2",
                              "--threads", "1", "-m", "denoise-gray"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+                            preexec_fn=_as_from_a_terminal, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
 
 
 def outputs(out: Path) -> list[Path]:

@@ -110,8 +110,9 @@ def test_profile_graph_lists_every_node_once_with_its_share(tiny_models):
     profiled_ops = [op for op, _ in times]
     # onnxruntime renames nodes and fuses each ReLU into its convolution, but every convolution
     # of the graph is timed, once.
-    assert profiled_ops.count("Conv") == graph_ops.count("Conv")
-    assert profiled_ops.count("ConvTranspose") == graph_ops.count("ConvTranspose") == 2
+    assert graph_ops.count("Conv") >= 2  # the tiny model (tests/conftest.py) has two convolutions
+    for op in ("Conv", "ConvTranspose"):
+        assert profiled_ops.count(op) == graph_ops.count(op), op
     assert all(us >= 0 for us in times.values()) and sum(times.values()) > 0
     cmd = [sys.executable, "-m", "tools.profile_graph", str(tiny_models["color"]), "--top", "3", "--repeat", "1"]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)

@@ -387,7 +387,7 @@ def run_cli(out: Path, inp: Inputs, samples: Path, *, threads: int | None) -> di
         runs["camera"] = camera
         # edge-ae bench must run here too; its times are meaningless under emulation, and it must say so
         pair = [denoiser] + ([f"{denoiser}-int8"] if f"{denoiser}-int8" in {m.name for m in list_models()} else [])
-        runs["bench"] = [*edge_ae_command(), "bench", "--models", *pair, "--size", "160x120", "--repeat", "1",
+        runs["bench"] = [*edge_ae_command(), "bench", "-m", *pair, "--size", "160x120", "--repeat", "1",
                          "--warmup", "0", "--fps", "1", "--threads", str(threads or 1)]
     results: dict[str, dict[str, Any]] = {}
     for key, cmd in runs.items():
@@ -403,7 +403,9 @@ def run_cli(out: Path, inp: Inputs, samples: Path, *, threads: int | None) -> di
         }
         if key == "bench":
             (cli / "bench.txt").write_text(proc.stdout)
-            results[key]["outputs"] = sum((line.split() or [""])[0] in pair for line in proc.stdout.splitlines())
+            # table rows only ("NAME KIND BITS ms fps ..."): the lines after the table name models too
+            results[key]["outputs"] = sum(len(row := line.split()) > 2 and row[0] in pair and row[2] in ("fp32", "int8")
+                                          for line in proc.stdout.splitlines())
             results[key]["says_emulated"] = "looks emulated" in proc.stdout
     arrays: dict[str, Any] = {}
     for key in ("denoise", "camera"):
