@@ -54,6 +54,14 @@ def test_readme_starts_with_the_two_commands():
     assert "make test" in ci
 
 
+def test_readme_is_a_five_minute_read_with_its_pictures_near_the_top():
+    """Issue 55: under 10 KB, the before/after picture embedded (shown on the repository page, not
+    only linked) before the models table; issue 56: the camera page's picture embedded too."""
+    assert len(README.encode()) < 10_000, f"README.md is {len(README.encode())} bytes"
+    assert README.index("![") < README.index("## Models")
+    assert "](docs/img/rni6_before_after.png)" in README and "](docs/img/camera_serve.png)" in README
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("command", _sh_commands())
 def test_readme_cli_command_runs(command, checkout):
