@@ -19,6 +19,7 @@ import pytest
 from edge_ae.video.options import ControlOptions, OutputOptions
 from edge_ae.video.sinks import VideoSink
 from edge_ae.video.stream import Stream
+from tools.record_kill_check import decoded
 
 QUIET = ControlOptions(handle_signals=False)  # no signal handlers in tests
 
@@ -37,12 +38,7 @@ def noisy_video(path: Path, n: int, size: tuple[int, int] = (320, 240)) -> Path:
 
 
 def decodable(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.isOpened() and cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
+    return decoded(path)  # the frames OpenCV can decode, counted as the kill check counts them
 
 
 def camera(args: list[str], cwd: Path, *, max_bytes: int | None = None, **kwargs) -> subprocess.Popen:

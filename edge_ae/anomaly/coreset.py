@@ -60,6 +60,20 @@ def _trivial(n: int, size: int, progress: Progress | None) -> np.ndarray | None:
     return None
 
 
+def _start(features: np.ndarray, size: int, project_dim: int, seed: int
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What both selections start from, drawn alike so their picks can be compared: the projected
+    pool, its squared norms, the pick array with its seeded first pick, no distances known yet."""
+    n = features.shape[0]
+    rng = np.random.default_rng(seed)
+    x = project(features, project_dim=project_dim, rng=rng)
+    sq = np.einsum("ij,ij->i", x, x)
+    chosen = np.empty(size, np.int64)
+    chosen[0] = int(rng.integers(n))
+    best = np.full(n, np.inf, np.float32)  # squared distance to the nearest chosen patch
+    return x, sq, chosen, best
+
+
 def greedy_coreset(features: np.ndarray, size: int, *, project_dim: int = 64, seed: int = 0,
                    progress: Progress | None = None) -> np.ndarray:
     """Indices of ``size`` rows of ``features`` (n, d) chosen by greedy k-centre selection (the
@@ -69,12 +83,7 @@ def greedy_coreset(features: np.ndarray, size: int, *, project_dim: int = 64, se
     trivial = _trivial(n, size, progress)
     if trivial is not None:
         return trivial
-    rng = np.random.default_rng(seed)
-    x = project(features, project_dim=project_dim, rng=rng)
-    sq = np.einsum("ij,ij->i", x, x)
-    chosen = np.empty(size, np.int64)
-    chosen[0] = int(rng.integers(n))
-    best = np.full(n, np.inf, np.float32)  # squared distance to the nearest chosen patch
+    x, sq, chosen, best = _start(features, size, project_dim, seed)
     _catch_up(x, sq, best, np.arange(n), chosen[:1])
     picked = 1
     if size == 1 and progress is not None:
@@ -127,12 +136,7 @@ def plain_greedy_coreset(features: np.ndarray, size: int, *, project_dim: int = 
     trivial = _trivial(n, size, progress)
     if trivial is not None:
         return trivial
-    rng = np.random.default_rng(seed)
-    x = project(features, project_dim=project_dim, rng=rng)
-    sq = np.einsum("ij,ij->i", x, x)
-    chosen = np.empty(size, np.int64)
-    chosen[0] = int(rng.integers(n))
-    best = np.full(n, np.inf, np.float32)
+    x, sq, chosen, best = _start(features, size, project_dim, seed)
     for i in range(1, size + 1):
         c = chosen[i - 1]
         np.minimum(best, sq - 2.0 * (x @ x[c]) + sq[c], out=best)
