@@ -150,26 +150,23 @@ class Denoiser:
                 return None
             if name is None:
                 return None
+        # the model asks for it by name: a missing file is its error, said as such
+        return self._estimator_named(model, name, required=model.spec.noise_estimator is not None)
+
+    def _gray_estimator(self, model: LoadedModel) -> LoadedModel | None:
+        return self._estimator_named(model, GRAY_ESTIMATOR, required=False)
+
+    def _estimator_named(self, model: LoadedModel, name: str, *, required: bool) -> LoadedModel | None:
+        """The estimator ``name`` beside ``model``'s file, else the shipped one; loaded once per
+        folder and name. ``None`` when there is none and the model does not require it."""
         key = f"{model.path.parent}/{name}"
         if key not in self._estimators:
             beside = model.path.parent / f"{name}.onnx"
             try:
                 path = beside if beside.is_file() else resolve_model(name)[0]
             except ModelError:
-                if model.spec.noise_estimator is not None:  # the model asks for it: say so
+                if required:
                     raise
-                path = None
-            self._estimators[key] = None if path is None else load_model(
-                path, kind="noise-level", threads=self.threads, providers=self.providers)
-        return self._estimators[key]
-
-    def _gray_estimator(self, model: LoadedModel) -> LoadedModel | None:
-        key = f"{model.path.parent}/{GRAY_ESTIMATOR}"
-        if key not in self._estimators:
-            beside = model.path.parent / f"{GRAY_ESTIMATOR}.onnx"
-            try:
-                path = beside if beside.is_file() else resolve_model(GRAY_ESTIMATOR)[0]
-            except ModelError:
                 path = None
             self._estimators[key] = None if path is None else load_model(
                 path, kind="noise-level", threads=self.threads, providers=self.providers)
