@@ -13,7 +13,9 @@ white, which a classical reading measures better (``white_noise.py``); a map mod
 (``noise_map``) is fed the map, an older model its mean. A gray model with no estimator of its own
 uses ``noise-level-gray``, a color one the default color model's; with none installed, the
 wavelet estimate (``estimate_sigma``) is the fallback. Below a level of 4 the output is blended
-back towards the input (``gate.py``): level 0 returns the input.
+back towards the input (``gate.py``): level 0 returns the input. On the blind call, where the
+input's local detail stands far above the level read there, the change is mostly blended back
+too (``texture_gate.py``: a clean textured photo keeps its texture); a told sigma is used as given.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from edge_ae import image as im
-from edge_ae.denoise import gate
+from edge_ae.denoise import gate, texture_gate
 from edge_ae.denoise.blind import BlindLevel
 from edge_ae.denoise.ensemble import averaged, check_copies
 from edge_ae.denoise.noise_level import estimate_sigma
@@ -212,7 +214,8 @@ class Denoiser:
         (HxW or HxWxC, e.g. from ``noise_map``, reused over video frames); None estimates it
         from the image. ``strength`` (0.25-4, default 1) multiplies the level: above 1 cleans
         harder, below 1 keeps more grain. Where the level is under 4 the output is blended
-        towards the input (``gate.py``; level 0 returns the input). ``last_sigma`` holds the mean
+        towards the input (``gate.py``; level 0 returns the input); blind, strong texture keeps
+        most of itself (``texture_gate.py``). ``last_sigma`` holds the mean
         level used: kept for existing callers, but shared by every thread using this object;
         ``denoise`` returns the level with the image instead."""
         result = self.denoise(image, sigma=sigma, strength=strength)
@@ -234,7 +237,11 @@ class Denoiser:
             out, used = denoise_in_tiles(self, image, planes, model, sigma=sigma, strength=strength)
             return Denoised(out, used)
         batch, how = im.adapt_channels(planes.color, spec.channels)
-        level = self._level(image, planes, model, sigma) if spec.noise_input else 0.0
+        blind = self.blind_level(image, model=model) if spec.noise_input and sigma is None else None
+        if blind is not None:
+            level: float | np.ndarray = blind.region(0, planes.color.shape[0], 0, planes.color.shape[1])
+        else:
+            level = self._level(image, planes, model, sigma) if spec.noise_input else 0.0
         if isinstance(level, np.ndarray):
             if strength != 1.0:  # a full-size pass saved on the default call
                 level = level * np.float32(strength)
@@ -269,6 +276,10 @@ class Denoiser:
 
         out = averaged(run, batch, self.ensemble)
         keep = gate.weight(level) if spec.noise_input else None
+        if blind is not None:  # the blind call keeps the photo's own texture (texture_gate.py)
+            texture = texture_gate.weight(batch[:, :c], gate.mean_level(level), 1.0 - blind.white)
+            if texture is not None:
+                keep = texture if keep is None else texture * keep
         if keep is not None:
             out = gate.blend(im.to_float(batch[:, :c]), out, keep)
         return Denoised(im.merge(planes, im.restore_channels(out, how)), used)

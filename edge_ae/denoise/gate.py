@@ -22,16 +22,23 @@ def weight(level: float | np.ndarray) -> float | np.ndarray | None:
     if isinstance(level, np.ndarray):
         if float(level.min()) >= GATE_LEVEL:  # the usual case, and a quick check (no reduction per pixel)
             return None
-        planes = [level[:, :, c] for c in range(level.shape[2])] if level.ndim == 3 else [level]
-        mean = np.add.reduce(planes, dtype=np.float32) * np.float32(1.0 / (len(planes) * GATE_LEVEL))
-        return np.minimum(mean, np.float32(1.0))
+        return np.minimum(mean_level(level) * np.float32(1.0 / GATE_LEVEL), np.float32(1.0))
     level = float(level)
     return None if level >= GATE_LEVEL else level / GATE_LEVEL
 
 
+def mean_level(level: float | np.ndarray) -> float | np.ndarray:
+    """An HxWxC level map averaged over its channels (HxW, float32, the same arithmetic for any
+    region); a number or an HxW map as it is."""
+    if not isinstance(level, np.ndarray) or level.ndim < 3:
+        return level
+    planes = [level[:, :, c] for c in range(level.shape[2])]
+    return np.add.reduce(planes, dtype=np.float32) * np.float32(1.0 / len(planes))
+
+
 def blend(source: np.ndarray, denoised: np.ndarray, keep: float | np.ndarray) -> np.ndarray:
     """``source + keep * (denoised - source)`` for (N, C, H, W) float batches, in ``denoised``'s
-    memory; ``keep`` a number or an HxW map."""
+    memory; ``keep`` a number, an HxW map or an (N, 1, H, W) one."""
     denoised -= source
     denoised *= keep
     denoised += source

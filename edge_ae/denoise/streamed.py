@@ -17,7 +17,9 @@ tiles. The tiles, the model's inputs and hence its outputs are those of the whol
 * the mean level (``last_sigma``, and the level a model without a map input is fed) is summed
   tile by tile in float64 instead of numpy's float32 mean;
 * the gate's shortcut (no blend where every level is at least ``GATE_LEVEL``) is taken per tile,
-  not per image, which differs by float rounding where it matters.
+  not per image, which differs by float rounding where it matters;
+* the texture gate (blind call) reads each tile's core with its few pixels of context, summed
+  exactly (``texture_gate.py``): the same weights as on the whole image.
 
 The ensemble (``ensemble`` > 1) keeps the whole-image path: its flipped copies pad the image on
 other sides, so a tile-wise ensemble would not give the same pixels.
@@ -30,10 +32,10 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from edge_ae import image as im
-from edge_ae.denoise import gate
+from edge_ae.denoise import gate, texture_gate
 from edge_ae.denoise.noise_level import estimate_sigma
 from edge_ae.denoise.output import checked_output
-from edge_ae.denoise.tiling import Tile, margin_for, mirror_indices, read_tile, tiles
+from edge_ae.denoise.tiling import Tile, margin_for, mirror_indices, read_tile, tiles, window
 
 if TYPE_CHECKING:
     from edge_ae.denoise.blind import BlindLevel
@@ -136,20 +138,22 @@ def denoise_in_tiles(denoiser: Denoiser, image: np.ndarray, planes: im.Planes, m
         else:
             given = denoiser._level(image, planes, model, sigma)
             levels = _Given(given) if isinstance(given, np.ndarray) else float(given)
+    # The blind call keeps the photo's own texture (texture_gate.py), from each tile's window.
+    not_white = 1.0 - levels.level.white if isinstance(levels, _Estimated) else 0.0
     feed_map = spec.noise_input and spec.noise_map and not isinstance(levels, float)
     if not isinstance(levels, float) and not feed_map:  # a model fed one level: the map's mean
         levels = levels.mean(tile) if spec.noise_input else 0.0
     scalar = float(levels) * float(strength) if isinstance(levels, float) else None
     sigma_feed = None if scalar is None else np.full((n, 1), scalar / 255.0, np.float32)
     keep_all = gate.weight(scalar) if spec.noise_input and scalar is not None else None
+    margin = margin_for(spec.receptive_field, spec.size_multiple)
 
     out = np.empty(planes.shape, planes.dtype)
     if planes.alpha is not None:
         out[:, :, 3] = planes.alpha
     color_out = out if out.ndim == 3 else out[:, :, None]
     total, count = 0.0, 0
-    for t in tiles(h, w, multiple=spec.size_multiple, margin=margin_for(spec.receptive_field, spec.size_multiple),
-                   tile=tile):
+    for t in tiles(h, w, multiple=spec.size_multiple, margin=margin, tile=tile):
         rows, cols = t.core
         pixels = read_tile(batch, t)
         if scalar is None:  # a map model fed the blind or given map
@@ -174,6 +178,14 @@ def denoise_in_tiles(denoiser: Denoiser, image: np.ndarray, planes: im.Planes, m
             keep = keep_all
         result = checked_output(model, result, feed, channels=c)
         core = result[:, :, rows, cols]
+        if not_white > 0.0:
+            halo = texture_gate.HALO  # the core with its context, mirrored past the image as padded() does
+            around = window(window(batch[:, :c], 2, t.y - halo, t.y + t.height + halo), 3, t.x - halo,
+                            t.x + t.width + halo)
+            texture = texture_gate.weight(around, gate.mean_level(core_level if scalar is None else scalar), not_white,
+                                          context=halo)
+            if texture is not None:
+                keep = texture if keep is None else texture * keep
         if keep is not None:
             source = batch[:, :c, t.y : t.y + t.height, t.x : t.x + t.width]
             core = gate.blend(im.to_float(np.ascontiguousarray(source)), core, keep)
