@@ -145,9 +145,9 @@ def test_live_stream_reuses_the_learned_map(blind_model, tmp_path, rng) -> None:
     class Counting(Denoiser):
         estimates = 0
 
-        def noise_map(self, image, **kw):
+        def estimate(self, image, **kw):
             Counting.estimates += 1
-            return super().noise_map(image, **kw)
+            return super().estimate(image, **kw)
 
     report = Stream(folder, denoise=Counting(blind_model, threads=1), denoising=DenoiseOptions(strength=1.5),
                     frame=FrameOptions(estimate_every=3), control=QUIET).run()

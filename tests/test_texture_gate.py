@@ -88,3 +88,24 @@ def test_a_told_sigma_is_not_second_guessed(monkeypatch) -> None:
     with monkeypatch.context() as m:
         m.setattr(texture_gate, "weight", lambda *args: pytest.fail("the texture gate ran on a told sigma"))
         np.testing.assert_array_equal(told, Denoiser("denoise-gray", threads=1, precision="float")(image, sigma=7.0))
+
+
+def test_an_estimate_given_back_is_the_blind_call() -> None:
+    """``Denoiser.estimate`` given back as ``sigma=`` (what the live path does over frames) is the
+    blind call, texture gate included; the same map given as a plain array is the caller's word."""
+    _shipped("denoise-gray")
+    image = _textured(1)
+    d = Denoiser("denoise-gray", threads=1, precision="float")
+    estimate = d.estimate(image)
+    assert estimate is not None and 0.0 <= estimate.white < 1.0
+    np.testing.assert_array_equal(d(image, sigma=estimate), d(image))
+    assert not np.array_equal(d(image, sigma=estimate.level), d(image))
+
+
+def test_the_live_path_keeps_texture_as_the_blind_call_does() -> None:
+    from edge_ae.video.pipeline import FramePipeline
+
+    _shipped("denoise-color")
+    image = _textured(3)
+    live = FramePipeline(denoise="denoise-color", threads=1)(image).image
+    np.testing.assert_array_equal(live, Denoiser("denoise-color", threads=1)(image))

@@ -22,10 +22,11 @@ The grid, per model (gray models on gray images, color models on color images):
   than the input").
 
 Cost of blindness: the blind call over the call told a sigma (15), on one 640x480 frame of
-correlated noise (the blind path runs the learned estimator there; on white noise it skips it), timed
-in rounds in one run (``bench_denoise.time_in_passes``), threads fixed at 2: a ratio, so it holds
-on a loaded host. ``--runtime DIR`` benchmarks another checkout's runtime and models (its
-``edge_ae/`` and ``exported/``), e.g. the previous release; ``--previous JSON`` is shown beside.
+correlated noise (the blind path runs the learned estimator there; on white noise it skips it): the
+median ratio over ``--repeat`` pairs of calls made back to back (``paired``), threads fixed at 2: a
+pair sees one load, so the ratio holds on a shared host whose speed drifts within seconds.
+``--runtime DIR`` benchmarks another checkout's runtime and models (its ``edge_ae/`` and
+``exported/``), e.g. the previous release; ``--previous JSON`` is shown beside.
 """
 
 from __future__ import annotations
@@ -174,31 +175,33 @@ def nlm_best(pairs) -> dict:
     return {"psnr": grid[best], "h": best, "grid": {f"{h:g}": v for h, v in grid.items()}}
 
 
-def time_in_passes(calls: dict, passes: int) -> dict:
-    """tools/bench_denoise.py's rounds (copied: --runtime may be an older checkout): each call
-    timed in ``passes`` rounds of short blocks, the median, so all see the same load."""
-    samples: dict = {key: [] for key in calls}
-    for _ in range(passes):
-        for key, (fn, arg, repeat) in calls.items():
-            fn(arg)  # warm-up
-            for _ in range(max(1, -(-repeat // passes))):
-                t = time.perf_counter()
-                fn(arg)
-                samples[key].append(time.perf_counter() - t)
-    return {key: 1000 * float(np.median(v)) for key, v in samples.items()}
+def paired(told: Callable, blind: Callable, arg: np.ndarray, pairs: int) -> dict:
+    """The two calls timed back to back ``pairs`` times (which goes first alternates), the ratio of
+    each pair, and the medians: on a shared host whose speed drifts by tens of percent within
+    seconds, a pair of calls sees the same load, blocks of calls need not."""
+    told(arg), blind(arg)  # warm-up
+    t_ms, b_ms, ratios = [], [], []
+    for i in range(pairs):
+        timed = {}
+        for key, fn in (("told", told), ("blind", blind)) if i % 2 == 0 else (("blind", blind), ("told", told)):
+            t = time.perf_counter()
+            fn(arg)
+            timed[key] = time.perf_counter() - t
+        t_ms.append(1000 * timed["told"])
+        b_ms.append(1000 * timed["blind"])
+        ratios.append(timed["blind"] / timed["told"])
+    return {"told_ms": float(np.median(t_ms)), "blind_ms": float(np.median(b_ms)), "ratio": float(np.median(ratios))}
 
 
 def cost_ratios(models: list[str], frames: dict[int, np.ndarray], repeat: int) -> dict[str, dict]:
-    """Blind call / call told a sigma on one 640x480 frame, timed in rounds in one run."""
-    calls: dict[tuple[str, str], tuple] = {}
+    """Blind call / call told a sigma on one 640x480 frame: the median ratio of ``repeat`` pairs of
+    calls (``paired``), models one after the other."""
+    out = {}
     for name in models:
         d = named(name)
         frame = frames[d.model_for(3).spec.channels]
-        calls[(name, "told")] = (lambda x, d=d: d(x, sigma=TOLD), frame, repeat)
-        calls[(name, "blind")] = (lambda x, d=d: d(x), frame, repeat)
-    ms = time_in_passes(calls, 4)
-    return {name: {"told_ms": ms[(name, "told")], "blind_ms": ms[(name, "blind")],
-                   "ratio": ms[(name, "blind")] / ms[(name, "told")]} for name in models}
+        out[name] = paired(lambda x, d=d: d(x, sigma=TOLD), lambda x, d=d: d(x), frame, repeat)
+    return out
 
 
 def frame_640x480(gray: bool) -> np.ndarray:
@@ -414,7 +417,7 @@ def main() -> None:
     ap.add_argument("--blind-only", action="store_true",
                     help="skip what does not depend on the estimate (told sigma, best fixed sigma, NLM): "
                          "for the previous release's column")
-    ap.add_argument("--repeat", type=int, default=8, help="timing calls per model and kind of call (median of rounds)")
+    ap.add_argument("--repeat", type=int, default=8, help="pairs of timed calls (blind, told) per model: the median ratio")
     ap.add_argument("--runtime", type=Path, help="benchmark this checkout's edge_ae/ and exported/ instead")
     ap.add_argument("--previous", type=Path, default=PREVIOUS, help="figures to show beside (a --json of an earlier run)")
     ap.add_argument("--out", type=Path, default=OUT)

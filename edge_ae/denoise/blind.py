@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_ae.denoise.level_grid import expand, grid_of
+from edge_ae.denoise.level_grid import expand, expanded_mean, grid_of
 from edge_ae.denoise.tiling import margin_for, round_up, run_tiled
 from edge_ae.denoise.white_noise import flat_reading, white_weight
 
@@ -56,6 +56,16 @@ class BlindLevel:
             level = level[:, :1].transpose(1, 0, 2, 3)
         return level[0].transpose(1, 2, 0)
 
+    def mean(self) -> float:
+        """The mean of the whole map (all pixels and channels), for a model fed one level: from the
+        cells directly where there is a grid, not from a full-size map."""
+        _, _, h, w = self.batch.shape
+        if self.white == 1.0:
+            return float(np.float32(self.sigma))
+        if self.grid is None:
+            return float(self.region(0, h, 0, w).mean(dtype=np.float64))
+        return expanded_mean(self.grid, h, w) * 255.0 * (1.0 - self.white) + self.white * self.sigma
+
     def _learned(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         _, _, h, w = self.batch.shape
         # A small image: the estimator on the region with its receptive field of real context,
@@ -66,3 +76,22 @@ class BlindLevel:
         part = run_tiled(self.run, self.batch[:, :, top:bottom, left:right], multiple=self.multiple,
                          margin=margin_for(self.receptive_field, self.multiple), tile=self.tile)
         return part[:, :, r0 - top : r1 - top, c0 - left : c1 - left]
+
+
+@dataclass(frozen=True)
+class NoiseEstimate:
+    """A blind estimate to reuse, e.g. over the frames of a fixed camera (``Denoiser.estimate``):
+    the level map (HxWxC, 0-255) and how far the noise read as white (0-1). Given back as
+    ``sigma=``, it is used as the blind call uses its own estimate, the texture gate included
+    (``texture_gate.py``); a plain map as ``sigma=`` is the caller's word and is used as given."""
+
+    level: np.ndarray
+    white: float
+
+    def averaged(self, other: NoiseEstimate) -> NoiseEstimate:
+        """The mean of two estimates of the same image size (a running estimate that does not flicker)."""
+        return NoiseEstimate(np.float32(0.5) * (self.level + other.level), 0.5 * (self.white + other.white))
+
+    def scaled(self, factor: float) -> NoiseEstimate:
+        """The estimate with its levels multiplied by ``factor`` (a strength)."""
+        return self if factor == 1.0 else NoiseEstimate(self.level * np.float32(factor), self.white)

@@ -28,7 +28,7 @@ import numpy as np
 
 from edge_ae import image as im
 from edge_ae.denoise import gate, texture_gate
-from edge_ae.denoise.blind import BlindLevel
+from edge_ae.denoise.blind import BlindLevel, NoiseEstimate
 from edge_ae.denoise.ensemble import averaged, check_copies
 from edge_ae.denoise.noise_level import estimate_sigma
 from edge_ae.denoise.options import STRENGTHS, check_strength  # noqa: F401  (STRENGTHS: importable here as before)
@@ -185,9 +185,16 @@ class Denoiser:
         estimator's channels), or None when no noise-level model is installed. Where the noise is
         white (``white_noise.py``) its classical reading, uniform; where it is not (camera noise,
         texture) the learned map; a blend between (``blind.py``)."""
+        estimate = self.estimate(image, model=model)
+        return None if estimate is None else estimate.level
+
+    def estimate(self, image: np.ndarray, *, model: LoadedModel | None = None) -> NoiseEstimate | None:
+        """``noise_map`` with how far the noise read as white: give it back as ``sigma=`` (e.g. on
+        the next frames of a fixed camera) and the call is the blind call, texture gate included;
+        None when no noise-level model is installed."""
         level = self.blind_level(image, model=model)
         h, w = image.shape[:2]
-        return None if level is None else level.region(0, h, 0, w)
+        return None if level is None else NoiseEstimate(level.region(0, h, 0, w), level.white)
 
     def blind_level(self, image: np.ndarray, *, model: LoadedModel | None = None) -> BlindLevel | None:
         """The image-wide parts of the blind estimate, to read the map one region at a time
@@ -206,13 +213,14 @@ class Denoiser:
         return BlindLevel.of(infer, batch, multiple=spec.size_multiple, receptive_field=spec.receptive_field,
                              tile=self._tile_for(batch.shape[2:]))
 
-    def __call__(self, image: np.ndarray, *, sigma: float | np.ndarray | None = None,
+    def __call__(self, image: np.ndarray, *, sigma: float | np.ndarray | NoiseEstimate | None = None,
                  strength: float = 1.0) -> np.ndarray:
         """Denoise ``image``.
 
         ``sigma``: the noise level on the 0-255 scale (whatever the dtype), one number or a map
-        (HxW or HxWxC, e.g. from ``noise_map``, reused over video frames); None estimates it
-        from the image. ``strength`` (0.25-4, default 1) multiplies the level: above 1 cleans
+        (HxW or HxWxC, e.g. from ``noise_map``), used as given; None estimates it from the image;
+        a ``NoiseEstimate`` (from ``estimate``, reused over video frames) is used as the blind
+        call uses its own. ``strength`` (0.25-4, default 1) multiplies the level: above 1 cleans
         harder, below 1 keeps more grain. Where the level is under 4 the output is blended
         towards the input (``gate.py``; level 0 returns the input); blind, strong texture keeps
         most of itself (``texture_gate.py``). ``last_sigma`` holds the mean
@@ -222,7 +230,7 @@ class Denoiser:
         self.last_sigma = result.level
         return result.image
 
-    def denoise(self, image: np.ndarray, *, sigma: float | np.ndarray | None = None,
+    def denoise(self, image: np.ndarray, *, sigma: float | np.ndarray | NoiseEstimate | None = None,
                 strength: float = 1.0) -> Denoised:
         """As calling the denoiser, returning the image and the mean noise level (0-255) it was
         cleaned at (None for a model without a noise input) together: the level of this call,
@@ -237,11 +245,7 @@ class Denoiser:
             out, used = denoise_in_tiles(self, image, planes, model, sigma=sigma, strength=strength)
             return Denoised(out, used)
         batch, how = im.adapt_channels(planes.color, spec.channels)
-        blind = self.blind_level(image, model=model) if spec.noise_input and sigma is None else None
-        if blind is not None:
-            level: float | np.ndarray = blind.region(0, planes.color.shape[0], 0, planes.color.shape[1])
-        else:
-            level = self._level(image, planes, model, sigma) if spec.noise_input else 0.0
+        level, not_white = self._level_and_texture(image, planes, model, sigma) if spec.noise_input else (0.0, 0.0)
         if isinstance(level, np.ndarray):
             if strength != 1.0:  # a full-size pass saved on the default call
                 level = level * np.float32(strength)
@@ -249,6 +253,7 @@ class Denoiser:
         else:
             level = float(level) * float(strength)
             used = level if spec.noise_input else None
+        raw = batch  # the image as given (a tile of the streamed path reads the same values)
         feed_map = spec.noise_input and spec.noise_map
         if feed_map:  # the map travels with the image through tiles and flips, as extra channels
             levels = self._map_for(level, batch)
@@ -276,13 +281,25 @@ class Denoiser:
 
         out = averaged(run, batch, self.ensemble)
         keep = gate.weight(level) if spec.noise_input else None
-        if blind is not None:  # the blind call keeps the photo's own texture (texture_gate.py)
-            texture = texture_gate.weight(batch[:, :c], gate.mean_level(level), 1.0 - blind.white)
+        if not_white > 0.0:  # the blind call keeps the photo's own texture (texture_gate.py)
+            texture = texture_gate.weight(raw, gate.mean_level(level), not_white)
             if texture is not None:
                 keep = texture if keep is None else texture * keep
         if keep is not None:
             out = gate.blend(im.to_float(batch[:, :c]), out, keep)
         return Denoised(im.merge(planes, im.restore_channels(out, how)), used)
+
+    def _level_and_texture(self, image: np.ndarray, planes: im.Planes, model: LoadedModel,
+                           sigma: float | np.ndarray | NoiseEstimate | None) -> tuple[float | np.ndarray, float]:
+        """The level before ``strength`` (a number or an HxWxC map, 0-255) and the texture gate's
+        share (``texture_gate.py``: 0 unless the level is the blind estimate, or one given back)."""
+        found = self.blind_level(image, model=model) if sigma is None else None
+        if found is not None:  # a model fed one level gets the map's mean, taken from the cells
+            h, w = planes.color.shape[:2]
+            return (found.region(0, h, 0, w) if model.spec.noise_map else found.mean()), 1.0 - found.white
+        if isinstance(sigma, NoiseEstimate):  # its map checked as a given one
+            return self._level(image, planes, model, sigma.level), 1.0 - sigma.white
+        return self._level(image, planes, model, sigma), 0.0
 
     def _level(self, image: np.ndarray, planes: im.Planes, model: LoadedModel,
                sigma: float | np.ndarray | None) -> float | np.ndarray:

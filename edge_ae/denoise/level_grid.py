@@ -66,6 +66,18 @@ def expand(grid: np.ndarray, h: int, w: int, r0: int, r1: int, c0: int, c1: int)
     return out
 
 
+def expanded_mean(grid: np.ndarray, h: int, w: int) -> float:
+    """The mean of the whole map ``expand`` spreads ``grid`` into, without spreading it: each
+    cell counts by the share of the bilinear weight it gets along each side."""
+    along = []
+    for axis, length in ((1, h), (2, w)):
+        lo, hi, f = _weights(grid.shape[axis], length, 0, length)
+        share = np.bincount(lo, weights=1.0 - f.astype(np.float64), minlength=grid.shape[axis])
+        share += np.bincount(hi, weights=f.astype(np.float64), minlength=grid.shape[axis])
+        along.append(share / length)
+    return float(np.einsum("nrcz,r,c->", grid.astype(np.float64), along[0], along[1]) / (grid.shape[0] * grid.shape[3]))
+
+
 def sampled_map(run: Callable[[np.ndarray], np.ndarray], batch: np.ndarray) -> np.ndarray | None:
     """The whole (N, C', H, W) map of ``grid_of``; None when the image is under two cells a side."""
     grid = grid_of(run, batch)

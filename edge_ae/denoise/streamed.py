@@ -14,8 +14,9 @@ tiles. The tiles, the model's inputs and hence its outputs are those of the whol
   its receptive field of real context, the crop's borders dropped), which equals the
   whole-image map up to float rounding. ``tests/test_denoiser_memory.py`` checks the two paths
   against each other;
-* the mean level (``last_sigma``, and the level a model without a map input is fed) is summed
-  tile by tile in float64 instead of numpy's float32 mean;
+* the mean level of a map model (``last_sigma``) is summed tile by tile in float64 instead of
+  numpy's float32 mean (a model without a map input is fed the blind map's mean from its cells,
+  ``BlindLevel.mean``, on both paths);
 * the gate's shortcut (no blend where every level is at least ``GATE_LEVEL``) is taken per tile,
   not per image, which differs by float rounding where it matters;
 * the texture gate (blind call) reads each tile's core with its few pixels of context, summed
@@ -33,6 +34,7 @@ import numpy as np
 
 from edge_ae import image as im
 from edge_ae.denoise import gate, texture_gate
+from edge_ae.denoise.blind import NoiseEstimate
 from edge_ae.denoise.noise_level import estimate_sigma
 from edge_ae.denoise.output import checked_output
 from edge_ae.denoise.tiling import Tile, margin_for, mirror_indices, read_tile, tiles, window
@@ -66,8 +68,6 @@ class _Estimated:
     parts (``blind.BlindLevel``: the white-noise reading and the learned grid, taken once)."""
 
     def __init__(self, denoiser: Denoiser, image: np.ndarray, model: LoadedModel, estimator: LoadedModel) -> None:
-        self.image = image
-        self.multiple = estimator.spec.size_multiple
         level = denoiser.blind_level(image, model=model)
         assert level is not None  # an estimator exists: _Estimated is built only then
         self.level = level
@@ -77,15 +77,8 @@ class _Estimated:
         return self.level.region(r0, r1, c0, c1)
 
     def mean(self, tile: int) -> float:
-        """The mean of the whole map, one tile of the estimator at a time."""
-        h, w = self.image.shape[:2]
-        total = 0.0
-        count = 0
-        for t in tiles(h, w, multiple=self.multiple, margin=0, tile=tile):
-            part = self.region(t.y, t.y + t.height, t.x, t.x + t.width)
-            total += float(part.sum(dtype=np.float64))
-            count += part.size
-        return total / count
+        """The mean of the whole map (``BlindLevel.mean``: from the cells, as the whole-image path)."""
+        return self.level.mean()
 
 
 class _Given:
@@ -121,7 +114,7 @@ def _window_levels(levels: _Estimated | _Given, t: Tile, h: int, w: int) -> np.n
 
 
 def denoise_in_tiles(denoiser: Denoiser, image: np.ndarray, planes: im.Planes, model: LoadedModel, *,
-                     sigma: float | np.ndarray | None, strength: float) -> tuple[np.ndarray, float | None]:
+                     sigma: float | np.ndarray | NoiseEstimate | None, strength: float) -> tuple[np.ndarray, float | None]:
     """``Denoiser.__call__`` (ensemble 1) for an image of more than one tile. Returns the denoised
     image and the mean level used (``last_sigma``)."""
 
@@ -136,10 +129,15 @@ def denoise_in_tiles(denoiser: Denoiser, image: np.ndarray, planes: im.Planes, m
             estimator = denoiser._estimator_for(model)
             levels = float(estimate_sigma(image)) if estimator is None else _Estimated(denoiser, image, model, estimator)
         else:
-            given = denoiser._level(image, planes, model, sigma)
+            given = denoiser._level(image, planes, model, sigma.level if isinstance(sigma, NoiseEstimate) else sigma)
             levels = _Given(given) if isinstance(given, np.ndarray) else float(given)
-    # The blind call keeps the photo's own texture (texture_gate.py), from each tile's window.
-    not_white = 1.0 - levels.level.white if isinstance(levels, _Estimated) else 0.0
+    # The blind call keeps the photo's own texture (texture_gate.py), from each tile's window; so
+    # does a blind estimate given back.
+    not_white = 0.0
+    if isinstance(levels, _Estimated):
+        not_white = 1.0 - levels.level.white
+    elif isinstance(sigma, NoiseEstimate) and spec.noise_input:
+        not_white = 1.0 - sigma.white
     feed_map = spec.noise_input and spec.noise_map and not isinstance(levels, float)
     if not isinstance(levels, float) and not feed_map:  # a model fed one level: the map's mean
         levels = levels.mean(tile) if spec.noise_input else 0.0

@@ -25,7 +25,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edge_ae.image import to_float
+from edge_ae.image import SCALES
 
 LOW, HIGH = 1.0, 4.0  # local deviation / level where the change starts to be scaled down, and ends
 FLOOR = 0.25  # share of the change kept on strong texture
@@ -33,25 +33,33 @@ WINDOW = 5
 HALO = WINDOW // 2
 
 
-QUANTUM = 16  # the luma is counted in 1/16 steps of the 0-255 scale: whole numbers, summed exactly
+QUANTUM = 2  # the luma is counted in half steps of the 0-255 scale: whole numbers, summed exactly
 
 
 def _local_deviation(luma: np.ndarray, context: int) -> np.ndarray:
-    """Standard deviation over WINDOW x WINDOW of an HxW float32 luma plane (0-255), float32;
-    'valid' when the plane carries ``context`` = HALO pixels of context each side, mirrored at its
-    edges (numpy's "reflect", as ``tiling.mirror_indices``) when it carries none. The plane is
-    counted in whole 1/QUANTUM steps and summed in float64, where such sums are exact in any
-    order: a tile's figures equal the whole image's (OpenCV's float filters differ in the last
-    bit between the middle and the edges of an array)."""
-    steps = np.rint(luma * np.float32(QUANTUM)).astype(np.float64)
+    """Standard deviation over WINDOW x WINDOW of an HxW float32 luma plane (0-255), float32, in
+    ``luma``'s memory; 'valid' when the plane carries ``context`` = HALO pixels of context each
+    side, mirrored at its edges (numpy's "reflect", as ``tiling.mirror_indices``) when it carries
+    none. The plane is counted in whole 1/QUANTUM steps, so its sums and sums of squares over the
+    window are whole numbers under 2**24, exact in float32 in any order: a tile's figures equal
+    the whole image's (OpenCV's float filters differ in the last bit between the middle and the
+    edges of an array). In place and in float32: on this path large temporaries cost more than
+    the arithmetic (fresh pages)."""
+    steps = luma
+    steps *= np.float32(QUANTUM)
+    np.rint(steps, out=steps)
     box = (WINDOW, WINDOW)
     total = cv2.boxFilter(steps, -1, box, normalize=False, borderType=cv2.BORDER_REFLECT_101)
     squares = cv2.boxFilter(np.square(steps, out=steps), -1, box, normalize=False, borderType=cv2.BORDER_REFLECT_101)
     if context:
-        total, squares = (a[context:-context, context:-context] for a in (total, squares))
+        total, squares = total[context:-context, context:-context], squares[context:-context, context:-context]
     n = WINDOW * WINDOW
-    variance = (squares * n - np.square(total)) * (1.0 / (n * n * QUANTUM * QUANTUM))
-    return np.sqrt(np.maximum(variance, 0.0)).astype(np.float32)
+    squares *= np.float32(n)
+    squares -= np.square(total, out=total)
+    np.maximum(squares, np.float32(0.0), out=squares)
+    np.sqrt(squares, out=squares)
+    squares *= np.float32(1.0 / (n * QUANTUM))
+    return squares
 
 
 def weight(source: np.ndarray, level: float | np.ndarray, not_white: float, *, context: int = 0) -> np.ndarray | None:
@@ -62,7 +70,7 @@ def weight(source: np.ndarray, level: float | np.ndarray, not_white: float, *, c
     if not_white <= 0.0:
         return None
     n, c, h, w = source.shape
-    to_255 = np.float32(255.0 / c)
+    to_255 = np.float32(255.0 / (SCALES[source.dtype] * c))
     cut = np.float32((1.0 - FLOOR) * min(not_white, 1.0))
     # ramp = clip((deviation - LOW * level) / ((HIGH - LOW) * level), 0, 1), as deviation * per - LOW / (HIGH - LOW)
     per: np.ndarray | np.float32
@@ -73,10 +81,10 @@ def weight(source: np.ndarray, level: float | np.ndarray, not_white: float, *, c
     offset = np.float32(LOW / (HIGH - LOW))
     out = np.empty((n, 1, h - 2 * context, w - 2 * context), np.float32)
     for i in range(n):
-        # Through to_float first, as the whole-image path converts a 16-bit image: the same bits.
-        luma = to_float(source[i, 0]) * to_255
+        luma = source[i, 0].astype(np.float32)  # plane by plane: the planes are often interleaved in memory
         for j in range(1, c):
-            luma += to_float(source[i, j]) * to_255
+            np.add(luma, source[i, j], out=luma, casting="unsafe")
+        luma *= to_255
         deviation = _local_deviation(luma, context)
         deviation *= per
         deviation -= offset

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_ae.denoise.blind import NoiseEstimate
 from edge_ae.denoise.noise_level import estimate_sigma
 from edge_ae.denoise.options import DenoiseOptions
 from edge_ae.image import to_bgr8
@@ -52,7 +53,7 @@ class FramePipeline:
         self.strength = options.strength  # changed live through ``controls``
         self.estimate_every = estimate_every
         self._sigma_ema: float | None = None
-        self._level_map: np.ndarray | None = None  # learned estimate, 0-255, reused between estimates
+        self._level_map: np.ndarray | NoiseEstimate | None = None  # learned estimate, reused between estimates
         self._level_age = 0
         self._learned = True  # until the denoiser turns out to have no noise-level model
         self.controls = LiveControls()
@@ -67,7 +68,7 @@ class FramePipeline:
         denoiser = self.denoiser if self.denoise_enabled else None
         temporal = self.temporal if self.denoise_enabled else None
         sigma = self.noise_level(image) if (denoiser is not None or temporal is not None) else None
-        mean = float(np.mean(sigma)) if isinstance(sigma, np.ndarray) else sigma
+        mean = None if sigma is None else float(np.mean(_level_of(sigma)))
         self.last_sigma = mean
         if denoiser is not None:
             out = denoiser(image, sigma=sigma)
@@ -93,10 +94,12 @@ class FramePipeline:
             self.temporal.reset()
         self._sigma_ema = None
 
-    def noise_level(self, image: np.ndarray) -> float | np.ndarray:
+    def noise_level(self, image: np.ndarray) -> float | np.ndarray | NoiseEstimate:
         if self.sigma is not None:
             return self.sigma
         learned = self._learned_level(image)
+        if isinstance(learned, NoiseEstimate):  # given back as the blind call would use it
+            return learned.scaled(self.strength)
         if learned is not None:
             return learned * np.float32(self.strength)
         # One frame's estimate wobbles by a few percent; smoothing keeps the denoising strength
@@ -105,20 +108,27 @@ class FramePipeline:
         self._sigma_ema = estimate if self._sigma_ema is None else 0.8 * self._sigma_ema + 0.2 * estimate
         return self._sigma_ema * self.strength
 
-    def _learned_level(self, image: np.ndarray) -> np.ndarray | None:
-        """The denoiser's learned noise map, re-estimated every ``estimate_every`` frames (a
+    def _learned_level(self, image: np.ndarray) -> np.ndarray | NoiseEstimate | None:
+        """The denoiser's learned noise estimate (``Denoiser.estimate``, or a map from a
+        ``noise_map`` of another denoiser), re-estimated every ``estimate_every`` frames (a
         camera's noise changes with its exposure, not from frame to frame) and averaged with the
         previous estimate so the strength does not flicker; None without a noise-level model."""
-        noise_map = getattr(self.denoiser, "noise_map", None)
-        if not self._learned or noise_map is None:
+        read = getattr(self.denoiser, "estimate", None) or getattr(self.denoiser, "noise_map", None)
+        if not self._learned or read is None:
             return None
-        stale = self._level_map is None or self._level_map.shape[:2] != image.shape[:2]
+        previous = self._level_map
+        stale = previous is None or _level_of(previous).shape[:2] != image.shape[:2]
         if stale or self._level_age >= self.estimate_every:
-            estimate = noise_map(image)
+            estimate = read(image)
             if estimate is None:
                 self._learned = False
                 return None
-            self._level_map = estimate if stale or self._level_map is None else 0.5 * (self._level_map + estimate)
+            if previous is None or stale:
+                self._level_map = estimate
+            elif isinstance(estimate, NoiseEstimate) and isinstance(previous, NoiseEstimate):
+                self._level_map = previous.averaged(estimate)
+            else:
+                self._level_map = 0.5 * (_level_of(previous) + _level_of(estimate))
             self._level_age = 0
         self._level_age += 1
         return self._level_map
@@ -129,6 +139,11 @@ class FramePipeline:
 
             self.overlay = draw_overlay
         return self.overlay
+
+
+def _level_of(sigma: float | np.ndarray | NoiseEstimate) -> np.ndarray:
+    """The level (0-255) of a number, a map or an estimate, as an array."""
+    return np.asarray(sigma.level if isinstance(sigma, NoiseEstimate) else sigma)
 
 
 def _make_denoiser(denoise: Any, threads: int | None, options: DenoiseOptions) -> Callable[..., np.ndarray] | None:
