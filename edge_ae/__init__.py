@@ -7,7 +7,8 @@ from edge_ae.anomaly.calibration import calibrate_f1, calibrate_fpr
 from edge_ae.anomaly.detector import AnomalyDetector, AnomalyResult, draw_overlay
 from edge_ae.anomaly.fit import FitOptions
 from edge_ae.autoencoder import Autoencoder
-from edge_ae.denoise.denoiser import Denoiser
+from edge_ae.denoise.blind import NoiseEstimate
+from edge_ae.denoise.denoiser import Denoised, Denoiser
 from edge_ae.denoise.noise_level import estimate_sigma
 from edge_ae.denoise.options import DenoiseOptions
 from edge_ae.errors import EdgeAEError, ImageError, ModelError
@@ -30,6 +31,7 @@ __all__ = [
     "CaptureOptions",
     "ControlOptions",
     "DenoiseOptions",
+    "Denoised",
     "Denoiser",
     "EdgeAEError",
     "FitOptions",
@@ -40,6 +42,7 @@ __all__ = [
     "ModelEntry",
     "ModelError",
     "ModelSpec",
+    "NoiseEstimate",
     "Output",
     "OutputOptions",
     "Sink",
