@@ -22,15 +22,10 @@ def needs_shared(*parts: str):
 
 def write_wave_images(folder: Path, *, height: int, width: int, count: int = 6) -> Path:
     """``count`` smooth, textured color PNGs (products of sine waves): clean images for training
-    and calibration tests."""
-    import cv2
+    and calibration tests; the same maker ``tools/training_fingerprint.py`` trains on."""
+    from tools.training_fingerprint import wave_images
 
-    folder.mkdir(parents=True, exist_ok=True)
-    y, x = np.mgrid[0:height, 0:width]
-    for i in range(count):
-        image = 127 + 100 * np.sin(x / (5 + i)) * np.cos(y / (7 + i))
-        cv2.imwrite(str(folder / f"{i}.png"), np.dstack([image, image[::-1], image[:, ::-1]]).astype(np.uint8))
-    return folder
+    return wave_images(folder, height=height, width=width, count=count)
 
 
 def requires_torch(reason: str = "tests training and export code"):

@@ -19,7 +19,8 @@ import numpy as np
 
 
 def wave_images(folder: Path, *, height: int = 96, width: int = 112, count: int = 6) -> Path:
-    """Smooth textured color PNGs (products of sine waves), as the tests make them."""
+    """Smooth textured color PNGs (products of sine waves); the tests make theirs with this too
+    (``tests/conftest.py``)."""
     folder.mkdir(parents=True, exist_ok=True)
     y, x = np.mgrid[0:height, 0:width]
     for i in range(count):

@@ -38,26 +38,24 @@ def _number(text: str, kind: type) -> float:
     return value
 
 
+def _kept(value: float, text: str, ok: bool, rule: str) -> float:
+    """``value`` when ``ok``, else the one-line refusal ``rule, got TEXT``."""
+    if not ok:
+        raise argparse.ArgumentTypeError(f"{rule}, got {text}")
+    return value
+
+
 def int_at_least(low: int) -> Callable[[str], int]:
     """A whole number >= ``low``."""
 
     def parse(text: str) -> int:
         value = int(_number(text, int))
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {text}")
-        return value
+        return int(_kept(value, text, value >= low, f"must be at least {low}"))
 
     return parse
 
 
-def positive_int(text: str) -> int:
-    """A whole number >= 1 (threads, jobs, frames)."""
-    value = int(_number(text, int))
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
-
+positive_int = int_at_least(1)  # threads, jobs, frames
 non_negative_int = int_at_least(0)
 
 
@@ -66,9 +64,7 @@ def int_range(low: int, high: int) -> Callable[[str], int]:
 
     def parse(text: str) -> int:
         value = int(_number(text, int))
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {text}")
-        return value
+        return int(_kept(value, text, low <= value <= high, f"must be from {low} to {high}"))
 
     return parse
 
@@ -81,17 +77,13 @@ def finite_float(text: str) -> float:
 def non_negative_float(text: str) -> float:
     """A finite number >= 0 (a noise level)."""
     value = finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
+    return _kept(value, text, value >= 0, "must be 0 or more")
 
 
 def positive_float(text: str) -> float:
     """A finite number > 0 (a frame rate, a duration)."""
     value = finite_float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
+    return _kept(value, text, value > 0, "must be positive")
 
 
 def seconds_or_inf(text: str) -> float:
@@ -110,9 +102,7 @@ def float_range(low: float, high: float) -> Callable[[str], float]:
 
     def parse(text: str) -> float:
         value = finite_float(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g}, got {text}")
-        return value
+        return _kept(value, text, low <= value <= high, f"must be from {low:g} to {high:g}")
 
     return parse
 
@@ -120,9 +110,7 @@ def float_range(low: float, high: float) -> Callable[[str], float]:
 def share(text: str) -> float:
     """A rate strictly between 0 and 1 (a false-positive rate)."""
     value = finite_float(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (both excluded), such as 0.01, got {text}")
-    return value
+    return _kept(value, text, 0.0 < value < 1.0, "must be between 0 and 1 (both excluded), such as 0.01")
 
 
 def pixel_count(text: str) -> int:

@@ -293,8 +293,11 @@ class Denoiser:
                            sigma: float | np.ndarray | NoiseEstimate | None) -> tuple[float | np.ndarray, float]:
         """The level before ``strength`` (a number or an HxWxC map, 0-255) and the texture gate's
         share (``texture_gate.py``: 0 unless the level is the blind estimate, or one given back)."""
-        found = self.blind_level(image, model=model) if sigma is None else None
-        if found is not None:  # a model fed one level gets the map's mean, taken from the cells
+        if sigma is None:
+            found = self.blind_level(image, model=model)
+            if found is None:  # no noise-level model installed: the wavelet estimate
+                return estimate_sigma(image), 0.0
+            # A model fed one level gets the map's mean, taken from the cells.
             h, w = planes.color.shape[:2]
             return (found.region(0, h, 0, w) if model.spec.noise_map else found.mean()), 1.0 - found.white
         if isinstance(sigma, NoiseEstimate):  # its map checked as a given one
@@ -302,11 +305,8 @@ class Denoiser:
         return self._level(image, planes, model, sigma), 0.0
 
     def _level(self, image: np.ndarray, planes: im.Planes, model: LoadedModel,
-               sigma: float | np.ndarray | None) -> float | np.ndarray:
-        """The noise level before ``strength``: a number or an HxWxC map, 0-255 scale."""
-        if sigma is None:
-            level = self.noise_map(image, model=model)
-            return estimate_sigma(image) if level is None else level
+               sigma: float | np.ndarray) -> float | np.ndarray:
+        """A given noise level, checked: a number or an HxWxC map, 0-255 scale, before ``strength``."""
         if isinstance(sigma, np.ndarray) and sigma.ndim > 0:
             h, w = planes.color.shape[:2]
             if sigma.shape[:2] != (h, w) or sigma.ndim > 3 or not np.all(np.isfinite(sigma)) or np.any(sigma < 0):

@@ -52,12 +52,10 @@ class Denoiser(Protocol):
 
     def _estimator_for(self, model: LoadedModel) -> LoadedModel | None: ...
 
-    def noise_map(self, image: np.ndarray, *, model: LoadedModel | None = None) -> np.ndarray | None: ...
-
     def blind_level(self, image: np.ndarray, *, model: LoadedModel | None = None) -> BlindLevel | None: ...
 
     def _level(self, image: np.ndarray, planes: im.Planes, model: LoadedModel,
-               sigma: float | np.ndarray | None) -> float | np.ndarray: ...
+               sigma: float | np.ndarray) -> float | np.ndarray: ...
 
     @staticmethod
     def _map_for(level: float | np.ndarray, batch: np.ndarray) -> np.ndarray: ...
@@ -76,7 +74,7 @@ class _Estimated:
         """The map (0-255, (r1-r0) x (c1-c0) x C) on rows r0:r1, columns c0:c1 of the image."""
         return self.level.region(r0, r1, c0, c1)
 
-    def mean(self, tile: int) -> float:
+    def mean(self) -> float:
         """The mean of the whole map (``BlindLevel.mean``: from the cells, as the whole-image path)."""
         return self.level.mean()
 
@@ -90,7 +88,7 @@ class _Given:
     def region(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         return self.level[r0:r1, c0:c1]
 
-    def mean(self, tile: int) -> float:
+    def mean(self) -> float:
         return float(self.level.mean(dtype=np.float64))
 
 
@@ -140,7 +138,7 @@ def denoise_in_tiles(denoiser: Denoiser, image: np.ndarray, planes: im.Planes, m
         not_white = 1.0 - sigma.white
     feed_map = spec.noise_input and spec.noise_map and not isinstance(levels, float)
     if not isinstance(levels, float) and not feed_map:  # a model fed one level: the map's mean
-        levels = levels.mean(tile) if spec.noise_input else 0.0
+        levels = levels.mean() if spec.noise_input else 0.0
     scalar = float(levels) * float(strength) if isinstance(levels, float) else None
     sigma_feed = None if scalar is None else np.full((n, 1), scalar / 255.0, np.float32)
     keep_all = gate.weight(scalar) if spec.noise_input and scalar is not None else None
